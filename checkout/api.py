@@ -1,0 +1,99 @@
+"""``/v1/checkout/sessions``: open a hosted checkout for an attendee, read it, expire it."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiTypes, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ievents.api_errors import ApiError
+from ievents.models import Event, TicketType
+
+from . import services, state
+from .inventory import SoldOut
+from .models import CheckoutSession, Source
+from .representation import session_as_api
+
+
+class LineItemInput(serializers.Serializer):
+    ticket_type = serializers.CharField(max_length=40)
+    quantity = serializers.IntegerField(min_value=1, max_value=1000)
+
+
+class SessionInput(serializers.Serializer):
+    event = serializers.CharField(max_length=40)
+    line_items = LineItemInput(many=True, allow_empty=False)
+    customer_email = serializers.EmailField(required=False, allow_blank=True)
+    success_url = serializers.URLField(required=False, allow_blank=True, max_length=2000)
+    cancel_url = serializers.URLField(required=False, allow_blank=True, max_length=2000)
+    webhook_url = serializers.URLField(required=False, allow_blank=True, max_length=2000)
+    metadata = serializers.DictField(required=False, child=serializers.CharField(max_length=500, allow_blank=True))
+
+    def validate_metadata(self, value):
+        if len(value) > 50:
+            raise serializers.ValidationError("At most 50 keys.")
+        return value
+
+    def validate_webhook_url(self, value):
+        if value:
+            from webhooks.targets import TargetRefused, check_target_url
+
+            try:
+                check_target_url(value)
+            except TargetRefused as exc:
+                raise serializers.ValidationError(str(exc)) from exc
+        return value
+
+
+class SessionList(APIView):
+    @extend_schema(request=SessionInput, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request):
+        data = SessionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        event = get_object_or_404(Event, organization=request.organization, public_id=v["event"])
+        types = {tt.public_id: tt for tt in TicketType.objects.filter(event=event)}
+        items = []
+        for line in v["line_items"]:
+            if line["ticket_type"] not in types:
+                raise ApiError(f"No ticket type {line['ticket_type']} in this event.", "unknown_ticket_type")
+            items.append(services.Item(types[line["ticket_type"]], line["quantity"]))
+        try:
+            session = services.create_session(
+                event, items, source=Source.API, customer_email=v.get("customer_email", ""),
+                success_url=v.get("success_url", ""), cancel_url=v.get("cancel_url", ""),
+                webhook_url=v.get("webhook_url", ""), metadata=v.get("metadata", {}),
+            )
+        except SoldOut as exc:
+            raise ApiError(str(exc), "sold_out", status.HTTP_409_CONFLICT) from exc
+        except services.CheckoutError as exc:
+            raise ApiError(exc.message, exc.code) from exc
+        return Response(session_as_api(session), status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        sessions = CheckoutSession.objects.filter(organization=request.organization).select_related("event")[:100]
+        return Response({"data": [session_as_api(s) for s in sessions]})
+
+
+def _own_session(request, session_id) -> CheckoutSession:
+    return get_object_or_404(
+        CheckoutSession.objects.select_related("event"), organization=request.organization, public_id=session_id
+    )
+
+
+class SessionDetail(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, session_id):
+        return Response(session_as_api(_own_session(request, session_id)))
+
+
+class SessionExpire(APIView):
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    def post(self, request, session_id):
+        session = _own_session(request, session_id)
+        try:
+            session = services.expire_session(session.pk, Source.API, detail="expired through the API")
+        except state.InvalidTransition as exc:
+            raise ApiError(f"A {exc.status} session cannot be expired.", "invalid_state", status.HTTP_409_CONFLICT) from exc
+        return Response(session_as_api(session))

@@ -1,0 +1,68 @@
+"""Attendee-facing forms. Labels are the public contract: Name, Email, each question's text."""
+
+from django import forms
+
+from ievents.models import Question
+
+
+class TicketSelectionForm(forms.Form):
+    def __init__(self, *args, ticket_types, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ticket_types = list(ticket_types)
+        for tt in self.ticket_types:
+            limit = min(tt.max_per_order, tt.available)
+            self.fields[f"qty_{tt.public_id}"] = forms.IntegerField(
+                label=tt.name, min_value=0, max_value=limit, initial=0, required=False,
+                widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+            )
+
+    def clean(self):
+        data = super().clean()
+        if not any(data.get(f"qty_{tt.public_id}") for tt in self.ticket_types):
+            raise forms.ValidationError("Choose at least one ticket.")
+        return data
+
+    def selected(self):
+        return [(tt, self.cleaned_data.get(f"qty_{tt.public_id}") or 0) for tt in self.ticket_types]
+
+
+class AttendeeForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=200, widget=forms.TextInput(attrs={"autocomplete": "name"}))
+    email = forms.EmailField(label="Email", widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+
+    def __init__(self, *args, questions, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.questions = list(questions)
+        for q in self.questions:
+            name = f"q_{q.pk}"
+            if q.kind == Question.Kind.CHECKBOX:
+                self.fields[name] = forms.BooleanField(label=q.text, required=q.required)
+            elif q.kind == Question.Kind.CHOICE:
+                choices = [("", "—")] + [(c, c) for c in q.choice_list]
+                self.fields[name] = forms.ChoiceField(label=q.text, choices=choices, required=q.required)
+            else:
+                self.fields[name] = forms.CharField(label=q.text, required=q.required, max_length=1000)
+
+    def answers(self) -> dict[int, str]:
+        result = {}
+        for q in self.questions:
+            value = self.cleaned_data.get(f"q_{q.pk}")
+            if q.kind == Question.Kind.CHECKBOX:
+                result[q.pk] = "yes" if value else "no"
+            elif value not in (None, ""):
+                result[q.pk] = str(value)
+        return result
+
+
+class PaymentChoiceForm(forms.Form):
+    provider = forms.ChoiceField(label="Payment method", widget=forms.RadioSelect)
+    phone = forms.CharField(label="Phone (MB WAY)", required=False, max_length=20)
+
+    def __init__(self, *args, providers, **kwargs):
+        super().__init__(*args, **kwargs)
+        from payments.registry import provider_classes
+
+        classes = provider_classes()
+        self.fields["provider"].choices = [(p, classes[p].label) for p in providers]
+        if len(providers) == 1:
+            self.fields["provider"].initial = providers[0]

@@ -1,0 +1,143 @@
+"""Checkout sessions, what they hold, and their history.
+
+``CheckoutSession.status`` is assigned only by ``checkout.state.apply``.
+"""
+
+import secrets
+from functools import partial
+
+from django.db import models
+
+from ievents.crypto import new_public_id
+from ievents.models import Event, Organization, Question, TicketType
+
+
+class Status(models.TextChoices):
+    OPEN = "open", "Open"
+    PAYMENT_PENDING = "payment_pending", "Payment pending"
+    PROCESSING = "processing", "Processing"
+    AUTHORIZED = "authorized", "Authorized"
+    PAID = "paid", "Paid"
+    COMPLETED = "completed", "Completed"
+    REJECTED = "rejected", "Rejected"
+    UNPAID = "unpaid", "Unpaid"
+    EXPIRED = "expired", "Expired"
+    CANCELED = "canceled", "Canceled"
+    REFUNDED = "refunded", "Refunded"
+    PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
+
+
+class Source(models.TextChoices):
+    ATTENDEE = "attendee", "Attendee"
+    PROVIDER_WEBHOOK = "provider_webhook", "Provider webhook"
+    RETURN_PAGE = "return_page", "Return page"
+    ADMIN = "admin", "Admin"
+    API = "api", "API"
+    TIMER = "timer", "Timer"
+
+
+class CheckoutSession(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="checkout_sessions")
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="checkout_sessions")
+    public_id = models.CharField(max_length=40, unique=True, default=partial(new_public_id, "cs"), editable=False)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN, editable=False)
+    version = models.PositiveIntegerField(default=1, editable=False, help_text="Grows with every transition.")
+
+    customer_name = models.CharField(max_length=200, blank=True)
+    customer_email = models.EmailField(blank=True)
+    currency = models.CharField(max_length=3)
+    amount_total = models.PositiveIntegerField(default=0, help_text="Minor units.")
+    amount_paid = models.PositiveIntegerField(default=0, editable=False)
+    amount_refunded = models.PositiveIntegerField(default=0, editable=False)
+
+    expires_at = models.DateTimeField(help_text="When the inventory hold ends.")
+    holds_released = models.BooleanField(default=False, editable=False)
+
+    provider = models.CharField(max_length=20, blank=True, help_text="The payment provider the attendee chose.")
+    success_url = models.URLField(max_length=2000, blank=True)
+    cancel_url = models.URLField(max_length=2000, blank=True)
+    webhook_url = models.URLField(max_length=2000, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    # The pre-payment gate's approval covers exactly these submitted details.
+    gate_approved_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
+    gate_approved_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    # Reconciliation: money that arrived but could not be turned into tickets.
+    needs_attention = models.CharField(max_length=300, blank=True, editable=False)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "expires_at"])]
+
+    def __str__(self):
+        return self.public_id
+
+    @property
+    def is_free(self) -> bool:
+        return self.amount_total == 0
+
+
+class LineItem(models.Model):
+    """Tickets of one type in a session; while the session is live, also its inventory hold."""
+
+    session = models.ForeignKey(CheckoutSession, on_delete=models.CASCADE, related_name="line_items")
+    ticket_type = models.ForeignKey(TicketType, on_delete=models.PROTECT, related_name="line_items")
+    quantity = models.PositiveIntegerField()
+    unit_price = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["id"]
+
+    @property
+    def amount(self) -> int:
+        return self.quantity * self.unit_price
+
+
+class Answer(models.Model):
+    session = models.ForeignKey(CheckoutSession, on_delete=models.CASCADE, related_name="answers")
+    question = models.ForeignKey(Question, on_delete=models.PROTECT)
+    value = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["session", "question"], name="one_answer_per_question")]
+
+
+def new_ticket_code() -> str:
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    raw = "".join(secrets.choice(alphabet) for _ in range(12))
+    return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+
+class Ticket(models.Model):
+    """An admission issued when a session completes."""
+
+    session = models.ForeignKey(CheckoutSession, on_delete=models.CASCADE, related_name="tickets")
+    ticket_type = models.ForeignKey(TicketType, on_delete=models.PROTECT)
+    code = models.CharField(max_length=20, unique=True, default=new_ticket_code)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class Transition(models.Model):
+    """One applied state change: the session's history, read-only."""
+
+    session = models.ForeignKey(CheckoutSession, on_delete=models.CASCADE, related_name="transitions")
+    from_status = models.CharField(max_length=20, choices=Status.choices)
+    to_status = models.CharField(max_length=20, choices=Status.choices)
+    trigger = models.CharField(max_length=30)
+    source = models.CharField(max_length=20, choices=Source.choices)
+    detail = models.CharField(max_length=500, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.from_status} → {self.to_status} ({self.trigger})"

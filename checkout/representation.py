@@ -1,0 +1,47 @@
+"""A checkout session as the API shows it, and as every outbound event carries it."""
+
+from django.conf import settings
+from django.urls import reverse
+
+
+def hosted_url(session) -> str:
+    return settings.PUBLIC_BASE_URL + reverse("checkout:session", args=[session.public_id])
+
+
+def session_as_api(session) -> dict:
+    line_items = [
+        {
+            "ticket_type": item.ticket_type.public_id,
+            "name": item.ticket_type.name,
+            "quantity": item.quantity,
+            "unit_price": item.unit_price,
+            "amount": item.amount,
+        }
+        for item in session.line_items.select_related("ticket_type")
+    ]
+    answers = {a.question.text: a.value for a in session.answers.select_related("question")}
+    return {
+        "id": session.public_id,
+        "object": "checkout.session",
+        "status": session.status,
+        "version": session.version,
+        "url": hosted_url(session),
+        "event": session.event.public_id,
+        "customer": {"name": session.customer_name, "email": session.customer_email},
+        "answers": answers,
+        "line_items": line_items,
+        "amount_total": session.amount_total,
+        "amount_paid": session.amount_paid,
+        "amount_refunded": session.amount_refunded,
+        "currency": session.currency,
+        "payment_provider": session.provider or None,
+        "expires_at": session.expires_at.isoformat(),
+        "created": session.created_at.isoformat(),
+        "completed_at": session.completed_at.isoformat() if session.completed_at else None,
+        "success_url": session.success_url or None,
+        "cancel_url": session.cancel_url or None,
+        "webhook_url": session.webhook_url or None,
+        "metadata": session.metadata,
+        "tickets": [t.code for t in session.tickets.all()],
+        "needs_attention": session.needs_attention or None,
+    }

@@ -1,0 +1,309 @@
+"""Checkout rules as plain functions: views, the API, tasks and tests all call these.
+
+Lock order, everywhere: the checkout session row first, then ticket types by primary key.
+Every function that changes a session re-reads it under its lock and checks again, so a
+race (two tabs, a webhook and the return page at once) ends in a no-op, not a double sale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from ievents.models import Event, TicketType
+
+from . import inventory, state
+from .models import Answer, CheckoutSession, LineItem, Source, Status, Ticket
+
+log = logging.getLogger(__name__)
+
+
+class CheckoutError(Exception):
+    """A request the checkout refuses, with a code for the API and a message for people."""
+
+    code = "checkout_error"
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+
+
+class InvalidOrder(CheckoutError):
+    code = "invalid_order"
+
+
+class SessionNotOpen(CheckoutError):
+    code = "session_not_open"
+
+
+class GateApprovalRequired(CheckoutError):
+    code = "gate_approval_required"
+
+
+class PaymentStartFailed(CheckoutError):
+    code = "payment_start_failed"
+
+
+# --- Creating a session and holding its tickets ------------------------------------------
+@dataclass(frozen=True)
+class Item:
+    ticket_type: TicketType
+    quantity: int
+
+
+def create_session(
+    event: Event,
+    items: list[Item],
+    *,
+    source: str = Source.ATTENDEE,
+    customer_email: str = "",
+    success_url: str = "",
+    cancel_url: str = "",
+    webhook_url: str = "",
+    metadata: dict | None = None,
+) -> CheckoutSession:
+    """Hold the tickets and open a session; all or nothing. Raises ``InvalidOrder``/``SoldOut``."""
+    _check_items(event, items)
+    wanted: dict[int, int] = {}
+    for item in items:
+        wanted[item.ticket_type.pk] = wanted.get(item.ticket_type.pk, 0) + item.quantity
+    with transaction.atomic():
+        locked = inventory.reserve(wanted)
+        session = CheckoutSession.objects.create(
+            organization=event.organization,
+            event=event,
+            currency=event.currency,
+            amount_total=sum(locked[pk].price * qty for pk, qty in wanted.items()),
+            expires_at=timezone.now() + timedelta(minutes=settings.CHECKOUT_HOLD_MINUTES),
+            customer_email=customer_email,
+            success_url=success_url,
+            cancel_url=cancel_url,
+            webhook_url=webhook_url,
+            metadata=metadata or {},
+        )
+        LineItem.objects.bulk_create(
+            LineItem(session=session, ticket_type=locked[pk], quantity=qty, unit_price=locked[pk].price)
+            for pk, qty in sorted(wanted.items())
+        )
+        from webhooks.outbox import record_event
+
+        record_event(session, "checkout.session.created")
+    log.info("checkout %s opened by %s for %s", session.public_id, source, event.public_id)
+    return session
+
+
+def _check_items(event: Event, items: list[Item]) -> None:
+    if not event.published:
+        raise InvalidOrder("This event is not on sale.")
+    if not items or all(item.quantity == 0 for item in items):
+        raise InvalidOrder("Choose at least one ticket.")
+    now = timezone.now()
+    for item in items:
+        tt = item.ticket_type
+        if tt.event_id != event.pk:
+            raise InvalidOrder("That ticket type belongs to another event.")
+        if item.quantity < 0:
+            raise InvalidOrder("Quantities cannot be negative.")
+        if item.quantity > tt.max_per_order:
+            raise InvalidOrder(f"At most {tt.max_per_order} × {tt.name} per order.")
+        if item.quantity and not tt.on_sale(now):
+            raise InvalidOrder(f"{tt.name} is not on sale right now.")
+
+
+# --- Attendee details and the gate's approval -------------------------------------------
+def save_attendee_details(session: CheckoutSession, *, name: str, email: str, answers: dict[int, str]) -> CheckoutSession:
+    """Store what the attendee typed. Any change voids an earlier gate approval."""
+    with transaction.atomic():
+        locked = CheckoutSession.objects.select_for_update().get(pk=session.pk)
+        if not state.can_apply(locked.status, "start_payment"):
+            raise SessionNotOpen("This checkout can no longer be changed.")
+        if locked.expires_at <= timezone.now():
+            raise SessionNotOpen("Your ticket hold has expired.")
+        locked.customer_name = name.strip()
+        locked.customer_email = email.strip()
+        locked.save(update_fields=["customer_name", "customer_email", "updated_at"])
+        for question_id, value in answers.items():
+            Answer.objects.update_or_create(session=locked, question_id=question_id, defaults={"value": value})
+        Answer.objects.filter(session=locked).exclude(question_id__in=answers).delete()
+        if locked.gate_approved_fingerprint and locked.gate_approved_fingerprint != details_fingerprint(locked):
+            locked.gate_approved_fingerprint = ""
+            locked.gate_approved_at = None
+            locked.save(update_fields=["gate_approved_fingerprint", "gate_approved_at"])
+        return locked
+
+
+def details_fingerprint(session: CheckoutSession) -> str:
+    """A digest of everything the gate is asked to judge: who, what, how much."""
+    answers = sorted(Answer.objects.filter(session=session).values_list("question_id", "value"))
+    items = sorted(LineItem.objects.filter(session=session).values_list("ticket_type_id", "quantity", "unit_price"))
+    material = json.dumps(
+        [session.customer_name, session.customer_email.lower(), answers, items, session.amount_total, session.currency]
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def gate_is_active(session: CheckoutSession) -> bool:
+    gate = getattr(session.event, "gate", None)
+    return bool(gate and gate.enabled and gate.url)
+
+
+def record_gate_approval(session: CheckoutSession) -> None:
+    """Remember that the gate approved exactly the details submitted now."""
+    with transaction.atomic():
+        locked = CheckoutSession.objects.select_for_update().get(pk=session.pk)
+        locked.gate_approved_fingerprint = details_fingerprint(locked)
+        locked.gate_approved_at = timezone.now()
+        locked.save(update_fields=["gate_approved_fingerprint", "gate_approved_at"])
+
+
+def has_gate_approval(session: CheckoutSession) -> bool:
+    """True if payment may start: the gate approved these exact details (or is off)."""
+    if not session.customer_email:
+        return False
+    if not gate_is_active(session):
+        return True
+    return bool(session.gate_approved_fingerprint) and session.gate_approved_fingerprint == details_fingerprint(session)
+
+
+# --- Payment -----------------------------------------------------------------------------
+def begin_payment(session: CheckoutSession, provider: str, *, method: str = "", phone: str = "",
+                  source: str = Source.ATTENDEE):
+    """Start paying, once the gate approved the submitted details. Returns the ``Payment``,
+    or ``None`` for a free order, which completes here without a provider."""
+    from payments import services as payments
+
+    with transaction.atomic():
+        locked = CheckoutSession.objects.select_for_update().select_related("event").get(pk=session.pk)
+        if not state.can_apply(locked.status, "start_payment") and locked.status != Status.PAYMENT_PENDING:
+            raise SessionNotOpen("This checkout can no longer be paid.")
+        if locked.expires_at <= timezone.now():
+            raise SessionNotOpen("Your ticket hold has expired.")
+        if not has_gate_approval(locked):
+            raise GateApprovalRequired("Please confirm your details before paying.")
+        if locked.is_free:
+            state.apply(locked.pk, "pay", source, detail="free order")
+            complete(locked.pk, source)
+            return None
+        if locked.status != Status.PAYMENT_PENDING:
+            state.apply(locked.pk, "start_payment", source, detail=provider)
+        locked.provider = provider
+        locked.save(update_fields=["provider", "updated_at"])
+        payment = payments.create_payment(locked, provider, method=method)
+    # The provider is called outside the lock: a slow API must not block webhooks.
+    return payments.start_payment(payment, method=method, phone=phone)
+
+
+def record_payment_succeeded(session_id: int, *, amount: int | None, currency: str, source: str,
+                             detail: str = "") -> CheckoutSession:
+    """Money arrived. Complete the order if amount, currency and inventory allow; else flag it.
+
+    Idempotent: news of a payment already recorded changes nothing.
+    """
+    with transaction.atomic():
+        session = CheckoutSession.objects.select_for_update().get(pk=session_id)
+        if session.status in (Status.PAID, Status.COMPLETED, Status.REFUNDED, Status.PARTIALLY_REFUNDED):
+            return session
+        if amount is not None and (amount != session.amount_total or (currency and currency.upper() != session.currency)):
+            _flag(session, f"paid {amount} {currency.upper()} but the order is {session.amount_total} {session.currency}")
+            return session
+        if session.holds_released:
+            try:
+                inventory.reserve(inventory.quantities_of(session))
+            except inventory.SoldOut as exc:
+                state.apply(session.pk, "pay", source, detail=detail or "paid after the hold ended")
+                _set_paid_amount(session.pk, session.amount_total)
+                _flag(session, f"paid after the hold ended and sold out ({exc}): refund needed")
+                return CheckoutSession.objects.get(pk=session.pk)
+            CheckoutSession.objects.filter(pk=session.pk).update(holds_released=False)
+        state.apply(session.pk, "pay", source, detail=detail)
+        _set_paid_amount(session.pk, session.amount_total)
+        return complete(session.pk, source)
+
+
+def _set_paid_amount(session_id: int, amount: int) -> None:
+    CheckoutSession.objects.filter(pk=session_id).update(amount_paid=amount)
+
+
+def _flag(session: CheckoutSession, reason: str) -> None:
+    """Mark a session for the organizer's attention and tell them by email."""
+    CheckoutSession.objects.filter(pk=session.pk).update(needs_attention=reason[:300])
+    log.warning("checkout %s needs attention: %s", session.public_id, reason)
+    to = session.organization.notification_email
+    if to:
+        transaction.on_commit(lambda: send_mail(
+            f"Checkout {session.public_id} needs your attention", reason, settings.DEFAULT_FROM_EMAIL, [to],
+            fail_silently=True,
+        ))
+
+
+def complete(session_id: int, source: str) -> CheckoutSession:
+    """Paid → completed: issue the tickets and send the confirmation."""
+    with transaction.atomic():
+        applied = state.apply(session_id, "complete", source)
+        session = applied.session
+        tickets = [
+            Ticket(session=session, ticket_type_id=item.ticket_type_id)
+            for item in session.line_items.all()
+            for _ in range(item.quantity)
+        ]
+        Ticket.objects.bulk_create(tickets)
+        transaction.on_commit(lambda: send_confirmation(session.pk))
+        return session
+
+
+def send_confirmation(session_id: int) -> None:
+    session = CheckoutSession.objects.select_related("event").get(pk=session_id)
+    if not session.customer_email:
+        return
+    codes = "\n".join(f"  {t.code}  {t.ticket_type.name}" for t in session.tickets.select_related("ticket_type"))
+    link = settings.PUBLIC_BASE_URL + reverse("checkout:status", args=[session.public_id])
+    body = (
+        f"Hello {session.customer_name},\n\nYour tickets for {session.event.name}:\n\n{codes}\n\n"
+        f"Order {session.public_id}. See it any time at {link}\n"
+    )
+    send_mail(f"Your tickets for {session.event.name}", body, settings.DEFAULT_FROM_EMAIL,
+              [session.customer_email], fail_silently=True)
+
+
+# --- Ending sessions -------------------------------------------------------------------
+def _end(session_id: int, trigger: str, source: str, detail: str = "") -> CheckoutSession:
+    with transaction.atomic():
+        session = state.apply(session_id, trigger, source, detail=detail).session
+        if not session.holds_released:
+            inventory.release(inventory.quantities_of(session))
+            CheckoutSession.objects.filter(pk=session.pk).update(holds_released=True)
+            session.holds_released = True
+        return session
+
+
+def expire_session(session_id: int, source: str = Source.TIMER, detail: str = "") -> CheckoutSession:
+    return _end(session_id, "expire", source, detail)
+
+
+def cancel_session(session_id: int, source: str, detail: str = "") -> CheckoutSession:
+    return _end(session_id, "cancel", source, detail)
+
+
+def release_expired_holds(now=None) -> int:
+    """Expire every session whose hold has ended and that no payment is under way for."""
+    now = now or timezone.now()
+    expirable = [s for s, trigger in state.TRANSITIONS if trigger == "expire"]
+    count = 0
+    for pk in CheckoutSession.objects.filter(status__in=expirable, expires_at__lte=now).values_list("pk", flat=True):
+        try:
+            expire_session(pk, Source.TIMER, detail="hold expired")
+            count += 1
+        except state.InvalidTransition:
+            pass  # moved on (paid, say) between the query and the lock: nothing to expire
+    return count

@@ -1,0 +1,137 @@
+"""Attendee pages. Thin: parse the form, call a service, render."""
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from ievents.models import Event
+from payments.models import Payment
+from payments.registry import enabled_providers
+
+from . import services
+from .forms import AttendeeForm, PaymentChoiceForm, TicketSelectionForm
+from .inventory import SoldOut
+from .models import CheckoutSession, Status
+
+
+def client_ip(request) -> str:
+    return request.META.get("REMOTE_ADDR", "")
+
+
+@require_http_methods(["GET", "POST"])
+def event_page(request, event_id):
+    event = get_object_or_404(Event.objects.select_related("organization"), public_id=event_id, published=True)
+    ticket_types = [tt for tt in event.ticket_types.all() if tt.on_sale()]
+    form = TicketSelectionForm(request.POST or None, ticket_types=ticket_types)
+    error = ""
+    if request.method == "POST" and form.is_valid():
+        items = [services.Item(tt, qty) for tt, qty in form.selected() if qty]
+        try:
+            session = services.create_session(event, items)
+        except SoldOut as exc:
+            error = f"Sorry, only {exc.ticket_type.available} {exc.ticket_type.name} ticket(s) are left."
+        except services.CheckoutError as exc:
+            error = exc.message
+        else:
+            return redirect("checkout:session", session.public_id)
+    return render(request, "checkout/event.html", {"event": event, "form": form, "error": error,
+                                                   "ticket_types": ticket_types})
+
+
+def _session(session_id) -> CheckoutSession:
+    return get_object_or_404(
+        CheckoutSession.objects.select_related("event", "organization"), public_id=session_id
+    )
+
+
+def _line_items(session):
+    return session.line_items.select_related("ticket_type")
+
+
+@require_http_methods(["GET", "POST"])
+def attendee_form(request, session_id):
+    """Name, email and the organizer's questions; Continue runs the pre-payment gate."""
+    from webhooks.gate import run_gate
+
+    session = _session(session_id)
+    if session.status not in (Status.OPEN, Status.REJECTED, Status.UNPAID, Status.PAYMENT_PENDING):
+        return redirect("checkout:status", session.public_id)
+    questions = session.event.questions.all()
+    initial = {"name": session.customer_name, "email": session.customer_email}
+    for answer in session.answers.all():
+        initial[f"q_{answer.question_id}"] = answer.value == "yes" if answer.question.kind == "checkbox" else answer.value
+    form = AttendeeForm(request.POST or None, questions=questions, initial=initial)
+    alert = ""
+    if request.method == "POST" and form.is_valid():
+        try:
+            session = services.save_attendee_details(
+                session, name=form.cleaned_data["name"], email=form.cleaned_data["email"], answers=form.answers()
+            )
+        except services.CheckoutError as exc:
+            alert = exc.message
+        else:
+            decision = run_gate(session, client_ip=client_ip(request))
+            if decision.allowed:
+                return redirect("checkout:review", session.public_id)
+            alert = decision.message
+    return render(request, "checkout/attendee_form.html", {
+        "session": session, "form": form, "alert": alert, "line_items": _line_items(session),
+    })
+
+
+@require_http_methods(["GET", "POST"])
+def review(request, session_id):
+    """Order review and the choice of payment method; Pay starts the payment."""
+    session = _session(session_id)
+    if session.status not in (Status.OPEN, Status.REJECTED, Status.UNPAID, Status.PAYMENT_PENDING):
+        return redirect("checkout:status", session.public_id)
+    if not services.has_gate_approval(session):
+        messages.info(request, "Please confirm your details first.")
+        return redirect("checkout:session", session.public_id)
+    providers = enabled_providers(session.organization, session.event)
+    form = PaymentChoiceForm(request.POST or None, providers=providers)
+    alert = ""
+    if request.method == "POST" and (session.is_free or form.is_valid()):
+        provider = "" if session.is_free else form.cleaned_data["provider"]
+        try:
+            payment = services.begin_payment(session, provider, phone=form.data.get("phone", ""))
+        except services.CheckoutError as exc:
+            alert = exc.message
+        else:
+            if payment is None:
+                return redirect("checkout:status", session.public_id)
+            if payment.redirect_url:
+                return redirect(payment.redirect_url)
+            return redirect("checkout:status", session.public_id)
+    return render(request, "checkout/review.html", {
+        "session": session, "form": form, "alert": alert, "line_items": _line_items(session),
+        "answers": session.answers.select_related("question"), "providers": providers,
+    })
+
+
+def return_page(request, session_id):
+    """The attendee is back from the provider: confirm with it now, then show the status."""
+    from payments.services import confirm_on_return
+
+    session = _session(session_id)
+    payment_id = request.GET.get("payment", "")
+    payment = Payment.objects.filter(session=session, public_id=payment_id).first()
+    if payment is not None:
+        confirm_on_return(session, payment)
+    return redirect("checkout:status", session.public_id)
+
+
+def status_page(request, session_id):
+    session = _session(session_id)
+    payment = session.payments.first()
+    context = {
+        "session": session,
+        "payment": payment,
+        "line_items": _line_items(session),
+        "tickets": session.tickets.select_related("ticket_type"),
+        "hold_seconds_left": max(int((session.expires_at - timezone.now()).total_seconds()), 0),
+        "refresh": session.status in (Status.PAYMENT_PENDING, Status.PROCESSING, Status.AUTHORIZED, Status.PAID),
+    }
+    return render(request, "checkout/status.html", context)
+

@@ -1,0 +1,121 @@
+"""Admin for organizers. Each organizer sees only their own organization's objects."""
+
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from .models import ApiKey, Event, Membership, Organization, Question, TicketType
+
+
+def user_organization_ids(user) -> list[int]:
+    return list(Membership.objects.filter(user=user).values_list("organization_id", flat=True))
+
+
+class TenantScopedAdmin(admin.ModelAdmin):
+    """Base for every organizer-facing admin: filters rows and choices by membership.
+
+    ``tenant_path`` is the lookup from the model to its organization.
+    """
+
+    tenant_path = "organization"
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if request.user.is_superuser:
+            return qs
+        return qs.filter(**{f"{self.tenant_path}__in": user_organization_ids(request.user)})
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if request.user.is_superuser or field is None:
+            return field
+        model = db_field.related_model
+        if model is Organization:
+            field.queryset = field.queryset.filter(pk__in=user_organization_ids(request.user))
+        elif hasattr(model, "organization"):
+            field.queryset = field.queryset.filter(organization__in=user_organization_ids(request.user))
+        return field
+
+    def save_model(self, request, obj, form, change):
+        if not change and self.tenant_path == "organization" and not getattr(obj, "organization_id", None):
+            ids = user_organization_ids(request.user)
+            if ids:
+                obj.organization_id = ids[0]
+        super().save_model(request, obj, form, change)
+
+
+class TenantScopedInline:
+    """Mixin for inlines: limit foreign-key choices to the organizer's organizations."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if request.user.is_superuser or field is None:
+            return field
+        if hasattr(db_field.related_model, "organization"):
+            field.queryset = field.queryset.filter(organization__in=user_organization_ids(request.user))
+        return field
+
+
+@admin.register(Organization)
+class OrganizationAdmin(TenantScopedAdmin):
+    tenant_path = "pk"
+    list_display = ["name", "slug", "public_id"]
+    readonly_fields = ["public_id"]
+    exclude = ["signing_secret"]
+
+    def get_queryset(self, request):
+        qs = admin.ModelAdmin.get_queryset(self, request)
+        return qs if request.user.is_superuser else qs.filter(pk__in=user_organization_ids(request.user))
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "organization", "role"]
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
+
+class TicketTypeInline(admin.TabularInline):
+    model = TicketType
+    extra = 0
+    fields = ["name", "price", "quantity", "reserved", "max_per_order", "sales_start", "sales_end", "position"]
+    readonly_fields = ["reserved"]
+
+
+class QuestionInline(admin.TabularInline):
+    model = Question
+    extra = 0
+
+
+@admin.register(Event)
+class EventAdmin(TenantScopedAdmin):
+    list_display = ["name", "organization", "starts_at", "published", "public_link"]
+    list_filter = ["published"]
+    search_fields = ["name"]
+    readonly_fields = ["public_id", "public_link"]
+    inlines = [TicketTypeInline, QuestionInline]
+
+    @admin.display(description="Public page")
+    def public_link(self, obj):
+        if not obj.pk:
+            return "—"
+        return format_html('<a href="{}" target="_blank">{}</a>', obj.get_absolute_url(), obj.get_absolute_url())
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(TenantScopedAdmin):
+    list_display = ["prefix", "name", "organization", "created_at", "last_used_at", "revoked_at"]
+    fields = ["organization", "name", "revoked_at"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        row, key = ApiKey.issue(obj.organization or self._default_org(request), name=obj.name)
+        obj.pk = row.pk
+        messages.warning(request, f"Your new API key (shown once, copy it now): {key}")
+
+    def _default_org(self, request):
+        return Organization.objects.filter(pk__in=user_organization_ids(request.user)).first()

@@ -1,0 +1,56 @@
+import os
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from ievents.models import Event, Membership, Organization, Question, TicketType
+from payments.models import IntegrationSettings
+
+ORGANIZER_APPS = ("ievents", "checkout", "webhooks", "payments")
+
+
+def organizer_group() -> Group:
+    """The permissions an organizer has in admin; rows are still filtered by organization."""
+    group, _ = Group.objects.get_or_create(name="Organizers")
+    perms = Permission.objects.filter(content_type__app_label__in=ORGANIZER_APPS).exclude(
+        content_type__model__in=["organization", "membership"], codename__startswith="add_"
+    )
+    group.permissions.set(perms)
+    return group
+
+
+class Command(BaseCommand):
+    help = "Create the demo organization (slug 'demo'), an organizer login and an event. Safe to re-run."
+
+    def handle(self, **options):
+        org, _ = Organization.objects.get_or_create(slug="demo", defaults={"name": "Demo Events"})
+        User = get_user_model()
+        password = os.environ.get("DEMO_ADMIN_PASSWORD", "demo-organizer")
+        user, created = User.objects.get_or_create(username="organizer", defaults={"is_staff": True})
+        if created:
+            user.set_password(password)
+            user.save()
+        user.groups.add(organizer_group())
+        Membership.objects.get_or_create(user=user, organization=org)
+        IntegrationSettings.objects.get_or_create(organization=org, provider="sandbox")
+        event = Event.objects.filter(organization=org).first()
+        if event is None:
+            event = Event.objects.create(
+                organization=org, name="Lisbon Tech Summit", venue="Centro de Congressos, Lisboa",
+                description="A day of talks and workshops.", starts_at=timezone.now() + timedelta(days=30),
+                currency="EUR",
+            )
+            TicketType.objects.create(event=event, name="General admission", price=2500, quantity=200, position=0)
+            TicketType.objects.create(event=event, name="Workshop pass", price=7500, quantity=30, position=1)
+            TicketType.objects.create(event=event, name="Student (free)", price=0, quantity=20, position=2,
+                                      max_per_order=1)
+            Question.objects.create(event=event, text="Company", kind="text", position=0)
+            Question.objects.create(event=event, text="T-shirt size", kind="choice", choices="S\nM\nL\nXL",
+                                    required=True, position=1)
+            Question.objects.create(event=event, text="I accept the code of conduct", kind="checkbox",
+                                    required=True, position=2)
+        self.stdout.write(f"Admin:      /admin/  user 'organizer', password '{password if created else '(unchanged)'}'")
+        self.stdout.write(f"Demo event: {event.get_absolute_url()}")

@@ -1,0 +1,182 @@
+"""The core domain every app uses: tenants, their members, events and ticket types, API keys."""
+
+import hashlib
+import secrets
+from functools import partial
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.utils import timezone
+
+from .crypto import EncryptedTextField, new_public_id
+
+
+def new_signing_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` followed by 32 random bytes in base64."""
+    import base64
+
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+class Organization(models.Model):
+    """A tenant: an organizer's company. Everything an organizer sees hangs off one."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(unique=True)
+    public_id = models.CharField(
+        max_length=40, unique=True, default=partial(new_public_id, "org"), editable=False,
+        help_text="Used in the webhook URLs you give payment providers.",
+    )
+    signing_secret = EncryptedTextField(
+        default=new_signing_secret, help_text="Signs notifications sent to per-session webhook URLs."
+    )
+    notification_email = models.EmailField(blank=True, help_text="Where we write when something needs you.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.name
+
+
+class Membership(models.Model):
+    """Who may act for an organization in the admin."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        STAFF = "staff", "Staff"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.OWNER)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "organization"], name="unique_membership")]
+
+    def __str__(self):
+        return f"{self.user} @ {self.organization}"
+
+
+currency_code = RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO 4217 code such as EUR.")
+
+
+class Event(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="events")
+    public_id = models.CharField(max_length=40, unique=True, default=partial(new_public_id, "ev"), editable=False)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    venue = models.CharField(max_length=200, blank=True)
+    starts_at = models.DateTimeField()
+    currency = models.CharField(max_length=3, default="EUR", validators=[currency_code])
+    published = models.BooleanField(default=True)
+    payment_providers = models.JSONField(
+        default=list, blank=True,
+        help_text="Providers offered to attendees, e.g. [\"stripe\", \"easypay\"]. Empty: every enabled one.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["starts_at"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        from django.urls import reverse
+
+        return reverse("checkout:event", args=[self.public_id])
+
+
+class TicketType(models.Model):
+    """A kind of ticket. ``reserved`` counts tickets held by open checkouts plus those sold."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="ticket_types")
+    public_id = models.CharField(max_length=40, unique=True, default=partial(new_public_id, "tt"), editable=False)
+    name = models.CharField(max_length=200)
+    price = models.PositiveIntegerField(help_text="In minor units: 1500 is 15.00.")
+    quantity = models.PositiveIntegerField(help_text="How many exist in all.")
+    reserved = models.PositiveIntegerField(default=0, editable=False)
+    max_per_order = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
+    sales_start = models.DateTimeField(null=True, blank=True)
+    sales_end = models.DateTimeField(null=True, blank=True)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(reserved__lte=models.F("quantity")), name="no_oversell"),
+        ]
+
+    def __str__(self):
+        return f"{self.event}: {self.name}"
+
+    @property
+    def available(self) -> int:
+        return max(self.quantity - self.reserved, 0)
+
+    def on_sale(self, now=None) -> bool:
+        now = now or timezone.now()
+        return (self.sales_start is None or self.sales_start <= now) and (self.sales_end is None or now < self.sales_end)
+
+
+class Question(models.Model):
+    """A custom question the organizer asks every attendee."""
+
+    class Kind(models.TextChoices):
+        TEXT = "text", "Text"
+        CHOICE = "choice", "Choice"
+        CHECKBOX = "checkbox", "Checkbox"
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="questions")
+    text = models.CharField(max_length=300)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TEXT)
+    choices = models.TextField(blank=True, help_text="For choice questions: one option per line.")
+    required = models.BooleanField(default=False)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self):
+        return self.text
+
+    @property
+    def choice_list(self) -> list[str]:
+        return [line.strip() for line in self.choices.splitlines() if line.strip()]
+
+
+class ApiKey(models.Model):
+    """An organization's API key. Only a hash is stored; the key is shown once."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, default="default")
+    prefix = models.CharField(max_length=16, db_index=True, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.name})"
+
+    @staticmethod
+    def hash(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, organization: Organization, name: str = "default") -> tuple["ApiKey", str]:
+        """Create a key; return the row and the plaintext key (never stored)."""
+        prefix = "iev_" + secrets.token_hex(4)
+        key = f"{prefix}_{secrets.token_urlsafe(32)}"
+        row = cls.objects.create(organization=organization, name=name, prefix=prefix, key_hash=cls.hash(key))
+        return row, key
+
+    @classmethod
+    def authenticate(cls, key: str) -> "ApiKey | None":
+        row = (
+            cls.objects.select_related("organization")
+            .filter(key_hash=cls.hash(key), revoked_at__isnull=True)
+            .first()
+        )
+        if row is not None:
+            cls.objects.filter(pk=row.pk).update(last_used_at=timezone.now())
+        return row

@@ -1,0 +1,30 @@
+from django.contrib import admin
+from django.shortcuts import redirect
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from checkout import api as checkout_api
+
+from . import api as events_api
+from .views import home
+
+api_v1 = [
+    path("events", events_api.EventList.as_view(), name="events"),
+    path("events/<str:event_id>", events_api.EventDetail.as_view(), name="event"),
+    path("checkout/sessions", checkout_api.SessionList.as_view(), name="sessions"),
+    path("checkout/sessions/<str:session_id>", checkout_api.SessionDetail.as_view(), name="session"),
+    path("checkout/sessions/<str:session_id>/expire", checkout_api.SessionExpire.as_view(), name="session-expire"),
+    path("", include("webhooks.api_urls")),
+    path("schema", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+]
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("admin/", admin.site.urls),
+    path("v1/", include((api_v1, "api"))),
+    path("api/webhooks/", include("webhooks.inbound_urls")),
+    path("", include("checkout.urls")),
+    path("", include("payments.urls")),
+    path("favicon.ico", lambda request: redirect("/static/favicon.svg")),
+]

@@ -1,0 +1,62 @@
+"""Per-tenant provider settings and the payments started for checkout sessions."""
+
+from functools import partial
+
+from django.db import models
+
+from ievents.crypto import EncryptedTextField, new_public_id
+from ievents.models import Organization
+
+
+class Provider(models.TextChoices):
+    SANDBOX = "sandbox", "Sandbox (test payments)"
+    STRIPE = "stripe", "Stripe"
+    EASYPAY = "easypay", "Easypay"
+    IFTHENPAY = "ifthenpay", "Ifthenpay"
+
+
+class IntegrationSettings(models.Model):
+    """One organization's credentials for one provider, encrypted at rest."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="integrations")
+    provider = models.CharField(max_length=20, choices=Provider.choices)
+    enabled = models.BooleanField(default=True)
+    credentials = EncryptedTextField(blank=True, default="", help_text="JSON of the provider's keys.")
+    webhook_secret = EncryptedTextField(blank=True, default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "provider"], name="one_integration_per_provider")]
+        verbose_name = "payment integration"
+
+    def __str__(self):
+        return f"{self.organization}: {self.get_provider_display()}"
+
+
+class Payment(models.Model):
+    """A payment started with a provider for a checkout session."""
+
+    class Status(models.TextChoices):
+        STARTED = "started", "Started"
+        PENDING = "pending", "Pending"
+        AUTHORIZED = "authorized", "Authorized"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELED = "canceled", "Canceled"
+        REFUNDED = "refunded", "Refunded"
+
+    session = models.ForeignKey("checkout.CheckoutSession", on_delete=models.CASCADE, related_name="payments")
+    public_id = models.CharField(max_length=40, unique=True, default=partial(new_public_id, "pay"), editable=False)
+    provider = models.CharField(max_length=20, choices=Provider.choices)
+    provider_reference = models.CharField(max_length=200, blank=True, db_index=True)
+    method = models.CharField(max_length=30, blank=True, help_text="card, multibanco, mbway, ...")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.STARTED)
+    amount = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    amount_received = models.PositiveIntegerField(default=0)
+    instructions = models.JSONField(default=dict, blank=True, help_text="What the attendee needs: entity, reference…")
+    redirect_url = models.URLField(max_length=2000, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]

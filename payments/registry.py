@@ -1,0 +1,91 @@
+"""Which providers exist, and the credentials each one runs with for an organization."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+
+from ievents.models import Organization
+
+from .base import PaymentProvider, ProviderConfig, ProviderNotConfigured
+from .models import IntegrationSettings, Provider
+
+
+def provider_classes() -> dict[str, type[PaymentProvider]]:
+    from .sandbox import SandboxProvider
+
+    classes: dict[str, type[PaymentProvider]] = {"sandbox": SandboxProvider}
+    try:  # Adapters arrive one by one; the registry lists those present.
+        from .stripe import StripeProvider
+
+        classes["stripe"] = StripeProvider
+    except ImportError:
+        pass
+    try:
+        from .easypay import EasypayProvider
+
+        classes["easypay"] = EasypayProvider
+    except ImportError:
+        pass
+    try:
+        from .ifthenpay import IfthenpayProvider
+
+        classes["ifthenpay"] = IfthenpayProvider
+    except ImportError:
+        pass
+    return classes
+
+
+def environment_config(provider: str) -> ProviderConfig:
+    """The fallback credentials from the environment (org ``_`` or no tenant secret)."""
+    credentials, secret = {}, ""
+    if provider == "stripe":
+        credentials = {"secret_key": settings.STRIPE_SECRET_KEY}
+        secret = settings.STRIPE_WEBHOOK_SECRET
+    elif provider == "easypay":
+        credentials = {"account_id": settings.EASYPAY_ACCOUNT_ID, "api_key": settings.EASYPAY_API_KEY}
+        secret = settings.EASYPAY_WEBHOOK_SECRET
+    elif provider == "ifthenpay":
+        credentials = {
+            "mb_key": settings.IFTHENPAY_MB_KEY,
+            "mbway_key": settings.IFTHENPAY_MBWAY_KEY,
+            "entity": settings.IFTHENPAY_ENTITY,
+            "sub_entity": settings.IFTHENPAY_SUB_ENTITY,
+        }
+        secret = settings.IFTHENPAY_ANTI_PHISHING_KEY
+    return ProviderConfig(organization_id=None, credentials={k: v for k, v in credentials.items() if v},
+                          webhook_secret=secret, from_environment=True)
+
+
+def config_for(provider: str, organization: Organization | None) -> ProviderConfig:
+    """The tenant's settings where it has them, each missing piece from the environment."""
+    fallback = environment_config(provider)
+    if organization is None:
+        return fallback
+    row = IntegrationSettings.objects.filter(organization=organization, provider=provider).first()
+    if row is None:
+        return ProviderConfig(organization.pk, fallback.credentials, fallback.webhook_secret, True)
+    credentials = json.loads(row.credentials) if row.credentials else {}
+    return ProviderConfig(
+        organization_id=organization.pk,
+        credentials=credentials or fallback.credentials,
+        webhook_secret=row.webhook_secret or fallback.webhook_secret,
+        from_environment=not row.webhook_secret,
+    )
+
+
+def get_provider(provider: str, organization: Organization | None) -> PaymentProvider:
+    classes = provider_classes()
+    if provider not in classes:
+        raise ProviderNotConfigured(f"unknown provider {provider!r}")
+    return classes[provider](config_for(provider, organization))
+
+
+def enabled_providers(organization: Organization, event=None) -> list[str]:
+    """Providers the attendee may choose: enabled for the organization (and the event)."""
+    rows = IntegrationSettings.objects.filter(organization=organization, enabled=True).values_list("provider", flat=True)
+    names = [p for p in Provider.values if p in set(rows) and p in provider_classes()]
+    if event is not None and event.payment_providers:
+        names = [p for p in names if p in event.payment_providers]
+    return names

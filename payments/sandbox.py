@@ -1,0 +1,70 @@
+"""The sandbox provider: a payment page of our own with two buttons, so a whole purchase
+works with no account anywhere. Its webhooks are Standard Webhooks, signed with the
+organization's sandbox webhook secret."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from .base import (
+    InboundRequest,
+    MalformedWebhook,
+    ParsedWebhook,
+    PaymentProvider,
+    PaymentUpdate,
+    SignatureError,
+    StartResult,
+    UpdateKind,
+)
+
+OUTCOME_KEY = "sandbox_outcome"
+
+
+class SandboxProvider(PaymentProvider):
+    name = "sandbox"
+    label = "Sandbox (test payment)"
+    methods = ("card",)
+
+    def start(self, payment, session, *, return_url, cancel_url, method="", phone=""):
+        return StartResult(
+            provider_reference=payment.public_id,
+            redirect_url=reverse("payments:sandbox_page", args=[payment.public_id]),
+            method="card",
+        )
+
+    def confirm(self, payment):
+        outcome = payment.instructions.get(OUTCOME_KEY)
+        if outcome == "success":
+            return PaymentUpdate(UpdateKind.SUCCEEDED, session_public_id=payment.session.public_id,
+                                 provider_reference=payment.provider_reference, amount=payment.amount,
+                                 currency=payment.currency, detail="sandbox: simulated success")
+        if outcome == "failure":
+            return PaymentUpdate(UpdateKind.FAILED, session_public_id=payment.session.public_id,
+                                 provider_reference=payment.provider_reference, detail="sandbox: simulated failure")
+        return None
+
+    def verify_webhook(self, request: InboundRequest) -> None:
+        if not self.config.webhook_secret:
+            raise SignatureError("no sandbox webhook secret is configured")
+        try:
+            Webhook(self.config.webhook_secret).verify(request.body, request.headers)
+        except WebhookVerificationError as exc:
+            raise SignatureError(str(exc)) from exc
+
+    def parse_webhook(self, request: InboundRequest) -> ParsedWebhook:
+        import json
+
+        try:
+            body = json.loads(request.body)
+            kind = UpdateKind(body["type"])
+            data = body.get("data") or {}
+            update = PaymentUpdate(
+                kind, session_public_id=str(data.get("session", "")),
+                provider_reference=str(data.get("payment", "")),
+                amount=int(data["amount"]) if data.get("amount") is not None else None,
+                currency=str(data.get("currency", "")), detail="sandbox webhook",
+            )
+            return ParsedWebhook(event_id=str(body["id"]), type=kind.value, updates=[update])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise MalformedWebhook(f"not a sandbox event: {exc}") from exc

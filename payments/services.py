@@ -1,0 +1,143 @@
+"""Payments as plain functions: start one, and apply what a provider tells us.
+
+``apply_update`` is the one place where provider news becomes checkout state, whether it
+came from the return page (sync-on-return) or from a webhook.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from checkout import services as checkout
+from checkout import state
+from checkout.models import CheckoutSession, Status
+
+from .base import PaymentUpdate, ProviderError, UpdateKind
+from .models import Payment
+from .registry import get_provider
+
+log = logging.getLogger(__name__)
+
+
+def create_payment(session: CheckoutSession, provider: str, *, method: str = "") -> Payment:
+    return Payment.objects.create(
+        session=session, provider=provider, method=method, amount=session.amount_total, currency=session.currency
+    )
+
+
+def start_payment(payment: Payment, *, method: str = "", phone: str = "") -> Payment:
+    """Ask the provider to start ``payment``. Raises ``PaymentStartFailed`` if it can't."""
+    from django.conf import settings
+    from django.urls import reverse
+
+    session = payment.session
+    base = settings.PUBLIC_BASE_URL
+    return_url = base + reverse("checkout:return", args=[session.public_id]) + f"?payment={payment.public_id}"
+    cancel_url = base + reverse("checkout:review", args=[session.public_id])
+    try:
+        provider = get_provider(payment.provider, session.organization)
+        result = provider.start(payment, session, return_url=return_url, cancel_url=cancel_url,
+                                method=method, phone=phone)
+    except ProviderError as exc:
+        Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.FAILED)
+        log.warning("payment %s could not start: %s", payment.public_id, exc)
+        raise checkout.PaymentStartFailed("The payment could not be started. Please try again or choose another method.") from exc
+    payment.provider_reference = result.provider_reference
+    payment.redirect_url = result.redirect_url
+    payment.method = result.method or payment.method
+    payment.instructions = {**payment.instructions, **result.instructions}
+    payment.status = Payment.Status.PENDING
+    payment.save()
+    return payment
+
+
+def find_session(update: PaymentUpdate, organization_id: int | None) -> CheckoutSession | None:
+    """The session an update is about, only within the organization it came for."""
+    sessions = CheckoutSession.objects.all()
+    if organization_id is not None:
+        sessions = sessions.filter(organization_id=organization_id)
+    if update.session_public_id:
+        return sessions.filter(public_id=update.session_public_id).first()
+    if update.provider_reference:
+        payment = Payment.objects.filter(provider_reference=update.provider_reference, session__in=sessions).first()
+        return payment.session if payment else None
+    return None
+
+
+# What each kind of update asks of the state machine (money-in is special: see below).
+TRIGGER_FOR_KIND = {
+    UpdateKind.PROCESSING: "processing",
+    UpdateKind.AUTHORIZED: "authorize",
+    UpdateKind.FAILED: "reject",
+    UpdateKind.CAPTURE_FAILED: "fail_capture",
+    UpdateKind.CANCELED: "cancel",
+    UpdateKind.EXPIRED: "expire",
+    UpdateKind.REFUNDED: "refund",
+    UpdateKind.PARTIALLY_REFUNDED: "partial_refund",
+}
+
+
+def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str) -> str:
+    """Apply one provider update to a session. Returns ``"applied"`` or ``"ignored"``.
+
+    Updates that would move the session backwards (``processing`` after ``paid``) have no
+    row in the transition table: they are ignored, never applied.
+    """
+    with transaction.atomic():
+        locked = CheckoutSession.objects.select_for_update().get(pk=session.pk)
+        _record_on_payment(locked, update)
+        if update.kind == UpdateKind.SUCCEEDED:
+            before = locked.status
+            after = checkout.record_payment_succeeded(
+                locked.pk, amount=update.amount, currency=update.currency, source=source, detail=update.detail
+            )
+            return "applied" if after.status != before or after.needs_attention else "ignored"
+        trigger = TRIGGER_FOR_KIND[update.kind]
+        if not state.can_apply(locked.status, trigger):
+            return "ignored"
+        if trigger in ("expire", "cancel"):
+            checkout._end(locked.pk, trigger, source, update.detail)
+        else:
+            state.apply(locked.pk, trigger, source, detail=update.detail)
+            if trigger in ("refund", "partial_refund") and update.amount is not None:
+                CheckoutSession.objects.filter(pk=locked.pk).update(amount_refunded=update.amount)
+        return "applied"
+
+
+def _record_on_payment(session: CheckoutSession, update: PaymentUpdate) -> None:
+    status = {
+        UpdateKind.SUCCEEDED: Payment.Status.SUCCEEDED,
+        UpdateKind.AUTHORIZED: Payment.Status.AUTHORIZED,
+        UpdateKind.FAILED: Payment.Status.FAILED,
+        UpdateKind.CAPTURE_FAILED: Payment.Status.FAILED,
+        UpdateKind.CANCELED: Payment.Status.CANCELED,
+        UpdateKind.REFUNDED: Payment.Status.REFUNDED,
+    }.get(update.kind)
+    payments = Payment.objects.filter(session=session)
+    if update.provider_reference:
+        payments = payments.filter(provider_reference=update.provider_reference)
+    payment = payments.first()
+    if payment is None or status is None:
+        return
+    fields = {"status": status}
+    if update.kind == UpdateKind.SUCCEEDED and update.amount is not None:
+        fields["amount_received"] = update.amount
+    Payment.objects.filter(pk=payment.pk).update(**fields)
+
+
+def confirm_on_return(session: CheckoutSession, payment: Payment) -> str:
+    """The attendee is back from the provider: ask it what happened, apply the answer."""
+    if session.status in (Status.COMPLETED, Status.PAID):
+        return "ignored"
+    try:
+        update = get_provider(payment.provider, session.organization).confirm(payment)
+    except ProviderError as exc:
+        log.warning("confirm on return failed for %s: %s", payment.public_id, exc)
+        return "ignored"  # the webhook is the safety net
+    if update is None:
+        return "ignored"
+    from checkout.models import Source
+
+    return apply_update(session, update, source=Source.RETURN_PAGE)

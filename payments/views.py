@@ -1,0 +1,22 @@
+"""The sandbox provider's own payment page."""
+
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
+
+from .models import Payment, Provider
+from .sandbox import OUTCOME_KEY
+
+
+@require_http_methods(["GET", "POST"])
+def sandbox_page(request, payment_id):
+    payment = get_object_or_404(Payment.objects.select_related("session__event"), public_id=payment_id,
+                                provider=Provider.SANDBOX)
+    if request.method == "POST":
+        outcome = request.POST.get("outcome")
+        if outcome in ("success", "failure") and OUTCOME_KEY not in payment.instructions:
+            payment.instructions = {**payment.instructions, OUTCOME_KEY: outcome}
+            payment.save(update_fields=["instructions", "updated_at"])
+        from django.urls import reverse
+
+        return redirect(reverse("checkout:return", args=[payment.session.public_id]) + f"?payment={payment.public_id}")
+    return render(request, "payments/sandbox.html", {"payment": payment, "session": payment.session})

@@ -1,0 +1,99 @@
+"""Shared fixtures: services policy, a tenant with an event, an API client.
+
+Tests marked ``postgres`` or ``broker`` need the real services. Without them they are
+skipped with a reason; with ``REQUIRE_SERVICES=1`` (CI) a missing service is a failure.
+"""
+
+import os
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def _using_postgres() -> bool:
+    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+def _using_redis() -> bool:
+    return settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+
+
+def pytest_runtest_setup(item):
+    missing = []
+    if item.get_closest_marker("postgres") and not _using_postgres():
+        missing.append("PostgreSQL (set DATABASE_URL=postgres://…)")
+    if item.get_closest_marker("broker") and not _using_redis():
+        missing.append("Redis (set CELERY_BROKER_URL=redis://…)")
+    if missing:
+        message = "needs " + " and ".join(missing)
+        if REQUIRE_SERVICES:
+            pytest.fail(f"REQUIRE_SERVICES=1 but this test {message}")
+        pytest.skip(message)
+
+
+@pytest.fixture
+def organization(db):
+    from ievents.models import Organization
+
+    return Organization.objects.create(name="Acme Events", slug="acme", notification_email="ops@acme.test")
+
+
+@pytest.fixture
+def other_organization(db):
+    from ievents.models import Organization
+
+    return Organization.objects.create(name="Rival Events", slug="rival")
+
+
+def make_event(organization, *, price=2500, quantity=100, name="Summit", questions=True, providers=("sandbox",)):
+    from ievents.models import Event, Question, TicketType
+    from payments.models import IntegrationSettings
+
+    event = Event.objects.create(
+        organization=organization, name=name, starts_at=timezone.now() + timedelta(days=10), currency="EUR"
+    )
+    TicketType.objects.create(event=event, name="General", price=price, quantity=quantity, max_per_order=10)
+    if questions:
+        Question.objects.create(event=event, text="Company", kind="text", position=0)
+        Question.objects.create(event=event, text="T-shirt size", kind="choice", choices="S\nM\nL", required=True,
+                                position=1)
+    for provider in providers:
+        IntegrationSettings.objects.get_or_create(organization=organization, provider=provider)
+    return event
+
+
+@pytest.fixture
+def event(organization):
+    return make_event(organization)
+
+
+@pytest.fixture
+def ticket_type(event):
+    return event.ticket_types.get()
+
+
+@pytest.fixture
+def api_key(organization):
+    from ievents.models import ApiKey
+
+    return ApiKey.issue(organization)[1]
+
+
+@pytest.fixture
+def api(api_key):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key}")
+    return client
+
+
+@pytest.fixture
+def open_session(event, ticket_type):
+    from checkout import services
+
+    return services.create_session(event, [services.Item(ticket_type, 2)])

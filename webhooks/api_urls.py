@@ -1,0 +1,3 @@
+"""Organizer API routes owned by ``webhooks``: the gate, endpoints, events, deliveries."""
+
+urlpatterns: list = []

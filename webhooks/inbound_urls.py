@@ -1,0 +1,3 @@
+"""Inbound provider webhook routes: ``/api/webhooks/{provider}/{org}``."""
+
+urlpatterns: list = []

@@ -1,0 +1,185 @@
+"""Webhooks in both directions.
+
+Outbound: the per-event pre-payment gate and its call log; endpoints, outbox events,
+deliveries and their attempts. Inbound: the log of every provider webhook received.
+"""
+
+from functools import partial
+
+from django.db import models
+
+from ievents.crypto import EncryptedTextField, new_public_id
+from ievents.models import Event, Organization, new_signing_secret
+
+
+# --- The pre-payment gate --------------------------------------------------------------
+class GateSettings(models.Model):
+    """An event's ``checkout.validate`` gate."""
+
+    class OnError(models.TextChoices):
+        BLOCK = "block", "Block the purchase"
+        ALLOW = "allow", "Allow the purchase"
+
+    event = models.OneToOneField(Event, on_delete=models.CASCADE, related_name="gate")
+    enabled = models.BooleanField(default=False)
+    url = models.URLField(max_length=2000, blank=True)
+    secret = EncryptedTextField(default=new_signing_secret)
+    previous_secret = EncryptedTextField(blank=True, default="")
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    timeout_ms = models.PositiveIntegerField(default=3000)
+    on_error = models.CharField(max_length=5, choices=OnError.choices, default=OnError.BLOCK)
+    denial_message = models.CharField(
+        max_length=500, default="This purchase could not be approved. Please contact the organizer."
+    )
+    error_message = models.CharField(
+        max_length=500, default="We could not check your purchase right now. Please try again in a few minutes."
+    )
+    # Circuit breaker state, shared by every web process through the database.
+    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    breaker_open_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "pre-payment gate"
+
+    def __str__(self):
+        return f"Gate for {self.event}"
+
+
+class GateCall(models.Model):
+    """One call to a gate (or one decision taken without calling it), for the organizer."""
+
+    class Outcome(models.TextChoices):
+        ALLOWED = "allowed", "Allowed"
+        DENIED = "denied", "Denied"
+        ERROR = "error", "Error"
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="gate_calls")
+    session = models.ForeignKey(
+        "checkout.CheckoutSession", null=True, blank=True, on_delete=models.CASCADE, related_name="gate_calls"
+    )
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    decision = models.CharField(max_length=5, help_text="allow or deny: what the checkout did.")
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    message = models.CharField(max_length=500, blank=True, help_text="The remote message, as received (capped).")
+    error = models.CharField(max_length=500, blank=True)
+    is_test = models.BooleanField(default=False)
+    breaker_open = models.BooleanField(default=False, help_text="Decided by the breaker without calling.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+
+# --- Outbound notifications ------------------------------------------------------------
+class WebhookEndpoint(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    public_id = models.CharField(max_length=40, unique=True, default=partial(new_public_id, "we"), editable=False)
+    url = models.URLField(max_length=2000)
+    description = models.CharField(max_length=300, blank=True)
+    enabled_events = models.JSONField(default=list, help_text='Event types, or ["*"] for all.')
+    secret = EncryptedTextField(default=new_signing_secret)
+    previous_secret = EncryptedTextField(blank=True, default="")
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=300, blank=True)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return self.url
+
+    def wants(self, event_type: str) -> bool:
+        return "*" in self.enabled_events or event_type in self.enabled_events
+
+
+class OutboxEvent(models.Model):
+    """A notification, written in the transaction that changed the state."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="outbox_events")
+    public_id = models.CharField(max_length=40, unique=True, default=partial(new_public_id, "evt"), editable=False)
+    type = models.CharField(max_length=60, db_index=True)
+    session = models.ForeignKey(
+        "checkout.CheckoutSession", null=True, blank=True, on_delete=models.CASCADE, related_name="outbox_events"
+    )
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"{self.type} {self.public_id}"
+
+
+class Delivery(models.Model):
+    """One event to one target (an endpoint, or a session's own ``webhook_url``)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    event = models.ForeignKey(OutboxEvent, on_delete=models.CASCADE, related_name="deliveries")
+    public_id = models.CharField(max_length=40, unique=True, default=partial(new_public_id, "del"), editable=False)
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    target_url = models.URLField(max_length=2000)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts_count = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "deliveries"
+
+
+class DeliveryAttempt(models.Model):
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(default=0)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True, help_text="Capped.")
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["number"]
+
+
+# --- Inbound provider webhooks ---------------------------------------------------------
+class InboundWebhook(models.Model):
+    """Every provider webhook received, verified or not. ``dedupe_key`` makes it once-only."""
+
+    class Outcome(models.TextChoices):
+        PROCESSED = "processed", "Processed"
+        DUPLICATE = "duplicate", "Duplicate"
+        IGNORED = "ignored", "Ignored"
+        REJECTED = "rejected", "Rejected"
+        FAILED = "failed", "Failed"
+
+    provider = models.CharField(max_length=20)
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.CASCADE)
+    event_id = models.CharField(max_length=200, blank=True)
+    type = models.CharField(max_length=100, blank=True)
+    dedupe_key = models.CharField(max_length=300, null=True, blank=True, unique=True)
+    verified = models.BooleanField(default=False)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    error = models.CharField(max_length=500, blank=True)
+    session = models.ForeignKey(
+        "checkout.CheckoutSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="inbound_webhooks"
+    )
+    payload = models.TextField(blank=True, help_text="As received, capped.")
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
