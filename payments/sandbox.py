@@ -49,7 +49,7 @@ class SandboxProvider(PaymentProvider):
             raise SignatureError("no sandbox webhook secret is configured")
         try:
             Webhook(self.config.webhook_secret).verify(request.body, request.headers)
-        except WebhookVerificationError as exc:
+        except (WebhookVerificationError, ValueError) as exc:  # ValueError: malformed header
             raise SignatureError(str(exc)) from exc
 
     def parse_webhook(self, request: InboundRequest) -> ParsedWebhook:

@@ -1,3 +1,9 @@
-"""Organizer API routes owned by ``webhooks``: the gate, endpoints, events, deliveries."""
+"""Organizer API routes owned by ``webhooks``: the gate (``gate_api``), endpoints, events
+and deliveries (``endpoint_api``)."""
 
-urlpatterns: list = []
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("webhooks.gate_urls")),
+    path("", include("webhooks.endpoint_urls")),
+]

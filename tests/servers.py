@@ -1,0 +1,142 @@
+"""Real HTTP servers on 127.0.0.1 for tests: receivers, gates, slow and hostile peers.
+
+A ``LocalServer`` runs in a thread and answers each request with what its ``respond``
+function returns (a ``Reply``), recording every request it got. A reply can be slow
+(``delay``), trickle its body a byte at a time, hang until the server stops, or send a
+huge body, so the client's deadline and size cap are tested against real sockets.
+
+    with LocalServer(lambda req: Reply(200, {"ok": True})) as server:
+        call(server.url)
+        assert server.requests[0].json()["type"] == "checkout.validate"
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes | str | dict | list | None = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds before the status line
+    trickle: float = 0.0  # seconds between body bytes (0: send at once)
+    hang: bool = False  # accept, read the request, never answer (until the server stops)
+    huge: int = 0  # send this many bytes of body after ``body``
+
+    def encoded(self) -> bytes:
+        if isinstance(self.body, dict | list):
+            self.headers.setdefault("Content-Type", "application/json")
+            return json.dumps(self.body).encode()
+        if isinstance(self.body, str):
+            return self.body.encode()
+        return self.body or b""
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+    at: float
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class LocalServer:
+    def __init__(self, respond: Callable[[Received], Reply] | Reply | None = None):
+        if respond is None:
+            respond = Reply()
+        self.respond = respond if callable(respond) else (lambda _req, reply=respond: reply)
+        self.requests: list[Received] = []
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _handle(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                received = Received(self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
+                                    body, time.monotonic())
+                with server._lock:
+                    server.requests.append(received)
+                reply = server.respond(received)
+                if reply.hang:
+                    server.stopping.wait(120)
+                    return
+                if reply.delay and server.stopping.wait(reply.delay):
+                    return
+                payload = reply.encoded()
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload) + reply.huge))
+                self.end_headers()
+                try:
+                    if reply.trickle:
+                        for i in range(len(payload)):
+                            self.wfile.write(payload[i:i + 1])
+                            self.wfile.flush()
+                            if server.stopping.wait(reply.trickle):
+                                return
+                    else:
+                        self.wfile.write(payload)
+                    chunk = b"x" * 65536
+                    left = reply.huge
+                    while left > 0 and not server.stopping.is_set():
+                        self.wfile.write(chunk[:left])
+                        left -= len(chunk)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            do_POST = do_GET = do_PUT = _handle
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def start(self) -> LocalServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def refused_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens: connecting is refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/hook"
