@@ -1,0 +1,130 @@
+"""The first API: events and checkout sessions, as CONTRACT.md writes them."""
+
+import pytest
+
+from checkout.models import CheckoutSession, Status
+from tests.conftest import make_event
+
+pytestmark = pytest.mark.django_db
+
+EVENT = {
+    "name": "Porto Jazz Night",
+    "currency": "EUR",
+    "starts_at": "2027-03-01T20:00:00Z",
+    "ticket_types": [{"name": "Standing", "price": 1800, "quantity": 50}, {"name": "Seated", "price": 3500, "quantity": 20}],
+}
+
+
+def test_creating_an_event_returns_its_public_url_and_ticket_type_ids(api):
+    response = api.post("/v1/events", EVENT, format="json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["id"].startswith("ev_") and body["url"].endswith(f"/e/{body['id']}/")
+    assert [tt["name"] for tt in body["ticket_types"]] == ["Standing", "Seated"]
+    assert all(tt["id"].startswith("tt_") for tt in body["ticket_types"])
+    assert api.get(f"/v1/events/{body['id']}").json()["name"] == "Porto Jazz Night"
+    assert [e["id"] for e in api.get("/v1/events").json()["data"]] == [body["id"]]
+
+
+def test_patching_an_event_changes_only_what_is_given(api):
+    event_id = api.post("/v1/events", EVENT, format="json").json()["id"]
+    response = api.patch(f"/v1/events/{event_id}", {"venue": "Casa da Música"}, format="json")
+    assert response.status_code == 200
+    assert response.json()["venue"] == "Casa da Música" and response.json()["name"] == "Porto Jazz Night"
+
+
+@pytest.mark.parametrize("bad", [
+    {"currency": "euro"},
+    {"ticket_types": [{"name": "X", "price": -1, "quantity": 1}]},
+    {"starts_at": "tomorrow"},
+    {"name": ""},
+])
+def test_invalid_events_get_a_field_error_and_create_nothing(api, bad):
+    from ievents.models import Event
+
+    response = api.post("/v1/events", {**EVENT, **bad}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request" and response.json()["error"]["fields"]
+    assert not Event.objects.exists()
+
+
+def test_a_malformed_json_body_is_a_400_not_a_500(api):
+    response = api.generic("POST", "/v1/events", "{not json", content_type="application/json")
+    assert response.status_code == 400 and "error" in response.json()
+
+
+def test_without_a_key_the_api_answers_401(client):
+    response = client.get("/v1/events")
+    assert response.status_code == 401 and response.json()["error"]["code"] == "unauthenticated"
+
+
+def test_a_wrong_or_revoked_key_is_401(client, api_key, organization):
+    from django.utils import timezone
+
+    from ievents.models import ApiKey
+
+    assert client.get("/v1/events", HTTP_AUTHORIZATION="Bearer iev_nope_nope").status_code == 401
+    ApiKey.objects.filter(organization=organization).update(revoked_at=timezone.now())
+    assert client.get("/v1/events", HTTP_AUTHORIZATION=f"Bearer {api_key}").status_code == 401
+
+
+def test_creating_a_session_holds_tickets_and_returns_the_hosted_url(api, event, ticket_type):
+    response = api.post("/v1/checkout/sessions", {
+        "event": event.public_id, "line_items": [{"ticket_type": ticket_type.public_id, "quantity": 3}],
+        "customer_email": "ana@example.com", "metadata": {"order": "42"},
+    }, format="json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["id"].startswith("cs_") and body["status"] == "open"
+    assert body["amount_total"] == 3 * 2500 and body["currency"] == "EUR" and body["expires_at"]
+    assert body["url"].endswith(f"/c/{body['id']}/")
+    ticket_type.refresh_from_db()
+    assert ticket_type.reserved == 3
+    assert api.get(f"/v1/checkout/sessions/{body['id']}").json()["metadata"] == {"order": "42"}
+
+
+def test_a_session_for_more_than_is_left_is_409_sold_out(api, organization):
+    event = make_event(organization, quantity=1)
+    tt = event.ticket_types.get()
+    response = api.post("/v1/checkout/sessions", {
+        "event": event.public_id, "line_items": [{"ticket_type": tt.public_id, "quantity": 2}]}, format="json")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "sold_out"
+    assert not CheckoutSession.objects.exists()
+
+
+def test_expiring_a_session_through_the_api_releases_its_tickets(api, open_session, ticket_type):
+    response = api.post(f"/v1/checkout/sessions/{open_session.public_id}/expire")
+    assert response.status_code == 200 and response.json()["status"] == "expired"
+    ticket_type.refresh_from_db()
+    assert ticket_type.reserved == 0
+    again = api.post(f"/v1/checkout/sessions/{open_session.public_id}/expire")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "invalid_state"
+
+
+def test_another_organizations_objects_are_404(api, other_organization):
+    from checkout import services
+
+    theirs = make_event(other_organization, name="Theirs")
+    tt = theirs.ticket_types.get()
+    session = services.create_session(theirs, [services.Item(tt, 1)])
+    assert api.get(f"/v1/events/{theirs.public_id}").status_code == 404
+    assert api.patch(f"/v1/events/{theirs.public_id}", {"name": "Mine now"}, format="json").status_code == 404
+    assert api.get(f"/v1/checkout/sessions/{session.public_id}").status_code == 404
+    assert api.post(f"/v1/checkout/sessions/{session.public_id}/expire").status_code == 404
+    created = api.post("/v1/checkout/sessions", {
+        "event": theirs.public_id, "line_items": [{"ticket_type": tt.public_id, "quantity": 1}]}, format="json")
+    assert created.status_code == 404
+    session.refresh_from_db()
+    assert session.status == Status.OPEN and theirs.name == "Theirs"
+    assert api.get("/v1/checkout/sessions").json()["data"] == []
+
+
+def test_the_create_api_key_command_prints_the_key_alone_on_the_last_line(organization, capsys):
+    from django.core.management import call_command
+
+    from ievents.models import ApiKey
+
+    call_command("create_api_key", "acme")
+    key = capsys.readouterr().out.strip().splitlines()[-1]
+    assert key.startswith("iev_") and " " not in key
+    assert ApiKey.authenticate(key).organization == organization
