@@ -1,0 +1,88 @@
+"""Organizers see only their own organization's objects in the admin."""
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from checkout import services
+from ievents.management.commands.seed_demo import organizer_group
+from ievents.models import ApiKey, Membership
+from tests.conftest import make_event
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def organizer(organization):
+    user = get_user_model().objects.create_user("ana", password="pw-ana-12345", is_staff=True)
+    user.groups.add(organizer_group())
+    Membership.objects.create(user=user, organization=organization)
+    return user
+
+
+@pytest.fixture
+def two_tenants(organization, other_organization):
+    mine = make_event(organization, name="Mine")
+    theirs = make_event(other_organization, name="Theirs")
+    mine_session = services.create_session(mine, [services.Item(mine.ticket_types.get(), 1)])
+    their_session = services.create_session(theirs, [services.Item(theirs.ticket_types.get(), 1)])
+    return mine, theirs, mine_session, their_session
+
+
+def test_an_organizer_lists_only_their_own_events_and_sessions(client, organizer, two_tenants):
+    mine, theirs, mine_session, their_session = two_tenants
+    client.force_login(organizer)
+    events = client.get("/admin/ievents/event/").content.decode()
+    assert "Mine" in events and "Theirs" not in events
+    sessions = client.get("/admin/checkout/checkoutsession/").content.decode()
+    assert mine_session.public_id in sessions and their_session.public_id not in sessions
+
+
+def test_an_organizer_cannot_open_another_organizations_objects(client, organizer, two_tenants):
+    mine, theirs, mine_session, their_session = two_tenants
+    client.force_login(organizer)
+    assert client.get(f"/admin/ievents/event/{mine.pk}/change/").status_code == 200
+    # Django's admin redirects to the index with a message for objects outside the queryset.
+    for url in (f"/admin/ievents/event/{theirs.pk}/change/",
+                f"/admin/checkout/checkoutsession/{their_session.pk}/change/",
+                f"/admin/ievents/organization/{theirs.organization.pk}/change/"):
+        response = client.get(url)
+        assert response.status_code in (302, 404)
+        assert "Theirs" not in client.get(url, follow=True).content.decode()
+
+
+def test_an_organizer_cannot_create_an_event_for_another_organization(client, organizer, other_organization):
+    client.force_login(organizer)
+    response = client.post("/admin/ievents/event/add/", {
+        "organization": other_organization.pk, "name": "Sneaky", "starts_at_0": "2030-01-01", "starts_at_1": "10:00",
+        "currency": "EUR", "published": "on", "payment_providers": "[]",
+        "ticket_types-TOTAL_FORMS": 0, "ticket_types-INITIAL_FORMS": 0,
+        "questions-TOTAL_FORMS": 0, "questions-INITIAL_FORMS": 0,
+    })
+    assert response.status_code == 200  # the form comes back with an error
+    assert not other_organization.events.filter(name="Sneaky").exists()
+
+
+def test_the_transition_history_is_shown_read_only(client, organizer, two_tenants):
+    _, _, mine_session, _ = two_tenants
+    services.expire_session(mine_session.pk)
+    client.force_login(organizer)
+    page = client.get(f"/admin/checkout/checkoutsession/{mine_session.pk}/change/").content.decode()
+    assert "transition history" in page.lower() and "expire" in page
+    assert 'name="status"' not in page
+
+
+def test_a_superuser_sees_every_organization(client, two_tenants):
+    admin = get_user_model().objects.create_superuser("root", password="pw-root-12345")
+    client.force_login(admin)
+    events = client.get("/admin/ievents/event/").content.decode()
+    assert "Mine" in events and "Theirs" in events
+
+
+def test_an_api_key_created_in_admin_is_shown_once_and_stored_hashed(client, organizer, organization):
+    client.force_login(organizer)
+    response = client.post("/admin/ievents/apikey/add/", {"organization": organization.pk, "name": "shop"}, follow=True)
+    assert response.status_code == 200
+    row = ApiKey.objects.get(name="shop")
+    shown = [str(m) for m in response.context["messages"]]
+    key = next(m.split(": ")[-1] for m in shown if "API key" in m)
+    assert ApiKey.hash(key) == row.key_hash and key not in row.key_hash
