@@ -41,11 +41,6 @@ def decrypt(token: str) -> str:
         raise DecryptionError("no configured key decrypts this value") from exc
 
 
-def reencrypt(token: str) -> str:
-    """The same secret under the current first key."""
-    return PREFIX + keyring().rotate(token[len(PREFIX):].encode()).decode()
-
-
 def mask(secret: str) -> str:
     """What a form or list shows of a secret: enough to recognise it, not to use it."""
     if not secret:
