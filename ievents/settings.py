@@ -75,6 +75,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "ievents.idempotency.IdempotencyKeyMiddleware",  # replays repeated API POSTs
 ]
 
 if not DEBUG:  # the dev server serves static files itself
@@ -158,6 +159,11 @@ IFTHENPAY_MB_KEY = os.environ.get("IFTHENPAY_MB_KEY", "")
 IFTHENPAY_MBWAY_KEY = os.environ.get("IFTHENPAY_MBWAY_KEY", "")
 IFTHENPAY_ENTITY = os.environ.get("IFTHENPAY_ENTITY", "")
 IFTHENPAY_SUB_ENTITY = os.environ.get("IFTHENPAY_SUB_ENTITY", "")
+IFTHENPAY_API_BASE = os.environ.get("IFTHENPAY_API_BASE", "https://api.ifthenpay.com")
+# Seconds we wait for a provider's API (connect + read) before calling it unavailable.
+PAYMENT_PROVIDER_TIMEOUT = float(os.environ.get("PAYMENT_PROVIDER_TIMEOUT", "10"))
+# How long a Multibanco reference stays payable; the ticket hold is extended to match.
+MULTIBANCO_DEADLINE_HOURS = int(os.environ.get("MULTIBANCO_DEADLINE_HOURS", "48"))
 
 # --- Outbound webhooks ----------------------------------------------------------------
 # Seconds between delivery attempts; the default sums to about a day over 8 attempts.
@@ -167,6 +173,20 @@ WEBHOOK_RETRY_SCHEDULE = [
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", DEBUG)
 WEBHOOK_MAX_RESPONSE_BYTES = int(os.environ.get("WEBHOOK_MAX_RESPONSE_BYTES", str(64 * 1024)))
 INBOUND_WEBHOOK_MAX_BYTES = int(os.environ.get("INBOUND_WEBHOOK_MAX_BYTES", str(256 * 1024)))
+
+# --- Outbound delivery (webhooks/delivery.py; docs/notifications.md) ----------------------
+# Total deadline of one delivery POST (connect, send, read the capped response).
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
+# How long a worker owns a delivery it claimed; must exceed the timeout. A worker that dies
+# mid-delivery only delays it by this much: the sweep hands it to another worker after.
+WEBHOOK_LEASE_SECONDS = float(os.environ.get("WEBHOOK_LEASE_SECONDS", "60"))
+# How often the sweep re-enqueues overdue deliveries (lost broker messages, dead workers).
+WEBHOOK_SWEEP_SECONDS = float(os.environ.get("WEBHOOK_SWEEP_SECONDS", "15"))
+# An endpoint failing without a single success for this long is disabled, its organizer told.
+WEBHOOK_DISABLE_AFTER_DAYS = float(os.environ.get("WEBHOOK_DISABLE_AFTER_DAYS", "5"))
+CELERY_BEAT_SCHEDULE["sweep-due-deliveries"] = {
+    "task": "webhooks.tasks.sweep_deliveries", "schedule": WEBHOOK_SWEEP_SECONDS,
+}
 
 # --- API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -178,6 +198,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": None,
 }
+# Cursor pagination of every list (ievents/api_pagination.py) and Idempotency-Key replay
+# of every POST (ievents/idempotency.py): a repeat within the TTL returns the first response.
+API_PAGE_SIZE = int(os.environ.get("API_PAGE_SIZE", "20"))
+API_MAX_PAGE_SIZE = 100
+IDEMPOTENCY_KEY_TTL_SECONDS = int(os.environ.get("IDEMPOTENCY_KEY_TTL_SECONDS", str(24 * 3600)))
 SPECTACULAR_SETTINGS = {
     "TITLE": "iEvents checkout API",
     "DESCRIPTION": "Events, checkout sessions, the pre-payment gate and webhook endpoints.",
@@ -186,6 +211,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "ievents.idempotency.document_idempotency_key",
+    ],
 }
 
 # --- Auth, i18n, static, email ---------------------------------------------------------
