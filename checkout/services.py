@@ -231,6 +231,11 @@ def record_payment_succeeded(session_id: int, *, amount: int | None, currency: s
         return complete(session.pk, source)
 
 
+def extend_hold(session_id: int, until) -> None:
+    """Keep a live session's tickets held until ``until`` (never shortens a hold)."""
+    CheckoutSession.objects.filter(pk=session_id, expires_at__lt=until, status__in=state.LIVE).update(expires_at=until)
+
+
 def _set_paid_amount(session_id: int, amount: int) -> None:
     CheckoutSession.objects.filter(pk=session_id).update(amount_paid=amount)
 

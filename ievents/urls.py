@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from checkout import api as checkout_api
+from webhooks import inbound
 
 from . import api as events_api
 from .views import home
@@ -22,6 +23,9 @@ api_v1 = [
 urlpatterns = [
     path("", home, name="home"),
     path("admin/", admin.site.urls),
+    # Provider webhooks forwarded to the API domain: a plain view with its own shared secret,
+    # outside DRF's API-key authentication (webhooks.inbound.api_provider_webhook).
+    path("v1/webhooks/payments/<str:provider>", inbound.api_provider_webhook, name="api_provider_webhook"),
     path("v1/", include((api_v1, "api"))),
     path("api/webhooks/", include("webhooks.inbound_urls")),
     path("", include("checkout.urls")),

@@ -8,9 +8,14 @@ update is decided in one place, ``payments.services.apply_update``, never in a p
 
 from __future__ import annotations
 
+import hmac
+import json
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import requests
 
 if TYPE_CHECKING:
     from checkout.models import CheckoutSession
@@ -24,6 +29,17 @@ class ProviderError(Exception):
 
 class ProviderNotConfigured(ProviderError):
     """Neither the organization nor the environment has credentials for this provider."""
+
+
+class PaymentDetailsRejected(ProviderError):
+    """What the attendee gave cannot be used (an MB WAY phone number, say); the message says why."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider's API could not be reached or failed on its side (timeout, 5xx, 429).
+
+    Transient: a webhook that needed the API answers 5xx so the provider sends it again.
+    """
 
 
 class SignatureError(Exception):
@@ -55,7 +71,7 @@ class PaymentUpdate:
     kind: UpdateKind
     session_public_id: str = ""
     provider_reference: str = ""
-    amount: int | None = None  # minor units actually paid/refunded, when the provider says
+    amount: int | None = None  # minor units actually paid; for refunds, the total refunded so far
     currency: str = ""
     detail: str = ""
 
@@ -119,6 +135,102 @@ class PaymentProvider:
         """Raise ``SignatureError`` unless the request provably comes from the provider."""
         raise NotImplementedError
 
+    def require_secret(self) -> str:
+        """The webhook secret, or ``SignatureError``: with no secret nothing can be verified."""
+        if not self.config.webhook_secret:
+            raise SignatureError(f"no {self.name} webhook secret is configured for this organization or the environment")
+        return self.config.webhook_secret
+
+    def credential(self, name: str) -> str:
+        value = str(self.config.credentials.get(name) or "")
+        if not value:
+            raise ProviderNotConfigured(f"{self.name}: {name} is not configured")
+        return value
+
+    def call_api(self, method: str, url: str, *, headers: dict | None = None, json_body: Any = None,
+                 params: dict | None = None) -> Any:
+        """One JSON call to the provider's API, errors turned into our types.
+
+        5xx, 429, timeouts and connection errors are ``ProviderUnavailable`` (worth a retry);
+        any other non-2xx, or a body that is not JSON, is a plain ``ProviderError``.
+        """
+        from django.conf import settings
+
+        try:
+            response = requests.request(method, url, headers=headers, json=json_body, params=params,
+                                        timeout=settings.PAYMENT_PROVIDER_TIMEOUT, allow_redirects=False)
+        except requests.RequestException as exc:
+            raise ProviderUnavailable(f"{self.name}: {type(exc).__name__} calling {_path(url)}") from exc
+        if response.status_code >= 500 or response.status_code == 429:
+            raise ProviderUnavailable(f"{self.name}: HTTP {response.status_code} from {_path(url)}")
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise ProviderError(f"{self.name}: HTTP {response.status_code}, body is not JSON") from exc
+        if not 200 <= response.status_code < 300:
+            raise ProviderError(f"{self.name}: HTTP {response.status_code} from {_path(url)}: {str(body)[:200]}")
+        return body
+
+
+def _path(url: str) -> str:
+    """The URL without its query string: API keys sometimes travel there and must not be logged."""
+    return url.split("?", 1)[0]
+
+
+# --- Shared helpers ----------------------------------------------------------------------
+def secrets_match(given: str | None, expected: str) -> bool:
+    """Compare a secret received from outside in constant time."""
+    if not given or not expected:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def to_minor_units(value: Any) -> int:
+    """``"25.00"``/``25``/``25.5`` (major units, as Portuguese providers send them) → cents.
+
+    Raises ``ValueError`` for anything that is not a finite non-negative number.
+    """
+    try:
+        amount = Decimal(str(value).strip().replace(",", "."))
+    except (InvalidOperation, TypeError) as exc:
+        raise ValueError(f"not an amount: {value!r}") from exc
+    if not amount.is_finite() or amount < 0:
+        raise ValueError(f"not an amount: {value!r}")
+    return int((amount * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+
+
+def to_major_units(minor: int) -> str:
+    """2500 → ``"25.00"``."""
+    return f"{Decimal(minor) / 100:.2f}"
+
+
+def json_object(body: bytes) -> dict:
+    """Parse a verified body as a JSON object or raise ``MalformedWebhook``."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedWebhook(f"body is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise MalformedWebhook("body is not a JSON object")
+    return data
+
     def parse_webhook(self, request: InboundRequest) -> ParsedWebhook:
         """Turn a verified request into updates; raise ``MalformedWebhook`` if it can't."""
         raise NotImplementedError
+
+
+def normalize_phone(phone: str) -> str:
+    """A Portuguese mobile number as MB WAY wants it: nine digits starting with 9."""
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    if digits.startswith("351") and len(digits) == 12:
+        digits = digits[3:]
+    if len(digits) != 9 or not digits.startswith("9"):
+        raise PaymentDetailsRejected("MB WAY needs a Portuguese mobile number: 9 digits, starting with 9.")
+    return digits
+
+
+def deadline_text(when) -> str:
+    """A Multibanco deadline as the attendee reads it, in the site's time zone."""
+    from django.utils import timezone
+
+    return timezone.localtime(when).strftime("%Y-%m-%d %H:%M")

@@ -14,8 +14,8 @@ from checkout import services as checkout
 from checkout import state
 from checkout.models import CheckoutSession, Status
 
-from .base import PaymentUpdate, ProviderError, UpdateKind
-from .models import Payment
+from .base import PaymentDetailsRejected, PaymentUpdate, ProviderError, UpdateKind
+from .models import IntegrationSettings, Payment
 from .registry import get_provider
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,9 @@ def start_payment(payment: Payment, *, method: str = "", phone: str = "") -> Pay
         provider = get_provider(payment.provider, session.organization)
         result = provider.start(payment, session, return_url=return_url, cancel_url=cancel_url,
                                 method=method, phone=phone)
+    except PaymentDetailsRejected as exc:
+        Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.FAILED)
+        raise checkout.PaymentStartFailed(str(exc)) from exc
     except ProviderError as exc:
         Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.FAILED)
         log.warning("payment %s could not start: %s", payment.public_id, exc)
@@ -50,14 +53,28 @@ def start_payment(payment: Payment, *, method: str = "", phone: str = "") -> Pay
     payment.instructions = {**payment.instructions, **result.instructions}
     payment.status = Payment.Status.PENDING
     payment.save()
+    deadline = result.instructions.get("deadline_at")
+    if deadline:
+        # A Multibanco reference is paid at an ATM, maybe tomorrow: keep the tickets until then.
+        from django.utils.dateparse import parse_datetime
+
+        checkout.extend_hold(session.pk, parse_datetime(deadline))
     return payment
 
 
-def find_session(update: PaymentUpdate, organization_id: int | None) -> CheckoutSession | None:
-    """The session an update is about, only within the organization it came for."""
+def find_session(update: PaymentUpdate, organization_id: int | None, provider: str = "") -> CheckoutSession | None:
+    """The session an update is about, only within the organization it came for.
+
+    An update verified with the environment's secret (org ``_``) may only touch sessions of
+    organizations that have no webhook secret of their own for that provider: whoever holds
+    the platform's secret must not reach a tenant that chose its own.
+    """
     sessions = CheckoutSession.objects.all()
     if organization_id is not None:
         sessions = sessions.filter(organization_id=organization_id)
+    else:
+        own_secret = IntegrationSettings.objects.filter(provider=provider).exclude(webhook_secret="")
+        sessions = sessions.exclude(organization_id__in=own_secret.values("organization_id"))
     if update.session_public_id:
         return sessions.filter(public_id=update.session_public_id).first()
     if update.provider_reference:
@@ -97,6 +114,8 @@ def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str
         trigger = TRIGGER_FOR_KIND[update.kind]
         if not state.can_apply(locked.status, trigger):
             return "ignored"
+        if trigger == "partial_refund" and update.amount is not None and update.amount <= locked.amount_refunded:
+            return "ignored"  # the same refund told twice (charge.refunded and refund.created)
         if trigger in ("expire", "cancel"):
             checkout._end(locked.pk, trigger, source, update.detail)
         else:

@@ -1,3 +1,11 @@
-"""Inbound provider webhook routes: ``/api/webhooks/{provider}/{org}``."""
+"""Inbound provider webhook routes: ``/api/webhooks/{provider}/{org}`` (see ``webhooks.inbound``)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import inbound
+
+app_name = "inbound"
+
+urlpatterns = [
+    path("<str:provider>/<str:org>", inbound.provider_webhook, name="provider_webhook"),
+]

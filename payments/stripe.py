@@ -1,0 +1,198 @@
+"""Stripe: hosted Checkout Sessions, confirmed on return, and signed webhooks.
+
+Our checkout session id travels in ``client_reference_id``, in ``metadata.checkout_session``
+and in the payment intent's ``metadata``, so every event we subscribe to names it (a
+charge inherits its payment intent's metadata). Webhooks are verified with the ``stripe``
+library's own code (``Stripe-Signature: t=…,v1=…``, 300 s tolerance) before anything in
+them is read.
+"""
+
+from __future__ import annotations
+
+import stripe
+
+from .base import (
+    InboundRequest,
+    MalformedWebhook,
+    ParsedWebhook,
+    PaymentProvider,
+    PaymentUpdate,
+    ProviderError,
+    ProviderUnavailable,
+    SignatureError,
+    StartResult,
+    UpdateKind,
+    json_object,
+)
+
+TOLERANCE_SECONDS = 300
+
+# The 11 events the organizer subscribes to in the Stripe dashboard (docs/payments.md).
+EVENTS = (
+    "checkout.session.completed",
+    "checkout.session.expired",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.canceled",
+    "payment_intent.processing",
+    "payment_intent.amount_capturable_updated",
+    "charge.refunded",
+    "refund.created",
+)
+
+# Payment intent events: one kind each, amount from the named field.
+INTENT_KINDS = {
+    "payment_intent.succeeded": (UpdateKind.SUCCEEDED, "amount_received"),
+    "payment_intent.payment_failed": (UpdateKind.FAILED, None),
+    "payment_intent.canceled": (UpdateKind.CANCELED, None),
+    "payment_intent.processing": (UpdateKind.PROCESSING, None),
+    "payment_intent.amount_capturable_updated": (UpdateKind.AUTHORIZED, "amount_capturable"),
+}
+
+
+class StripeProvider(PaymentProvider):
+    name = "stripe"
+    label = "Card (Stripe)"
+    methods = ("card",)
+
+    def _client(self) -> stripe.StripeClient:
+        from django.conf import settings
+
+        # RequestsClient: one HTTP stack for every provider, with our timeout; no silent retries.
+        return stripe.StripeClient(
+            self.credential("secret_key"), max_network_retries=0,
+            http_client=stripe.RequestsClient(timeout=settings.PAYMENT_PROVIDER_TIMEOUT),
+        )
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+            raise ProviderUnavailable(f"stripe: {what}: {exc.user_message or type(exc).__name__}") from exc
+        except stripe.APIError as exc:
+            raise ProviderUnavailable(f"stripe: {what}: {type(exc).__name__}") from exc
+        except stripe.StripeError as exc:
+            raise ProviderError(f"stripe: {what}: {exc.user_message or type(exc).__name__}") from exc
+
+    # --- Paying -----------------------------------------------------------------------
+    def start(self, payment, session, *, return_url, cancel_url, method="", phone=""):
+        ours = {"checkout_session": session.public_id, "payment": payment.public_id}
+        line_items = [
+            {
+                "quantity": item.quantity,
+                "price_data": {
+                    "currency": session.currency.lower(),
+                    "unit_amount": item.unit_price,
+                    "product_data": {"name": f"{session.event.name}: {item.ticket_type.name}"[:250]},
+                },
+            }
+            for item in session.line_items.select_related("ticket_type")
+        ]
+        params = {
+            "mode": "payment",
+            "client_reference_id": session.public_id,
+            "metadata": ours,
+            "payment_intent_data": {"metadata": ours},
+            "line_items": line_items,
+            "success_url": return_url,
+            "cancel_url": cancel_url,
+        }
+        if session.customer_email:
+            params["customer_email"] = session.customer_email
+        created = self._call("create checkout session", self._client().v1.checkout.sessions.create, params=params,
+                             options={"idempotency_key": f"ievents-{payment.public_id}"})
+        if not created.get("url"):
+            raise ProviderError("stripe: checkout session has no URL")
+        return StartResult(provider_reference=created["id"], redirect_url=created["url"], method="card")
+
+    def confirm(self, payment):
+        if not payment.provider_reference:
+            return None
+        found = self._call("retrieve checkout session", self._client().v1.checkout.sessions.retrieve,
+                           payment.provider_reference)
+        return _from_checkout_session("checkout.session.completed", _as_dict(found))
+
+    # --- Webhooks ---------------------------------------------------------------------
+    def verify_webhook(self, request: InboundRequest) -> None:
+        secret = self.require_secret()
+        try:
+            stripe.WebhookSignature.verify_header(
+                request.body, request.headers.get("stripe-signature"), secret, tolerance=TOLERANCE_SECONDS
+            )
+        except stripe.SignatureVerificationError as exc:
+            raise SignatureError(str(exc).split(". ")[0]) from exc
+        except UnicodeDecodeError as exc:
+            raise SignatureError("body is not UTF-8") from exc
+
+    def parse_webhook(self, request: InboundRequest) -> ParsedWebhook:
+        event = json_object(request.body)
+        event_id, event_type = event.get("id"), event.get("type")
+        obj = (event.get("data") or {}).get("object") if isinstance(event.get("data"), dict) else None
+        if not isinstance(event_id, str) or not isinstance(event_type, str) or not isinstance(obj, dict):
+            raise MalformedWebhook("not a Stripe event: id, type and data.object are required")
+        try:
+            update = self._update_for(event_type, obj)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MalformedWebhook(f"{event_type}: unexpected object: {exc}") from exc
+        return ParsedWebhook(event_id=event_id, type=event_type, updates=[update] if update else [])
+
+    def _update_for(self, event_type: str, obj: dict) -> PaymentUpdate | None:
+        if event_type.startswith("checkout.session."):
+            return _from_checkout_session(event_type, obj)
+        if event_type in INTENT_KINDS:
+            kind, amount_field = INTENT_KINDS[event_type]
+            return PaymentUpdate(
+                kind, session_public_id=_session_id(obj),
+                amount=int(obj[amount_field]) if amount_field else None,
+                currency=str(obj.get("currency") or ""), detail=f"stripe {event_type} {obj.get('id', '')}",
+            )
+        if event_type == "charge.refunded":
+            return _from_charge(obj, event_type)
+        if event_type == "refund.created":
+            # A refund names its charge but neither our session nor the total refunded so
+            # far; the charge knows both, so we ask Stripe for it.
+            charge_id = obj["charge"]
+            if not isinstance(charge_id, str):
+                raise ValueError("refund without a charge id")
+            charge = self._call("retrieve charge", self._client().v1.charges.retrieve, charge_id)
+            return _from_charge(_as_dict(charge), event_type)
+        return None  # an event we did not subscribe to: acknowledged and ignored
+
+
+def _as_dict(obj) -> dict:
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+
+
+def _session_id(obj: dict) -> str:
+    metadata = obj.get("metadata") or {}
+    return str(obj.get("client_reference_id") or metadata.get("checkout_session") or "")
+
+
+def _from_checkout_session(event_type: str, obj: dict) -> PaymentUpdate | None:
+    session_id = _session_id(obj)
+    detail = f"stripe {event_type} {obj.get('id', '')}"
+    common = {"session_public_id": session_id, "provider_reference": str(obj.get("id") or ""), "detail": detail}
+    if event_type == "checkout.session.expired":
+        return PaymentUpdate(UpdateKind.EXPIRED, **common)
+    if event_type == "checkout.session.async_payment_failed":
+        return PaymentUpdate(UpdateKind.FAILED, **common)
+    payment_status = obj.get("payment_status")
+    if event_type == "checkout.session.async_payment_succeeded" or payment_status in ("paid", "no_payment_required"):
+        if payment_status not in ("paid", "no_payment_required"):
+            return None
+        return PaymentUpdate(UpdateKind.SUCCEEDED, amount=int(obj["amount_total"]),
+                             currency=str(obj.get("currency") or ""), **common)
+    if event_type == "checkout.session.completed" and obj.get("status") == "complete":
+        return PaymentUpdate(UpdateKind.PROCESSING, **common)  # an async method: money to follow
+    if obj.get("status") == "expired":
+        return PaymentUpdate(UpdateKind.EXPIRED, **common)
+    return None  # still open: nothing to tell
+
+
+def _from_charge(charge: dict, event_type: str) -> PaymentUpdate:
+    refunded, amount = int(charge["amount_refunded"]), int(charge["amount"])
+    kind = UpdateKind.REFUNDED if refunded >= amount else UpdateKind.PARTIALLY_REFUNDED
+    return PaymentUpdate(kind, session_public_id=_session_id(charge), amount=refunded,
+                         currency=str(charge.get("currency") or ""), detail=f"stripe {event_type} {charge.get('id', '')}")

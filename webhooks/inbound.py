@@ -1,0 +1,261 @@
+"""Inbound provider webhooks: verify, record once, apply under the session's lock.
+
+Routes (CONTRACT.md): ``POST|GET /api/webhooks/{provider}/{org}`` and
+``POST /v1/webhooks/payments/{provider}?org={org}`` (with ``x-checkout-secret``).
+
+The order of things is the security model:
+
+1. the organization and provider must exist (else 404), the body must fit the cap (413);
+2. the provider verifies the request with the organization's secret, or the environment's
+   for org ``_`` or an organization without its own (``SignatureError`` → 400, recorded);
+3. only then is the body parsed (``MalformedWebhook`` → 400, recorded);
+4. a row with a unique ``dedupe_key`` is inserted in the same transaction that applies the
+   update, so of 50 copies arriving at once exactly one gets past the insert; the others
+   wait on the unique index, then see the committed row and answer 200 "duplicate";
+5. a transient failure (the provider's API is down, our database hiccups) rolls all of
+   that back and answers 503, so the provider sends the event again.
+
+Answers: 2xx for processed, duplicate and irrelevant events; 4xx when nothing may change;
+5xx only when trying again can help.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, transaction
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from checkout.models import Source
+from ievents.models import Organization
+from payments import services as payments
+from payments.base import (
+    InboundRequest,
+    MalformedWebhook,
+    ParsedWebhook,
+    PaymentProvider,
+    ProviderError,
+    ProviderNotConfigured,
+    ProviderUnavailable,
+    SignatureError,
+)
+from payments.registry import get_provider, provider_classes
+
+from .models import InboundWebhook
+
+log = logging.getLogger(__name__)
+
+ENVIRONMENT_ORG = "_"
+# Query parameters that carry a secret (Ifthenpay's anti-phishing key, our Easypay secret):
+# never stored in the log.
+SECRET_PARAMS = {"key", "secret"}
+STORED_PAYLOAD_CHARS = 64 * 1024
+
+Outcome = InboundWebhook.Outcome
+
+
+class UnknownRoute(Exception):
+    """No such provider or organization: 404, and nothing recorded against anyone."""
+
+
+@dataclass(frozen=True)
+class Received:
+    """What we answer the provider, and the row that records it."""
+
+    status: int
+    outcome: str
+    message: str = ""
+    row: InboundWebhook | None = None
+
+    def as_response(self) -> JsonResponse:
+        return JsonResponse({"received": self.status < 400, "outcome": self.outcome, "message": self.message},
+                            status=self.status)
+
+
+# --- The service ----------------------------------------------------------------------
+def resolve_organization(org: str) -> Organization | None:
+    """``_`` is the environment (no organization); anything else must be a public id."""
+    if org == ENVIRONMENT_ORG:
+        return None
+    found = Organization.objects.filter(public_id=org).first()
+    if found is None:
+        raise UnknownRoute(f"no organization {org[:60]!r}")
+    return found
+
+
+def receive(provider_name: str, org: str, request: InboundRequest) -> Received:
+    """Handle one delivery from a provider. Raises ``UnknownRoute`` for 404s."""
+    if provider_name not in provider_classes():
+        raise UnknownRoute(f"no provider {provider_name[:30]!r}")
+    organization = resolve_organization(org)
+    provider = get_provider(provider_name, organization)
+    base = {"provider": provider_name, "organization": organization, "payload": stored_payload(request)}
+
+    try:
+        provider.verify_webhook(request)
+    except SignatureError as exc:
+        row = InboundWebhook.objects.create(**base, verified=False, outcome=Outcome.REJECTED, error=str(exc)[:500])
+        return Received(400, Outcome.REJECTED, "signature verification failed", row)
+    return process_verified(provider, organization, request, base)
+
+
+def process_verified(provider: PaymentProvider, organization: Organization | None, request: InboundRequest,
+                     base: dict, *, reprocess_row: InboundWebhook | None = None) -> Received:
+    """Parse a verified request and apply it once. ``reprocess_row``: an admin's manual retry."""
+    provider_name = provider.name
+    try:
+        parsed = provider.parse_webhook(request)
+    except MalformedWebhook as exc:
+        return _record_failure(base, reprocess_row, Outcome.REJECTED, f"malformed: {exc}", 400)
+    except (ProviderUnavailable, ProviderNotConfigured) as exc:
+        return _record_failure(base, reprocess_row, Outcome.FAILED, str(exc), 503)
+    except ProviderError as exc:  # the provider's API denies what the webhook claims
+        return _record_failure(base, reprocess_row, Outcome.REJECTED, str(exc), 400)
+
+    org_key = str(organization.pk) if organization else ENVIRONMENT_ORG
+    dedupe_key = f"{provider_name}:{org_key}:{parsed.event_id}"[:300]
+    fields = {**base, "verified": True, "event_id": parsed.event_id[:200], "type": parsed.type[:100]}
+    try:
+        with transaction.atomic():
+            if reprocess_row is not None:
+                row = InboundWebhook.objects.select_for_update().get(pk=reprocess_row.pk)
+            else:
+                try:
+                    with transaction.atomic():  # a savepoint: the unique index decides who goes first
+                        row = InboundWebhook.objects.create(**fields, dedupe_key=dedupe_key, outcome=Outcome.IGNORED)
+                except IntegrityError:
+                    row = InboundWebhook.objects.create(**fields, outcome=Outcome.DUPLICATE,
+                                                        error="already received")
+                    return Received(200, Outcome.DUPLICATE, "already received", row)
+            outcome, session, note = _apply(parsed, organization, provider_name)
+            row.outcome, row.session, row.error = outcome, session, note[:500]
+            row.save(update_fields=["outcome", "session", "error"])
+    except (ProviderUnavailable, DatabaseError) as exc:
+        log.warning("inbound %s webhook %s failed, the provider will retry: %s", provider_name, parsed.event_id, exc)
+        return _record_failure(fields, reprocess_row, Outcome.FAILED, f"transient: {type(exc).__name__}: {exc}", 503)
+    return Received(200, outcome, note, row)
+
+
+def _apply(parsed: ParsedWebhook, organization: Organization | None, provider_name: str):
+    """Apply each update to its session (only this organization's). Returns (outcome, session, note)."""
+    outcome, session, notes = Outcome.IGNORED, None, []
+    if not parsed.updates:
+        notes.append(f"{parsed.type}: nothing to do")
+    for update in parsed.updates:
+        found = payments.find_session(update, organization.pk if organization else None, provider_name)
+        if found is None:
+            notes.append(f"{update.kind}: no session of this organization matches")
+            continue
+        session = found
+        result = payments.apply_update(found, update, source=Source.PROVIDER_WEBHOOK)
+        notes.append(f"{update.kind}: {result}")
+        if result == "applied":
+            outcome = Outcome.PROCESSED
+    return outcome, session, "; ".join(notes)
+
+
+def _record_failure(fields: dict, row: InboundWebhook | None, outcome: str, error: str, status: int) -> Received:
+    if row is not None:
+        InboundWebhook.objects.filter(pk=row.pk).update(outcome=outcome, error=error[:500])
+        row.refresh_from_db()
+    else:
+        fields = {k: v for k, v in fields.items() if k != "dedupe_key"}
+        fields.setdefault("verified", True)
+        row = InboundWebhook.objects.create(**fields, outcome=outcome, error=error[:500])
+    message = "temporary failure, please retry" if status >= 500 else error[:200]
+    return Received(status, outcome, message, row)
+
+
+def reprocess(row: InboundWebhook) -> Received:
+    """Run a recorded, verified delivery through parsing and the state machine again.
+
+    For the organizer who fixed a misconfiguration, or to re-ask Easypay about a payment.
+    Safe to repeat: ``apply_update`` never applies the same news twice.
+    """
+    if not row.verified:
+        return Received(400, row.outcome, "only verified deliveries can be reprocessed", row)
+    provider = get_provider(row.provider, row.organization)
+    request = request_from_payload(row.payload)
+    return process_verified(provider, row.organization, request, {"provider": row.provider,
+                            "organization": row.organization, "payload": row.payload}, reprocess_row=row)
+
+
+# --- What we store of a request ---------------------------------------------------------
+def stored_payload(request: InboundRequest) -> str:
+    """The body as text, capped; a bodyless callback as its query, secrets masked."""
+    if request.body:
+        return request.body[:STORED_PAYLOAD_CHARS].decode("utf-8", errors="replace")
+    query = [(k, "***" if k in SECRET_PARAMS else v) for k, v in request.query.items()]
+    return ("?" + urlencode(query))[:STORED_PAYLOAD_CHARS]
+
+
+def request_from_payload(payload: str) -> InboundRequest:
+    if payload.startswith("?"):
+        return InboundRequest("GET", b"", {}, dict(parse_qsl(payload[1:], keep_blank_values=True)))
+    return InboundRequest("POST", payload.encode(), {}, {})
+
+
+# --- Views ----------------------------------------------------------------------------
+class BodyTooLarge(Exception):
+    pass
+
+
+def inbound_request(request) -> InboundRequest:
+    """Read at most the cap: a provider never sends more, an attacker may."""
+    limit = settings.INBOUND_WEBHOOK_MAX_BYTES
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        raise BodyTooLarge
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        raise BodyTooLarge
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    query = {k: v for k, v in request.GET.items()}
+    return InboundRequest(request.method, body, headers, query)
+
+
+def _handle(request, provider: str, org: str) -> JsonResponse:
+    try:
+        inbound = inbound_request(request)
+    except BodyTooLarge:
+        return JsonResponse({"received": False, "outcome": "rejected", "message": "body too large"}, status=413)
+    try:
+        return receive(provider, org, inbound).as_response()
+    except UnknownRoute:
+        return JsonResponse({"received": False, "outcome": "rejected", "message": "not found"}, status=404)
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def provider_webhook(request, provider: str, org: str):
+    """``/api/webhooks/{provider}/{org}``: what we tell organizers to paste into the dashboards."""
+    return _handle(request, provider, org)
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def api_provider_webhook(request, provider: str):
+    """``/v1/webhooks/payments/{provider}?org=``: the same, behind the platform's shared secret.
+
+    Off (404) while ``CHECKOUT_API_SECRET`` is unset. The secret proves the caller is our
+    forwarder; the provider's own verification still runs on the forwarded request.
+    """
+    secret = settings.CHECKOUT_API_SECRET
+    if not secret:
+        return JsonResponse({"received": False, "outcome": "rejected", "message": "not found"}, status=404)
+    given = request.headers.get("x-checkout-secret", "")
+    if not hmac.compare_digest(given.encode(), secret.encode()):
+        return JsonResponse({"received": False, "outcome": "rejected", "message": "bad x-checkout-secret"}, status=401)
+    org = request.GET.get("org", "")
+    if not org:
+        return JsonResponse({"received": False, "outcome": "rejected", "message": "org is required"}, status=400)
+    return _handle(request, provider, org)
