@@ -1,20 +1,42 @@
 """The outbox: every state change writes its event here, in the same transaction.
 
 Delivering the events is ``webhooks.delivery``'s job; this module only decides what is
-sent to whom, and makes sure the rows exist before the transaction commits.
+sent to whom, and makes sure the rows exist before the transaction commits. The delivery
+tasks are enqueued only once it has committed (a worker must find the rows), and if the
+broker loses them the periodic sweep finds the rows anyway.
 """
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.utils import timezone
 
 from checkout.representation import session_as_api
 
 from .models import Delivery, OutboxEvent, WebhookEndpoint
 
+# Every type we send (CONTRACT.md, "Outbound events"); endpoints subscribe to these or "*".
+SESSION_EVENT_TYPES = [
+    "checkout.session.created",
+    "checkout.session.authorized",
+    "checkout.session.rejected",
+    "checkout.session.paid",
+    "checkout.session.unpaid",
+    "checkout.session.completed",
+    "checkout.session.expired",
+    "checkout.session.canceled",
+    "checkout.session.refunded",
+    "checkout.session.gate_denied",
+]
+
 
 def record_event(session, event_type: str) -> OutboxEvent:
-    """Write ``event_type`` about ``session`` and one delivery per subscribed target."""
+    """Write ``event_type`` about ``session`` and one delivery per subscribed target.
+
+    The payload is the session as the API shows it, with its ``version`` (it grows with
+    every transition) and the event's ``created``: we promise no ordering, so a receiver
+    keeps the highest version it has seen.
+    """
     event = OutboxEvent(organization_id=session.organization_id, session=session, type=event_type, payload={})
     event.payload = {
         "id": event.public_id,
@@ -23,12 +45,23 @@ def record_event(session, event_type: str) -> OutboxEvent:
         "data": {"object": session_as_api(session)},
     }
     event.save()
+    now = timezone.now()
     targets = [
-        Delivery(event=event, endpoint=endpoint, target_url=endpoint.url, next_attempt_at=timezone.now())
+        Delivery(event=event, endpoint=endpoint, target_url=endpoint.url, next_attempt_at=now)
         for endpoint in WebhookEndpoint.objects.filter(organization_id=session.organization_id, enabled=True)
         if endpoint.wants(event_type)
     ]
     if session.webhook_url:
-        targets.append(Delivery(event=event, target_url=session.webhook_url, next_attempt_at=timezone.now()))
-    Delivery.objects.bulk_create(targets)
+        targets.append(Delivery(event=event, target_url=session.webhook_url, next_attempt_at=now))
+    created = Delivery.objects.bulk_create(targets)
+    ids = [d.pk for d in created if d.pk is not None]
+    if ids:
+        transaction.on_commit(lambda: _enqueue(ids), robust=True)
     return event
+
+
+def _enqueue(delivery_ids: list[int]) -> None:
+    from .tasks import enqueue_delivery
+
+    for pk in delivery_ids:
+        enqueue_delivery(pk)

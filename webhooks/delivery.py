@@ -1,0 +1,360 @@
+"""Delivering outbox events: claim with a lease, send, record, then succeed, retry or give up.
+
+The rules, in the order a delivery meets them:
+
+1. **Claim.** A worker takes a due delivery under ``SELECT … FOR UPDATE SKIP LOCKED`` and
+   sets ``lease_until``; while the lease lasts nobody else may send it. Claiming also
+   reserves the attempt number (``attempts_count``), which fences late results: a worker
+   whose lease ran out cannot fail a delivery another worker has since taken over.
+2. **Send.** One POST through ``webhooks.http`` (total deadline, no redirects, capped
+   response, address checked at connect time), signed with Standard Webhooks headers
+   whose ``webhook-id`` is the event id, the same on every retry.
+3. **Record.** Every attempt becomes a ``DeliveryAttempt`` row. 2xx: succeeded. Otherwise
+   the next attempt waits ``WEBHOOK_RETRY_SCHEDULE[n]`` seconds (with jitter, at least
+   what a 429/503 ``Retry-After`` asked); after the last one the delivery is ``failed``
+   (the dead letter, retried only by hand). 410 Gone disables the endpoint at once; an
+   endpoint without a success for ``WEBHOOK_DISABLE_AFTER_DAYS`` is disabled and its
+   organizer emailed.
+
+Waits live in the database (``next_attempt_at``): the periodic ``sweep`` enqueues what is
+due, so a lost broker message or a killed worker only delays a delivery. Short waits are
+also handed to the broker as a countdown, purely to be on time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from . import http
+from .models import Delivery, DeliveryAttempt, OutboxEvent, WebhookEndpoint
+from .signing import sign_headers, signing_secrets
+
+log = logging.getLogger(__name__)
+
+TEST_EVENT_TYPE = "webhook_endpoint.test"
+USER_AGENT = "iEvents-Webhooks/1.0"
+# Stored response bodies and error texts are capped: the receiver's text is data, not ours.
+STORED_RESPONSE_CHARS = 2000
+JITTER = 0.1  # ±10% on every wait, so failing endpoints' retries don't arrive in lockstep
+# Waits up to this long are also given to the broker as a countdown (to be on time); the
+# database stays the truth, and anything longer waits for the sweep alone.
+BROKER_COUNTDOWN_MAX = 60
+# A Retry-After longer than this is treated as this: we still want to try within the day.
+RETRY_AFTER_MAX = 6 * 3600
+LOST_ATTEMPT_ERROR = "No result: the worker stopped during this attempt (lease expired); sent again."
+
+
+class NotRetryable(Exception):
+    """A manual retry that makes no sense now (already delivered, or in flight)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a worker holds while it sends: everything needed, nothing re-read."""
+
+    delivery_id: int
+    number: int
+    url: str
+    event_id: str
+    body: bytes
+    secrets: tuple[str, ...]
+    single_shot: bool
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivery_id: int
+    status: str
+    attempt: int | None = None
+    status_code: int | None = None
+    error: str = ""
+
+
+# --- What is due -------------------------------------------------------------------------
+def due(now: datetime | None = None):
+    """Pending deliveries whose time has come and that no live worker holds."""
+    now = now or timezone.now()
+    return Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now).filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lte=now)
+    )
+
+
+def sweep(*, limit: int = 1000, enqueue=None) -> int:
+    """Enqueue deliveries overdue by more than one sweep interval; return how many.
+
+    Fresh ones are left alone: their on-commit task or countdown is on its way, and the
+    claim makes a duplicate harmless anyway — this only keeps duplicates rare.
+    """
+    if enqueue is None:
+        from .tasks import enqueue_delivery as enqueue
+    cutoff = timezone.now() - timedelta(seconds=settings.WEBHOOK_SWEEP_SECONDS)
+    ids = list(due().filter(next_attempt_at__lte=cutoff).order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+    # Leases that expired mean a worker died mid-send; they are due now, whatever the cutoff.
+    ids += [pk for pk in due().filter(lease_until__isnull=False).values_list("pk", flat=True)[:limit] if pk not in ids]
+    for pk in ids:
+        enqueue(pk)
+    if ids:
+        log.info("sweep enqueued %d due deliveries", len(ids))
+    return len(ids)
+
+
+# --- Claim, send, record -----------------------------------------------------------------
+def claim(delivery_id: int, *, even_if_disabled: bool = False) -> Claim | None:
+    """Take the delivery for one attempt, or ``None`` if it is not ours to send now."""
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = (
+            due(now).select_for_update(skip_locked=True, of=("self",))
+            .select_related("event", "endpoint", "event__organization")
+            .filter(pk=delivery_id).first()
+        )
+        if delivery is None:
+            return None
+        if delivery.lease_until is not None:
+            # The last claim never reported back: its worker died. Say so in the history.
+            DeliveryAttempt.objects.create(delivery=delivery, number=delivery.attempts_count, started_at=now,
+                                           error=LOST_ATTEMPT_ERROR)
+        endpoint = delivery.endpoint
+        if endpoint is not None and not endpoint.enabled and not even_if_disabled:
+            delivery.status = Delivery.Status.FAILED
+            delivery.lease_until = None
+            delivery.last_error = f"Not sent: the endpoint is disabled ({endpoint.disabled_reason or 'by hand'})."[:500]
+            delivery.save(update_fields=["status", "lease_until", "last_error", "updated_at"])
+            return None
+        delivery.attempts_count += 1
+        delivery.lease_until = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
+        delivery.save(update_fields=["attempts_count", "lease_until", "updated_at"])
+        secrets = signing_secrets(endpoint) if endpoint is not None else [delivery.event.organization.signing_secret]
+        return Claim(
+            delivery_id=delivery.pk,
+            number=delivery.attempts_count,
+            url=delivery.target_url,
+            event_id=delivery.event.public_id,
+            body=event_body(delivery.event),
+            secrets=tuple(secrets),
+            single_shot=delivery.event.type == TEST_EVENT_TYPE,
+        )
+
+
+def event_body(event: OutboxEvent) -> bytes:
+    return json.dumps(event.payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def send(claim: Claim) -> http.HttpResult:
+    headers = sign_headers(claim.event_id, claim.body, list(claim.secrets))
+    headers["Content-Type"] = "application/json"
+    headers["User-Agent"] = USER_AGENT
+    return http.post(claim.url, claim.body, headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+                     max_bytes=settings.WEBHOOK_MAX_RESPONSE_BYTES)
+
+
+def deliver(delivery_id: int, *, even_if_disabled: bool = False) -> Outcome:
+    """One attempt at ``delivery_id`` if it is due and free: the whole job of a worker."""
+    held = claim(delivery_id, even_if_disabled=even_if_disabled)
+    if held is None:
+        status = Delivery.objects.filter(pk=delivery_id).values_list("status", flat=True).first() or "missing"
+        return Outcome(delivery_id, status)
+    started_at = timezone.now()
+    result = send(held)
+    return record(held, result, started_at)
+
+
+def record(claim: Claim, result: http.HttpResult, started_at: datetime) -> Outcome:
+    """Write the attempt and decide what happens next, under the delivery's row lock."""
+    error = _describe_error(result)
+    after_commit = []
+    with transaction.atomic():
+        delivery = Delivery.objects.select_for_update().select_related("endpoint").get(pk=claim.delivery_id)
+        DeliveryAttempt.objects.create(
+            delivery=delivery, number=claim.number, started_at=started_at, duration_ms=result.elapsed_ms,
+            status_code=result.status_code, error=error[:500],
+            response_body=result.body[:STORED_RESPONSE_CHARS * 4].decode("utf-8", "replace")[:STORED_RESPONSE_CHARS],
+        )
+        ours = delivery.status == Delivery.Status.PENDING and delivery.attempts_count == claim.number
+        if result.ok:
+            # A success is a success even from a worker whose lease ran out: the receiver has it.
+            if delivery.status != Delivery.Status.SUCCEEDED:
+                _finish(delivery, Delivery.Status.SUCCEEDED, result, "")
+            if delivery.endpoint_id:
+                WebhookEndpoint.objects.filter(pk=delivery.endpoint_id, failing_since__isnull=False).update(
+                    failing_since=None)
+        elif ours:
+            after_commit = _after_failure(delivery, claim, result, error)
+    for callback in after_commit:
+        transaction.on_commit(callback, robust=True)
+    return Outcome(claim.delivery_id, delivery.status, claim.number, result.status_code, error)
+
+
+def _after_failure(delivery: Delivery, claim: Claim, result: http.HttpResult, error: str) -> list:
+    """Schedule the next attempt or dead-letter; look after the endpoint's health."""
+    callbacks = []
+    endpoint = delivery.endpoint
+    gone = result.status_code == 410
+    if endpoint is not None:
+        callbacks += endpoint_failed(endpoint, gone=gone)
+    wait = next_wait(claim.number, result)
+    if gone or claim.single_shot or wait is None:
+        _finish(delivery, Delivery.Status.FAILED, result, error)
+        return callbacks
+    delivery.next_attempt_at = timezone.now() + timedelta(seconds=wait)
+    delivery.lease_until = None
+    delivery.last_status_code = result.status_code
+    delivery.last_error = error[:500]
+    delivery.save(update_fields=["next_attempt_at", "lease_until", "last_status_code", "last_error", "updated_at"])
+    if wait <= BROKER_COUNTDOWN_MAX:
+        from .tasks import enqueue_delivery
+
+        callbacks.append(lambda pk=delivery.pk, wait=wait: enqueue_delivery(pk, countdown=wait))
+    return callbacks
+
+
+def _finish(delivery: Delivery, status: str, result: http.HttpResult, error: str) -> None:
+    delivery.status = status
+    delivery.lease_until = None
+    delivery.next_attempt_at = None
+    delivery.last_status_code = result.status_code
+    delivery.last_error = error[:500]
+    delivery.save(update_fields=["status", "lease_until", "next_attempt_at", "last_status_code", "last_error",
+                                 "updated_at"])
+
+
+def _describe_error(result: http.HttpResult) -> str:
+    if result.error:
+        return result.error
+    if not result.ok:
+        return f"HTTP {result.status_code}"
+    return ""
+
+
+# --- The schedule --------------------------------------------------------------------------
+def next_wait(attempt: int, result: http.HttpResult | None = None) -> float | None:
+    """Seconds before attempt ``attempt + 1``, or ``None`` when ``attempt`` was the last.
+
+    ``WEBHOOK_RETRY_SCHEDULE`` lists the waits after attempts 1, 2, …; jitter spreads them
+    by ±10%. A 429 or 503 with ``Retry-After`` is honoured when it asks for longer.
+    """
+    schedule = settings.WEBHOOK_RETRY_SCHEDULE
+    if attempt > len(schedule):
+        return None
+    wait = schedule[attempt - 1] * random.uniform(1 - JITTER, 1 + JITTER)
+    if result is not None and result.status_code in (429, 503):
+        asked = retry_after_seconds(result.headers)
+        if asked is not None:
+            wait = max(wait, min(asked, RETRY_AFTER_MAX))
+    return wait
+
+
+def retry_after_seconds(headers: dict[str, str], now: datetime | None = None) -> float | None:
+    """``Retry-After`` as seconds from now (delta-seconds or an HTTP date), else ``None``."""
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return max((when - (now or timezone.now())).total_seconds(), 0.0)
+
+
+# --- Endpoint health -----------------------------------------------------------------------
+def endpoint_failed(endpoint: WebhookEndpoint, *, gone: bool = False) -> list:
+    """Note a failure; disable the endpoint when it is gone or has failed for too long.
+
+    Returns the callbacks to run on commit (the organizer's email)."""
+    now = timezone.now()
+    WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(failing_since=now)
+    endpoint.refresh_from_db(fields=["failing_since", "enabled", "disabled_reason"])
+    if not endpoint.enabled:
+        return []
+    if gone:
+        reason = f"The endpoint answered 410 Gone on {now:%Y-%m-%d %H:%M} UTC."
+    elif now - endpoint.failing_since >= timedelta(days=settings.WEBHOOK_DISABLE_AFTER_DAYS):
+        reason = f"Every delivery failed since {endpoint.failing_since:%Y-%m-%d %H:%M} UTC."
+    else:
+        return []
+    return disable_endpoint(endpoint, reason)
+
+
+def disable_endpoint(endpoint: WebhookEndpoint, reason: str, *, notify: bool = True) -> list:
+    endpoint.enabled = False
+    endpoint.disabled_reason = reason[:300]
+    endpoint.save(update_fields=["enabled", "disabled_reason"])
+    log.warning("webhook endpoint %s disabled: %s", endpoint.public_id, reason)
+    email = endpoint.organization.notification_email if notify else ""
+    if not email:
+        return []
+    return [lambda: send_mail(
+        "A webhook endpoint was disabled",
+        f"We stopped sending notifications to {endpoint.url} ({endpoint.public_id}).\n\n"
+        f"Why: {reason}\n\nFix the receiver, then enable the endpoint again in the admin or with\n"
+        f"PATCH /v1/webhook_endpoints/{endpoint.public_id} {{\"enabled\": true}}. Failed deliveries\n"
+        f"can be retried from the admin or with POST /v1/deliveries/<id>/retry.",
+        settings.DEFAULT_FROM_EMAIL, [email],
+    )]
+
+
+def enable_endpoint(endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    endpoint.enabled = True
+    endpoint.disabled_reason = ""
+    endpoint.failing_since = None
+    endpoint.save(update_fields=["enabled", "disabled_reason", "failing_since"])
+    return endpoint
+
+
+# --- By hand: retry, test ------------------------------------------------------------------
+def retry_now(delivery_id: int) -> Delivery:
+    """Make a pending or failed delivery due at once (the dead letter's way back).
+
+    A failed delivery that is retried by hand gets one more attempt, not a new schedule.
+    """
+    with transaction.atomic():
+        delivery = Delivery.objects.select_for_update().get(pk=delivery_id)
+        if delivery.status == Delivery.Status.SUCCEEDED:
+            raise NotRetryable("This delivery already succeeded.")
+        if delivery.lease_until and delivery.lease_until > timezone.now():
+            raise NotRetryable("This delivery is being sent right now.")
+        delivery.status = Delivery.Status.PENDING
+        delivery.next_attempt_at = timezone.now()
+        delivery.lease_until = None
+        delivery.save(update_fields=["status", "next_attempt_at", "lease_until", "updated_at"])
+        from .tasks import enqueue_delivery
+
+        transaction.on_commit(lambda: enqueue_delivery(delivery_id), robust=True)
+    return delivery
+
+
+def send_test_event(endpoint: WebhookEndpoint) -> tuple[Delivery, Outcome]:
+    """Send one ``webhook_endpoint.test`` event to ``endpoint`` now, and report.
+
+    It is signed and recorded like any delivery, works on a disabled endpoint (to check a
+    fix before enabling), and is never retried.
+    """
+    with transaction.atomic():
+        event = OutboxEvent(organization_id=endpoint.organization_id, type=TEST_EVENT_TYPE, payload={})
+        event.payload = {
+            "id": event.public_id,
+            "type": TEST_EVENT_TYPE,
+            "created": int(timezone.now().timestamp()),
+            "data": {"object": {"object": "webhook_endpoint", "id": endpoint.public_id, "url": endpoint.url}},
+        }
+        event.save()
+        delivery = Delivery.objects.create(event=event, endpoint=endpoint, target_url=endpoint.url,
+                                           next_attempt_at=timezone.now())
+    outcome = deliver(delivery.pk, even_if_disabled=True)
+    delivery.refresh_from_db()
+    return delivery, outcome

@@ -1,0 +1,34 @@
+"""Celery tasks for outbound delivery. Thin: the rules are in ``webhooks.delivery``.
+
+Tasks carry only a delivery's primary key; the database says whether it is still due,
+so a task delivered twice, late, or after a manual retry does no harm.
+"""
+
+import logging
+
+from celery import shared_task
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="webhooks.tasks.deliver", ignore_result=True)
+def deliver(delivery_id: int) -> str:
+    from . import delivery
+
+    return delivery.deliver(delivery_id).status
+
+
+@shared_task(name="webhooks.tasks.sweep_deliveries", ignore_result=True)
+def sweep_deliveries() -> int:
+    from . import delivery
+
+    return delivery.sweep()
+
+
+def enqueue_delivery(delivery_id: int, countdown: float | None = None) -> None:
+    """Hand a delivery to the broker. A broker that is down only delays it: the sweep
+    finds every due delivery in the database, so the error is logged, not raised."""
+    try:
+        deliver.apply_async((delivery_id,), countdown=countdown)
+    except Exception:  # the broker's errors vary by transport; none may undo a commit
+        log.exception("could not enqueue delivery %s; the sweep will pick it up", delivery_id)
