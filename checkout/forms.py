@@ -10,7 +10,10 @@ class TicketSelectionForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.ticket_types = list(ticket_types)
         for tt in self.ticket_types:
-            limit = min(tt.max_per_order, tt.available)
+            # Availability is checked under the row lock when the tickets are reserved
+            # (SoldOut gives the attendee a clear message); capping the field at what was
+            # available when the page loaded would only produce a confusing form error.
+            limit = tt.max_per_order
             self.fields[f"qty_{tt.public_id}"] = forms.IntegerField(
                 label=tt.name, min_value=0, max_value=limit, initial=0, required=False,
                 widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
@@ -18,6 +21,8 @@ class TicketSelectionForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        if self.errors:  # a quantity was invalid: its own error says why
+            return data
         if not any(data.get(f"qty_{tt.public_id}") for tt in self.ticket_types):
             raise forms.ValidationError("Choose at least one ticket.")
         return data

@@ -9,3 +9,10 @@ def money(amount, currency):
     if not amount:
         return "Free"
     return f"{int(amount) / 100:.2f} {currency}"
+
+
+@register.filter
+def all_sold_out(ticket_types) -> bool:
+    """True when there are ticket types on sale and none has a ticket left."""
+    ticket_types = list(ticket_types)
+    return bool(ticket_types) and all(tt.available <= 0 for tt in ticket_types)
