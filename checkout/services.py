@@ -122,11 +122,15 @@ def _check_items(event: Event, items: list[Item]) -> None:
 
 
 # --- Attendee details and the gate's approval -------------------------------------------
+# Details may change until money moves; back from a provider's page counts as "until".
+EDITABLE = {Status.OPEN, Status.REJECTED, Status.UNPAID, Status.PAYMENT_PENDING}
+
+
 def save_attendee_details(session: CheckoutSession, *, name: str, email: str, answers: dict[int, str]) -> CheckoutSession:
     """Store what the attendee typed. Any change voids an earlier gate approval."""
     with transaction.atomic():
         locked = CheckoutSession.objects.select_for_update().get(pk=session.pk)
-        if not state.can_apply(locked.status, "start_payment"):
+        if locked.status not in EDITABLE:
             raise SessionNotOpen("This checkout can no longer be changed.")
         if locked.expires_at <= timezone.now():
             raise SessionNotOpen("Your ticket hold has expired.")
@@ -195,7 +199,13 @@ def begin_payment(session: CheckoutSession, provider: str, *, method: str = "", 
             state.apply(locked.pk, "pay", source, detail="free order")
             complete(locked.pk, source)
             return None
-        if locked.status != Status.PAYMENT_PENDING:
+        if locked.status == Status.PAYMENT_PENDING:
+            # A second tab or a double click: send the attendee to the payment already
+            # started rather than start a second one that could be charged too.
+            under_way = locked.payments.filter(provider=provider, status="pending").exclude(redirect_url="").first()
+            if under_way is not None and (not method or under_way.method == method):
+                return under_way
+        else:
             state.apply(locked.pk, "start_payment", source, detail=provider)
         locked.provider = provider
         locked.save(update_fields=["provider", "updated_at"])

@@ -123,3 +123,22 @@ def test_sold_out_shows_an_alert_and_holds_nothing(client, organization):
     assert response.status_code == 200
     assert 'role="alert"' in response.content.decode() or "Ensure this value" in response.content.decode()
     assert CheckoutSession.objects.count() == 1
+
+
+def test_paying_twice_from_two_tabs_reuses_the_payment_under_way(client, event, ticket_type):
+    session, _ = _start(client, event, ticket_type)
+    _fill(client, session)
+    first = client.post(f"/c/{session.public_id}/review/", {"provider": "sandbox"})
+    second = client.post(f"/c/{session.public_id}/review/", {"provider": "sandbox"})
+    assert first["Location"] == second["Location"]
+    assert Payment.objects.count() == 1
+
+
+def test_details_can_be_changed_after_leaving_the_provider_page(client, event, ticket_type):
+    session, _ = _start(client, event, ticket_type)
+    _fill(client, session)
+    client.post(f"/c/{session.public_id}/review/", {"provider": "sandbox"})
+    response = _fill(client, session, email="other@example.com")
+    assert response.status_code == 302
+    session.refresh_from_db()
+    assert session.customer_email == "other@example.com" and session.status == Status.PAYMENT_PENDING
