@@ -30,6 +30,7 @@ class Reply:
     trickle: float = 0.0  # seconds between body bytes (0: send at once)
     hang: bool = False  # accept, read the request, never answer (until the server stops)
     huge: int = 0  # send this many bytes of body after ``body``
+    no_length: bool = False  # no Content-Length: the body ends when the connection closes
 
     def encoded(self) -> bytes:
         if isinstance(self.body, dict | list):
@@ -47,6 +48,7 @@ class Received:
     headers: dict[str, str]  # lower-cased names
     body: bytes
     at: float
+    peer_port: int = 0  # the client's port: the same port twice means a reused connection
 
     def json(self):
         return json.loads(self.body)
@@ -76,7 +78,7 @@ class LocalServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 received = Received(self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
-                                    body, time.monotonic())
+                                    body, time.monotonic(), self.client_address[1])
                 with server._lock:
                     server.requests.append(received)
                 reply = server.respond(received)
@@ -89,7 +91,11 @@ class LocalServer:
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload) + reply.huge))
+                if reply.no_length:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                else:
+                    self.send_header("Content-Length", str(len(payload) + reply.huge))
                 self.end_headers()
                 try:
                     if reply.trickle:
