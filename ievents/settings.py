@@ -188,6 +188,19 @@ CELERY_BEAT_SCHEDULE["sweep-due-deliveries"] = {
     "task": "webhooks.tasks.sweep_deliveries", "schedule": WEBHOOK_SWEEP_SECONDS,
 }
 
+# --- Pre-payment gate (webhooks/gate.py; docs/gate.md) ----------------------------------
+# Form submissions that may reach the gate per checkout session and per client IP within
+# the window: stops an attendee probing a whitelist with hundreds of emails.
+GATE_RATE_LIMIT_PER_SESSION = int(os.environ.get("GATE_RATE_LIMIT_PER_SESSION", "10"))
+GATE_RATE_LIMIT_PER_IP = int(os.environ.get("GATE_RATE_LIMIT_PER_IP", "30"))
+GATE_RATE_LIMIT_WINDOW_SECONDS = int(os.environ.get("GATE_RATE_LIMIT_WINDOW_SECONDS", "600"))
+# Circuit breaker: after this many consecutive failed calls the gate is not called for the
+# cool-down (its on-error policy applies at once); then one probe call decides.
+GATE_BREAKER_FAILURES = int(os.environ.get("GATE_BREAKER_FAILURES", "5"))
+GATE_BREAKER_COOLDOWN_SECONDS = float(os.environ.get("GATE_BREAKER_COOLDOWN_SECONDS", "30"))
+# The gate's own message is shown to the attendee as plain text, cut to this length.
+GATE_MESSAGE_MAX_CHARS = int(os.environ.get("GATE_MESSAGE_MAX_CHARS", "300"))
+
 # --- API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["ievents.api_auth.ApiKeyAuthentication"],
