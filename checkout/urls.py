@@ -10,4 +10,5 @@ urlpatterns = [
     path("c/<str:session_id>/review/", views.review, name="review"),
     path("c/<str:session_id>/return/", views.return_page, name="return"),
     path("c/<str:session_id>/status/", views.status_page, name="status"),
+    path("c/<str:session_id>/cancel/", views.cancel, name="cancel"),
 ]

@@ -12,7 +12,8 @@ from payments.registry import enabled_providers
 from . import services
 from .forms import AttendeeForm, PaymentChoiceForm, TicketSelectionForm
 from .inventory import SoldOut
-from .models import CheckoutSession, Status
+from .models import CheckoutSession, Source, Status
+from .state import InvalidTransition
 
 
 def client_ip(request) -> str:
@@ -120,6 +121,17 @@ def return_page(request, session_id):
     if payment is not None:
         confirm_on_return(session, payment)
     return redirect("checkout:status", session.public_id)
+
+
+@require_http_methods(["POST"])
+def cancel(request, session_id):
+    """The attendee gives up: release the tickets, go back where they came from."""
+    session = _session(session_id)
+    try:
+        services.cancel_session(session.pk, Source.ATTENDEE, detail="canceled by the attendee")
+    except InvalidTransition:
+        return redirect("checkout:status", session.public_id)
+    return redirect(session.cancel_url or session.event.get_absolute_url())
 
 
 def status_page(request, session_id):

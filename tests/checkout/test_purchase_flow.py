@@ -142,3 +142,16 @@ def test_details_can_be_changed_after_leaving_the_provider_page(client, event, t
     assert response.status_code == 302
     session.refresh_from_db()
     assert session.customer_email == "other@example.com" and session.status == Status.PAYMENT_PENDING
+
+
+def test_canceling_releases_the_tickets_and_returns_to_the_cancel_url(client, event, ticket_type):
+    from checkout import services
+
+    session = services.create_session(event, [services.Item(ticket_type, 3)], cancel_url="https://shop.example/cart")
+    response = client.post(f"/c/{session.public_id}/cancel/")
+    assert response["Location"] == "https://shop.example/cart"
+    session.refresh_from_db()
+    ticket_type.refresh_from_db()
+    assert session.status == Status.CANCELED and ticket_type.reserved == 0
+    again = client.post(f"/c/{session.public_id}/cancel/")  # a second click changes nothing
+    assert again["Location"] == f"/c/{session.public_id}/status/"
