@@ -162,13 +162,26 @@ def gate_is_active(session: CheckoutSession) -> bool:
     return bool(gate and gate.enabled and gate.url)
 
 
-def record_gate_approval(session: CheckoutSession) -> None:
-    """Remember that the gate approved exactly the details submitted now."""
+def record_gate_approval(session: CheckoutSession, fingerprint: str | None = None) -> bool:
+    """Remember that the gate approved exactly the details submitted now.
+
+    ``fingerprint`` is that of the details the gate was shown; if they changed while it was
+    asked (a second tab), nothing is recorded and False is returned.
+    """
     with transaction.atomic():
         locked = CheckoutSession.objects.select_for_update().get(pk=session.pk)
-        locked.gate_approved_fingerprint = details_fingerprint(locked)
+        current = details_fingerprint(locked)
+        if fingerprint is not None and fingerprint != current:
+            return False
+        locked.gate_approved_fingerprint = current
         locked.gate_approved_at = timezone.now()
         locked.save(update_fields=["gate_approved_fingerprint", "gate_approved_at"])
+        return True
+
+
+def revoke_gate_approval(session: CheckoutSession) -> None:
+    """The gate refused (or could not be asked): no earlier approval stands."""
+    CheckoutSession.objects.filter(pk=session.pk).update(gate_approved_fingerprint="", gate_approved_at=None)
 
 
 def has_gate_approval(session: CheckoutSession) -> bool:

@@ -1,24 +1,298 @@
 """The pre-payment gate (``checkout.validate``): ask the organizer's system, decide.
 
 The checkout calls ``run_gate`` after the attendee's form validates and before any payment
-is created. An approval is recorded against the exact details submitted.
+is created. An approval is recorded against the exact details the gate was shown; any
+change voids it (``checkout.services``), and payment cannot start without it.
+
+How an answer is read (DESIGN.md):
+
+- 2xx → allow (the body, if any, must be JSON);
+- 4xx except 408 and 429 → deny, showing the gate's JSON ``message`` as plain text (capped),
+  or the organizer's denial message;
+- anything else — 3xx (never followed), 408, 429, 5xx, timeout, connection or TLS failure,
+  an oversized or unreadable body, a blocked address — is an error, and the gate's
+  ``on_error`` policy decides (block by default).
+
+Two guards sit in front of the call. A rate limit per session and per client IP stops an
+attendee probing a whitelist. A circuit breaker stops calling a gate that keeps failing:
+after ``GATE_BREAKER_FAILURES`` consecutive errors it opens for
+``GATE_BREAKER_COOLDOWN_SECONDS``, during which the policy applies at once; after that one
+request (the probe) calls the gate again, and its answer closes or re-opens the breaker.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import re
+import time
 from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import F, Q
+from django.utils import timezone
 
 from checkout import services as checkout
+from checkout import state
+from checkout.models import Source
+from checkout.representation import session_as_api
+from ievents.crypto import new_public_id
+
+from . import http
+from .models import GateCall, GateSettings
+from .signing import sign_headers, signing_secrets
+from .targets import TargetRefused, check_target_url
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPE = "checkout.validate"
+TIMEOUT_MS_MIN, TIMEOUT_MS_MAX = 500, 10_000
+RATE_LIMITED_MESSAGE = "Too many attempts. Please wait a few minutes before trying again."
+DETAILS_CHANGED_MESSAGE = "Your details changed while we were checking them. Please check them and continue again."
+Outcome = GateCall.Outcome
+
+
+class GateSettingsInvalid(ValueError):
+    """Gate settings an organizer may not save; ``field`` names the culprit."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def check_gate_settings(*, url: str, enabled: bool, timeout_ms: int) -> None:
+    """The rules for saving a gate, shared by the admin and the API."""
+    if not TIMEOUT_MS_MIN <= timeout_ms <= TIMEOUT_MS_MAX:
+        raise GateSettingsInvalid("timeout_ms", f"Choose a timeout between {TIMEOUT_MS_MIN} and {TIMEOUT_MS_MAX} ms.")
+    if enabled and not url:
+        raise GateSettingsInvalid("url", "An enabled gate needs a URL.")
+    if url:
+        try:
+            check_target_url(url)
+        except TargetRefused as exc:
+            raise GateSettingsInvalid("url", str(exc)) from exc
 
 
 @dataclass(frozen=True)
 class GateDecision:
+    """What the checkout does now: go on to payment, or show ``message``."""
+
     allowed: bool
     message: str = ""
+    outcome: str = ""  # "allowed", "denied", "error", "rate_limited"; "" when no gate is active
+    call: GateCall | None = None
 
 
+@dataclass(frozen=True)
+class GateAnswer:
+    """What one call to the gate said, before any policy."""
+
+    outcome: str  # GateCall.Outcome
+    status_code: int | None = None
+    latency_ms: int = 0
+    message: str = ""  # the gate's own message on a denial, cleaned and capped
+    error: str = ""
+
+
+# --- Talking to the gate --------------------------------------------------------------------
+def ask_gate(gate: GateSettings, payload: dict) -> GateAnswer:
+    """Send ``payload`` signed to the gate and read its answer. Never raises for the network."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    headers = sign_headers(payload["id"], body, signing_secrets(gate))
+    result = http.post(gate.url, body, headers, timeout=gate.timeout_ms / 1000)
+    return interpret(result)
+
+
+def interpret(result: http.HttpResult) -> GateAnswer:
+    latency = result.elapsed_ms
+    if result.error:
+        return GateAnswer(Outcome.ERROR, result.status_code, latency, error=result.error)
+    code = result.status_code
+    if 200 <= code < 300:
+        if result.body.strip():
+            try:
+                json.loads(result.body)
+            except ValueError:
+                return GateAnswer(Outcome.ERROR, code, latency, error=f"HTTP {code} with a body that is not JSON.")
+        return GateAnswer(Outcome.ALLOWED, code, latency)
+    if 400 <= code < 500 and code not in (408, 429):
+        return GateAnswer(Outcome.DENIED, code, latency, message=remote_message(result.body))
+    if 300 <= code < 400:
+        return GateAnswer(Outcome.ERROR, code, latency, error=f"HTTP {code}: redirects are not followed.")
+    return GateAnswer(Outcome.ERROR, code, latency, error=f"HTTP {code}.")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]+")
+
+
+def remote_message(body: bytes) -> str:
+    """The ``message`` of a JSON body as one line of plain text, capped; "" if there is none.
+    It is data from outside: templates escape it, we only tidy and shorten it."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ""
+    message = data.get("message") if isinstance(data, dict) else None
+    if not isinstance(message, str):
+        return ""
+    text = " ".join(_CONTROL.sub(" ", message).split())
+    cap = settings.GATE_MESSAGE_MAX_CHARS
+    return text if len(text) <= cap else text[: cap - 1].rstrip() + "…"
+
+
+def validate_payload(session) -> dict:
+    return {
+        "id": new_public_id("msg"),
+        "type": EVENT_TYPE,
+        "created": int(time.time()),
+        "data": {"object": session_as_api(session)},
+    }
+
+
+def sample_payload(gate: GateSettings) -> dict:
+    """A made-up but well-formed session for the organizer's "Send test request"."""
+    event = gate.event
+    ticket = event.ticket_types.first()
+    price = ticket.price if ticket else 0
+    line_items = [{"ticket_type": ticket.public_id, "name": ticket.name, "quantity": 1, "unit_price": price,
+                   "amount": price}] if ticket else []
+    return {
+        "id": new_public_id("msg"),
+        "type": EVENT_TYPE,
+        "created": int(time.time()),
+        "test": True,
+        "data": {"object": {
+            "id": "cs_test", "object": "checkout.session", "status": "open", "version": 1, "url": None,
+            "event": event.public_id, "customer": {"name": "Test Attendee", "email": "test.attendee@example.com"},
+            "answers": {q.text: "" for q in event.questions.all()}, "line_items": line_items,
+            "amount_total": price, "amount_paid": 0, "amount_refunded": 0, "currency": event.currency,
+            "metadata": {}, "test": True,
+        }},
+    }
+
+
+# --- Deciding for a checkout ----------------------------------------------------------------
 def run_gate(session, *, client_ip: str = "") -> GateDecision:
+    """Ask the event's gate about the details ``session`` holds now, and record the outcome."""
     if not checkout.gate_is_active(session):
         checkout.record_gate_approval(session)
         return GateDecision(True)
-    raise NotImplementedError("the gate call arrives with issue 3")
+    gate = session.event.gate
+    if rate_limited(session, client_ip):
+        checkout.revoke_gate_approval(session)
+        log.warning("gate rate limit hit: session %s, ip %s", session.public_id, client_ip or "?")
+        return GateDecision(False, RATE_LIMITED_MESSAGE, "rate_limited")
+    fingerprint = checkout.details_fingerprint(session)
+    if breaker_admits(gate):
+        answer = ask_gate(gate, validate_payload(session))
+        record_breaker_result(gate, answer.outcome)
+        breaker_open = False
+    else:
+        answer = GateAnswer(Outcome.ERROR, error="Circuit breaker open: the gate was not called.")
+        breaker_open = True
+
+    allowed = answer.outcome == Outcome.ALLOWED or (
+        answer.outcome == Outcome.ERROR and gate.on_error == GateSettings.OnError.ALLOW
+    )
+    call = log_call(gate, session, answer, allowed=allowed, breaker_open=breaker_open)
+    if allowed:
+        if not checkout.record_gate_approval(session, fingerprint):
+            return GateDecision(False, DETAILS_CHANGED_MESSAGE, answer.outcome, call)
+        return GateDecision(True, "", answer.outcome, call)
+    checkout.revoke_gate_approval(session)
+    if answer.outcome == Outcome.DENIED:
+        announce_denial(session, answer)
+        return GateDecision(False, answer.message or gate.denial_message, answer.outcome, call)
+    return GateDecision(False, gate.error_message, answer.outcome, call)
+
+
+def announce_denial(session, answer: GateAnswer) -> None:
+    """History and news: a ``gate_deny`` transition writes ``checkout.session.gate_denied``."""
+    detail = f"gate denied (HTTP {answer.status_code})" + (f": {answer.message}" if answer.message else "")
+    try:
+        state.apply(session.pk, "gate_deny", Source.ATTENDEE, detail=detail)
+    except state.InvalidTransition:
+        pass  # the session moved on (expired, say) while the gate was asked: nothing to announce
+
+
+def log_call(gate, session, answer: GateAnswer, *, allowed: bool, breaker_open: bool = False,
+             is_test: bool = False) -> GateCall:
+    return GateCall.objects.create(
+        event_id=gate.event_id, session=session, outcome=answer.outcome, decision="allow" if allowed else "deny",
+        status_code=answer.status_code, latency_ms=answer.latency_ms, message=answer.message[:500],
+        error=answer.error[:500], is_test=is_test, breaker_open=breaker_open,
+    )
+
+
+def send_test_request(gate: GateSettings) -> GateCall:
+    """One real, signed call with a sample session, for the organizer ("Send test request").
+    Logged as a test call; it does not move the breaker and decides nothing."""
+    answer = ask_gate(gate, sample_payload(gate))
+    allowed = answer.outcome == Outcome.ALLOWED or (
+        answer.outcome == Outcome.ERROR and gate.on_error == GateSettings.OnError.ALLOW
+    )
+    return log_call(gate, None, answer, allowed=allowed, is_test=True)
+
+
+# --- Rate limit -------------------------------------------------------------------------------
+def rate_limited(session, client_ip: str) -> bool:
+    """Count this attempt for the session and for the client IP (per event) in the current
+    window; True when either is over its limit.
+
+    Fixed windows in the shared cache (the database cache by default), so every web process
+    counts together. The cache's increment is not atomic across processes: under a burst of
+    simultaneous requests a few extra attempts may slip through, which is fine for a limit
+    meant to stop hundreds.
+    """
+    window = settings.GATE_RATE_LIMIT_WINDOW_SECONDS
+    bucket = int(time.time() // window)
+    limits = [(f"gate-rl:s:{session.pk}:{bucket}", settings.GATE_RATE_LIMIT_PER_SESSION)]
+    if client_ip:
+        limits.append((f"gate-rl:ip:{session.event_id}:{client_ip}:{bucket}", settings.GATE_RATE_LIMIT_PER_IP))
+    over = False
+    for key, limit in limits:
+        cache.add(key, 0, timeout=window + 60)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=window + 60)
+            count = 1
+        over = over or count > limit
+    return over
+
+
+# --- Circuit breaker ----------------------------------------------------------------------------
+def breaker_admits(gate: GateSettings) -> bool:
+    """May we call the gate now? No while the breaker is open; once its cool-down is over,
+    exactly one caller wins the probe (a conditional update) and the rest keep getting the
+    policy until the probe's answer is known."""
+    open_until = GateSettings.objects.filter(pk=gate.pk).values_list("breaker_open_until", flat=True).first()
+    if open_until is None:
+        return True
+    now = timezone.now()
+    if open_until > now:
+        return False
+    probe_window = timedelta(milliseconds=gate.timeout_ms + 1000)
+    won = GateSettings.objects.filter(pk=gate.pk, breaker_open_until=open_until).update(
+        breaker_open_until=now + probe_window
+    )
+    return bool(won)
+
+
+def record_breaker_result(gate: GateSettings, outcome: str) -> None:
+    """A real answer (allow or deny) closes the breaker; an error counts towards opening it."""
+    rows = GateSettings.objects.filter(pk=gate.pk)
+    if outcome != Outcome.ERROR:
+        rows.filter(Q(consecutive_failures__gt=0) | Q(breaker_open_until__isnull=False)).update(
+            consecutive_failures=0, breaker_open_until=None
+        )
+        return
+    rows.update(consecutive_failures=F("consecutive_failures") + 1)
+    failures = rows.values_list("consecutive_failures", flat=True).first() or 0
+    if failures >= settings.GATE_BREAKER_FAILURES:
+        until = timezone.now() + timedelta(seconds=settings.GATE_BREAKER_COOLDOWN_SECONDS)
+        rows.update(breaker_open_until=until)
+        log.warning("gate breaker open for event %s after %d failures, until %s", gate.event_id, failures, until)
