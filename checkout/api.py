@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ievents.api_errors import ApiError
+from ievents.api_pagination import PAGINATION_PARAMETERS, paginate, paginated
 from ievents.models import Event, TicketType
 
 from . import services, state
@@ -70,10 +71,11 @@ class SessionList(APIView):
             raise ApiError(exc.message, exc.code) from exc
         return Response(session_as_api(session), status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="checkout_sessions_list", parameters=PAGINATION_PARAMETERS,
+                   responses=paginated(OpenApiTypes.OBJECT, "CheckoutSessionPage"))
     def get(self, request):
-        sessions = CheckoutSession.objects.filter(organization=request.organization).select_related("event")[:100]
-        return Response({"data": [session_as_api(s) for s in sessions]})
+        sessions = CheckoutSession.objects.filter(organization=request.organization).select_related("event")
+        return paginate(request, sessions, session_as_api)
 
 
 def _own_session(request, session_id) -> CheckoutSession:

@@ -8,6 +8,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from .api_pagination import PAGINATION_PARAMETERS, paginate, paginated
 from .models import Event, TicketType
 
 
@@ -55,10 +56,10 @@ def organization_events(request):
 
 
 class EventList(APIView):
-    @extend_schema(responses=EventSerializer(many=True))
+    @extend_schema(operation_id="events_list", parameters=PAGINATION_PARAMETERS,
+                   responses=paginated(EventSerializer, "EventPage"))
     def get(self, request):
-        events = organization_events(request).order_by("-created_at")[:100]
-        return Response({"data": EventSerializer(events, many=True).data})
+        return paginate(request, organization_events(request), lambda event: EventSerializer(event).data)
 
     @extend_schema(request=EventSerializer, responses={201: EventSerializer})
     def post(self, request):

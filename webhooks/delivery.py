@@ -182,7 +182,7 @@ def record(claim: Claim, result: http.HttpResult, started_at: datetime) -> Outco
             response_body=result.body[:STORED_RESPONSE_CHARS * 4].decode("utf-8", "replace")[:STORED_RESPONSE_CHARS],
         )
         ours = delivery.status == Delivery.Status.PENDING and delivery.attempts_count == claim.number
-        if result.ok:
+        if acknowledged(result):
             # A success is a success even from a worker whose lease ran out: the receiver has it.
             if delivery.status != Delivery.Status.SUCCEEDED:
                 _finish(delivery, Delivery.Status.SUCCEEDED, result, "")
@@ -229,7 +229,15 @@ def _finish(delivery: Delivery, status: str, result: http.HttpResult, error: str
                                  "updated_at"])
 
 
+def acknowledged(result: http.HttpResult) -> bool:
+    """2xx means the receiver has the event, even if its reply was longer than we keep."""
+    status_2xx = result.status_code is not None and 200 <= result.status_code < 300
+    return result.ok or (status_2xx and result.error_kind == "too_large")
+
+
 def _describe_error(result: http.HttpResult) -> str:
+    if acknowledged(result):
+        return ""
     if result.error:
         return result.error
     if not result.ok:

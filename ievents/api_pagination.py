@@ -1,0 +1,88 @@
+"""Cursor pagination for every API list: newest first, stable while rows are added.
+
+    GET /v1/webhook_events?limit=20
+    → {"object": "list", "data": [...], "has_more": true, "next_cursor": "MTIz"}
+    GET /v1/webhook_events?limit=20&cursor=MTIz
+    → the next (older) page
+
+A cursor is an opaque token for "after this row" (rows are ordered by primary key,
+descending), so a page never repeats or skips a row when new ones arrive meanwhile, as
+offset pagination would. ``limit`` is 1 to ``API_MAX_PAGE_SIZE`` (default ``API_PAGE_SIZE``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from .api_errors import ApiError
+
+
+def encode_cursor(pk: int) -> str:
+    return base64.urlsafe_b64encode(str(pk).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        pk = int(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise ApiError("The cursor is not one we gave out; use next_cursor from the previous page.",
+                       "invalid_cursor") from None
+    if pk < 1 or not raw.isdigit():
+        raise ApiError("The cursor is not one we gave out; use next_cursor from the previous page.", "invalid_cursor")
+    return pk
+
+
+def page_limit(request) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None or raw == "":
+        return settings.API_PAGE_SIZE
+    if not raw.isdigit() or not 1 <= int(raw) <= settings.API_MAX_PAGE_SIZE:
+        raise serializers.ValidationError({"limit": [f"A whole number from 1 to {settings.API_MAX_PAGE_SIZE}."]})
+    return int(raw)
+
+
+def paginate(request, queryset, represent: Callable[[object], dict]) -> Response:
+    """One page of ``queryset`` (newest first) as ``represent`` shows each row."""
+    limit = page_limit(request)
+    queryset = queryset.order_by("-pk")
+    cursor = request.query_params.get("cursor")
+    if cursor:
+        queryset = queryset.filter(pk__lt=decode_cursor(cursor))
+    rows = list(queryset[: limit + 1])
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    return Response({
+        "object": "list",
+        "data": [represent(row) for row in rows],
+        "has_more": has_more,
+        "next_cursor": encode_cursor(rows[-1].pk) if has_more else None,
+    })
+
+
+# --- For the OpenAPI schema ---------------------------------------------------------------
+PAGINATION_PARAMETERS = [
+    OpenApiParameter("limit", int, description=f"Rows per page, 1 to {settings.API_MAX_PAGE_SIZE}."),
+    OpenApiParameter("cursor", str, description="next_cursor from the previous page."),
+]
+
+
+def paginated(item, name: str):
+    """The schema of a page whose ``data`` holds ``item`` (a serializer class or instance)."""
+    if isinstance(item, type) and issubclass(item, serializers.BaseSerializer):
+        data = item(many=True)
+    else:
+        data = serializers.ListField(child=serializers.DictField())
+    return inline_serializer(name, fields={
+        "object": serializers.CharField(),
+        "data": data,
+        "has_more": serializers.BooleanField(),
+        "next_cursor": serializers.CharField(allow_null=True),
+    })
