@@ -113,10 +113,11 @@ def test_sandbox_webhooks_are_standard_webhooks_signed_with_the_tenant_secret(cl
     session, payment = pending_session(event, provider="sandbox", reference="pay_x")
     body = json.dumps({"id": "evt_sb1", "type": "succeeded", "data": {"session": session.public_id,
                        "amount": session.amount_total, "currency": "EUR"}})
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
-    signature = Webhook(secret).sign("evt_sb1", datetime.now(tz=timezone.utc), body)
-    headers = {"HTTP_WEBHOOK_ID": "evt_sb1", "HTTP_WEBHOOK_TIMESTAMP": str(int(datetime.now().timestamp())),
+    now = datetime.now(tz=UTC)
+    signature = Webhook(secret).sign("evt_sb1", now, body)
+    headers = {"HTTP_WEBHOOK_ID": "evt_sb1", "HTTP_WEBHOOK_TIMESTAMP": str(int(now.timestamp())),
                "HTTP_WEBHOOK_SIGNATURE": signature}
     response = client.post(f"/api/webhooks/sandbox/{organization.public_id}", data=body,
                            content_type="application/json", **headers)
