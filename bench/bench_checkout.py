@@ -1,0 +1,302 @@
+"""Checkout throughput: sessions created and completed per second through the sandbox.
+
+The real HTTP flow, as a browser does it, served by gunicorn (sync workers) with
+production settings (`DEBUG=0`, a real `SECRET_KEY` and Fernet key, WhiteNoise with
+collected static files) on a throwaway PostgreSQL database. Concurrent client threads
+(`requests`, one cookie jar per attendee, CSRF tokens read from each form) each loop over:
+event page → POST tickets → attendee form → POST details → review → POST *Pay* (sandbox)
+→ sandbox page → POST *Simulate success* → return page (confirms the payment, issues
+tickets, sends the email) → status page with the ticket codes. Redirects are followed,
+and every request counts in "requests per checkout".
+
+The client plays the TLS-terminating proxy of a real deployment: it sends
+`X-Forwarded-Proto: https` and an `Origin`, and its cookie jar sends the `Secure` cookies
+over the loopback connection, so Django's production CSRF and cookie rules run unchanged.
+
+*Floor*: the app has no minimal endpoint and the benchmark adds none, so the baseline is
+the cheapest existing page, `GET /` (one indexed query and a small template), hammered by
+the same number of threads against the same gunicorn. The checkout figures' floors are
+derived from it: "if every request of a checkout cost as little as `GET /`".
+Client, server and PostgreSQL share this machine's cores, so the absolute numbers are a
+lower bound for a deployment where they do not; the ratios are the portable part.
+After each phase the database is checked: every checkout the clients saw complete is
+`completed` with its ticket, and nothing else is.
+
+Knobs (environment): `BENCH_CLIENTS` (threads, default 8), `BENCH_WORKERS` (gunicorn
+workers, default 2 × cores + 1), `BENCH_SECONDS` (per phase, default 15).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+
+import requests
+
+from .common import (
+    ROOT,
+    Figure,
+    free_port,
+    gunicorn_server,
+    manage,
+    production_env,
+    summarize,
+    throwaway_postgres,
+)
+
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "8"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", str(2 * (os.cpu_count() or 1) + 1)))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
+WARMUP_SECONDS = 2.0
+CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+CODE = re.compile(r'class="ticket-code">([A-Z0-9-]+)<')
+
+SEED = """
+import json
+from datetime import timedelta
+from django.utils import timezone
+from ievents.models import Event, Organization, Question, TicketType
+from payments.models import IntegrationSettings
+org = Organization.objects.create(name="Bench Events", slug="bench")
+IntegrationSettings.objects.create(organization=org, provider="sandbox")
+event = Event.objects.create(organization=org, name="Bench Summit", currency="EUR",
+                             starts_at=timezone.now() + timedelta(days=30), venue="Loopback Hall")
+tt = TicketType.objects.create(event=event, name="General", price=2500, quantity=1_000_000, max_per_order=10)
+Question.objects.create(event=event, text="Company", kind="text", position=0)
+size = Question.objects.create(event=event, text="T-shirt size", kind="choice", choices="S\\nM\\nL",
+                               required=True, position=1)
+print(json.dumps({"event_url": event.get_absolute_url(), "qty_field": f"qty_{tt.public_id}",
+                  "size_field": f"q_{size.pk}"}))
+"""
+
+COUNT = """
+import json
+from django.db.models import Count
+from checkout.models import CheckoutSession
+from ievents.models import TicketType
+statuses = dict(CheckoutSession.objects.values_list("status").annotate(n=Count("id")))
+tickets = CheckoutSession.objects.filter(status="completed").aggregate(n=Count("tickets"))["n"]
+print(json.dumps({"statuses": statuses, "tickets": tickets, "reserved": TicketType.objects.get().reserved}))
+"""
+
+
+class FlowError(RuntimeError):
+    pass
+
+
+@dataclass
+class Tally:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    done: int = 0
+    requests: int = 0
+    errors: list[str] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    codes: set[str] = field(default_factory=set)
+
+    def add(self, latency: float, requests_made: int, codes=()):
+        with self.lock:
+            self.done += 1
+            self.requests += requests_made
+            self.latencies.append(latency)
+            self.codes.update(codes)
+
+    def fail(self, message: str):
+        with self.lock:
+            self.errors.append(message)
+
+
+class Attendee:
+    """One buyer with their own cookie jar, walking the pages like a browser."""
+
+    def __init__(self, base: str, seed: dict):
+        self.base = base
+        self.seed = seed
+        self.http = requests.Session()
+        self.http.headers.update({"X-Forwarded-Proto": "https", "Origin": "https://" + base.split("://", 1)[1]})
+        self.requests = 0
+
+    def _count(self, response: requests.Response) -> requests.Response:
+        self.requests += 1 + len(response.history)
+        # The benchmark stands where the TLS terminator would: the Secure cookies Django
+        # sets must travel over this plain-HTTP loopback hop, so the jar forgets the flag.
+        for cookie in self.http.cookies:
+            cookie.secure = False
+        if response.status_code != 200:
+            raise FlowError(f"{response.request.method} {response.url} → {response.status_code}")
+        return response
+
+    def get(self, path: str) -> requests.Response:
+        return self._count(self.http.get(self.base + path if path.startswith("/") else path, timeout=30))
+
+    def post(self, url: str, page: requests.Response, data: dict) -> requests.Response:
+        token = CSRF.search(page.text)
+        if not token:
+            raise FlowError(f"no CSRF token on {page.url}")
+        return self._count(self.http.post(url, data={"csrfmiddlewaretoken": token.group(1), **data}, timeout=30))
+
+    def start(self) -> requests.Response:
+        event = self.get(self.seed["event_url"])
+        form = self.post(event.url, event, {self.seed["qty_field"]: "1"})
+        if "/c/cs_" not in form.url:
+            raise FlowError(f"tickets were not reserved: ended on {form.url}")
+        return form
+
+    def buy(self) -> list[str]:
+        form = self.start()
+        review = self.post(form.url, form, {"name": "Bench Buyer", "email": "buyer@example.com",
+                                            self.seed["size_field"]: "M"})
+        if not review.url.endswith("/review/"):
+            raise FlowError(f"details were not accepted: ended on {review.url}")
+        sandbox = self.post(review.url, review, {"provider": "sandbox"})
+        if "/sandbox/pay/" not in sandbox.url:
+            raise FlowError(f"payment did not start: ended on {sandbox.url}")
+        status = self.post(sandbox.url, sandbox, {"outcome": "success"})
+        codes = CODE.findall(status.text)
+        if "You're going!" not in status.text.replace("&#x27;", "'") or len(codes) != 1:
+            raise FlowError(f"no ticket on the status page {status.url}")
+        return codes
+
+
+def hammer(seconds: float, clients: int, action) -> tuple[Tally, float]:
+    """Run ``action(tally)`` in ``clients`` threads until the time is up."""
+    tally = Tally()
+    deadline = time.monotonic() + seconds
+
+    def loop():
+        while time.monotonic() < deadline:
+            action(tally)
+
+    threads = [threading.Thread(target=loop) for _ in range(clients)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return tally, time.monotonic() - started
+
+
+def timed(tally: Tally, work) -> None:
+    t0 = time.monotonic()
+    try:
+        made, codes = work()
+    except (FlowError, requests.RequestException) as exc:
+        tally.fail(str(exc))
+        return
+    tally.add(time.monotonic() - t0, made, codes)
+
+
+def baseline(base: str):
+    http = threading.local()
+
+    def home():
+        session = getattr(http, "session", None) or requests.Session()
+        http.session = session
+        response = session.get(base + "/", timeout=30)
+        if response.status_code != 200:
+            raise FlowError(f"GET / → {response.status_code}")
+        return 1, ()
+
+    return lambda tally: timed(tally, home)
+
+
+def creations(base: str, seed: dict):
+    def create():
+        attendee = Attendee(base, seed)
+        attendee.start()
+        return attendee.requests, ()
+
+    return lambda tally: timed(tally, create)
+
+
+def checkouts(base: str, seed: dict):
+    def checkout():
+        attendee = Attendee(base, seed)
+        codes = attendee.buy()
+        return attendee.requests, codes
+
+    return lambda tally: timed(tally, checkout)
+
+
+def database_counts(env: dict) -> dict:
+    return json.loads(_shell(COUNT, env))
+
+
+def _shell(code: str, env: dict) -> str:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env,
+                            capture_output=True, text=True, check=False)
+    if result.returncode:
+        raise RuntimeError(f"manage.py shell failed:\n{result.stderr}")
+    return result.stdout.strip().splitlines()[-1]
+
+
+def run() -> list[Figure]:
+    port = free_port()
+    # Same origin as the client's Origin header: provider return URLs lead back here.
+    env = production_env("", PUBLIC_BASE_URL=f"https://127.0.0.1:{port}")
+    with throwaway_postgres("checkout", migrate_env=env) as database_url:
+        env["DATABASE_URL"] = database_url
+        manage("collectstatic", "--noinput", "-v0", env=env)  # WhiteNoise serves the manifest
+        seed = json.loads(_shell(SEED, env))
+        with gunicorn_server(env, workers=WORKERS, port=port) as base:
+            hammer(WARMUP_SECONDS, CLIENTS, checkouts(base, seed))  # warm connections, caches, imports
+            before = database_counts(env)
+
+            floor, floor_elapsed = hammer(SECONDS, CLIENTS, baseline(base))
+            created, created_elapsed = hammer(SECONDS, CLIENTS, creations(base, seed))
+            after_created = database_counts(env)
+            bought, bought_elapsed = hammer(SECONDS, CLIENTS, checkouts(base, seed))
+            after = database_counts(env)
+
+    errors = floor.errors + created.errors + bought.errors
+    if not (floor.done and created.done and bought.done):
+        raise RuntimeError(f"a phase completed nothing; errors: {sorted(set(errors))[:5]}")
+    new_open = after_created["statuses"].get("open", 0) - before["statuses"].get("open", 0)
+    new_completed = after["statuses"].get("completed", 0) - after_created["statuses"].get("completed", 0)
+    consistent = (new_open == created.done and new_completed == bought.done and len(bought.codes) == bought.done
+                  and after["tickets"] == after["statuses"].get("completed", 0))
+    if not consistent:
+        raise RuntimeError(f"the database disagrees with the clients: created {created.done} vs {new_open} new open, "
+                           f"completed {bought.done} vs {new_completed}, codes {len(bought.codes)}; {after}")
+
+    floor_rps = floor.done / floor_elapsed
+    floor_latency = summarize(floor.latencies)
+    per_create = created.requests / max(created.done, 1)
+    per_checkout = bought.requests / max(bought.done, 1)
+    created_rate = created.done / created_elapsed
+    completed_rate = bought.done / bought_elapsed
+    checkout_latency = summarize(bought.latencies)
+    setup = f"{CLIENTS} client threads, {WORKERS} gunicorn sync workers, {SECONDS:.0f} s per phase"
+    return [
+        Figure("checkouts completed per second", completed_rate, "checkouts/s",
+               goal="higher is better", floor=floor_rps / per_checkout,
+               note=f"full sandbox purchase, {bought.done} done; floor = GET / rate ÷ {per_checkout:.0f} requests; {setup}"),
+        Figure("sessions created per second", created_rate, "sessions/s", goal="higher is better",
+               floor=floor_rps / per_create,
+               note=f"event page + POST tickets (hold reserved under a row lock), {created.done} done; "
+                    f"floor = GET / rate ÷ {per_create:.0f} requests"),
+        Figure("checkout time, p50", checkout_latency["p50"], "ms", goal="lower is better",
+               floor=floor_latency["p50"] * per_checkout,
+               note=f"one attendee's whole purchase under this load; floor = {per_checkout:.0f} × GET / p50"),
+        Figure("checkout time, p95", checkout_latency["p95"], "ms", goal="lower is better",
+               floor=floor_latency["p95"] * per_checkout, note=f"floor = {per_checkout:.0f} × GET / p95"),
+        Figure("checkout requests per second", bought.requests / bought_elapsed, "requests/s",
+               floor=floor_rps, note="every page, POST and redirect of the checkout phase; floor = GET / alone"),
+        Figure("GET / (the floor itself)", floor_rps, "requests/s",
+               note=f"p50 {floor_latency['p50']:.1f} ms, p99 {floor_latency['p99']:.1f} ms"),
+        Figure("requests per checkout", per_checkout, "requests", note="pages, POSTs and followed redirects"),
+        Figure("failed flows", len(errors), "flows", goal="0",
+               note="; ".join(sorted(set(errors))[:3]) or "database checked: every completed checkout has its ticket"),
+        Figure("slowest checkout", checkout_latency["max"], "ms", note="the worst single purchase in the checkout phase"),
+    ]
+
+
+if __name__ == "__main__":
+    for figure in run():
+        print(figure)

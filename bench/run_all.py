@@ -1,0 +1,154 @@
+"""Run the benchmarks and rewrite docs/benchmarks.md.
+
+    python -m bench.run_all                  # every bench/bench_*.py
+    python -m bench.run_all bench_checkout   # only these (``checkout`` works too)
+
+Each module's ``run()`` returns a list of ``Figure``. A module that raises is reported in
+its section (with the error) and the others still run; the exit status is 1 if any
+failed. A module that finds a service missing (``BenchmarkUnavailable``) is reported as
+skipped. Running a subset replaces only those modules' sections and keeps the others, each
+section saying when and on what it was measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import re
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .common import ROOT, BenchmarkUnavailable, Figure, machine
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPORT = ROOT / "docs" / "benchmarks.md"
+SECTION = re.compile(r"<!-- bench:(?P<name>\w+) -->\n.*?<!-- /bench:(?P=name) -->\n", re.S)
+
+INTRO = """# Benchmarks
+
+Measured, not asserted: these numbers come from `make bench` (`python -m bench.run_all`),
+which runs every `bench/bench_*.py` against real services and rewrites this page. Run one
+with `python -m bench.run_all bench_checkout`. A *floor* is the same measurement for a
+minimal baseline in the same run on the same machine; *ratio* is value / floor, which
+travels between machines better than the raw value does.
+
+Add a benchmark: a module `bench/bench_<name>.py` whose docstring explains what it measures
+and whose `run()` returns a list of `bench.common.Figure(name, value, unit, goal="",
+floor=None, note="")`. `bench/common.py` has helpers for a throwaway PostgreSQL database,
+a gunicorn server on a free port, percentiles and the machine description.
+"""
+
+
+def discover() -> list[str]:
+    return sorted(path.stem for path in BENCH_DIR.glob("bench_*.py"))
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return ""
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 100:
+        return f"{value:,.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    if magnitude >= 0.1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def figures_table(figures: list[Figure]) -> str:
+    lines = ["| figure | value | unit | goal | floor | ratio | note |", "|---|---:|---|---|---:|---:|---|"]
+    for f in figures:
+        ratio = f"{f.ratio:.2f}" if f.ratio is not None else ""
+        lines.append(" | ".join([
+            f"| {_cell(f.name)}", _number(f.value), _cell(f.unit), _cell(f.goal), _number(f.floor), ratio,
+            f"{_cell(f.note)} |",
+        ]))
+    return "\n".join(lines)
+
+
+def describe(module) -> str:
+    doc = inspect.getdoc(module) or ""
+    return doc.strip()
+
+
+def section(name: str, body: str) -> str:
+    return f"<!-- bench:{name} -->\n{body.rstrip()}\n<!-- /bench:{name} -->\n"
+
+
+def run_module(name: str, machine_line: str) -> tuple[str, bool]:
+    """Run one module; return its report section and whether it failed."""
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    heading = f"## {name}\n"
+    try:
+        module = importlib.import_module(f"bench.{name}")
+    except Exception:
+        return section(name, f"{heading}\n**Failed to import** ({started}):\n\n```\n{traceback.format_exc()}```\n"), True
+    intro = describe(module)
+    t0 = time.monotonic()
+    try:
+        figures = module.run()
+    except BenchmarkUnavailable as exc:
+        body = f"{heading}\n{intro}\n\n**Skipped** ({started}): {exc}\n"
+        return section(name, body), False
+    except Exception:
+        body = f"{heading}\n{intro}\n\n**Failed** ({started}):\n\n```\n{traceback.format_exc()}```\n"
+        return section(name, body), True
+    elapsed = time.monotonic() - t0
+    body = (f"{heading}\n{intro}\n\nMeasured {started} in {elapsed:.0f} s on {machine_line}.\n\n"
+            f"{figures_table(figures)}\n")
+    return section(name, body), False
+
+
+def machine_table(info: dict[str, str]) -> str:
+    rows = "\n".join(f"| {key} | {_cell(value)} |" for key, value in info.items())
+    return f"| | |\n|---|---|\n{rows}"
+
+
+def write_report(sections: dict[str, str], info: dict[str, str]) -> None:
+    existing = REPORT.read_text() if REPORT.exists() else ""
+    kept = {m["name"]: m.group(0) for m in SECTION.finditer(existing)}
+    kept.update(sections)
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [INTRO, f"\nLast run: {now}, on this machine:\n\n{machine_table(info)}\n"]
+    parts += ["\n" + kept[name] for name in sorted(kept)]
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text("".join(parts))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="modules to run (bench_checkout or checkout); default all")
+    args = parser.parse_args(argv)
+    available = discover()
+    wanted = [n if n.startswith("bench_") else f"bench_{n}" for n in args.names] or available
+    unknown = [n for n in wanted if n not in available]
+    if unknown:
+        parser.error(f"no such benchmark: {', '.join(unknown)} (have: {', '.join(available)})")
+
+    info = machine()
+    machine_line = f"{info['CPU']} × {info['cores']} cores, {info['memory']}, PostgreSQL {info['PostgreSQL']}"
+    sections, failed = {}, []
+    for name in wanted:
+        print(f"== {name}", flush=True)
+        sections[name], module_failed = run_module(name, machine_line)
+        if module_failed:
+            failed.append(name)
+            print(f"   FAILED (see {REPORT.relative_to(ROOT)})", flush=True)
+    write_report(sections, info)
+    print(f"wrote {REPORT.relative_to(ROOT)}" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
