@@ -1,14 +1,44 @@
 from django.contrib import admin
+from django.utils.html import format_html
 
 from ievents.admin import TenantScopedAdmin
 
+from .forms import ALL_CREDENTIALS, CREDENTIAL_FIELDS, IntegrationSettingsForm, webhook_url
 from .models import IntegrationSettings, Payment
 
 
 @admin.register(IntegrationSettings)
 class IntegrationSettingsAdmin(TenantScopedAdmin):
-    list_display = ["organization", "provider", "enabled"]
+    """Per-organization provider settings. Secrets are write-only; the webhook URL is shown."""
+
+    form = IntegrationSettingsForm
+    list_display = ["organization", "provider", "enabled", "has_webhook_secret", "webhook_address"]
     list_filter = ["provider", "enabled"]
+    readonly_fields = ["webhook_address"]
+
+    def get_fieldsets(self, request, obj=None):
+        provider = obj.provider if obj else None
+        names = CREDENTIAL_FIELDS[provider] if provider in CREDENTIAL_FIELDS else ALL_CREDENTIALS
+        return [
+            (None, {"fields": ["organization", "provider", "enabled"]}),
+            ("Credentials", {"fields": [f"cred_{name}" for name in names],
+                             "description": "Stored encrypted; never shown again in full."}),
+            ("Webhooks", {"fields": ["webhook_secret_input", "clear_webhook_secret", "webhook_address"]}),
+        ]
+
+    @admin.display(description="Webhook secret", boolean=True)
+    def has_webhook_secret(self, obj):
+        return bool(obj.webhook_secret)
+
+    @admin.display(description="Webhook URL for the provider's dashboard")
+    def webhook_address(self, obj):
+        if not obj or not obj.pk:
+            return "Shown once saved."
+        return format_html("<code>{}</code>", webhook_url(obj.provider, obj.organization))
+
+    def get_readonly_fields(self, request, obj=None):
+        # Changing provider or organization would make stored credentials mean something else.
+        return ["webhook_address"] + (["organization", "provider"] if obj else [])
 
 
 @admin.register(Payment)
@@ -22,3 +52,4 @@ class PaymentAdmin(TenantScopedAdmin):
 
     def has_add_permission(self, request):
         return False
+

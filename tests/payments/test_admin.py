@@ -1,0 +1,139 @@
+"""Organizer admin for payment integrations and the inbound webhook log."""
+
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from checkout.models import Status
+from ievents.management.commands.seed_demo import organizer_group
+from ievents.models import Membership
+from payments.models import IntegrationSettings
+from webhooks.models import InboundWebhook
+
+from .helpers import STRIPE_SECRET, checkout_object, configure, pending_session, post_stripe, stripe_event
+
+pytestmark = pytest.mark.django_db
+SECRET_KEY = "sk_test_51Hsecretsecretsecret9999"
+
+
+@pytest.fixture
+def organizer(organization):
+    user = get_user_model().objects.create_user("ana", password="pw-ana-12345", is_staff=True)
+    user.groups.add(organizer_group())
+    Membership.objects.create(user=user, organization=organization)
+    return user
+
+
+@pytest.fixture
+def stripe_row(organization):
+    return configure(organization, "stripe", secret=STRIPE_SECRET, credentials={"secret_key": SECRET_KEY})
+
+
+def test_the_settings_page_masks_secrets_and_shows_the_exact_webhook_url(client, settings, organizer, organization,
+                                                                         stripe_row):
+    settings.PUBLIC_BASE_URL = "https://tickets.example.com"
+    client.force_login(organizer)
+    page = client.get(f"/admin/payments/integrationsettings/{stripe_row.pk}/change/").content.decode()
+    assert f"https://tickets.example.com/api/webhooks/stripe/{organization.public_id}" in page
+    assert SECRET_KEY not in page and STRIPE_SECRET not in page
+    assert "sk_tes…9999" in page and "whsec_…aaaa" in page
+    assert "Account ID" not in page  # only Stripe's fields for a Stripe integration
+
+
+def _post_change(client, row, **data):
+    form = {"enabled": "on", "cred_secret_key": "", "webhook_secret_input": "", **data}
+    return client.post(f"/admin/payments/integrationsettings/{row.pk}/change/", form)
+
+
+def test_blank_fields_keep_the_stored_secrets(client, organizer, stripe_row):
+    client.force_login(organizer)
+    response = _post_change(client, stripe_row)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    stripe_row.refresh_from_db()
+    assert stripe_row.webhook_secret == STRIPE_SECRET and json.loads(stripe_row.credentials)["secret_key"] == SECRET_KEY
+
+
+def test_new_values_replace_the_secrets_and_are_stored_encrypted(client, organizer, stripe_row):
+    from django.db import connection
+
+    client.force_login(organizer)
+    _post_change(client, stripe_row, cred_secret_key="sk_test_new_key_123456", webhook_secret_input="whsec_new_one_12345")
+    stripe_row.refresh_from_db()
+    assert stripe_row.webhook_secret == "whsec_new_one_12345"
+    assert json.loads(stripe_row.credentials) == {"secret_key": "sk_test_new_key_123456"}
+    with connection.cursor() as cursor:
+        cursor.execute("select credentials, webhook_secret from payments_integrationsettings where id = %s", [stripe_row.pk])
+        raw = " ".join(cursor.fetchone())
+    assert "sk_test_new" not in raw and "whsec_new" not in raw and raw.startswith("enc1:")
+
+
+def test_the_webhook_secret_can_be_removed_to_fall_back_to_the_environment(client, organizer, stripe_row):
+    client.force_login(organizer)
+    _post_change(client, stripe_row, clear_webhook_secret="on")
+    stripe_row.refresh_from_db()
+    assert stripe_row.webhook_secret == ""
+
+
+def test_an_organizer_cannot_see_another_organizations_integration(client, organizer, other_organization):
+    theirs = configure(other_organization, "stripe", secret="whsec_theirs_123456789", credentials={"secret_key": "sk_x"})
+    client.force_login(organizer)
+    assert client.get(f"/admin/payments/integrationsettings/{theirs.pk}/change/").status_code in (302, 404)
+    assert "rival" not in client.get("/admin/payments/integrationsettings/").content.decode().lower()
+
+
+def test_the_inbound_log_is_read_only_and_tenant_scoped(client, organizer, organization, other_organization, stripe_row):
+    InboundWebhook.objects.create(provider="stripe", organization=organization, event_id="evt_mine", outcome="processed",
+                                  verified=True, payload='{"x": "<script>alert(1)</script>"}')
+    InboundWebhook.objects.create(provider="stripe", organization=other_organization, event_id="evt_theirs",
+                                  outcome="processed", verified=True)
+    InboundWebhook.objects.create(provider="stripe", organization=None, event_id="evt_env", outcome="processed")
+    client.force_login(organizer)
+    listing = client.get("/admin/webhooks/inboundwebhook/?outcome=processed&verified__exact=1&provider=stripe")
+    page = listing.content.decode()
+    assert "evt_mine" in page and "evt_theirs" not in page and "evt_env" not in page
+    mine = InboundWebhook.objects.get(event_id="evt_mine")
+    detail = client.get(f"/admin/webhooks/inboundwebhook/{mine.pk}/change/").content.decode()
+    assert "<script>alert(1)</script>" not in detail and "&lt;script&gt;" in detail
+    assert client.get("/admin/webhooks/inboundwebhook/add/").status_code == 403
+
+
+def test_reprocess_applies_a_delivery_that_failed_for_want_of_configuration(client, settings, organizer, organization,
+                                                                            event, stripe_row):
+    """A verified event arrived before the session could be found (say, wrong org in the
+    URL at the provider, fixed since); reprocessing after the fix applies it, once."""
+    session, _ = pending_session(event, provider="stripe")
+    body = stripe_event("checkout.session.completed", checkout_object(session))
+    row = InboundWebhook.objects.create(provider="stripe", organization=organization, verified=True, outcome="failed",
+                                        error="transient: OperationalError", payload=json.dumps(body))
+    client.force_login(organizer)
+    response = client.post("/admin/webhooks/inboundwebhook/", {"action": "reprocess_selected", "_selected_action": [row.pk]},
+                           follow=True)
+    assert "Reprocessed 1: 1 processed" in response.content.decode()
+    session.refresh_from_db()
+    assert session.status == Status.COMPLETED
+    row.refresh_from_db()
+    assert row.outcome == "processed" and row.session == session
+    client.post("/admin/webhooks/inboundwebhook/", {"action": "reprocess_selected", "_selected_action": [row.pk]})
+    assert session.transitions.filter(trigger="pay").count() == 1
+
+
+def test_reprocess_refuses_unverified_deliveries(client, organizer, organization, event, stripe_row):
+    session, _ = pending_session(event, provider="stripe")
+    post_stripe(client, organization.public_id, stripe_event("checkout.session.completed", checkout_object(session)),
+                secret="whsec_forged_forged")
+    row = InboundWebhook.objects.get()
+    assert not row.verified
+    client.force_login(organizer)
+    client.post("/admin/webhooks/inboundwebhook/", {"action": "reprocess_selected", "_selected_action": [row.pk]})
+    session.refresh_from_db()
+    assert session.status == Status.PAYMENT_PENDING
+
+
+def test_enabled_providers_are_what_the_attendee_can_choose(organization, event):
+    from payments.registry import enabled_providers
+
+    configure(organization, "stripe", secret=STRIPE_SECRET)
+    configure(organization, "easypay", enabled=False)
+    assert enabled_providers(organization) == ["sandbox", "stripe"]
+    assert IntegrationSettings.objects.filter(organization=organization).count() == 3
