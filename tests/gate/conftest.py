@@ -62,10 +62,11 @@ def start_checkout(client, event, qty=2) -> CheckoutSession:
     return CheckoutSession.objects.order_by("-id").first()
 
 
-def submit_details(client, session, *, email="ana@example.com", name="Ana Silva", size="M", **extra):
+def submit_details(client, session, *, email="ana@example.com", name="Ana Silva", size="M", remote_addr="127.0.0.1",
+                   **extra):
     data = {"name": name, "email": email}
     questions = {q.text: q for q in Question.objects.filter(event=session.event)}
     if "T-shirt size" in questions:
         data[f"q_{questions['T-shirt size'].pk}"] = size
     data.update(extra)
-    return client.post(f"/c/{session.public_id}/", data)
+    return client.post(f"/c/{session.public_id}/", data, REMOTE_ADDR=remote_addr)

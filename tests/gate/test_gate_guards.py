@@ -1,0 +1,165 @@
+"""The guards in front of the gate: the rate limit and the circuit breaker."""
+
+import html
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from payments.models import Payment
+from tests.servers import Reply
+from webhooks import gate as gate_module
+from webhooks.models import GateCall, GateSettings
+
+from .conftest import start_checkout, submit_details
+from .test_gate_checkout import alert_of, pay
+
+pytestmark = pytest.mark.django_db
+
+
+# --- Rate limit ----------------------------------------------------------------------------------
+@override_settings(GATE_RATE_LIMIT_PER_SESSION=3, GATE_RATE_LIMIT_PER_IP=100)
+def test_probing_emails_in_one_session_is_stopped_after_the_limit(client, event, gate, gate_server):
+    server = gate_server(Reply(403, {"message": "Not on the list."}))
+    session = start_checkout(client, event)
+    for n in range(3):
+        assert alert_of(submit_details(client, session, email=f"guess{n}@acme.test")) == "Not on the list."
+    response = submit_details(client, session, email="guess3@acme.test")
+    assert alert_of(response) == html.escape(gate_module.RATE_LIMITED_MESSAGE, quote=True)
+    assert 'value="guess3@acme.test"' in response.content.decode()  # what was typed is kept
+    assert len(server.requests) == 3  # the fourth guess never reached the gate
+    assert GateCall.objects.count() == 3
+
+
+@override_settings(GATE_RATE_LIMIT_PER_SESSION=2, GATE_RATE_LIMIT_PER_IP=100)
+def test_the_rate_limit_also_stops_an_allowed_email_and_voids_its_approval(client, event, gate, gate_server):
+    gate_server(Reply(200, {}))
+    session = start_checkout(client, event)
+    submit_details(client, session, email="a@acme.test")
+    submit_details(client, session, email="b@acme.test")
+    response = submit_details(client, session, email="c@acme.test")
+    assert alert_of(response) == html.escape(gate_module.RATE_LIMITED_MESSAGE, quote=True)
+    assert pay(client, session)["Location"] == f"/c/{session.public_id}/"
+    assert not Payment.objects.exists()
+
+
+@override_settings(GATE_RATE_LIMIT_PER_SESSION=100, GATE_RATE_LIMIT_PER_IP=3)
+def test_new_sessions_from_one_ip_cannot_get_around_the_limit(client, event, gate, gate_server):
+    server = gate_server(Reply(403, {"message": "No."}))
+    for n in range(3):
+        submit_details(client, start_checkout(client, event, qty=1), email=f"g{n}@x.test")
+    response = submit_details(client, start_checkout(client, event, qty=1), email="g3@x.test")
+    assert alert_of(response) == html.escape(gate_module.RATE_LIMITED_MESSAGE, quote=True)
+    assert len(server.requests) == 3
+
+    # Another attendee, on another address, is not affected.
+    other = start_checkout(client, event, qty=1)
+    response = submit_details(client, other, email="someone@x.test", remote_addr="203.0.113.9")
+    assert alert_of(response) == "No."
+    assert len(server.requests) == 4
+
+
+@override_settings(GATE_RATE_LIMIT_PER_SESSION=2, GATE_RATE_LIMIT_WINDOW_SECONDS=600)
+def test_the_limit_resets_with_the_next_window(client, event, gate, gate_server, monkeypatch):
+    server = gate_server(Reply(403, {"message": "No."}))
+    session = start_checkout(client, event)
+    now = 1_800_000_000.0
+    monkeypatch.setattr(gate_module.time, "time", lambda: now)
+    for _ in range(3):
+        submit_details(client, session)
+    assert len(server.requests) == 2
+    now += 600
+    monkeypatch.setattr(gate_module.time, "time", lambda: now)
+    assert alert_of(submit_details(client, session)) == "No."
+    assert len(server.requests) == 3
+
+
+# --- Circuit breaker ---------------------------------------------------------------------------------
+def _fail_n_times(client, event, n):
+    for _ in range(n):
+        submit_details(client, start_checkout(client, event, qty=1))
+
+
+@override_settings(GATE_BREAKER_FAILURES=3, GATE_BREAKER_COOLDOWN_SECONDS=30)
+def test_the_breaker_opens_after_consecutive_failures_and_applies_the_policy_without_calling(
+        client, event, gate, gate_server):
+    GateSettings.objects.filter(pk=gate.pk).update(timeout_ms=500)
+    server = gate_server(Reply(hang=True))
+    _fail_n_times(client, event, 3)
+    assert len(server.requests) == 3
+    gate.refresh_from_db()
+    assert gate.consecutive_failures == 3 and gate.breaker_open_until > timezone.now()
+
+    session = start_checkout(client, event, qty=1)
+    response = submit_details(client, session)
+    assert alert_of(response) == html.escape(gate.error_message, quote=True)
+    assert len(server.requests) == 3  # not called: the attendee did not wait for the timeout
+    call = GateCall.objects.order_by("-id").first()
+    assert call.breaker_open and call.outcome == "error" and call.latency_ms == 0 and call.status_code is None
+    assert not Payment.objects.exists()
+
+    GateSettings.objects.filter(pk=gate.pk).update(on_error="allow")
+    assert submit_details(client, session).status_code == 302
+    assert len(server.requests) == 3
+
+
+@override_settings(GATE_BREAKER_FAILURES=3, GATE_BREAKER_COOLDOWN_SECONDS=30)
+def test_a_denial_is_an_answer_and_resets_the_failure_count(client, event, gate, gate_server):
+    replies = iter([Reply(500), Reply(500), Reply(403, {"message": "No."}), Reply(500), Reply(500), Reply(200, {})])
+    server = gate_server(lambda req: next(replies))
+    _fail_n_times(client, event, 5)
+    gate.refresh_from_db()
+    assert gate.consecutive_failures == 2 and gate.breaker_open_until is None
+    assert submit_details(client, start_checkout(client, event, qty=1)).status_code == 302
+    assert len(server.requests) == 6
+
+
+@override_settings(GATE_BREAKER_FAILURES=2, GATE_BREAKER_COOLDOWN_SECONDS=30)
+def test_after_the_cool_down_a_successful_probe_closes_the_breaker(client, event, gate, gate_server):
+    answers = {"next": Reply(500)}
+    server = gate_server(lambda req: answers["next"])
+    _fail_n_times(client, event, 2)
+    _fail_n_times(client, event, 2)  # open: not called
+    assert len(server.requests) == 2
+
+    answers["next"] = Reply(200, {})
+    GateSettings.objects.filter(pk=gate.pk).update(breaker_open_until=timezone.now() - timedelta(seconds=1))
+    session = start_checkout(client, event, qty=1)
+    assert submit_details(client, session).status_code == 302  # the probe went through
+    assert len(server.requests) == 3
+    gate.refresh_from_db()
+    assert gate.consecutive_failures == 0 and gate.breaker_open_until is None
+    assert submit_details(client, start_checkout(client, event, qty=1)).status_code == 302
+    assert len(server.requests) == 4
+
+
+@override_settings(GATE_BREAKER_FAILURES=2, GATE_BREAKER_COOLDOWN_SECONDS=30)
+def test_a_failed_probe_opens_the_breaker_again_for_a_new_cool_down(client, event, gate, gate_server):
+    server = gate_server(Reply(503))
+    _fail_n_times(client, event, 2)
+    GateSettings.objects.filter(pk=gate.pk).update(breaker_open_until=timezone.now() - timedelta(seconds=1))
+    _fail_n_times(client, event, 1)  # the probe
+    assert len(server.requests) == 3
+    gate.refresh_from_db()
+    assert gate.breaker_open_until > timezone.now() + timedelta(seconds=20)
+    _fail_n_times(client, event, 2)
+    assert len(server.requests) == 3
+
+
+@override_settings(GATE_BREAKER_FAILURES=1, GATE_BREAKER_COOLDOWN_SECONDS=30)
+def test_only_one_caller_wins_the_probe_once_the_cool_down_is_over(gate):
+    GateSettings.objects.filter(pk=gate.pk).update(breaker_open_until=timezone.now() - timedelta(seconds=1))
+    assert gate_module.breaker_admits(gate) is True  # the probe
+    assert gate_module.breaker_admits(gate) is False  # everyone else, until the probe answers
+    gate_module.record_breaker_result(gate, GateCall.Outcome.ALLOWED)
+    assert gate_module.breaker_admits(gate) is True
+
+
+def test_test_requests_do_not_move_the_breaker(gate, gate_server):
+    gate_server(Reply(500))
+    for _ in range(10):
+        call = gate_module.send_test_request(GateSettings.objects.get(pk=gate.pk))
+        assert call.is_test and call.outcome == "error"
+    gate.refresh_from_db()
+    assert gate.consecutive_failures == 0 and gate.breaker_open_until is None
