@@ -141,6 +141,13 @@ def save_attendee_details(session: CheckoutSession, *, name: str, email: str, an
             Answer.objects.update_or_create(session=locked, question_id=question_id, defaults={"value": value})
         Answer.objects.filter(session=locked).exclude(question_id__in=answers).delete()
         if locked.gate_approved_fingerprint and locked.gate_approved_fingerprint != details_fingerprint(locked):
+            if locked.status == Status.PAYMENT_PENDING and gate_is_active(locked):
+                # The payment under way was approved for the old details and can still be
+                # completed; letting them change now would pay for details the gate never saw.
+                raise SessionNotOpen(
+                    "Your payment has already started with the details that were approved, so they can no longer "
+                    "be changed. Finish the payment, or cancel this order and start again."
+                )
             locked.gate_approved_fingerprint = ""
             locked.gate_approved_at = None
             locked.save(update_fields=["gate_approved_fingerprint", "gate_approved_at"])

@@ -319,3 +319,22 @@ def test_during_a_secret_rotation_receivers_with_the_old_secret_still_verify(cli
     request = server.requests[0]
     Webhook(old).verify(request.body, request.headers)  # and the old one verifies too
     assert new != old and len(request.headers["webhook-signature"].split()) == 2
+
+
+def test_details_cannot_be_swapped_for_denied_ones_while_an_approved_payment_is_under_way(client, event, gate,
+                                                                                       gate_server):
+    def by_domain(req):
+        email = req.json()["data"]["object"]["customer"]["email"]
+        return Reply(200, {}) if email.endswith("@acme.test") else Reply(403, {"message": "No."})
+
+    gate_server(by_domain)
+    session = start_checkout(client, event)
+    submit_details(client, session, email="ana@acme.test")
+    sandbox_page = pay(client, session)["Location"]  # approved; the payment is under way
+    response = submit_details(client, session, email="eve@evil.test")  # back to the form, other details
+    assert response.status_code == 200 and 'role="alert"' in response.content.decode()
+    session.refresh_from_db()
+    assert session.customer_email == "ana@acme.test"  # the approved details stand
+    client.get(client.post(sandbox_page, {"outcome": "success"})["Location"])
+    session.refresh_from_db()
+    assert session.status == Status.COMPLETED and session.customer_email == "ana@acme.test"
