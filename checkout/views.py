@@ -137,6 +137,13 @@ def cancel(request, session_id):
 def status_page(request, session_id):
     session = _session(session_id)
     payment = session.payments.first()
+    if payment is not None and payment.method == "mbway" and session.status == Status.PAYMENT_PENDING:
+        # The attendee is waiting for the MB WAY push on their phone; each refresh of this
+        # page asks the provider (the callback may be slower than the attendee).
+        from payments.services import confirm_on_return
+
+        if confirm_on_return(session, payment) == "applied":
+            session = _session(session_id)
     context = {
         "session": session,
         "payment": payment,

@@ -101,9 +101,9 @@ class StripeProvider(PaymentProvider):
         }
         if session.customer_email:
             params["customer_email"] = session.customer_email
-        created = self._call("create checkout session", self._client().v1.checkout.sessions.create, params=params,
-                             options={"idempotency_key": f"ievents-{payment.public_id}"})
-        if not created.get("url"):
+        created = _as_dict(self._call("create checkout session", self._client().v1.checkout.sessions.create,
+                                      params=params, options={"idempotency_key": f"ievents-{payment.public_id}"}))
+        if not created.get("url") or not created.get("id"):
             raise ProviderError("stripe: checkout session has no URL")
         return StartResult(provider_reference=created["id"], redirect_url=created["url"], method="card")
 
