@@ -97,6 +97,26 @@ class EventAdmin(TenantScopedAdmin):
     search_fields = ["name"]
     readonly_fields = ["public_id", "public_link"]
     inlines = [TicketTypeInline, QuestionInline]
+    actions = ["send_gate_test_request", "rotate_gate_secret"]
+
+    # The pre-payment gate's admin lives in webhooks.admin.gate, which imports this module:
+    # imported when used, not at the top.
+    def get_inlines(self, request, obj):
+        from webhooks.admin.gate import GateSettingsInline
+
+        return [*self.inlines, GateSettingsInline]
+
+    @admin.action(description="Send a test request to the pre-payment gate")
+    def send_gate_test_request(self, request, queryset):
+        from webhooks.admin.gate import send_gate_test_request
+
+        send_gate_test_request(self, request, queryset)
+
+    @admin.action(description="Rotate the gate's signing secret (shows the new one once)")
+    def rotate_gate_secret(self, request, queryset):
+        from webhooks.admin.gate import rotate_gate_secret
+
+        rotate_gate_secret(self, request, queryset)
 
     @admin.display(description="Public page")
     def public_link(self, obj):

@@ -1,1 +1,132 @@
-"""Admin: gate."""
+"""Admin: the pre-payment gate, inline on its event, and the log of its calls.
+
+The inline and the two event actions (send a test request, rotate the secret) are hooked
+into ``ievents.admin.EventAdmin``; the call log is its own read-only list. The secret is
+never shown in full here except once, right after a rotation, so it can be copied.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
+
+from ievents.admin import TenantScopedAdmin
+from ievents.crypto import mask
+
+from ..gate import GateSettingsInvalid, check_gate_settings, send_test_request
+from ..models import GateCall, GateSettings
+from ..signing import rotate_secret
+
+
+class GateSettingsForm(forms.ModelForm):
+    url = forms.URLField(max_length=2000, required=False, assume_scheme="https")
+
+    class Meta:
+        model = GateSettings
+        fields = ["enabled", "url", "timeout_ms", "on_error", "denial_message", "error_message"]
+        help_texts = {
+            "url": "Where we POST checkout.validate. Answer 2xx to allow, 4xx with {\"message\": …} to deny.",
+            "timeout_ms": "500–10000 ms, everything included. A gate that takes longer counts as failing.",
+            "on_error": "What happens when the gate fails (timeout, 5xx, unreachable): block is the safe default.",
+            "denial_message": "Shown when the gate denies without a message of its own.",
+            "error_message": "Shown when the gate fails and the policy blocks.",
+        }
+
+    def clean(self):
+        data = super().clean()
+        if "timeout_ms" in data and "url" in data:
+            try:
+                check_gate_settings(url=data["url"] or "", enabled=bool(data.get("enabled")), timeout_ms=data["timeout_ms"])
+            except GateSettingsInvalid as exc:
+                self.add_error(exc.field, exc.message)
+        return data
+
+
+class GateSettingsInline(admin.StackedInline):
+    model = GateSettings
+    form = GateSettingsForm
+    extra = 0
+    max_num = 1
+    verbose_name = verbose_name_plural = "pre-payment gate"
+    fields = ["enabled", "url", "timeout_ms", "on_error", "denial_message", "error_message", "secret_hint",
+              "breaker_state", "calls"]
+    readonly_fields = ["secret_hint", "breaker_state", "calls"]
+
+    @admin.display(description="Signing secret")
+    def secret_hint(self, gate):
+        if not gate.pk:
+            return "Generated when you save. Use the event action “Rotate the gate's signing secret” to see a new one once."
+        return f"{mask(gate.secret)}  (rotate it from the event list to get one you can copy)"
+
+    @admin.display(description="Circuit breaker")
+    def breaker_state(self, gate):
+        if gate.pk and gate.breaker_open_until:
+            return f"Open until {gate.breaker_open_until:%Y-%m-%d %H:%M:%S} UTC: the on-error policy applies without a call."
+        return f"Closed ({gate.consecutive_failures} failure(s) in a row)" if gate.pk else "—"
+
+    @admin.display(description="Calls")
+    def calls(self, gate):
+        if not gate.pk:
+            return "—"
+        url = reverse("admin:webhooks_gatecall_changelist") + f"?event__id__exact={gate.event_id}"
+        return format_html('<a href="{}">See every call to this gate</a>', url)
+
+
+def send_gate_test_request(modeladmin, request, queryset):
+    """Event action: one real, signed call to each selected event's gate; show the outcome."""
+    for event in queryset:
+        gate = GateSettings.objects.filter(event=event).select_related("event").first()
+        if gate is None or not gate.url:
+            modeladmin.message_user(request, f"{event}: no gate URL is set.", messages.WARNING)
+            continue
+        call = send_test_request(gate)
+        detail = call.message or call.error
+        status = f"HTTP {call.status_code}" if call.status_code else "no HTTP answer"
+        text = f"{event}: the gate test was {call.get_outcome_display().lower()} ({status}, {call.latency_ms} ms)"
+        modeladmin.message_user(request, text + (f": {detail}" if detail else "."),
+                                messages.SUCCESS if call.outcome == GateCall.Outcome.ALLOWED else messages.WARNING)
+
+
+def rotate_gate_secret(modeladmin, request, queryset):
+    """Event action: a new secret for each selected event's gate, shown once."""
+    for event in queryset:
+        gate = GateSettings.objects.filter(event=event).first()
+        if gate is None:
+            modeladmin.message_user(request, f"{event}: there is no gate to rotate.", messages.WARNING)
+            continue
+        secret = rotate_secret(gate)
+        modeladmin.message_user(
+            request,
+            f"{event}: the gate's new signing secret (shown once, copy it now): {secret} — "
+            "the old one keeps signing alongside it for 24 hours.",
+            messages.WARNING,
+        )
+
+
+@admin.register(GateCall)
+class GateCallAdmin(TenantScopedAdmin):
+    """Every call to every gate, read-only: what the organizer's system answered, and when."""
+
+    tenant_path = "event__organization"
+    list_display = ["created_at", "event", "session_id_link", "outcome", "decision", "status_code", "latency_ms",
+                    "message", "error", "is_test", "breaker_open"]
+    list_filter = ["outcome", ("event", admin.RelatedOnlyFieldListFilter), ("created_at", admin.DateFieldListFilter),
+                   "decision", "is_test", "breaker_open"]
+    list_select_related = ["event", "session"]
+    search_fields = ["session__public_id", "message", "error"]
+    fields = ["created_at", "event", "session", "outcome", "decision", "status_code", "latency_ms", "message", "error",
+              "is_test", "breaker_open"]
+    readonly_fields = fields
+
+    @admin.display(description="Session")
+    def session_id_link(self, call):
+        return call.session.public_id if call.session_id else ("test" if call.is_test else "—")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
