@@ -175,7 +175,7 @@ def record(claim: Claim, result: http.HttpResult, started_at: datetime) -> Outco
     error = _describe_error(result)
     after_commit = []
     with transaction.atomic():
-        delivery = Delivery.objects.select_for_update().select_related("endpoint").get(pk=claim.delivery_id)
+        delivery = Delivery.objects.select_for_update(of=("self",)).select_related("endpoint").get(pk=claim.delivery_id)
         DeliveryAttempt.objects.create(
             delivery=delivery, number=claim.number, started_at=started_at, duration_ms=result.elapsed_ms,
             status_code=result.status_code, error=error[:500],

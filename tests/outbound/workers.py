@@ -1,0 +1,101 @@
+"""Real Celery worker processes for tests, on the real broker and the pytest database.
+
+``CeleryWorker`` starts ``celery -A ievents worker`` as a subprocess whose
+``DATABASE_URL`` points at the test database (``test_…``) of this pytest run, so the
+worker sees the rows a ``transaction=True`` test committed. It can embed beat (the
+periodic sweep) and be SIGKILLed like a crashed machine.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_database_url() -> str:
+    s = connection.settings_dict
+    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    return f"postgres://{s['USER']}{password}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def purge_broker() -> None:
+    """Drop every message of the default queue (leftovers, or a deliberately lost message)."""
+    from ievents.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("celery")
+
+
+class CeleryWorker:
+    def __init__(self, *, name: str, beat: bool = False, concurrency: int = 4, env: dict[str, str] | None = None):
+        self.name = name
+        self.beat = beat
+        self.concurrency = concurrency
+        self.env = env or {}
+        self.process: subprocess.Popen | None = None
+        self.log = tempfile.NamedTemporaryFile(prefix=f"celery-{name}-", suffix=".log", delete=False)  # noqa: SIM115
+        self._beat_dir = tempfile.mkdtemp(prefix="celerybeat-")
+
+    def start(self, ready_timeout: float = 30) -> CeleryWorker:
+        env = {
+            **os.environ,
+            "DATABASE_URL": test_database_url(),
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
+            "WEBHOOK_ALLOW_PRIVATE_TARGETS": "1",
+            "DEBUG": "1",
+            "LOG_LEVEL": "INFO",
+            **self.env,
+        }
+        env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        cmd = [
+            sys.executable, "-m", "celery", "-A", "ievents", "worker", "--pool", "threads",
+            "--concurrency", str(self.concurrency), "--hostname", f"{self.name}@%h", "--loglevel", "INFO",
+            "--without-gossip", "--without-mingle", "--without-heartbeat",
+        ]
+        if self.beat:
+            cmd += ["--beat", "--schedule", os.path.join(self._beat_dir, "schedule")]
+        self.process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker {self.name} exited:\n{self.output()}")
+            if " ready." in self.output():
+                return self
+            time.sleep(0.05)
+        raise RuntimeError(f"worker {self.name} not ready after {ready_timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no task finishes, no message is acknowledged."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+    def __enter__(self) -> CeleryWorker:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
