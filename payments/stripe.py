@@ -9,7 +9,10 @@ them is read.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import stripe
+from django.utils import timezone
 
 from .base import (
     InboundRequest,
@@ -101,6 +104,10 @@ class StripeProvider(PaymentProvider):
         }
         if session.customer_email:
             params["customer_email"] = session.customer_email
+        # Stripe's page closes when our hold ends (Stripe accepts 30 minutes to 24 hours), so
+        # few payments arrive after the tickets were released.
+        earliest = timezone.now() + timedelta(minutes=31)
+        params["expires_at"] = int(max(session.expires_at, earliest).timestamp())
         created = _as_dict(self._call("create checkout session", self._client().v1.checkout.sessions.create,
                                       params=params, options={"idempotency_key": f"ievents-{payment.public_id}"}))
         if not created.get("url") or not created.get("id"):
@@ -149,7 +156,7 @@ class StripeProvider(PaymentProvider):
                 currency=str(obj.get("currency") or ""), detail=f"stripe {event_type} {obj.get('id', '')}",
             )
         if event_type == "charge.refunded":
-            return _from_charge(obj, event_type)
+            return self._from_charge(obj, event_type)
         if event_type == "refund.created":
             # A refund names its charge but neither our session nor the total refunded so
             # far; the charge knows both, so we ask Stripe for it.
@@ -157,8 +164,20 @@ class StripeProvider(PaymentProvider):
             if not isinstance(charge_id, str):
                 raise ValueError("refund without a charge id")
             charge = self._call("retrieve charge", self._client().v1.charges.retrieve, charge_id)
-            return _from_charge(_as_dict(charge), event_type)
+            return self._from_charge(_as_dict(charge), event_type)
         return None  # an event we did not subscribe to: acknowledged and ignored
+
+    def _from_charge(self, charge: dict, event_type: str) -> PaymentUpdate:
+        refunded, amount = int(charge["amount_refunded"]), int(charge["amount"])
+        kind = UpdateKind.REFUNDED if refunded >= amount else UpdateKind.PARTIALLY_REFUNDED
+        session_id = _session_id(charge)
+        if not session_id and isinstance(charge.get("payment_intent"), str):
+            # Our id is certain on the payment intent (we set payment_intent_data.metadata).
+            intent = self._call("retrieve payment intent", self._client().v1.payment_intents.retrieve,
+                                charge["payment_intent"])
+            session_id = _session_id(_as_dict(intent))
+        return PaymentUpdate(kind, session_public_id=session_id, amount=refunded,
+                             currency=str(charge.get("currency") or ""), detail=f"stripe {event_type} {charge.get('id', '')}")
 
 
 def _as_dict(obj) -> dict:
@@ -190,9 +209,3 @@ def _from_checkout_session(event_type: str, obj: dict) -> PaymentUpdate | None:
         return PaymentUpdate(UpdateKind.EXPIRED, **common)
     return None  # still open: nothing to tell
 
-
-def _from_charge(charge: dict, event_type: str) -> PaymentUpdate:
-    refunded, amount = int(charge["amount_refunded"]), int(charge["amount"])
-    kind = UpdateKind.REFUNDED if refunded >= amount else UpdateKind.PARTIALLY_REFUNDED
-    return PaymentUpdate(kind, session_public_id=_session_id(charge), amount=refunded,
-                         currency=str(charge.get("currency") or ""), detail=f"stripe {event_type} {charge.get('id', '')}")

@@ -291,6 +291,18 @@ def test_refund_created_while_stripe_is_down_is_503_so_stripe_retries(client, st
     assert paying.status == Status.PARTIALLY_REFUNDED
 
 
+@responses.activate
+def test_a_charge_without_our_metadata_is_traced_through_its_payment_intent(client, stripe_org, paying):
+    _completed(client, stripe_org, paying)
+    charge = {**charge_object(paying, refunded=paying.amount_total), "metadata": {}}
+    responses.get(f"https://api.stripe.com/v1/payment_intents/{charge['payment_intent']}",
+                  json=intent_object(paying, status="succeeded"))
+    response = post_stripe(client, stripe_org.public_id, stripe_event("charge.refunded", charge))
+    assert response.status_code == 200 and response.json()["outcome"] == "processed"
+    paying.refresh_from_db()
+    assert paying.status == Status.REFUNDED
+
+
 def test_a_refund_before_any_payment_is_ignored(client, stripe_org, paying):
     response = post_stripe(client, stripe_org.public_id,
                            stripe_event("charge.refunded", charge_object(paying, refunded=paying.amount_total)))

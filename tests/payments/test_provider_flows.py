@@ -51,6 +51,7 @@ def test_stripe_checkout_carries_our_session_id_and_completes_on_return(client, 
     assert form["line_items[0][price_data][unit_amount]"] == "2500" and form["line_items[0][quantity]"] == "2"
     assert form["line_items[0][price_data][currency]"] == "eur" and form["customer_email"] == "ana@example.com"
     assert form["success_url"].endswith(f"/c/{session.public_id}/return/?payment={Payment.objects.get().public_id}")
+    assert int(form["expires_at"]) >= int((timezone.now() + timedelta(minutes=30)).timestamp())
     assert sent.headers["Authorization"] == "Bearer sk_test_tenant_key"
     assert sent.headers["Idempotency-Key"] == f"ievents-{Payment.objects.get().public_id}"
 
