@@ -61,7 +61,7 @@ class GateCreated(GateOut):
     secret = serializers.CharField(help_text="whsec_…: verify our signatures with it. Shown only when created.")
 
 
-class SecretOut(serializers.Serializer):
+class GateSecretOut(serializers.Serializer):
     secret = serializers.CharField()
 
 
@@ -112,7 +112,7 @@ class GateDetail(APIView):
 
 
 class GateRotateSecret(APIView):
-    @extend_schema(request=None, responses=SecretOut)
+    @extend_schema(request=None, responses=GateSecretOut)
     def post(self, request, event_id):
         return Response({"secret": rotate_secret(_gate(request, event_id))})
 
