@@ -1,0 +1,79 @@
+"""Cursor pagination: every list, newest first, no row twice or skipped while rows arrive."""
+
+import pytest
+
+from webhooks.models import WebhookEndpoint
+
+pytestmark = pytest.mark.django_db
+
+
+def make_endpoints(organization, n):
+    return [WebhookEndpoint.objects.create(organization=organization, url=f"https://h.example.com/{i}",
+                                           enabled_events=["*"]) for i in range(n)]
+
+
+def walk(api, path, **params):
+    ids, pages, cursor = [], 0, None
+    while True:
+        query = dict(params, **({"cursor": cursor} if cursor else {}))
+        body = api.get(path, query).json()
+        pages += 1
+        ids += [row["id"] for row in body["data"]]
+        if not body["has_more"]:
+            assert body["next_cursor"] is None
+            return ids, pages
+        cursor = body["next_cursor"]
+
+
+def test_a_list_is_walked_page_by_page_newest_first(api, organization):
+    endpoints = make_endpoints(organization, 45)
+    ids, pages = walk(api, "/v1/webhook_endpoints", limit=20)
+    assert ids == [e.public_id for e in reversed(endpoints)]
+    assert pages == 3
+
+
+def test_the_default_page_size_applies_without_a_limit(settings, api, organization):
+    settings.API_PAGE_SIZE = 7
+    make_endpoints(organization, 10)
+    body = api.get("/v1/webhook_endpoints").json()
+    assert len(body["data"]) == 7 and body["has_more"] is True and body["object"] == "list"
+
+
+def test_rows_added_while_walking_neither_repeat_nor_shift_the_pages(api, organization):
+    make_endpoints(organization, 10)
+    first = api.get("/v1/webhook_endpoints", {"limit": 5}).json()
+    make_endpoints(organization, 3)  # newer rows arrive between pages
+    second = api.get("/v1/webhook_endpoints", {"limit": 5, "cursor": first["next_cursor"]}).json()
+    seen = [r["id"] for r in first["data"] + second["data"]]
+    assert len(seen) == len(set(seen)) == 10 and second["has_more"] is False
+
+
+@pytest.mark.parametrize("limit", ["0", "101", "-1", "abc", "1.5"])
+def test_a_bad_limit_is_refused_with_a_field_error(api, limit):
+    response = api.get("/v1/webhook_endpoints", {"limit": limit})
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"]["limit"]
+
+
+@pytest.mark.parametrize("cursor", ["%%%", "bm90LWEtbnVtYmVy", "LTU", "MA", "€"])
+def test_a_cursor_we_did_not_give_out_is_refused(api, cursor):
+    response = api.get("/v1/webhook_endpoints", {"cursor": cursor})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_cursor"
+
+
+def test_events_and_sessions_lists_are_paginated_too(api, event, ticket_type):
+    from checkout import services
+
+    for _ in range(3):
+        services.create_session(event, [services.Item(ticket_type, 1)])
+    for path in ("/v1/checkout/sessions", "/v1/webhook_events"):
+        ids, pages = walk(api, path, limit=2)
+        assert len(ids) == len(set(ids)) == 3 and pages == 2, path
+    assert walk(api, "/v1/events", limit=1) == ([event.public_id], 1)
+
+
+def test_a_cursor_cannot_reach_another_organizations_rows(api, organization, other_organization):
+    make_endpoints(other_organization, 5)
+    mine = make_endpoints(organization, 2)
+    ids, _ = walk(api, "/v1/webhook_endpoints", limit=1)
+    assert ids == [e.public_id for e in reversed(mine)]
