@@ -65,10 +65,16 @@ class GateCall(models.Model):
     error = models.CharField(max_length=500, blank=True)
     is_test = models.BooleanField(default=False)
     breaker_open = models.BooleanField(default=False, help_text="Decided by the breaker without calling.")
+    client_ip = models.GenericIPAddressField(null=True, blank=True, help_text="The attendee's address (rate limit).")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["-id"]
+        indexes = [
+            # The rate limit counts recent calls per session and per event and client address.
+            models.Index(fields=["session", "created_at"], name="gatecall_session_recent"),
+            models.Index(fields=["event", "client_ip", "created_at"], name="gatecall_ip_recent"),
+        ]
 
 
 # --- Outbound notifications ------------------------------------------------------------
