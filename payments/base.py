@@ -185,6 +185,20 @@ def secrets_match(given: str | None, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+# Larger than any ticket order, small enough for every integer column we store amounts in.
+MAX_AMOUNT = 2_000_000_000
+
+
+def minor_units(value: Any) -> int:
+    """An amount a provider sent in minor units, checked: an int in [0, MAX_AMOUNT]."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"not an amount: {value!r}")
+    amount = int(value)
+    if not 0 <= amount <= MAX_AMOUNT:
+        raise ValueError(f"amount out of range: {amount}")
+    return amount
+
+
 def to_minor_units(value: Any) -> int:
     """``"25.00"``/``25``/``25.5`` (major units, as Portuguese providers send them) → cents.
 
@@ -194,7 +208,7 @@ def to_minor_units(value: Any) -> int:
         amount = Decimal(str(value).strip().replace(",", "."))
     except (InvalidOperation, TypeError) as exc:
         raise ValueError(f"not an amount: {value!r}") from exc
-    if not amount.is_finite() or amount < 0:
+    if not amount.is_finite() or amount < 0 or amount * 100 > MAX_AMOUNT:
         raise ValueError(f"not an amount: {value!r}")
     return int((amount * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
 

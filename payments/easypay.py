@@ -12,6 +12,7 @@ asked: ``record_payment_succeeded`` reconciles it against the order.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -34,6 +35,8 @@ from .base import (
     to_major_units,
     to_minor_units,
 )
+
+PAYMENT_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
 
 # Easypay's method codes, and ours.
 METHODS = {"multibanco": "mb", "mbway": "mbw"}
@@ -123,6 +126,8 @@ class EasypayProvider(PaymentProvider):
         easypay_id, note_type, status = note.get("id"), note.get("type"), note.get("status")
         if not all(isinstance(v, str) and v for v in (easypay_id, note_type, status)):
             raise MalformedWebhook("an Easypay notification needs id, type and status")
+        if not PAYMENT_ID.fullmatch(easypay_id):
+            raise MalformedWebhook("an Easypay payment id is a UUID")  # it goes into the API's URL path
         # The notification has no id of its own: one (payment, type, status) is one event.
         event_id = f"{easypay_id}:{note_type}:{status}:{note.get('date', '')}"[:200]
         update = self.fetch_update(easypay_id, detail=f"easypay {note_type}/{status}, confirmed by the API")

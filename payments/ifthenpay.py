@@ -114,6 +114,8 @@ class IfthenpayProvider(PaymentProvider):
         request_id = (query.get("requestId") or "").strip()
         if not request_id:
             raise MalformedWebhook("the callback has no requestId")
+        if not request_id.isprintable() or len(request_id) > 100:
+            raise MalformedWebhook("the callback's requestId is not an id")
         try:
             amount = to_minor_units(query.get("amount", ""))
         except ValueError as exc:

@@ -69,6 +69,8 @@ def find_session(update: PaymentUpdate, organization_id: int | None, provider: s
     organizations that have no webhook secret of their own for that provider: whoever holds
     the platform's secret must not reach a tenant that chose its own.
     """
+    if "\x00" in update.session_public_id + update.provider_reference:
+        return None  # no id of ours contains NUL, and PostgreSQL would refuse the query
     sessions = CheckoutSession.objects.all()
     if organization_id is not None:
         sessions = sessions.filter(organization_id=organization_id)

@@ -26,6 +26,7 @@ from .base import (
     StartResult,
     UpdateKind,
     json_object,
+    minor_units,
 )
 
 TOLERANCE_SECONDS = 300
@@ -152,7 +153,7 @@ class StripeProvider(PaymentProvider):
             kind, amount_field = INTENT_KINDS[event_type]
             return PaymentUpdate(
                 kind, session_public_id=_session_id(obj),
-                amount=int(obj[amount_field]) if amount_field else None,
+                amount=minor_units(obj[amount_field]) if amount_field else None,
                 currency=str(obj.get("currency") or ""), detail=f"stripe {event_type} {obj.get('id', '')}",
             )
         if event_type == "charge.refunded":
@@ -168,7 +169,7 @@ class StripeProvider(PaymentProvider):
         return None  # an event we did not subscribe to: acknowledged and ignored
 
     def _from_charge(self, charge: dict, event_type: str) -> PaymentUpdate:
-        refunded, amount = int(charge["amount_refunded"]), int(charge["amount"])
+        refunded, amount = minor_units(charge["amount_refunded"]), minor_units(charge["amount"])
         kind = UpdateKind.REFUNDED if refunded >= amount else UpdateKind.PARTIALLY_REFUNDED
         session_id = _session_id(charge)
         if not session_id and isinstance(charge.get("payment_intent"), str):
@@ -201,7 +202,7 @@ def _from_checkout_session(event_type: str, obj: dict) -> PaymentUpdate | None:
     if event_type == "checkout.session.async_payment_succeeded" or payment_status in ("paid", "no_payment_required"):
         if payment_status not in ("paid", "no_payment_required"):
             return None
-        return PaymentUpdate(UpdateKind.SUCCEEDED, amount=int(obj["amount_total"]),
+        return PaymentUpdate(UpdateKind.SUCCEEDED, amount=minor_units(obj["amount_total"]),
                              currency=str(obj.get("currency") or ""), **common)
     if event_type == "checkout.session.completed" and obj.get("status") == "complete":
         return PaymentUpdate(UpdateKind.PROCESSING, **common)  # an async method: money to follow

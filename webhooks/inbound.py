@@ -100,7 +100,7 @@ def receive(provider_name: str, org: str, request: InboundRequest) -> Received:
     try:
         provider.verify_webhook(request)
     except SignatureError as exc:
-        row = InboundWebhook.objects.create(**base, verified=False, outcome=Outcome.REJECTED, error=str(exc)[:500])
+        row = InboundWebhook.objects.create(**base, verified=False, outcome=Outcome.REJECTED, error=storable(str(exc), 500))
         return Received(400, Outcome.REJECTED, "signature verification failed", row)
     return process_verified(provider, organization, request, base)
 
@@ -119,8 +119,9 @@ def process_verified(provider: PaymentProvider, organization: Organization | Non
         return _record_failure(base, reprocess_row, Outcome.REJECTED, str(exc), 400)
 
     org_key = str(organization.pk) if organization else ENVIRONMENT_ORG
-    dedupe_key = f"{provider_name}:{org_key}:{parsed.event_id}"[:300]
-    fields = {**base, "verified": True, "event_id": parsed.event_id[:200], "type": parsed.type[:100]}
+    event_id = storable(parsed.event_id, 200)
+    dedupe_key = f"{provider_name}:{org_key}:{event_id}"[:300]
+    fields = {**base, "verified": True, "event_id": event_id, "type": storable(parsed.type, 100)}
     try:
         with transaction.atomic():
             if reprocess_row is not None:
@@ -134,7 +135,7 @@ def process_verified(provider: PaymentProvider, organization: Organization | Non
                                                         error="already received")
                     return Received(200, Outcome.DUPLICATE, "already received", row)
             outcome, session, note = _apply(parsed, organization, provider_name)
-            row.outcome, row.session, row.error = outcome, session, note[:500]
+            row.outcome, row.session, row.error = outcome, session, storable(note, 500)
             row.save(update_fields=["outcome", "session", "error"])
     except (ProviderUnavailable, DatabaseError) as exc:
         log.warning("inbound %s webhook %s failed, the provider will retry: %s", provider_name, parsed.event_id, exc)
@@ -161,6 +162,7 @@ def _apply(parsed: ParsedWebhook, organization: Organization | None, provider_na
 
 
 def _record_failure(fields: dict, row: InboundWebhook | None, outcome: str, error: str, status: int) -> Received:
+    error = storable(error, 500)
     if row is not None:
         InboundWebhook.objects.filter(pk=row.pk).update(outcome=outcome, error=error[:500])
         row.refresh_from_db()
@@ -190,9 +192,15 @@ def reprocess(row: InboundWebhook) -> Received:
 def stored_payload(request: InboundRequest) -> str:
     """The body as text, capped; a bodyless callback as its query, secrets masked."""
     if request.body:
-        return request.body[:STORED_PAYLOAD_CHARS].decode("utf-8", errors="replace")
+        return storable(request.body[:STORED_PAYLOAD_CHARS].decode("utf-8", errors="replace"))
     query = [(k, "***" if k in SECRET_PARAMS else v) for k, v in request.query.items()]
-    return ("?" + urlencode(query))[:STORED_PAYLOAD_CHARS]
+    return storable(("?" + urlencode(query))[:STORED_PAYLOAD_CHARS])
+
+
+def storable(text: str, limit: int | None = None) -> str:
+    """Remote text as a database text column takes it: no NUL (PostgreSQL refuses it), capped."""
+    text = text.replace("\x00", "\ufffd")
+    return text[:limit] if limit else text
 
 
 def request_from_payload(payload: str) -> InboundRequest:
