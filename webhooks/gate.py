@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.cache import cache
-from django.db.models import F, Q
+from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from checkout import services as checkout
@@ -176,37 +176,43 @@ def sample_payload(gate: GateSettings) -> dict:
 
 # --- Deciding for a checkout ----------------------------------------------------------------
 def run_gate(session, *, client_ip: str = "") -> GateDecision:
-    """Ask the event's gate about the details ``session`` holds now, and record the outcome."""
+    """Ask the event's gate about the details ``session`` holds now, and record the outcome.
+
+    Nothing is written while the gate is asked (no transaction is held open across the
+    call); what follows it — the call log, the breaker, the approval or the denial — is
+    written in one transaction.
+    """
     if not checkout.gate_is_active(session):
         checkout.record_gate_approval(session)
         return GateDecision(True)
     gate = session.event.gate
+    client_ip = client_ip or None
     if rate_limited(session, client_ip):
         checkout.revoke_gate_approval(session)
         log.warning("gate rate limit hit: session %s, ip %s", session.public_id, client_ip or "?")
         return GateDecision(False, RATE_LIMITED_MESSAGE, "rate_limited")
     fingerprint = checkout.details_fingerprint(session)
-    if breaker_admits(gate):
-        answer = ask_gate(gate, validate_payload(session))
-        record_breaker_result(gate, answer.outcome)
-        breaker_open = False
-    else:
+    breaker_open = not breaker_admits(gate)
+    if breaker_open:
         answer = GateAnswer(Outcome.ERROR, error="Circuit breaker open: the gate was not called.")
-        breaker_open = True
-
+    else:
+        answer = ask_gate(gate, validate_payload(session))
     allowed = answer.outcome == Outcome.ALLOWED or (
         answer.outcome == Outcome.ERROR and gate.on_error == GateSettings.OnError.ALLOW
     )
-    call = log_call(gate, session, answer, allowed=allowed, breaker_open=breaker_open)
-    if allowed:
-        if not checkout.record_gate_approval(session, fingerprint):
-            return GateDecision(False, DETAILS_CHANGED_MESSAGE, answer.outcome, call)
-        return GateDecision(True, "", answer.outcome, call)
-    checkout.revoke_gate_approval(session)
-    if answer.outcome == Outcome.DENIED:
-        announce_denial(session, answer)
-        return GateDecision(False, answer.message or gate.denial_message, answer.outcome, call)
-    return GateDecision(False, gate.error_message, answer.outcome, call)
+    with transaction.atomic():
+        if not breaker_open:
+            record_breaker_result(gate, answer.outcome)
+        call = log_call(gate, session, answer, allowed=allowed, breaker_open=breaker_open, client_ip=client_ip)
+        if allowed:
+            if not checkout.record_gate_approval(session, fingerprint):
+                return GateDecision(False, DETAILS_CHANGED_MESSAGE, answer.outcome, call)
+            return GateDecision(True, "", answer.outcome, call)
+        checkout.revoke_gate_approval(session)
+        if answer.outcome == Outcome.DENIED:
+            announce_denial(session, answer)
+            return GateDecision(False, answer.message or gate.denial_message, answer.outcome, call)
+        return GateDecision(False, gate.error_message, answer.outcome, call)
 
 
 def announce_denial(session, answer: GateAnswer) -> None:
@@ -219,11 +225,11 @@ def announce_denial(session, answer: GateAnswer) -> None:
 
 
 def log_call(gate, session, answer: GateAnswer, *, allowed: bool, breaker_open: bool = False,
-             is_test: bool = False) -> GateCall:
+             is_test: bool = False, client_ip: str | None = None) -> GateCall:
     return GateCall.objects.create(
         event_id=gate.event_id, session=session, outcome=answer.outcome, decision="allow" if allowed else "deny",
         status_code=answer.status_code, latency_ms=answer.latency_ms, message=answer.message[:500],
-        error=answer.error[:500], is_test=is_test, breaker_open=breaker_open,
+        error=answer.error[:500], is_test=is_test, breaker_open=breaker_open, client_ip=client_ip,
     )
 
 
@@ -238,30 +244,21 @@ def send_test_request(gate: GateSettings) -> GateCall:
 
 
 # --- Rate limit -------------------------------------------------------------------------------
-def rate_limited(session, client_ip: str) -> bool:
-    """Count this attempt for the session and for the client IP (per event) in the current
-    window; True when either is over its limit.
+def rate_limited(session, client_ip: str | None) -> bool:
+    """True when this session, or this client address for this event, already had its
+    share of gate decisions in the last ``GATE_RATE_LIMIT_WINDOW_SECONDS``.
 
-    Fixed windows in the shared cache (the database cache by default), so every web process
-    counts together. The cache's increment is not atomic across processes: under a burst of
-    simultaneous requests a few extra attempts may slip through, which is fine for a limit
-    meant to stop hundreds.
+    The call log is the counter: a sliding window over real rows, the same for every web
+    process, no extra writes. Attempts refused here are not logged, so they do not extend
+    the wait; a refused attendee gets through again once old calls leave the window.
     """
-    window = settings.GATE_RATE_LIMIT_WINDOW_SECONDS
-    bucket = int(time.time() // window)
-    limits = [(f"gate-rl:s:{session.pk}:{bucket}", settings.GATE_RATE_LIMIT_PER_SESSION)]
-    if client_ip:
-        limits.append((f"gate-rl:ip:{session.event_id}:{client_ip}:{bucket}", settings.GATE_RATE_LIMIT_PER_IP))
-    over = False
-    for key, limit in limits:
-        cache.add(key, 0, timeout=window + 60)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=window + 60)
-            count = 1
-        over = over or count > limit
-    return over
+    since = timezone.now() - timedelta(seconds=settings.GATE_RATE_LIMIT_WINDOW_SECONDS)
+    recent = GateCall.objects.filter(created_at__gt=since, is_test=False)
+    if recent.filter(session=session).count() >= settings.GATE_RATE_LIMIT_PER_SESSION:
+        return True
+    return bool(client_ip) and recent.filter(
+        event_id=session.event_id, client_ip=client_ip
+    ).count() >= settings.GATE_RATE_LIMIT_PER_IP
 
 
 # --- Circuit breaker ----------------------------------------------------------------------------
@@ -269,7 +266,7 @@ def breaker_admits(gate: GateSettings) -> bool:
     """May we call the gate now? No while the breaker is open; once its cool-down is over,
     exactly one caller wins the probe (a conditional update) and the rest keep getting the
     policy until the probe's answer is known."""
-    open_until = GateSettings.objects.filter(pk=gate.pk).values_list("breaker_open_until", flat=True).first()
+    open_until = gate.breaker_open_until  # read with the gate in this request
     if open_until is None:
         return True
     now = timezone.now()
@@ -286,9 +283,8 @@ def record_breaker_result(gate: GateSettings, outcome: str) -> None:
     """A real answer (allow or deny) closes the breaker; an error counts towards opening it."""
     rows = GateSettings.objects.filter(pk=gate.pk)
     if outcome != Outcome.ERROR:
-        rows.filter(Q(consecutive_failures__gt=0) | Q(breaker_open_until__isnull=False)).update(
-            consecutive_failures=0, breaker_open_until=None
-        )
+        if gate.consecutive_failures or gate.breaker_open_until:  # else nothing to reset: no query
+            rows.update(consecutive_failures=0, breaker_open_until=None)
         return
     rows.update(consecutive_failures=F("consecutive_failures") + 1)
     failures = rows.values_list("consecutive_failures", flat=True).first() or 0

@@ -61,18 +61,25 @@ def test_new_sessions_from_one_ip_cannot_get_around_the_limit(client, event, gat
 
 
 @override_settings(GATE_RATE_LIMIT_PER_SESSION=2, GATE_RATE_LIMIT_WINDOW_SECONDS=600)
-def test_the_limit_resets_with_the_next_window(client, event, gate, gate_server, monkeypatch):
+def test_the_limit_is_a_sliding_window_over_recent_calls(client, event, gate, gate_server):
     server = gate_server(Reply(403, {"message": "No."}))
     session = start_checkout(client, event)
-    now = 1_800_000_000.0
-    monkeypatch.setattr(gate_module.time, "time", lambda: now)
     for _ in range(3):
         submit_details(client, session)
     assert len(server.requests) == 2
-    now += 600
-    monkeypatch.setattr(gate_module.time, "time", lambda: now)
-    assert alert_of(submit_details(client, session)) == "No."
+    first = GateCall.objects.order_by("id").first()
+    GateCall.objects.filter(pk=first.pk).update(created_at=timezone.now() - timedelta(seconds=601))
+    assert alert_of(submit_details(client, session)) == "No."  # one call left the window: one more try
+    assert alert_of(submit_details(client, session)) == html.escape(gate_module.RATE_LIMITED_MESSAGE, quote=True)
     assert len(server.requests) == 3
+
+
+@override_settings(GATE_RATE_LIMIT_PER_SESSION=2)
+def test_test_requests_do_not_count_towards_the_rate_limit(client, event, gate, gate_server):
+    gate_server(Reply(200, {}))
+    for _ in range(3):
+        gate_module.send_test_request(GateSettings.objects.get(pk=gate.pk))
+    assert submit_details(client, start_checkout(client, event)).status_code == 302
 
 
 # --- Circuit breaker ---------------------------------------------------------------------------------
@@ -150,10 +157,12 @@ def test_a_failed_probe_opens_the_breaker_again_for_a_new_cool_down(client, even
 @override_settings(GATE_BREAKER_FAILURES=1, GATE_BREAKER_COOLDOWN_SECONDS=30)
 def test_only_one_caller_wins_the_probe_once_the_cool_down_is_over(gate):
     GateSettings.objects.filter(pk=gate.pk).update(breaker_open_until=timezone.now() - timedelta(seconds=1))
-    assert gate_module.breaker_admits(gate) is True  # the probe
-    assert gate_module.breaker_admits(gate) is False  # everyone else, until the probe answers
-    gate_module.record_breaker_result(gate, GateCall.Outcome.ALLOWED)
-    assert gate_module.breaker_admits(gate) is True
+    first, second = GateSettings.objects.get(pk=gate.pk), GateSettings.objects.get(pk=gate.pk)  # two requests at once
+    assert gate_module.breaker_admits(first) is True  # the probe
+    assert gate_module.breaker_admits(second) is False  # everyone else, until the probe answers
+    assert gate_module.breaker_admits(GateSettings.objects.get(pk=gate.pk)) is False
+    gate_module.record_breaker_result(first, GateCall.Outcome.ALLOWED)
+    assert gate_module.breaker_admits(GateSettings.objects.get(pk=gate.pk)) is True
 
 
 def test_test_requests_do_not_move_the_breaker(gate, gate_server):
