@@ -128,6 +128,10 @@ def process_verified(provider: PaymentProvider, organization: Organization | Non
                 row = InboundWebhook.objects.select_for_update().get(pk=reprocess_row.pk)
             else:
                 try:
+                    # The common retry finds the first copy committed: one indexed read, no
+                    # failed insert. Copies racing the first still meet the unique index.
+                    if InboundWebhook.objects.filter(dedupe_key=dedupe_key).exists():
+                        raise IntegrityError("already received")
                     with transaction.atomic():  # a savepoint: the unique index decides who goes first
                         row = InboundWebhook.objects.create(**fields, dedupe_key=dedupe_key, outcome=Outcome.IGNORED)
                 except IntegrityError:

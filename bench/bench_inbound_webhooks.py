@@ -1,0 +1,295 @@
+"""Verified Stripe webhooks per second, with duplicates, through gunicorn on PostgreSQL.
+
+Served by gunicorn (sync workers) with production settings (`DEBUG=0`, real secrets) on a
+throwaway PostgreSQL database. The organization has its own Stripe webhook secret; the
+database holds one session waiting for payment per event to send. Client threads POST
+`checkout.session.completed` events to `/api/webhooks/stripe/{org}`, each signed just
+before sending with the `stripe` library's own scheme (`Stripe-Signature: t=…,v1=…`). Each
+request is verified, recorded once under the unique dedupe key, and applied under the
+session's row lock (paid → completed: tickets issued, two outbox events written).
+
+Phases, each `BENCH_SECONDS` long:
+
+- *unique*: every event is new and completes a session;
+- *duplicates*: the events of the unique phase sent again (verified, recorded as
+  duplicates, nothing else changes);
+- *mixed*: one new event for every duplicate, as a provider retrying under load sends them.
+
+*Floor*: `POST /bench/floor` on the same gunicorn (`bench/inbound_floor_urls.py`): a
+minimal Django view, same middleware, that does one `INSERT` into the same table and
+answers JSON, with a body of the same size. Goals (issue 4): unique events at ≥ 50% of the
+floor's rate, duplicates at ≥ 80%, p99 under 50 ms. Client, server and PostgreSQL share
+this machine's cores, so the absolute numbers are a lower bound; the ratios to the floor
+are the figures to compare. After the run the database is checked: every event the
+clients saw processed completed exactly one session, with one `checkout.session.paid`.
+
+Knobs (environment): `BENCH_CLIENTS` (threads, default 4), `BENCH_WORKERS` (gunicorn
+workers, default 2 × cores + 1), `BENCH_SECONDS` (per phase, default 10),
+`BENCH_SESSIONS` (sessions seeded, default 3000; the unique phases stop when they run out).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+import requests
+import stripe
+
+from .common import (
+    ROOT,
+    CpuMeter,
+    Figure,
+    gunicorn_server,
+    production_env,
+    summarize,
+    throwaway_postgres,
+)
+
+# Fewer clients than the checkout benchmark: latency, not only throughput, is a goal here,
+# and client threads share the machine's cores with the server and the database.
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", str(2 * (os.cpu_count() or 1) + 1)))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+SESSIONS = int(os.environ.get("BENCH_SESSIONS", "3000"))
+WARMUP_SECONDS = 2.0
+SECRET = "whsec_bench_" + "k" * 32
+
+
+class _Wsgi:
+    """gunicorn's target: the real application with ``/bench/floor`` added to its URLs.
+
+    Built on first call, inside the worker, so importing this module needs no Django.
+    """
+
+    application = None
+
+    def __call__(self, environ, start_response):
+        if self.application is None:
+            import django
+            from django.conf import settings
+
+            os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ievents.settings")
+            django.setup()
+            settings.ROOT_URLCONF = "bench.inbound_floor_urls"
+            from django.core.wsgi import get_wsgi_application
+
+            self.application = get_wsgi_application()
+        return self.application(environ, start_response)
+
+
+wsgi = _Wsgi()
+
+SEED = """
+import json
+from datetime import timedelta
+from django.db import transaction
+from django.utils import timezone
+from checkout import services, state
+from checkout.models import Source
+from ievents.models import Event, Organization, TicketType
+from payments.models import IntegrationSettings, Payment
+org = Organization.objects.create(name="Bench Webhooks", slug="bench-webhooks")
+IntegrationSettings.objects.create(organization=org, provider="stripe", webhook_secret=%(secret)r)
+event = Event.objects.create(organization=org, name="Bench Summit", currency="EUR",
+                             starts_at=timezone.now() + timedelta(days=30))
+tt = TicketType.objects.create(event=event, name="General", price=2500, quantity=10_000_000, max_per_order=10)
+ids = []
+for _ in range(%(sessions)d):
+    with transaction.atomic():
+        s = services.create_session(event, [services.Item(tt, 1)], customer_email="buyer@example.com")
+        state.apply(s.pk, "start_payment", Source.ATTENDEE, detail="stripe")
+        Payment.objects.create(session=s, provider="stripe", amount=s.amount_total, currency="EUR", status="pending")
+        ids.append(s.public_id)
+print(json.dumps({"org": org.public_id, "sessions": ids}))
+"""
+
+COUNT = """
+import json
+from django.db.models import Count
+from checkout.models import CheckoutSession
+from webhooks.models import InboundWebhook, OutboxEvent
+print(json.dumps({
+    "statuses": dict(CheckoutSession.objects.values_list("status").annotate(n=Count("id"))),
+    "outcomes": dict(InboundWebhook.objects.exclude(provider="floor").values_list("outcome").annotate(n=Count("id"))),
+    "paid_events": OutboxEvent.objects.filter(type="checkout.session.paid").count(),
+    "tickets": CheckoutSession.objects.filter(status="completed").aggregate(n=Count("tickets"))["n"],
+}))
+"""
+
+
+def event_body(session_id: str, n: int) -> str:
+    return json.dumps({
+        "id": f"evt_bench_{n:08d}", "object": "event", "type": "checkout.session.completed", "created": int(time.time()),
+        "data": {"object": {
+            "id": f"cs_test_bench_{n:08d}", "object": "checkout.session", "status": "complete",
+            "payment_status": "paid", "client_reference_id": session_id,
+            "metadata": {"checkout_session": session_id}, "amount_total": 2500, "currency": "eur",
+        }},
+    })
+
+
+@dataclass
+class Tally:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    latencies: list[float] = field(default_factory=list)
+    outcomes: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    sent: list[str] = field(default_factory=list)  # bodies the server processed (for the duplicates phase)
+
+    def add(self, latency: float, outcome: str, body: str | None):
+        with self.lock:
+            self.latencies.append(latency)
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+            if body is not None and outcome == "processed":
+                self.sent.append(body)
+
+    @property
+    def done(self) -> int:
+        return len(self.latencies)
+
+
+def hammer(seconds: float, next_body, url: str) -> tuple[Tally, float]:
+    """``CLIENTS`` threads POST ``next_body()`` (signed now) until the time or the bodies run out."""
+    tally = Tally()
+    deadline = time.monotonic() + seconds
+    local = threading.local()
+
+    def loop():
+        local.http = requests.Session()
+        while time.monotonic() < deadline:
+            body = next_body()
+            if body is None:
+                return
+            headers = {"Content-Type": "application/json", "X-Forwarded-Proto": "https",
+                       "Stripe-Signature": stripe.WebhookSignature.generate_signature_header(body, SECRET)}
+            t0 = time.monotonic()
+            try:
+                response = local.http.post(url, data=body, headers=headers, timeout=30)
+            except requests.RequestException as exc:
+                with tally.lock:
+                    tally.errors.append(type(exc).__name__)
+                continue
+            latency = time.monotonic() - t0
+            if response.status_code != 200:
+                with tally.lock:
+                    tally.errors.append(f"HTTP {response.status_code}: {response.text[:100]}")
+                continue
+            tally.add(latency, response.json().get("outcome", "?") if "outcome" in response.text else "floor", body)
+
+    threads = [threading.Thread(target=loop) for _ in range(CLIENTS)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return tally, time.monotonic() - started
+
+
+def _source(items):
+    """A thread-safe ``next()`` that returns ``None`` when exhausted."""
+    lock = threading.Lock()
+    iterator = iter(items)
+
+    def take():
+        with lock:
+            return next(iterator, None)
+
+    return take
+
+
+def _shell(code: str, env: dict) -> str:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env,
+                            capture_output=True, text=True, check=False)
+    if result.returncode:
+        raise RuntimeError(f"manage.py shell failed:\n{result.stderr[-3000:]}")
+    return result.stdout.strip().splitlines()[-1]
+
+
+def run() -> list[Figure]:
+    env = production_env("")
+    with throwaway_postgres("inbound", migrate_env=env) as database_url:
+        env["DATABASE_URL"] = database_url
+        seed = json.loads(_shell(SEED % {"secret": SECRET, "sessions": SESSIONS}, env))
+        sessions = iter(enumerate(seed["sessions"]))
+        fresh = _source(event_body(sid, n) for n, sid in sessions)
+        with gunicorn_server(env, workers=WORKERS, app="bench.bench_inbound_webhooks:wsgi") as base:
+            hook = f"{base}/api/webhooks/stripe/{seed['org']}"
+            floor_url = f"{base}/bench/floor"
+            sample = event_body(seed["sessions"][0], 0)
+            cpu = CpuMeter(base.pid, database_url)
+
+            hammer(WARMUP_SECONDS, lambda: sample, floor_url)
+            warm, _ = hammer(WARMUP_SECONDS, fresh, hook)
+
+            mark = cpu.snapshot()
+            floor, floor_s = hammer(SECONDS, lambda: sample, floor_url)
+            floor_cpu = cpu.since(mark)
+            mark = cpu.snapshot()
+            unique, unique_s = hammer(SECONDS, fresh, hook)
+            unique_cpu = cpu.since(mark)
+            replay = itertools.cycle(warm.sent + unique.sent)
+            mark = cpu.snapshot()
+            dups, dups_s = hammer(SECONDS, _source(itertools.islice(replay, 10**9)), hook)
+            dups_cpu = cpu.since(mark)
+            flip = itertools.count()
+            mixed_source = _source(fresh() if next(flip) % 2 == 0 else next(replay) for _ in itertools.count())
+            mixed, mixed_s = hammer(SECONDS, mixed_source, hook)
+        counts = json.loads(_shell(COUNT, env))
+
+    errors = floor.errors + unique.errors + dups.errors + mixed.errors
+    processed = sum(t.outcomes.get("processed", 0) for t in (warm, unique, dups, mixed))
+    completed = counts["statuses"].get("completed", 0)
+    if not (completed == processed == counts["paid_events"] == counts["tickets"]
+            and counts["outcomes"].get("processed", 0) == processed and dups.outcomes.get("processed", 0) == 0):
+        raise RuntimeError(f"the database disagrees with the clients: {processed} processed, {counts}")
+    if not (floor.done and unique.done and dups.done):
+        raise RuntimeError(f"a phase did nothing; errors: {sorted(set(errors))[:5]}")
+
+    floor_rate = floor.done / floor_s
+    rates = {"unique": unique.done / unique_s, "dups": dups.done / dups_s, "mixed": mixed.done / mixed_s}
+    lat = {name: summarize(t.latencies) for name, t in
+           (("floor", floor), ("unique", unique), ("dups", dups), ("mixed", mixed)) if t.latencies}
+    app_ms = {name: spent[0] * 1000 / max(t.done, 1) for name, spent, t in
+              (("floor", floor_cpu, floor), ("unique", unique_cpu, unique), ("dups", dups_cpu, dups))}
+    db_ms = {name: spent[1] * 1000 / max(t.done, 1) for name, spent, t in
+             (("floor", floor_cpu, floor), ("unique", unique_cpu, unique), ("dups", dups_cpu, dups))}
+    setup = f"{CLIENTS} client threads, {WORKERS} gunicorn sync workers, {SECONDS:.0f} s per phase"
+    ran_out = " (ran out of seeded sessions: raise BENCH_SESSIONS)" if unique_s < SECONDS - 0.5 else ""
+    return [
+        Figure("unique verified events per second", rates["unique"], "events/s", goal="≥ 50% of the floor",
+               floor=floor_rate, note=f"each completes a session (verify, record, lock, tickets, 2 outbox events); "
+                                      f"{unique.done} done{ran_out}; {setup}"),
+        Figure("duplicate events per second", rates["dups"], "events/s", goal="≥ 80% of the floor", floor=floor_rate,
+               note=f"verified, recorded as duplicates, nothing applied; {dups.done} done"),
+        Figure("mixed (1 new : 1 duplicate) per second", rates["mixed"], "events/s", floor=floor_rate,
+               note=f"outcomes {mixed.outcomes}"),
+        Figure("unique event latency, p99", lat["unique"]["p99"], "ms", goal="< 50 ms", floor=lat["floor"]["p99"],
+               note=f"p50 {lat['unique']['p50']:.1f} ms; floor = the one-insert view's p99"),
+        Figure("duplicate latency, p99", lat["dups"]["p99"], "ms", goal="< 50 ms", floor=lat["floor"]["p99"],
+               note=f"p50 {lat['dups']['p50']:.1f} ms"),
+        Figure("mixed latency, p99", lat["mixed"]["p99"], "ms", goal="< 50 ms", floor=lat["floor"]["p99"],
+               note=f"p50 {lat['mixed']['p50']:.1f} ms") if "mixed" in lat else
+        Figure("mixed latency, p99", 0, "ms", note="no mixed requests completed"),
+        Figure("app CPU per unique event", app_ms["unique"], "ms CPU", goal="lower is better", floor=app_ms["floor"],
+               note="gunicorn workers' user+system time ÷ events; floor = the same for the one-insert view"),
+        Figure("app CPU per duplicate", app_ms["dups"], "ms CPU", goal="lower is better", floor=app_ms["floor"]),
+        Figure("PostgreSQL CPU per unique event", db_ms["unique"], "ms CPU", goal="lower is better",
+               floor=db_ms["floor"]),
+        Figure("one-insert floor", floor_rate, "requests/s",
+               note=f"POST /bench/floor, p50 {lat['floor']['p50']:.1f} ms, p99 {lat['floor']['p99']:.1f} ms"),
+        Figure("failed requests", len(errors), "requests", goal="0", note="; ".join(sorted(set(errors))[:3])
+               or "database checked: one completed session, one paid event and one ticket per processed event"),
+    ]
+
+
+if __name__ == "__main__":
+    for figure in run():
+        print(figure)
