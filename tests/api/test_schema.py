@@ -48,6 +48,21 @@ def load_schema():
 schema = load_schema()
 
 
+@pytest.fixture(autouse=True)
+def keep_the_test_connection_open():
+    """Calls through the WSGI app fire request_started/finished, whose handler closes a
+    connection that is inside a transaction (the test's): on PostgreSQL every later
+    query then fails. Django's own test client disconnects it the same way."""
+    from django.core import signals
+    from django.db import close_old_connections
+
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
 @schema.parametrize()
 @hypothesis_settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_no_operation_answers_with_a_server_error(case, api_key, event, organization):
