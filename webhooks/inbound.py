@@ -123,21 +123,17 @@ def process_verified(provider: PaymentProvider, organization: Organization | Non
     dedupe_key = f"{provider_name}:{org_key}:{event_id}"[:300]
     fields = {**base, "verified": True, "event_id": event_id, "type": storable(parsed.type, 100)}
     try:
+        if reprocess_row is None and InboundWebhook.objects.filter(dedupe_key=dedupe_key).exists():
+            return _duplicate(fields)  # the common retry: one indexed read, no transaction
         with transaction.atomic():
             if reprocess_row is not None:
                 row = InboundWebhook.objects.select_for_update().get(pk=reprocess_row.pk)
             else:
                 try:
-                    # The common retry finds the first copy committed: one indexed read, no
-                    # failed insert. Copies racing the first still meet the unique index.
-                    if InboundWebhook.objects.filter(dedupe_key=dedupe_key).exists():
-                        raise IntegrityError("already received")
                     with transaction.atomic():  # a savepoint: the unique index decides who goes first
                         row = InboundWebhook.objects.create(**fields, dedupe_key=dedupe_key, outcome=Outcome.IGNORED)
                 except IntegrityError:
-                    row = InboundWebhook.objects.create(**fields, outcome=Outcome.DUPLICATE,
-                                                        error="already received")
-                    return Received(200, Outcome.DUPLICATE, "already received", row)
+                    return _duplicate(fields)  # a copy racing this one committed first
             outcome, session, note = _apply(parsed, organization, provider_name)
             row.outcome, row.session, row.error = outcome, session, storable(note, 500)
             row.save(update_fields=["outcome", "session", "error"])
@@ -145,6 +141,11 @@ def process_verified(provider: PaymentProvider, organization: Organization | Non
         log.warning("inbound %s webhook %s failed, the provider will retry: %s", provider_name, parsed.event_id, exc)
         return _record_failure(fields, reprocess_row, Outcome.FAILED, f"transient: {type(exc).__name__}: {exc}", 503)
     return Received(200, outcome, note, row)
+
+
+def _duplicate(fields: dict) -> Received:
+    row = InboundWebhook.objects.create(**fields, outcome=Outcome.DUPLICATE, error="already received")
+    return Received(200, Outcome.DUPLICATE, "already received", row)
 
 
 def _apply(parsed: ParsedWebhook, organization: Organization | None, provider_name: str):

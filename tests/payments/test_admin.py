@@ -137,3 +137,33 @@ def test_enabled_providers_are_what_the_attendee_can_choose(organization, event)
     configure(organization, "easypay", enabled=False)
     assert enabled_providers(organization) == ["sandbox", "stripe"]
     assert IntegrationSettings.objects.filter(organization=organization).count() == 3
+
+
+def test_an_organizer_adds_an_easypay_integration_for_their_own_organization(client, organizer, organization,
+                                                                             other_organization):
+    client.force_login(organizer)
+    form = {"organization": organization.pk, "provider": "easypay", "enabled": "on", "cred_account_id": "acc-123",
+            "cred_api_key": "key-4567890123", "webhook_secret_input": "my-own-long-secret-42"}
+    response = client.post("/admin/payments/integrationsettings/add/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    row = IntegrationSettings.objects.get(organization=organization, provider="easypay")
+    assert json.loads(row.credentials) == {"account_id": "acc-123", "api_key": "key-4567890123"}
+    assert row.webhook_secret == "my-own-long-secret-42"
+    page = client.get(f"/admin/payments/integrationsettings/{row.pk}/change/").content.decode()
+    assert f"/api/webhooks/easypay/{organization.public_id}?secret=" in page and "my-own-long-secret-42" not in page
+
+
+def test_credentials_a_provider_does_not_use_are_refused(client, organizer, organization):
+    client.force_login(organizer)
+    form = {"organization": organization.pk, "provider": "stripe", "enabled": "on", "cred_mb_key": "MB-1"}
+    response = client.post("/admin/payments/integrationsettings/add/", form)
+    assert response.status_code == 200 and "does not use this" in response.content.decode()
+    assert not IntegrationSettings.objects.filter(provider="stripe").exists()
+
+
+def test_an_organizer_cannot_add_an_integration_to_another_organization(client, organizer, other_organization):
+    client.force_login(organizer)
+    form = {"organization": other_organization.pk, "provider": "stripe", "enabled": "on", "cred_secret_key": "sk_x"}
+    response = client.post("/admin/payments/integrationsettings/add/", form)
+    assert response.status_code == 200
+    assert not IntegrationSettings.objects.filter(organization=other_organization).exists()
