@@ -17,8 +17,11 @@ over the loopback connection, so Django's production CSRF and cookie rules run u
 the cheapest existing page, `GET /` (one indexed query and a small template), hammered by
 the same number of threads against the same gunicorn. The checkout figures' floors are
 derived from it: "if every request of a checkout cost as little as `GET /`".
-Client, server and PostgreSQL share this machine's cores, so the absolute numbers are a
-lower bound for a deployment where they do not; the ratios are the portable part.
+Client, server and PostgreSQL share this machine's cores, so the absolute rates are a
+lower bound for a deployment where they do not, and they move with whatever else runs on
+the machine (see the load average above). The CPU time per checkout (gunicorn workers'
+and PostgreSQL backends' user + system time, from `/proc`, divided by the checkouts done)
+hardly does: it is the figure to compare between runs and machines.
 After each phase the database is checked: every checkout the clients saw complete is
 `completed` with its ticket, and nothing else is.
 
@@ -39,6 +42,7 @@ import requests
 
 from .common import (
     ROOT,
+    CpuMeter,
     Figure,
     free_port,
     gunicorn_server,
@@ -84,6 +88,39 @@ print(json.dumps({"statuses": statuses, "tickets": tickets, "reserved": TicketTy
 """
 
 
+# One checkout through Django's test client in a child process, counting the SQL
+# statements of each request: a deterministic figure, unlike the timings.
+QUERIES = """
+import json
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+seed = json.loads(%r)
+client = Client(HTTP_X_FORWARDED_PROTO="https")
+steps = []
+def step(name, call):
+    with CaptureQueriesContext(connection) as queries:
+        response = call()
+    assert response.status_code in (200, 302), (name, response.status_code)
+    steps.append((name, len(queries.captured_queries)))
+    return response
+step("GET /", lambda: client.get("/"))
+step("GET event page", lambda: client.get(seed["event_url"]))
+form = step("POST tickets", lambda: client.post(seed["event_url"], {seed["qty_field"]: "1"}))["Location"]
+step("GET attendee form", lambda: client.get(form))
+review = step("POST details", lambda: client.post(form, {"name": "Q", "email": "q@example.com",
+                                                       seed["size_field"]: "M"}))["Location"]
+step("GET review", lambda: client.get(review))
+sandbox = step("POST Pay", lambda: client.post(review, {"provider": "sandbox"}))["Location"]
+step("GET sandbox page", lambda: client.get(sandbox))
+back = step("POST Simulate success", lambda: client.post(sandbox, {"outcome": "success"}))["Location"]
+status = step("GET return page", lambda: client.get(back))["Location"]
+page = step("GET status page", lambda: client.get(status))
+assert b"ticket-code" in page.content
+print(json.dumps(steps))
+"""
+
+
 class FlowError(RuntimeError):
     pass
 
@@ -96,13 +133,16 @@ class Tally:
     errors: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     codes: set[str] = field(default_factory=set)
+    steps: dict[str, list[float]] = field(default_factory=dict)
 
-    def add(self, latency: float, requests_made: int, codes=()):
+    def add(self, latency: float, requests_made: int, codes=(), steps=()):
         with self.lock:
             self.done += 1
             self.requests += requests_made
             self.latencies.append(latency)
             self.codes.update(codes)
+            for step, seconds in steps:
+                self.steps.setdefault(step, []).append(seconds)
 
     def fail(self, message: str):
         with self.lock:
@@ -118,6 +158,7 @@ class Attendee:
         self.http = requests.Session()
         self.http.headers.update({"X-Forwarded-Proto": "https", "Origin": "https://" + base.split("://", 1)[1]})
         self.requests = 0
+        self.steps: list[tuple[str, float]] = []  # (step, seconds), redirects included
 
     def _count(self, response: requests.Response) -> requests.Response:
         self.requests += 1 + len(response.history)
@@ -129,18 +170,24 @@ class Attendee:
             raise FlowError(f"{response.request.method} {response.url} → {response.status_code}")
         return response
 
-    def get(self, path: str) -> requests.Response:
-        return self._count(self.http.get(self.base + path if path.startswith("/") else path, timeout=30))
+    def get(self, path: str, step: str) -> requests.Response:
+        t0 = time.monotonic()
+        response = self._count(self.http.get(self.base + path, timeout=30))
+        self.steps.append((step, time.monotonic() - t0))
+        return response
 
-    def post(self, url: str, page: requests.Response, data: dict) -> requests.Response:
+    def post(self, url: str, page: requests.Response, data: dict, step: str) -> requests.Response:
         token = CSRF.search(page.text)
         if not token:
             raise FlowError(f"no CSRF token on {page.url}")
-        return self._count(self.http.post(url, data={"csrfmiddlewaretoken": token.group(1), **data}, timeout=30))
+        t0 = time.monotonic()
+        response = self._count(self.http.post(url, data={"csrfmiddlewaretoken": token.group(1), **data}, timeout=30))
+        self.steps.append((step, time.monotonic() - t0))
+        return response
 
     def start(self) -> requests.Response:
-        event = self.get(self.seed["event_url"])
-        form = self.post(event.url, event, {self.seed["qty_field"]: "1"})
+        event = self.get(self.seed["event_url"], "GET event page")
+        form = self.post(event.url, event, {self.seed["qty_field"]: "1"}, "POST tickets → attendee form")
         if "/c/cs_" not in form.url:
             raise FlowError(f"tickets were not reserved: ended on {form.url}")
         return form
@@ -148,13 +195,14 @@ class Attendee:
     def buy(self) -> list[str]:
         form = self.start()
         review = self.post(form.url, form, {"name": "Bench Buyer", "email": "buyer@example.com",
-                                            self.seed["size_field"]: "M"})
+                                            self.seed["size_field"]: "M"}, "POST details → review")
         if not review.url.endswith("/review/"):
             raise FlowError(f"details were not accepted: ended on {review.url}")
-        sandbox = self.post(review.url, review, {"provider": "sandbox"})
+        sandbox = self.post(review.url, review, {"provider": "sandbox"}, "POST Pay → sandbox page")
         if "/sandbox/pay/" not in sandbox.url:
             raise FlowError(f"payment did not start: ended on {sandbox.url}")
-        status = self.post(sandbox.url, sandbox, {"outcome": "success"})
+        status = self.post(sandbox.url, sandbox, {"outcome": "success"},
+                           "POST Simulate success → return → status")
         codes = CODE.findall(status.text)
         if "You're going!" not in status.text.replace("&#x27;", "'") or len(codes) != 1:
             raise FlowError(f"no ticket on the status page {status.url}")
@@ -182,11 +230,11 @@ def hammer(seconds: float, clients: int, action) -> tuple[Tally, float]:
 def timed(tally: Tally, work) -> None:
     t0 = time.monotonic()
     try:
-        made, codes = work()
+        made, codes, steps = work()
     except (FlowError, requests.RequestException) as exc:
         tally.fail(str(exc))
         return
-    tally.add(time.monotonic() - t0, made, codes)
+    tally.add(time.monotonic() - t0, made, codes, steps)
 
 
 def baseline(base: str):
@@ -198,7 +246,7 @@ def baseline(base: str):
         response = session.get(base + "/", timeout=30)
         if response.status_code != 200:
             raise FlowError(f"GET / → {response.status_code}")
-        return 1, ()
+        return 1, (), ()
 
     return lambda tally: timed(tally, home)
 
@@ -207,7 +255,7 @@ def creations(base: str, seed: dict):
     def create():
         attendee = Attendee(base, seed)
         attendee.start()
-        return attendee.requests, ()
+        return attendee.requests, (), ()
 
     return lambda tally: timed(tally, create)
 
@@ -216,7 +264,7 @@ def checkouts(base: str, seed: dict):
     def checkout():
         attendee = Attendee(base, seed)
         codes = attendee.buy()
-        return attendee.requests, codes
+        return attendee.requests, codes, attendee.steps
 
     return lambda tally: timed(tally, checkout)
 
@@ -248,11 +296,21 @@ def run() -> list[Figure]:
             hammer(WARMUP_SECONDS, CLIENTS, checkouts(base, seed))  # warm connections, caches, imports
             before = database_counts(env)
 
+            cpu = CpuMeter(base.pid, database_url)
+
+            mark = cpu.snapshot()
             floor, floor_elapsed = hammer(SECONDS, CLIENTS, baseline(base))
+            floor_cpu = cpu.since(mark)
+            mark = cpu.snapshot()
             created, created_elapsed = hammer(SECONDS, CLIENTS, creations(base, seed))
+            created_cpu = cpu.since(mark)
             after_created = database_counts(env)
+            mark = cpu.snapshot()
             bought, bought_elapsed = hammer(SECONDS, CLIENTS, checkouts(base, seed))
+            bought_cpu = cpu.since(mark)
             after = database_counts(env)
+        test_client_env = {**env, "ALLOWED_HOSTS": env["ALLOWED_HOSTS"] + ",testserver"}
+        statements = json.loads(_shell(QUERIES % json.dumps(seed), test_client_env))
 
     errors = floor.errors + created.errors + bought.errors
     if not (floor.done and created.done and bought.done):
@@ -272,6 +330,12 @@ def run() -> list[Figure]:
     created_rate = created.done / created_elapsed
     completed_rate = bought.done / bought_elapsed
     checkout_latency = summarize(bought.latencies)
+    # CPU per operation, in ms: what a checkout costs the server and the database,
+    # whatever else shared the machine while it ran.
+    app_ms = {name: spent[0] * 1000 / done for name, spent, done in
+              (("floor", floor_cpu, floor.done), ("create", created_cpu, created.done), ("buy", bought_cpu, bought.done))}
+    db_ms = {name: spent[1] * 1000 / done for name, spent, done in
+             (("floor", floor_cpu, floor.done), ("create", created_cpu, created.done), ("buy", bought_cpu, bought.done))}
     setup = f"{CLIENTS} client threads, {WORKERS} gunicorn sync workers, {SECONDS:.0f} s per phase"
     return [
         Figure("checkouts completed per second", completed_rate, "checkouts/s",
@@ -286,6 +350,21 @@ def run() -> list[Figure]:
                note=f"one attendee's whole purchase under this load; floor = {per_checkout:.0f} × GET / p50"),
         Figure("checkout time, p95", checkout_latency["p95"], "ms", goal="lower is better",
                floor=floor_latency["p95"] * per_checkout, note=f"floor = {per_checkout:.0f} × GET / p95"),
+        Figure("app CPU per checkout", app_ms["buy"], "ms CPU", goal="lower is better",
+               floor=app_ms["floor"] * per_checkout,
+               note=f"gunicorn workers' user+system time ÷ checkouts; floor = {per_checkout:.0f} × the same for GET / "
+                    f"({app_ms['floor']:.1f} ms); steadier than the rates when the machine is busy"),
+        Figure("PostgreSQL CPU per checkout", db_ms["buy"], "ms CPU", goal="lower is better",
+               floor=db_ms["floor"] * per_checkout,
+               note=f"the database backends' CPU ÷ checkouts; floor = {per_checkout:.0f} × the same for GET / "
+                    f"({db_ms['floor']:.2f} ms)"),
+        Figure("app CPU per session created", app_ms["create"], "ms CPU", goal="lower is better",
+               floor=app_ms["floor"] * per_create, note=f"floor = {per_create:.0f} × GET / app CPU"),
+        Figure("SQL statements per checkout", sum(n for name, n in statements if name != "GET /"), "statements",
+               goal="lower is better", floor=dict(statements)["GET /"] * per_checkout,
+               note="counted with Django's test client on the same database (BEGIN/SAVEPOINT included); per request: "
+                    + ", ".join(f"{name} {n}" for name, n in statements if name != "GET /")
+                    + f"; floor = {per_checkout:.0f} × GET / ({dict(statements)['GET /']})"),
         Figure("checkout requests per second", bought.requests / bought_elapsed, "requests/s",
                floor=floor_rps, note="every page, POST and redirect of the checkout phase; floor = GET / alone"),
         Figure("GET / (the floor itself)", floor_rps, "requests/s",
@@ -294,6 +373,10 @@ def run() -> list[Figure]:
         Figure("failed flows", len(errors), "flows", goal="0",
                note="; ".join(sorted(set(errors))[:3]) or "database checked: every completed checkout has its ticket"),
         Figure("slowest checkout", checkout_latency["max"], "ms", note="the worst single purchase in the checkout phase"),
+    ] + [
+        Figure(f"step: {step}, p50", summarize(seconds)["p50"], "ms", floor=floor_latency["p50"],
+               note=f"p95 {summarize(seconds)['p95']:.0f} ms; floor = GET / p50 under the same load")
+        for step, seconds in bought.steps.items()
     ]
 
 

@@ -12,7 +12,10 @@ Helpers:
 - ``throwaway_postgres(name)``: creates and migrates a database ``iev_bench_<name>``,
   yields its URL, drops it afterwards.
 - ``gunicorn_server(env, workers=...)``: starts gunicorn on a free port with that
-  environment, waits until it answers, yields its base URL, stops it.
+  environment, waits until it answers, yields its base URL (``.pid`` is the master's
+  process id), stops it.
+- ``CpuMeter``: CPU seconds spent by the server's workers and the database's backends
+  during a phase; per-operation CPU hardly depends on what else the machine is doing.
 - ``production_env(database_url)``: the environment of a DEBUG=0 deployment (real
   secret key, Fernet key, allowed hosts) minus TLS, which a loopback benchmark lacks.
 - ``machine()``: CPU, cores, memory, Python/Django/PostgreSQL versions, for the report.
@@ -118,6 +121,7 @@ def machine() -> dict[str, str]:
     import django
 
     memory = _memory_gib()
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "unknown"
     return {
         "CPU": _cpu_model(),
         "cores": str(os.cpu_count()),
@@ -126,6 +130,7 @@ def machine() -> dict[str, str]:
         "Python": platform.python_version(),
         "Django": django.get_version(),
         "PostgreSQL": postgres_version(),
+        "load average at start (1, 5, 15 min)": load,  # other work on the machine skews the numbers
     }
 
 
@@ -218,6 +223,83 @@ def wait_until_answering(url: str, timeout: float = 30.0, process: subprocess.Po
     raise TimeoutError(f"{url} did not answer within {timeout}s: {last}")
 
 
+# --- CPU accounting ----------------------------------------------------------------------
+# Wall-clock rates depend on whatever else the machine is doing; the CPU time the server
+# and the database spend per operation hardly does, so benchmarks report both.
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2:].split()  # fields after "pid (comm) "
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process (0 if it is gone)."""
+    fields = _stat(pid)
+    if not fields:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
+
+
+def child_pids(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields and int(fields[1]) == pid:
+                children.append(int(entry.name))
+    return children
+
+
+def postgres_backend_pids(database_url: str) -> list[int]:
+    """Server processes connected to that database (PostgreSQL on this machine)."""
+    import psycopg
+
+    database = urlsplit(database_url).path.lstrip("/")
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                            [database]).fetchall()
+    return [row[0] for row in rows]
+
+
+class CpuMeter:
+    """CPU seconds spent by a gunicorn's workers and by one database's backends.
+
+    ``snapshot()`` before and after a phase; ``since(before)`` gives (app, database)
+    seconds. Processes that appear in between count from zero.
+    """
+
+    def __init__(self, server_pid: int, database_url: str):
+        self.server_pid = server_pid
+        self.database_url = database_url
+
+    def snapshot(self) -> dict[str, dict[int, float]]:
+        app = [self.server_pid, *child_pids(self.server_pid)]
+        return {
+            "app": {pid: process_cpu_seconds(pid) for pid in app},
+            "db": {pid: process_cpu_seconds(pid) for pid in postgres_backend_pids(self.database_url)},
+        }
+
+    def since(self, before: dict[str, dict[int, float]]) -> tuple[float, float]:
+        after = self.snapshot()
+        spent = {
+            kind: sum(max(seconds - before[kind].get(pid, 0.0), 0.0) for pid, seconds in after[kind].items())
+            for kind in ("app", "db")
+        }
+        return spent["app"], spent["db"]
+
+
+class ServerURL(str):
+    """A server's base URL that also knows the server's process id."""
+
+    pid: int
+
+
 @contextlib.contextmanager
 def gunicorn_server(env: dict[str, str], *, workers: int = 4, threads: int = 1, app: str = "ievents.wsgi:application",
                     port: int | None = None, log_path: Path | None = None) -> Iterator[str]:
@@ -240,7 +322,9 @@ def gunicorn_server(env: dict[str, str], *, workers: int = 4, threads: int = 1, 
             except (RuntimeError, TimeoutError) as exc:
                 raise RuntimeError(f"gunicorn did not start: {exc}; its log ({log_path}):\n"
                                    f"{log_path.read_text(errors='replace')[-3000:]}") from exc
-            yield base
+            url = ServerURL(base)
+            url.pid = process.pid
+            yield url
         finally:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
