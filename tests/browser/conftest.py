@@ -9,7 +9,7 @@ Every test in ``tests/browser/`` is marked ``browser`` automatically; run only t
 
 Fixtures
 --------
-``browser``      one Chromium for the whole session.
+``browser``      one Chromium per test module.
 ``site``         the live server's base URL (pytest-django's ``live_server``, a real
                  threaded HTTP server on the test database). While it runs,
                  ``settings.PUBLIC_BASE_URL`` points at it, so provider return URLs,
@@ -32,8 +32,9 @@ Example::
         expect(page.get_by_text("General")).to_be_visible()
 
 The ORM can be used from the test body: Playwright's sync API runs an asyncio loop in this
-thread, which would make Django refuse synchronous queries, so this module sets
-``DJANGO_ALLOW_ASYNC_UNSAFE`` (the queries really are synchronous; nothing else awaits).
+thread, which would make Django refuse synchronous queries, so ``DJANGO_ALLOW_ASYNC_UNSAFE``
+is set while the browser runs (the queries really are synchronous; nothing else awaits),
+and removed again when the module's browser closes.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -90,15 +91,30 @@ def _chromium_or_skip() -> str:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Chromium for one test module.
+
+    Playwright's sync API keeps an asyncio loop "running" in this thread for as long as
+    it is started, and Django refuses synchronous ORM calls while a loop runs. So the
+    browser lives per module, and ``DJANGO_ALLOW_ASYNC_UNSAFE`` is set only while it
+    does: tests outside this folder (and the subprocesses they start) never see either.
+    """
     executable = _chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    previous = os.environ.get(ASYNC_UNSAFE)
+    os.environ[ASYNC_UNSAFE] = "true"
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+            yield chromium
+            chromium.close()
+    finally:
+        if previous is None:
+            os.environ.pop(ASYNC_UNSAFE, None)
+        else:
+            os.environ[ASYNC_UNSAFE] = previous
 
 
 @pytest.fixture
