@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import os
 import re
 import sys
 import time
@@ -141,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     sections, failed = {}, []
     for name in wanted:
         print(f"== {name}", flush=True)
-        sections[name], module_failed = run_module(name, machine_line)
+        # Each section keeps the load it ran under: other work on the machine skews timings.
+        load = f"load average {os.getloadavg()[0]:.2f} at start" if hasattr(os, "getloadavg") else ""
+        sections[name], module_failed = run_module(name, f"{machine_line}, {load}" if load else machine_line)
         if module_failed:
             failed.append(name)
             print(f"   FAILED (see {REPORT.relative_to(ROOT)})", flush=True)
