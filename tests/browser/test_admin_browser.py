@@ -1,0 +1,112 @@
+"""An organizer in the admin, in a real browser: log in, create an event with a ticket type
+and a question through the inlines' "Add another" links, sell it, and see the session's
+history — while another organization's objects stay out of sight."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from playwright.sync_api import expect
+
+from checkout.models import CheckoutSession, Status
+from ievents.management.commands.seed_demo import organizer_group
+from ievents.models import Event, Membership
+from payments.models import IntegrationSettings
+from tests.conftest import make_event
+
+PASSWORD = "pw-organizer-7f3a9c"
+
+
+@pytest.fixture
+def organizer(organization):
+    user = get_user_model().objects.create_user("ana", password=PASSWORD, is_staff=True)
+    user.groups.add(organizer_group())
+    Membership.objects.create(user=user, organization=organization)
+    IntegrationSettings.objects.get_or_create(organization=organization, provider="sandbox")
+    return user
+
+
+def log_in(page, shot, username="ana", password=PASSWORD):
+    page.goto("/admin/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    shot("login")
+    page.get_by_role("button", name="Log in").click()
+
+
+def test_an_organizer_creates_an_event_in_admin_and_an_attendee_buys_a_ticket(page, shot, organizer, organization,
+                                                                               other_organization, new_page):
+    make_event(other_organization, name="Rival Gala")
+    log_in(page, shot)
+    expect(page.get_by_role("heading", name="Site administration")).to_be_visible()
+
+    page.goto("/admin/ievents/event/add/")
+    # Only the organizer's own organization can be chosen.
+    options = page.locator("select[name=organization] option").all_inner_texts()
+    assert [o for o in options if not o.startswith("-")] == [organization.name]
+    page.locator("select[name=organization]").select_option(label=organization.name)
+    page.get_by_label("Name:").fill("Porto Data Night")
+    page.locator("input[name=starts_at_0]").fill("2030-05-17")
+    page.locator("input[name=starts_at_1]").fill("19:30:00")
+    page.get_by_label("Venue:").fill("Alfândega do Porto")
+
+    page.get_by_text("Add another Ticket type").click()
+    row = page.locator("tr.form-row.dynamic-ticket_types").first
+    row.locator("input[name$=-name]").fill("Standard")
+    row.locator("input[name$=-price]").fill("1500")
+    row.locator("input[name$=-quantity]").fill("40")
+    page.get_by_text("Add another Question").click()
+    question = page.locator("tr.form-row.dynamic-questions").first
+    question.locator("input[name$=-text]").fill("Dietary needs")
+    shot("new-event")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator(".messagelist")).to_contain_text("was added successfully")
+    shot("saved")
+
+    event = Event.objects.get(name="Porto Data Night")
+    assert event.organization == organization
+    assert [(t.name, t.price, t.quantity) for t in event.ticket_types.all()] == [("Standard", 1500, 40)]
+    assert [q.text for q in event.questions.all()] == ["Dietary needs"]
+    # The list shows this organization's events only.
+    page.goto("/admin/ievents/event/")
+    expect(page.get_by_role("link", name="Porto Data Night")).to_be_visible()
+    expect(page.get_by_text("Rival Gala")).to_have_count(0)
+
+    attendee = new_page()
+    attendee.goto(event.get_absolute_url())
+    attendee.get_by_label("Quantity of Standard").fill("1")
+    attendee.get_by_role("button", name="Get tickets").click()
+    attendee.get_by_label("Name", exact=True).fill("Rui Costa")
+    attendee.get_by_label("Email", exact=True).fill("rui@example.com")
+    attendee.get_by_label("Dietary needs", exact=True).fill("vegetarian")
+    attendee.get_by_role("button", name="Continue").click()
+    attendee.get_by_role("button", name="Pay").click()
+    attendee.get_by_role("button", name="Simulate success").click()
+    expect(attendee.get_by_role("heading", name="You're going!")).to_be_visible()
+
+    session = CheckoutSession.objects.get(event=event)
+    assert session.status == Status.COMPLETED
+    page.goto(f"/admin/checkout/checkoutsession/{session.pk}/change/")
+    expect(page.get_by_text("rui@example.com").first).to_be_visible()
+    expect(page.get_by_text("vegetarian").first).to_be_visible()
+    for step in ("open → payment_pending (start_payment)", "payment_pending → paid (pay)", "paid → completed (complete)"):
+        expect(page.get_by_text(step, exact=True)).to_be_visible()
+    # Read-only: no input to change the status, no delete link.
+    assert page.locator("select[name=status], input[name=status]").count() == 0
+    expect(page.get_by_role("link", name="Delete")).to_have_count(0)
+    shot("session")
+
+
+def test_another_organizations_event_is_not_found_in_admin(page, shot, organizer, other_organization):
+    theirs = make_event(other_organization, name="Rival Gala")
+    log_in(page, shot)
+    page.goto(f"/admin/ievents/event/{theirs.pk}/change/")
+    # Django's admin answers a hidden object with a redirect to the index and a message.
+    expect(page.locator(".messagelist")).to_contain_text("doesn’t exist")
+    expect(page.get_by_text("Rival Gala")).to_have_count(0)
+    shot("not-found")
+
+
+def test_a_wrong_password_keeps_the_organizer_out(page, shot, organizer):
+    log_in(page, shot, password="not-the-password")
+    expect(page.locator(".errornote")).to_contain_text("Please enter the correct username and password")
+    page.goto("/admin/ievents/event/")
+    assert "/admin/login/" in page.url
