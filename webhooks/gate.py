@@ -30,8 +30,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F, Q, Value
 from django.utils import timezone
 
 from checkout import services as checkout
@@ -178,9 +177,9 @@ def sample_payload(gate: GateSettings) -> dict:
 def run_gate(session, *, client_ip: str = "") -> GateDecision:
     """Ask the event's gate about the details ``session`` holds now, and record the outcome.
 
-    Nothing is written while the gate is asked (no transaction is held open across the
-    call); what follows it — the call log, the breaker, the approval or the denial — is
-    written in one transaction.
+    No transaction is held open across the call. What follows it is written in as few
+    round trips as we can (the attendee waits for each): the call log row on its own, then
+    the approval under the session's lock, or the denial through the state machine.
     """
     if not checkout.gate_is_active(session):
         checkout.record_gate_approval(session)
@@ -200,19 +199,18 @@ def run_gate(session, *, client_ip: str = "") -> GateDecision:
     allowed = answer.outcome == Outcome.ALLOWED or (
         answer.outcome == Outcome.ERROR and gate.on_error == GateSettings.OnError.ALLOW
     )
-    with transaction.atomic():
-        if not breaker_open:
-            record_breaker_result(gate, answer.outcome)
-        call = log_call(gate, session, answer, allowed=allowed, breaker_open=breaker_open, client_ip=client_ip)
-        if allowed:
-            if not checkout.record_gate_approval(session, fingerprint):
-                return GateDecision(False, DETAILS_CHANGED_MESSAGE, answer.outcome, call)
-            return GateDecision(True, "", answer.outcome, call)
-        checkout.revoke_gate_approval(session)
-        if answer.outcome == Outcome.DENIED:
-            announce_denial(session, answer)
-            return GateDecision(False, answer.message or gate.denial_message, answer.outcome, call)
-        return GateDecision(False, gate.error_message, answer.outcome, call)
+    if not breaker_open:
+        record_breaker_result(gate, answer.outcome)
+    call = log_call(gate, session, answer, allowed=allowed, breaker_open=breaker_open, client_ip=client_ip)
+    if allowed:
+        if not checkout.record_gate_approval(session, fingerprint):
+            return GateDecision(False, DETAILS_CHANGED_MESSAGE, answer.outcome, call)
+        return GateDecision(True, "", answer.outcome, call)
+    checkout.revoke_gate_approval(session)
+    if answer.outcome == Outcome.DENIED:
+        announce_denial(session, answer)
+        return GateDecision(False, answer.message or gate.denial_message, answer.outcome, call)
+    return GateDecision(False, gate.error_message, answer.outcome, call)
 
 
 def announce_denial(session, answer: GateAnswer) -> None:
@@ -253,12 +251,13 @@ def rate_limited(session, client_ip: str | None) -> bool:
     the wait; a refused attendee gets through again once old calls leave the window.
     """
     since = timezone.now() - timedelta(seconds=settings.GATE_RATE_LIMIT_WINDOW_SECONDS)
-    recent = GateCall.objects.filter(created_at__gt=since, is_test=False)
-    if recent.filter(session=session).count() >= settings.GATE_RATE_LIMIT_PER_SESSION:
-        return True
-    return bool(client_ip) and recent.filter(
-        event_id=session.event_id, client_ip=client_ip
-    ).count() >= settings.GATE_RATE_LIMIT_PER_IP
+    # One query for both counts: a session's calls are among its event's calls.
+    counts = GateCall.objects.filter(event_id=session.event_id, created_at__gt=since, is_test=False).aggregate(
+        session=Count("pk", filter=Q(session_id=session.pk)),
+        address=Count("pk", filter=Q(client_ip=client_ip)) if client_ip else Value(0),
+    )
+    return (counts["session"] >= settings.GATE_RATE_LIMIT_PER_SESSION
+            or counts["address"] >= settings.GATE_RATE_LIMIT_PER_IP)
 
 
 # --- Circuit breaker ----------------------------------------------------------------------------

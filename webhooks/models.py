@@ -71,9 +71,8 @@ class GateCall(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [
-            # The rate limit counts recent calls per session and per event and client address.
-            models.Index(fields=["session", "created_at"], name="gatecall_session_recent"),
-            models.Index(fields=["event", "client_ip", "created_at"], name="gatecall_ip_recent"),
+            # The rate limit counts an event's recent calls (per session and per address).
+            models.Index(fields=["event", "created_at"], name="gatecall_event_recent"),
         ]
 
 
