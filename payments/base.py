@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
+import urllib3
 
 if TYPE_CHECKING:
     from checkout.models import CheckoutSession
@@ -152,24 +154,66 @@ class PaymentProvider:
         """One JSON call to the provider's API, errors turned into our types.
 
         5xx, 429, timeouts and connection errors are ``ProviderUnavailable`` (worth a retry);
-        any other non-2xx, or a body that is not JSON, is a plain ``ProviderError``.
+        any other non-2xx, or a body that is not JSON, is a plain ``ProviderError``. The
+        whole answer must arrive within ``PAYMENT_PROVIDER_TIMEOUT`` (checked between
+        chunks, so a trickling server cannot hold a webhook or a page for long) and within
+        ``PROVIDER_RESPONSE_MAX_BYTES``.
         """
         from django.conf import settings
 
+        timeout = settings.PAYMENT_PROVIDER_TIMEOUT
+        deadline = time.monotonic() + timeout
         try:
-            response = requests.request(method, url, headers=headers, json=json_body, params=params,
-                                        timeout=settings.PAYMENT_PROVIDER_TIMEOUT, allow_redirects=False)
+            with requests.request(method, url, headers=headers, json=json_body, params=params, timeout=timeout,
+                                  allow_redirects=False, stream=True) as response:
+                content = _read_capped(response, deadline)
         except requests.RequestException as exc:
             raise ProviderUnavailable(f"{self.name}: {type(exc).__name__} calling {_path(url)}") from exc
+        except _TooSlow as exc:
+            raise ProviderUnavailable(f"{self.name}: {_path(url)} answered too slowly") from exc
+        except _TooLarge as exc:
+            raise ProviderError(f"{self.name}: {_path(url)} answered more than {PROVIDER_RESPONSE_MAX_BYTES} bytes") from exc
         if response.status_code >= 500 or response.status_code == 429:
             raise ProviderUnavailable(f"{self.name}: HTTP {response.status_code} from {_path(url)}")
         try:
-            body = response.json()
-        except ValueError as exc:
+            body = json.loads(content)
+        except (ValueError, UnicodeDecodeError) as exc:
             raise ProviderError(f"{self.name}: HTTP {response.status_code}, body is not JSON") from exc
         if not 200 <= response.status_code < 300:
             raise ProviderError(f"{self.name}: HTTP {response.status_code} from {_path(url)}: {str(body)[:200]}")
         return body
+
+
+PROVIDER_RESPONSE_MAX_BYTES = 1024 * 1024
+
+
+class _TooSlow(Exception):
+    pass
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _read_capped(response: requests.Response, deadline: float) -> bytes:
+    """Read the body as it arrives (``read1``: whatever one ``recv`` brings, so a byte a
+    second is seen as such), checking the deadline and the cap after each piece."""
+    chunks, size = [], 0
+    raw = response.raw
+    raw.decode_content = True
+    while True:
+        try:
+            chunk = raw.read1(16 * 1024)
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise requests.ConnectionError(str(exc)) from exc
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > PROVIDER_RESPONSE_MAX_BYTES:
+            raise _TooLarge
+        chunks.append(chunk)
+        if time.monotonic() > deadline:
+            raise _TooSlow
 
 
 def _path(url: str) -> str:

@@ -66,7 +66,7 @@ class StripeProvider(PaymentProvider):
 
         # RequestsClient: one HTTP stack for every provider, with our timeout; no silent retries.
         return stripe.StripeClient(
-            self.credential("secret_key"), max_network_retries=0,
+            self.credential("secret_key"), max_network_retries=0, base_addresses={"api": settings.STRIPE_API_BASE},
             http_client=stripe.RequestsClient(timeout=settings.PAYMENT_PROVIDER_TIMEOUT),
         )
 
