@@ -32,9 +32,11 @@ from email.utils import parsedate_to_datetime
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+
+from ievents.crypto import decrypt
 
 from . import http
 from .models import Delivery, DeliveryAttempt, OutboxEvent, WebhookEndpoint
@@ -70,6 +72,8 @@ class Claim:
     body: bytes
     secrets: tuple[str, ...]
     single_shot: bool
+    endpoint_id: int | None = None
+    endpoint_failing: bool = False  # as of the claim: a success then clears ``failing_since``
 
 
 @dataclass(frozen=True)
@@ -110,9 +114,102 @@ def sweep(*, limit: int = 1000, enqueue=None) -> int:
 
 
 # --- Claim, send, record -----------------------------------------------------------------
+# The claim and a success's record are the hot path (hundreds per second per worker): on
+# PostgreSQL the claim is one statement, and a success writes without re-reading the row.
+CLAIM_SQL = """
+WITH claimed AS (
+    UPDATE webhooks_delivery AS d
+       SET attempts_count = d.attempts_count + 1, lease_until = %(lease_until)s, updated_at = %(now)s
+      FROM (SELECT id, lease_until AS previous_lease FROM webhooks_delivery
+             WHERE id = %(id)s AND status = 'pending' AND next_attempt_at <= %(now)s
+               AND (lease_until IS NULL OR lease_until <= %(now)s)
+               FOR UPDATE SKIP LOCKED) AS due
+     WHERE d.id = due.id
+ RETURNING d.id, d.attempts_count, due.previous_lease, d.target_url, d.endpoint_id, d.event_id
+)
+SELECT c.id, c.attempts_count, c.previous_lease, c.target_url, c.endpoint_id,
+       e.public_id, e.type, e.payload::text, o.signing_secret,
+       ep.enabled, ep.disabled_reason, ep.secret, ep.previous_secret, ep.previous_secret_expires_at, ep.failing_since
+  FROM claimed c
+  JOIN webhooks_outboxevent e ON e.id = c.event_id
+  JOIN ievents_organization o ON o.id = e.organization_id
+  LEFT JOIN webhooks_webhookendpoint ep ON ep.id = c.endpoint_id
+"""
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """A claimed row and what sending it needs, however it was read."""
+
+    delivery_id: int
+    number: int
+    previous_lease: datetime | None
+    url: str
+    endpoint_id: int | None
+    event_id: str
+    event_type: str
+    body: bytes
+    organization_secret: str
+    endpoint: WebhookEndpoint | None  # unsaved copy carrying the secrets and the state
+
+
 def claim(delivery_id: int, *, even_if_disabled: bool = False) -> Claim | None:
-    """Take the delivery for one attempt, or ``None`` if it is not ours to send now."""
+    """Take the delivery for one attempt, or ``None`` if it is not ours to send now.
+
+    Claiming is atomic: the row is due, pending and not leased, and it leaves with the
+    next attempt number and a lease (``SKIP LOCKED``: a row another worker is claiming
+    at this instant is simply not ours)."""
     now = timezone.now()
+    lease_until = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
+    taken = (_claim_postgresql if connection.vendor == "postgresql" else _claim_portable)(delivery_id, now, lease_until)
+    if taken is None:
+        return None
+    if taken.previous_lease is not None:
+        # The last claim never reported back: its worker died. Say so in the history.
+        DeliveryAttempt.objects.create(delivery_id=taken.delivery_id, number=taken.number - 1, started_at=now,
+                                       error=LOST_ATTEMPT_ERROR)
+    endpoint = taken.endpoint
+    if endpoint is not None and not endpoint.enabled and not even_if_disabled:
+        Delivery.objects.filter(pk=taken.delivery_id).update(
+            status=Delivery.Status.FAILED, lease_until=None, attempts_count=taken.number - 1, updated_at=now,
+            last_error=f"Not sent: the endpoint is disabled ({endpoint.disabled_reason or 'by hand'})."[:500],
+        )
+        return None
+    secrets = signing_secrets(endpoint) if endpoint is not None else [taken.organization_secret]
+    return Claim(
+        delivery_id=taken.delivery_id,
+        number=taken.number,
+        url=taken.url,
+        event_id=taken.event_id,
+        body=taken.body,
+        secrets=tuple(secrets),
+        single_shot=taken.event_type == TEST_EVENT_TYPE,
+        endpoint_id=taken.endpoint_id,
+        endpoint_failing=bool(endpoint and endpoint.failing_since),
+    )
+
+
+def _claim_postgresql(delivery_id: int, now: datetime, lease_until: datetime) -> _Claimed | None:
+    with connection.cursor() as cursor:
+        cursor.execute(CLAIM_SQL, {"id": delivery_id, "now": now, "lease_until": lease_until})
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    (pk, number, previous_lease, url, endpoint_id, event_id, event_type, payload_text, org_secret,
+     enabled, disabled_reason, secret, previous_secret, previous_expires, failing_since) = row
+    endpoint = None
+    if endpoint_id is not None:
+        endpoint = WebhookEndpoint(
+            pk=endpoint_id, enabled=enabled, disabled_reason=disabled_reason, secret=decrypt(secret),
+            previous_secret=decrypt(previous_secret) if previous_secret else "",
+            previous_secret_expires_at=previous_expires, failing_since=failing_since,
+        )
+    return _Claimed(pk, number, previous_lease, url, endpoint_id, event_id, event_type, payload_text.encode(),
+                    decrypt(org_secret), endpoint)
+
+
+def _claim_portable(delivery_id: int, now: datetime, lease_until: datetime) -> _Claimed | None:
+    """The same claim through the ORM, for SQLite (whose writers are serialised anyway)."""
     with transaction.atomic():
         delivery = (
             due(now).select_for_update(skip_locked=True, of=("self",))
@@ -121,30 +218,14 @@ def claim(delivery_id: int, *, even_if_disabled: bool = False) -> Claim | None:
         )
         if delivery is None:
             return None
-        if delivery.lease_until is not None:
-            # The last claim never reported back: its worker died. Say so in the history.
-            DeliveryAttempt.objects.create(delivery=delivery, number=delivery.attempts_count, started_at=now,
-                                           error=LOST_ATTEMPT_ERROR)
-        endpoint = delivery.endpoint
-        if endpoint is not None and not endpoint.enabled and not even_if_disabled:
-            delivery.status = Delivery.Status.FAILED
-            delivery.lease_until = None
-            delivery.last_error = f"Not sent: the endpoint is disabled ({endpoint.disabled_reason or 'by hand'})."[:500]
-            delivery.save(update_fields=["status", "lease_until", "last_error", "updated_at"])
-            return None
+        previous_lease = delivery.lease_until
         delivery.attempts_count += 1
-        delivery.lease_until = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
+        delivery.lease_until = lease_until
         delivery.save(update_fields=["attempts_count", "lease_until", "updated_at"])
-        secrets = signing_secrets(endpoint) if endpoint is not None else [delivery.event.organization.signing_secret]
-        return Claim(
-            delivery_id=delivery.pk,
-            number=delivery.attempts_count,
-            url=delivery.target_url,
-            event_id=delivery.event.public_id,
-            body=event_body(delivery.event),
-            secrets=tuple(secrets),
-            single_shot=delivery.event.type == TEST_EVENT_TYPE,
-        )
+    event = delivery.event
+    return _Claimed(delivery.pk, delivery.attempts_count, previous_lease, delivery.target_url, delivery.endpoint_id,
+                    event.public_id, event.type, event_body(event), event.organization.signing_secret,
+                    delivery.endpoint)
 
 
 def event_body(event: OutboxEvent) -> bytes:
@@ -171,29 +252,60 @@ def deliver(delivery_id: int, *, even_if_disabled: bool = False) -> Outcome:
 
 
 def record(claim: Claim, result: http.HttpResult, started_at: datetime) -> Outcome:
-    """Write the attempt and decide what happens next, under the delivery's row lock."""
+    """Write the attempt and decide what happens next."""
     error = _describe_error(result)
+    attempt = DeliveryAttempt(
+        delivery_id=claim.delivery_id, number=claim.number, started_at=started_at, duration_ms=result.elapsed_ms,
+        status_code=result.status_code, error=error[:500],
+        response_body=result.body[:STORED_RESPONSE_CHARS * 4].decode("utf-8", "replace")[:STORED_RESPONSE_CHARS],
+    )
+    if acknowledged(result):
+        return _record_success(claim, result, attempt)
     after_commit = []
     with transaction.atomic():
         delivery = Delivery.objects.select_for_update(of=("self",)).select_related("endpoint").get(pk=claim.delivery_id)
-        DeliveryAttempt.objects.create(
-            delivery=delivery, number=claim.number, started_at=started_at, duration_ms=result.elapsed_ms,
-            status_code=result.status_code, error=error[:500],
-            response_body=result.body[:STORED_RESPONSE_CHARS * 4].decode("utf-8", "replace")[:STORED_RESPONSE_CHARS],
-        )
-        ours = delivery.status == Delivery.Status.PENDING and delivery.attempts_count == claim.number
-        if acknowledged(result):
-            # A success is a success even from a worker whose lease ran out: the receiver has it.
-            if delivery.status != Delivery.Status.SUCCEEDED:
-                _finish(delivery, Delivery.Status.SUCCEEDED, result, "")
-            if delivery.endpoint_id:
-                WebhookEndpoint.objects.filter(pk=delivery.endpoint_id, failing_since__isnull=False).update(
-                    failing_since=None)
-        elif ours:
+        attempt.save()
+        # Only the current claim may schedule or dead-letter: a worker whose lease ran out
+        # (and whose delivery another worker has taken over) only adds to the history.
+        if delivery.status == Delivery.Status.PENDING and delivery.attempts_count == claim.number:
             after_commit = _after_failure(delivery, claim, result, error)
     for callback in after_commit:
         transaction.on_commit(callback, robust=True)
     return Outcome(claim.delivery_id, delivery.status, claim.number, result.status_code, error)
+
+
+RECORD_SUCCESS_SQL = """
+WITH attempt AS (
+    INSERT INTO webhooks_deliveryattempt (delivery_id, number, started_at, duration_ms, status_code, response_body, error)
+    VALUES (%(id)s, %(number)s, %(started_at)s, %(duration_ms)s, %(status_code)s, %(response_body)s, '')
+)
+UPDATE webhooks_delivery
+   SET status = 'succeeded', lease_until = NULL, next_attempt_at = NULL, last_status_code = %(status_code)s,
+       last_error = '', updated_at = %(now)s
+ WHERE id = %(id)s AND status <> 'succeeded'
+"""
+
+
+def _record_success(claim: Claim, result: http.HttpResult, attempt: DeliveryAttempt) -> Outcome:
+    """A success is a success even from a worker whose lease ran out: the receiver has it.
+    So nothing needs re-reading or checking, only writing (on PostgreSQL, in one statement)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # one statement: atomic on its own
+            cursor.execute(RECORD_SUCCESS_SQL, {
+                "id": claim.delivery_id, "number": attempt.number, "started_at": attempt.started_at,
+                "duration_ms": attempt.duration_ms, "status_code": attempt.status_code,
+                "response_body": attempt.response_body, "now": timezone.now(),
+            })
+    else:
+        with transaction.atomic():
+            attempt.save()
+            Delivery.objects.filter(pk=claim.delivery_id).exclude(status=Delivery.Status.SUCCEEDED).update(
+                status=Delivery.Status.SUCCEEDED, lease_until=None, next_attempt_at=None,
+                last_status_code=result.status_code, last_error="", updated_at=timezone.now(),
+            )
+    if claim.endpoint_failing:
+        WebhookEndpoint.objects.filter(pk=claim.endpoint_id, failing_since__isnull=False).update(failing_since=None)
+    return Outcome(claim.delivery_id, Delivery.Status.SUCCEEDED, claim.number, result.status_code, "")
 
 
 def _after_failure(delivery: Delivery, claim: Claim, result: http.HttpResult, error: str) -> list:
