@@ -30,6 +30,7 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import itertools
+import os
 import socket
 import ssl
 import threading
@@ -168,7 +169,6 @@ class _Watchdog:
                 heapq.heappop(self._heap)[2].expire()
 
 
-_watchdog = _Watchdog()
 _current = threading.local()  # the deadline of the request this thread is sending
 
 
@@ -221,10 +221,20 @@ class _PinnedAddressAdapter(IPFilterAdapter):
         return pool
 
 
-# One adapter per scheme for the whole process: its pools keep connections alive per host.
-_ADAPTERS = {"http": _PinnedAddressAdapter(is_https_proto=False), "https": _PinnedAddressAdapter(is_https_proto=True)}
-# getaddrinfo blocks and cannot be cancelled: it runs here, and we stop waiting at the deadline.
-_resolver = ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook-dns")
+def _new_process_state() -> None:
+    """Per process: one adapter per scheme, whose pools keep connections alive per host, and
+    the resolver pool (getaddrinfo blocks and cannot be cancelled: it runs there, and we
+    stop waiting at the deadline). A forked child (Celery prefork, gunicorn) must not share
+    its parent's sockets or inherit a pool whose threads did not survive the fork."""
+    global _ADAPTERS, _resolver, _watchdog
+    _ADAPTERS = {"http": _PinnedAddressAdapter(is_https_proto=False),
+                 "https": _PinnedAddressAdapter(is_https_proto=True)}
+    _resolver = ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook-dns")
+    _watchdog = _Watchdog()
+
+
+_new_process_state()
+os.register_at_fork(after_in_child=_new_process_state)
 
 
 def _resolve(host: str, port: int, deadline: _Deadline) -> list[str]:
