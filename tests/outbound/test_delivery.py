@@ -491,3 +491,20 @@ def test_a_test_event_reaches_even_a_disabled_endpoint_once_and_is_never_retried
     Webhook(endpoint.secret).verify(server.requests[0].body, server.requests[0].headers)
     endpoint.refresh_from_db()
     assert not endpoint.enabled
+
+
+def test_the_sweep_command_delivers_overdue_deliveries_inline_without_a_broker(settings, endpoint_for, new_session):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.WEBHOOK_SWEEP_SECONDS = 5
+    with LocalServer(Reply(200)) as server:
+        endpoint_for(server.url)
+        new_session()
+        new_session()
+        Delivery.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=10))
+        out = StringIO()
+        call_command("sweep_deliveries", "--inline", stdout=out)
+    assert "Attempted 2 overdue deliveries: 2 succeeded." in out.getvalue()
+    assert len(server.requests) == 2 and set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
