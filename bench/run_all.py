@@ -127,6 +127,10 @@ def write_report(sections: dict[str, str], info: dict[str, str]) -> None:
     REPORT.write_text("".join(parts))
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="modules to run (bench_checkout or checkout); default all")
@@ -147,9 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         sections[name], module_failed = run_module(name, f"{machine_line}, {load}" if load else machine_line)
         if module_failed:
             failed.append(name)
-            print(f"   FAILED (see {REPORT.relative_to(ROOT)})", flush=True)
+            print(f"   FAILED (see {_shown(REPORT)})", flush=True)
     write_report(sections, info)
-    print(f"wrote {REPORT.relative_to(ROOT)}" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    print(f"wrote {_shown(REPORT)}" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
 
 

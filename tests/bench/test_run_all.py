@@ -1,0 +1,93 @@
+"""The benchmark runner: figures, percentiles, and a report that keeps what it did not rerun."""
+
+import sys
+import types
+
+import pytest
+
+from bench import run_all
+from bench.common import BenchmarkUnavailable, Figure, percentile, summarize
+
+
+def test_percentile_interpolates_like_numpy():
+    values = [10, 20, 30, 40]
+    assert percentile(values, 0) == 10
+    assert percentile(values, 100) == 40
+    assert percentile(values, 50) == 25
+    assert percentile(values, 95) == pytest.approx(38.5)
+    assert percentile([7], 99) == 7
+
+
+def test_percentile_of_nothing_is_an_error_not_a_zero():
+    with pytest.raises(ValueError):
+        percentile([], 50)
+
+
+def test_summarize_reports_milliseconds():
+    assert summarize([0.001, 0.002, 0.003]) == {"p50": 2.0, "p95": pytest.approx(2.9), "p99": pytest.approx(2.98),
+                                                 "max": 3.0}
+
+
+def test_a_figure_has_a_ratio_only_with_a_nonzero_floor():
+    assert Figure("rate", 50, "ops/s", floor=200).ratio == 0.25
+    assert Figure("rate", 50, "ops/s").ratio is None
+    assert Figure("rate", 50, "ops/s", floor=0).ratio is None
+
+
+def test_the_table_escapes_pipes_and_shows_the_ratio():
+    table = run_all.figures_table([Figure("a|b", 1234.5, "ms", goal="< 2 s", floor=617.25, note="x")])
+    row = table.splitlines()[2]
+    assert "a\\|b" in row and "1,234" in row and "| 2.00 |" in row and "< 2 s" in row
+
+
+@pytest.fixture
+def fake_modules(monkeypatch, tmp_path):
+    def install(name, run):
+        module = types.ModuleType(f"bench.{name}")
+        module.__doc__ = f"What {name} measures."
+        module.run = run
+        monkeypatch.setitem(sys.modules, f"bench.{name}", module)
+
+    monkeypatch.setattr(run_all, "REPORT", tmp_path / "benchmarks.md")
+    monkeypatch.setattr(run_all, "discover", lambda: ["bench_bad", "bench_good", "bench_missing"])
+    monkeypatch.setattr(run_all, "machine", lambda: {"CPU": "Test CPU", "cores": "1", "memory": "1 GiB",
+                                                     "PostgreSQL": "none"})
+
+    def missing():
+        raise BenchmarkUnavailable("no PostgreSQL here")
+
+    def bad():
+        raise ZeroDivisionError("boom")
+
+    install("bench_good", lambda: [Figure("speed", 42.0, "ops/s", floor=84.0)])
+    install("bench_bad", bad)
+    install("bench_missing", missing)
+    return run_all.REPORT
+
+
+def test_a_failing_module_is_reported_and_the_others_still_run(fake_modules):
+    assert run_all.main([]) == 1
+    report = fake_modules.read_text()
+    assert "ZeroDivisionError: boom" in report and "**Failed**" in report
+    assert "| speed | 42.0 | ops/s |  | 84.0 | 0.50 |" in report
+    assert "**Skipped**" in report and "no PostgreSQL here" in report
+    assert "What bench_good measures." in report and "Test CPU" in report
+
+
+def test_running_one_module_keeps_the_other_sections(fake_modules):
+    run_all.main([])
+    before = fake_modules.read_text()
+    bad_section = before[before.index("<!-- bench:bench_bad -->"):before.index("<!-- /bench:bench_bad -->")]
+
+    sys.modules["bench.bench_good"].run = lambda: [Figure("speed", 50.0, "ops/s")]
+    assert run_all.main(["good"]) == 0
+    after = fake_modules.read_text()
+    assert bad_section in after
+    assert "| speed | 50.0 |" in after and "| speed | 42.0 |" not in after
+    assert after.count("<!-- bench:bench_good -->") == 1
+
+
+def test_an_unknown_benchmark_name_is_refused(fake_modules):
+    with pytest.raises(SystemExit):
+        run_all.main(["nonexistent"])
+    assert not fake_modules.exists()
