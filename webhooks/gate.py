@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, F, Q, Value
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from checkout import services as checkout
@@ -252,12 +252,12 @@ def rate_limited(session, client_ip: str | None) -> bool:
     """
     since = timezone.now() - timedelta(seconds=settings.GATE_RATE_LIMIT_WINDOW_SECONDS)
     # One query for both counts: a session's calls are among its event's calls.
-    counts = GateCall.objects.filter(event_id=session.event_id, created_at__gt=since, is_test=False).aggregate(
-        session=Count("pk", filter=Q(session_id=session.pk)),
-        address=Count("pk", filter=Q(client_ip=client_ip)) if client_ip else Value(0),
-    )
+    wanted = {"session": Count("pk", filter=Q(session_id=session.pk))}
+    if client_ip:
+        wanted["address"] = Count("pk", filter=Q(client_ip=client_ip))
+    counts = GateCall.objects.filter(event_id=session.event_id, created_at__gt=since, is_test=False).aggregate(**wanted)
     return (counts["session"] >= settings.GATE_RATE_LIMIT_PER_SESSION
-            or counts["address"] >= settings.GATE_RATE_LIMIT_PER_IP)
+            or counts.get("address", 0) >= settings.GATE_RATE_LIMIT_PER_IP)
 
 
 # --- Circuit breaker ----------------------------------------------------------------------------

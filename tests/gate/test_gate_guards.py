@@ -172,3 +172,12 @@ def test_test_requests_do_not_move_the_breaker(gate, gate_server):
         assert call.is_test and call.outcome == "error"
     gate.refresh_from_db()
     assert gate.consecutive_failures == 0 and gate.breaker_open_until is None
+
+
+def test_without_a_client_address_only_the_session_limit_applies(event, gate, gate_server, open_session):
+    from checkout import services
+
+    gate_server(Reply(200, {}))
+    services.save_attendee_details(open_session, name="Ana", email="ana@acme.test", answers={})
+    decision = gate_module.run_gate(open_session, client_ip="")
+    assert decision.allowed and GateCall.objects.get().client_ip is None
