@@ -119,11 +119,13 @@ def sweep(*, limit: int = 1000, enqueue=None) -> int:
 CLAIM_SQL = """
 WITH claimed AS (
     UPDATE webhooks_delivery AS d
-       SET attempts_count = d.attempts_count + 1, lease_until = %(lease_until)s, updated_at = %(now)s
-      FROM (SELECT id, lease_until AS previous_lease FROM webhooks_delivery
+       SET attempts_count = d.attempts_count + 1, lease_until = %(lease_until)s, updated_at = %(now)s,
+           target_url = COALESCE(now_at.url, d.target_url)
+      FROM (SELECT id, endpoint_id, lease_until AS previous_lease FROM webhooks_delivery
              WHERE id = %(id)s AND status = 'pending' AND next_attempt_at <= %(now)s
                AND (lease_until IS NULL OR lease_until <= %(now)s)
                FOR UPDATE SKIP LOCKED) AS due
+           LEFT JOIN webhooks_webhookendpoint AS now_at ON now_at.id = due.endpoint_id
      WHERE d.id = due.id
  RETURNING d.id, d.attempts_count, due.previous_lease, d.target_url, d.endpoint_id, d.event_id
 )
@@ -158,7 +160,8 @@ def claim(delivery_id: int, *, even_if_disabled: bool = False) -> Claim | None:
 
     Claiming is atomic: the row is due, pending and not leased, and it leaves with the
     next attempt number and a lease (``SKIP LOCKED``: a row another worker is claiming
-    at this instant is simply not ours)."""
+    at this instant is simply not ours). An endpoint's delivery goes to the endpoint's URL
+    as it is now, so fixing a wrong URL also fixes the retries already scheduled."""
     now = timezone.now()
     lease_until = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
     taken = (_claim_postgresql if connection.vendor == "postgresql" else _claim_portable)(delivery_id, now, lease_until)
@@ -221,7 +224,9 @@ def _claim_portable(delivery_id: int, now: datetime, lease_until: datetime) -> _
         previous_lease = delivery.lease_until
         delivery.attempts_count += 1
         delivery.lease_until = lease_until
-        delivery.save(update_fields=["attempts_count", "lease_until", "updated_at"])
+        if delivery.endpoint is not None:
+            delivery.target_url = delivery.endpoint.url
+        delivery.save(update_fields=["attempts_count", "lease_until", "target_url", "updated_at"])
     event = delivery.event
     return _Claimed(delivery.pk, delivery.attempts_count, previous_lease, delivery.target_url, delivery.endpoint_id,
                     event.public_id, event.type, event_body(event), event.organization.signing_secret,

@@ -508,3 +508,17 @@ def test_the_sweep_command_delivers_overdue_deliveries_inline_without_a_broker(s
         call_command("sweep_deliveries", "--inline", stdout=out)
     assert "Attempted 2 overdue deliveries: 2 succeeded." in out.getvalue()
     assert len(server.requests) == 2 and set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+def test_retries_go_to_the_endpoint_url_as_it_is_now(settings, endpoint_for, new_session):
+    settings.WEBHOOK_RETRY_SCHEDULE = [0]
+    with LocalServer(Reply(404)) as wrong, LocalServer(Reply(200)) as right:
+        endpoint = endpoint_for(wrong.url)
+        new_session()
+        pk = only_delivery().pk
+        service.deliver(pk)
+        endpoint.url = right.url.replace("/hook", "/fixed")
+        endpoint.save()
+        assert service.deliver(pk).status == "succeeded"
+    assert len(wrong.requests) == 1 and [r.path for r in right.requests] == ["/fixed"]
+    assert only_delivery().target_url == endpoint.url
