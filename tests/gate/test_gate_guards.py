@@ -178,6 +178,6 @@ def test_without_a_client_address_only_the_session_limit_applies(event, gate, ga
     from checkout import services
 
     gate_server(Reply(200, {}))
-    services.save_attendee_details(open_session, name="Ana", email="ana@acme.test", answers={})
-    decision = gate_module.run_gate(open_session, client_ip="")
+    session = services.save_attendee_details(open_session, name="Ana", email="ana@acme.test", answers={})
+    decision = gate_module.run_gate(session, client_ip="")
     assert decision.allowed and GateCall.objects.get().client_ip is None
