@@ -105,7 +105,8 @@ def sweep(*, limit: int = 1000, enqueue=None) -> int:
     cutoff = timezone.now() - timedelta(seconds=settings.WEBHOOK_SWEEP_SECONDS)
     ids = list(due().filter(next_attempt_at__lte=cutoff).order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
     # Leases that expired mean a worker died mid-send; they are due now, whatever the cutoff.
-    ids += [pk for pk in due().filter(lease_until__isnull=False).values_list("pk", flat=True)[:limit] if pk not in ids]
+    seen = set(ids)
+    ids += [pk for pk in due().filter(lease_until__isnull=False).values_list("pk", flat=True)[:limit] if pk not in seen]
     for pk in ids:
         enqueue(pk)
     if ids:
@@ -262,7 +263,7 @@ def record(claim: Claim, result: http.HttpResult, started_at: datetime) -> Outco
     attempt = DeliveryAttempt(
         delivery_id=claim.delivery_id, number=claim.number, started_at=started_at, duration_ms=result.elapsed_ms,
         status_code=result.status_code, error=error[:500],
-        response_body=result.body[:STORED_RESPONSE_CHARS * 4].decode("utf-8", "replace")[:STORED_RESPONSE_CHARS],
+        response_body=stored_text(result.body),
     )
     if acknowledged(result):
         return _record_success(claim, result, attempt)
@@ -344,6 +345,12 @@ def _finish(delivery: Delivery, status: str, result: http.HttpResult, error: str
     delivery.last_error = error[:500]
     delivery.save(update_fields=["status", "lease_until", "next_attempt_at", "last_status_code", "last_error",
                                  "updated_at"])
+
+
+def stored_text(body: bytes) -> str:
+    """A receiver's answer as we keep it: capped, decoded, without NULs (PostgreSQL text
+    cannot hold them, and a hostile answer must not make the attempt unrecordable)."""
+    return body[:STORED_RESPONSE_CHARS * 4].decode("utf-8", "replace")[:STORED_RESPONSE_CHARS].replace("\x00", "\ufffd")
 
 
 def acknowledged(result: http.HttpResult) -> bool:

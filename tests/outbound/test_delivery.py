@@ -522,3 +522,15 @@ def test_retries_go_to_the_endpoint_url_as_it_is_now(settings, endpoint_for, new
         assert service.deliver(pk).status == "succeeded"
     assert len(wrong.requests) == 1 and [r.path for r in right.requests] == ["/fixed"]
     assert only_delivery().target_url == endpoint.url
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_an_answer_with_nul_bytes_is_still_recorded(settings, endpoint_for, new_session, status):
+    settings.WEBHOOK_RETRY_SCHEDULE = [60]
+    with LocalServer(Reply(status, b"ok\x00\x00<evil>")) as server:
+        endpoint_for(server.url)
+        new_session()
+        service.deliver(only_delivery().pk)
+    attempt = DeliveryAttempt.objects.get()
+    assert attempt.status_code == status and "\x00" not in attempt.response_body
+    assert attempt.response_body.startswith("ok") and attempt.response_body.endswith("<evil>")
