@@ -206,6 +206,9 @@ GATE_BREAKER_FAILURES = int(os.environ.get("GATE_BREAKER_FAILURES", "5"))
 GATE_BREAKER_COOLDOWN_SECONDS = float(os.environ.get("GATE_BREAKER_COOLDOWN_SECONDS", "30"))
 # The gate's own message is shown to the attendee as plain text, cut to this length.
 GATE_MESSAGE_MAX_CHARS = int(os.environ.get("GATE_MESSAGE_MAX_CHARS", "300"))
+# CA bundle (a PEM file) that outbound https:// calls (gate and notifications) trust;
+# empty: the usual public CAs (certifi). For receivers behind a private CA.
+WEBHOOK_CA_BUNDLE = os.environ.get("WEBHOOK_CA_BUNDLE", "")
 
 # --- API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -339,7 +339,8 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
         left = deadline.remaining()
         if left <= 0:
             raise _Failed("timeout", "No complete answer within the timeout.")
-        response = _ADAPTERS[parts.scheme].send(request, stream=True, timeout=(left, left), verify=True)
+        response = _ADAPTERS[parts.scheme].send(request, stream=True, timeout=(left, left),
+                                                verify=settings.WEBHOOK_CA_BUNDLE or True)
         status_code = response.status_code
         response_headers = {name.lower(): value for name, value in response.headers.items()}
         declared = response_headers.get("content-length", "")

@@ -216,3 +216,37 @@ def test_concurrent_calls_from_many_threads_each_get_their_own_answer():
         for t in threads:
             t.join()
     assert all(results[n].ok and json.loads(results[n].body)["got"] == {"n": n} for n in range(24))
+
+
+# --- TLS to the pinned address ---------------------------------------------------------------------
+@pytest.fixture
+def tls_files(tmp_path):
+    from tests.servers import self_signed_certificate
+
+    return self_signed_certificate(tmp_path, "localhost")
+
+
+def test_https_connects_to_the_checked_address_and_verifies_the_certificate_for_the_name(tls_files):
+    cert, key = tls_files
+    with LocalServer(echo, tls=(cert, key)) as server:
+        with override_settings(WEBHOOK_CA_BUNDLE=cert):
+            result = post(f"https://localhost:{server.port}/hook", b'{"x": 1}', {}, timeout=3, allow_private=True)
+    assert result.ok, result.error
+    assert json.loads(result.body) == {"got": {"x": 1}, "host": f"localhost:{server.port}"}
+
+
+def test_a_certificate_for_another_name_is_refused(tls_files):
+    cert, key = tls_files
+    with LocalServer(echo, tls=(cert, key)) as server:
+        with override_settings(WEBHOOK_CA_BUNDLE=cert):
+            # Same server and address, but asked for by its IP: the certificate names only "localhost".
+            result = post(f"https://127.0.0.1:{server.port}/hook", b"{}", {}, timeout=3, allow_private=True)
+    assert result.error_kind == "tls" and not result.ok
+
+
+def test_an_untrusted_certificate_is_refused(tls_files):
+    cert, key = tls_files
+    with LocalServer(echo, tls=(cert, key)) as server:
+        result = post(f"https://localhost:{server.port}/hook", b"{}", {}, timeout=3, allow_private=True)
+    assert result.error_kind == "tls" and "CERTIFICATE_VERIFY_FAILED" in result.error.upper().replace(" ", "_")
+    assert server.requests == []
