@@ -56,8 +56,9 @@ class Received:
 
 class LocalServer:
     def __init__(self, respond: Callable[[Received], Reply] | Reply | None = None, *,
-                 tls: tuple[str, str] | None = None):
-        """``tls``: (certificate file, key file) to serve HTTPS instead of HTTP."""
+                 tls: tuple[str, str] | None = None, port: int = 0):
+        """``tls``: (certificate file, key file) to serve HTTPS instead of HTTP.
+        ``port``: listen on this one (a receiver back where it was); 0 for any free port."""
         if respond is None:
             respond = Reply()
         self.respond = respond if callable(respond) else (lambda _req, reply=respond: reply)
@@ -118,7 +119,7 @@ class LocalServer:
 
             do_POST = do_GET = do_PUT = _handle
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.scheme = "http"
         if tls:
