@@ -270,9 +270,18 @@ def _set_paid_amount(session_id: int, amount: int) -> None:
     CheckoutSession.objects.filter(pk=session_id).update(amount_paid=amount)
 
 
+def flag_for_attention(session: CheckoutSession, reason: str) -> None:
+    """Mark a session for the organizer's attention and tell them by email (for payments:
+    money that arrived but cannot be kept, such as a second payment for a paid order)."""
+    _flag(session, reason)
+
+
 def _flag(session: CheckoutSession, reason: str) -> None:
-    """Mark a session for the organizer's attention and tell them by email."""
-    CheckoutSession.objects.filter(pk=session.pk).update(needs_attention=reason[:300])
+    """Mark a session for the organizer's attention and tell them by email, once per reason
+    (providers send the same news more than once)."""
+    reason = reason[:300]
+    if not CheckoutSession.objects.filter(pk=session.pk).exclude(needs_attention=reason).update(needs_attention=reason):
+        return
     log.warning("checkout %s needs attention: %s", session.public_id, reason)
     to = session.organization.notification_email
     if to:

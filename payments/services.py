@@ -106,13 +106,17 @@ def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str
     """
     with transaction.atomic():
         locked = CheckoutSession.objects.select_for_update().get(pk=session.pk)
+        if update.kind == UpdateKind.SUCCEEDED and _paid_twice(locked, update):
+            return "applied"
         _record_on_payment(locked, update)
         if update.kind == UpdateKind.SUCCEEDED:
             before = locked.status
             after = checkout.record_payment_succeeded(
                 locked.pk, amount=update.amount, currency=update.currency, source=source, detail=update.detail
             )
-            return "applied" if after.status != before or after.needs_attention else "ignored"
+            attention = CheckoutSession.objects.filter(pk=locked.pk).values_list("needs_attention", flat=True).get()
+            changed = after.status != before or attention != locked.needs_attention
+            return "applied" if changed else "ignored"
         trigger = TRIGGER_FOR_KIND[update.kind]
         if not state.can_apply(locked.status, trigger):
             return "ignored"
@@ -125,6 +129,27 @@ def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str
             if trigger in ("refund", "partial_refund") and update.amount is not None:
                 CheckoutSession.objects.filter(pk=locked.pk).update(amount_refunded=update.amount)
         return "applied"
+
+
+def _paid_twice(session: CheckoutSession, update: PaymentUpdate) -> bool:
+    """A second, different payment succeeded for an order already paid (a Multibanco
+    reference paid at the ATM after the attendee switched to a card, say): that money must
+    go back. Flag it once; news of the payment that did pay is not this."""
+    if not update.provider_reference or session.status not in (Status.PAID, Status.COMPLETED):
+        return False
+    payments = Payment.objects.filter(session=session)
+    this = payments.filter(provider_reference=update.provider_reference).first()
+    if this is None or this.status == Payment.Status.SUCCEEDED:
+        return False
+    if not payments.filter(status=Payment.Status.SUCCEEDED).exclude(pk=this.pk).exists():
+        return False
+    fields = {"status": Payment.Status.SUCCEEDED}
+    if update.amount is not None:
+        fields["amount_received"] = update.amount
+    Payment.objects.filter(pk=this.pk).update(**fields)
+    checkout.flag_for_attention(session, f"paid twice: {this.provider} payment {this.public_id} arrived after the "
+                                         f"order was paid; refund it")
+    return True
 
 
 def _record_on_payment(session: CheckoutSession, update: PaymentUpdate) -> None:

@@ -135,3 +135,43 @@ def test_apply_update_ignores_a_partial_refund_told_twice(stripe_org, event):
                         source=Source.PROVIDER_WEBHOOK) == "applied"
     session.refresh_from_db()
     assert session.amount_refunded == 3000 and _events(session).count("checkout.session.refunded") == 2
+
+
+def test_a_second_payment_for_a_paid_order_is_flagged_for_refund_once(client, stripe_org, event,
+                                                                      django_capture_on_commit_callbacks):
+    """The attendee got a Multibanco reference, then paid by card; the reference is paid at
+    an ATM the next day anyway. The order stays completed; the organizer is told to refund."""
+    from payments.models import Payment
+
+    session, card = pending_session(event, provider="stripe", reference="cs_test_card")
+    reference = Payment.objects.create(session=session, provider="ifthenpay", provider_reference="REQ-mb",
+                                       method="multibanco", amount=session.amount_total, currency="EUR",
+                                       status=Payment.Status.PENDING)
+    card_paid = PaymentUpdate(UpdateKind.SUCCEEDED, provider_reference="cs_test_card", amount=5000, currency="EUR")
+    assert apply_update(session, card_paid, source=Source.PROVIDER_WEBHOOK) == "applied"
+    atm_paid = PaymentUpdate(UpdateKind.SUCCEEDED, provider_reference="REQ-mb", amount=5000, currency="EUR")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert apply_update(session, atm_paid, source=Source.PROVIDER_WEBHOOK) == "applied"
+    session.refresh_from_db()
+    reference.refresh_from_db()
+    assert session.status == Status.COMPLETED and "paid twice" in session.needs_attention
+    assert reference.status == Payment.Status.SUCCEEDED and reference.amount_received == 5000
+    assert [m.to for m in mail.outbox] == [["ops@acme.test"]]
+    # The same news again, and news of the card payment again, change nothing more.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert apply_update(session, atm_paid, source=Source.PROVIDER_WEBHOOK) == "ignored"
+        assert apply_update(session, card_paid, source=Source.PROVIDER_WEBHOOK) == "ignored"
+    assert len(mail.outbox) == 1
+    card.refresh_from_db()
+    assert card.status == Payment.Status.SUCCEEDED
+
+
+def test_a_mismatch_told_twice_tells_the_organizer_once(client, stripe_org, event, django_capture_on_commit_callbacks):
+    session, _ = pending_session(event, provider="stripe")
+    with django_capture_on_commit_callbacks(execute=True):
+        first = post_stripe(client, stripe_org.public_id, stripe_event("checkout.session.completed",
+                            checkout_object(session, amount=100)))
+        again = post_stripe(client, stripe_org.public_id, stripe_event("payment_intent.succeeded",
+                            intent_object(session, amount_received=100)))
+    assert (first.json()["outcome"], again.json()["outcome"]) == ("processed", "ignored")
+    assert len(mail.outbox) == 1
