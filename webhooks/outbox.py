@@ -8,12 +8,16 @@ broker loses them the periodic sweep finds the rows anyway.
 
 from __future__ import annotations
 
+import logging
+
 from django.db import transaction
 from django.utils import timezone
 
 from checkout.representation import session_as_api
 
 from .models import Delivery, OutboxEvent, WebhookEndpoint
+
+log = logging.getLogger(__name__)
 
 # Every type we send (CONTRACT.md, "Outbound events"); endpoints subscribe to these or "*".
 SESSION_EVENT_TYPES = [
@@ -63,5 +67,9 @@ def record_event(session, event_type: str) -> OutboxEvent:
 def _enqueue(delivery_ids: list[int]) -> None:
     from .tasks import enqueue_delivery
 
-    for pk in delivery_ids:
-        enqueue_delivery(pk)
+    for position, pk in enumerate(delivery_ids):
+        if not enqueue_delivery(pk):
+            # The broker is down or stalled: each further try would cost the attendee its
+            # timeout again. The sweep sends these from the database once it is back.
+            log.warning("broker unavailable: %d deliveries left to the sweep", len(delivery_ids) - position - 1)
+            return

@@ -25,10 +25,13 @@ def sweep_deliveries() -> int:
     return delivery.sweep()
 
 
-def enqueue_delivery(delivery_id: int, countdown: float | None = None) -> None:
-    """Hand a delivery to the broker. A broker that is down only delays it: the sweep
-    finds every due delivery in the database, so the error is logged, not raised."""
+def enqueue_delivery(delivery_id: int, countdown: float | None = None) -> bool:
+    """Hand a delivery to the broker; False if it could not. A broker that is down only
+    delays it: the sweep finds every due delivery in the database, so the error is logged,
+    not raised."""
     try:
         deliver.apply_async((delivery_id,), countdown=countdown)
     except Exception:  # the broker's errors vary by transport; none may undo a commit
         log.exception("could not enqueue delivery %s; the sweep will pick it up", delivery_id)
+        return False
+    return True

@@ -108,9 +108,18 @@ class PrivateRedis:
             sock.sendall(b"LLEN celery\r\n")
             return int(sock.recv(64).strip().lstrip(b":"))
 
+    def freeze(self) -> None:
+        """SIGSTOP: connections are still accepted (by the kernel) but nothing is answered,
+        as with a stalled broker or a network path that drops packets."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.process.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         """Shut it down (SIGTERM; nothing is saved, so every queued message is gone)."""
         if self.process and self.process.poll() is None:
+            self.thaw()  # a stopped process does not act on SIGTERM
             self.process.terminate()
             self.process.wait(10)
 
