@@ -107,8 +107,12 @@ def sweep(*, limit: int = 1000, enqueue=None) -> int:
     # Leases that expired mean a worker died mid-send; they are due now, whatever the cutoff.
     seen = set(ids)
     ids += [pk for pk in due().filter(lease_until__isnull=False).values_list("pk", flat=True)[:limit] if pk not in seen]
-    for pk in ids:
-        enqueue(pk)
+    for position, pk in enumerate(ids):
+        if enqueue(pk) is False:
+            # The broker is down: every further try would wait for its timeout again. The
+            # rows stay due; the next sweep tries again.
+            log.warning("sweep: broker unavailable, %d due deliveries wait for the next sweep", len(ids) - position)
+            return position
     if ids:
         log.info("sweep enqueued %d due deliveries", len(ids))
     return len(ids)

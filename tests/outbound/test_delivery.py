@@ -534,3 +534,19 @@ def test_an_answer_with_nul_bytes_is_still_recorded(settings, endpoint_for, new_
     attempt = DeliveryAttempt.objects.get()
     assert attempt.status_code == status and "\x00" not in attempt.response_body
     assert attempt.response_body.startswith("ok") and attempt.response_body.endswith("<evil>")
+
+
+def test_the_sweep_stops_at_the_first_enqueue_the_broker_refuses(settings, endpoint_for, new_session):
+    settings.WEBHOOK_SWEEP_SECONDS = 1
+    endpoint_for("http://127.0.0.1:9/hook")
+    for _ in range(3):
+        new_session()
+    Delivery.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=10))
+    tries = []
+
+    def broker_down(pk):
+        tries.append(pk)
+        return False
+
+    assert service.sweep(enqueue=broker_down) == 0
+    assert len(tries) == 1 and service.due().count() == 3  # still due for the next sweep
