@@ -3,9 +3,26 @@
 import os
 
 from celery import Celery
+from celery.signals import task_postrun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ievents.settings")
 
 app = Celery("ievents")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_postrun.connect
+def drop_broken_database_connections(**_):
+    """Close this thread's database connections that failed and are no longer usable.
+
+    Celery's Django fixup keeps connections across tasks (``CELERY_DB_REUSE_MAX``) without
+    Django's per-request checks, so after a database restart every later task in this
+    thread failed on the dead connection. Only a connection that saw an error is checked:
+    the happy path costs nothing.
+    """
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        if connection.errors_occurred:
+            connection.close_if_unusable_or_obsolete()

@@ -55,15 +55,17 @@ def run_database_url() -> str:
     return _test_database_url()
 
 
-def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
-    """Poll ``condition`` until it is truthy; return its value, or fail saying ``what``."""
+def wait_for(condition, timeout: float, what: str, interval: float = 0.05, explain=None):
+    """Poll ``condition`` until it is truthy; return its value, or fail saying ``what``
+    (and whatever ``explain()`` returns: a process's log, say)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    details = f"\n{explain()}" if explain else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{details}")
 
 
 def missing_binaries() -> list[str]:
