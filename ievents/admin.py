@@ -106,6 +106,12 @@ class EventAdmin(TenantScopedAdmin):
 
         return [*self.inlines, GateSettingsInline]
 
+    def save_formset(self, request, form, formset, change):
+        from webhooks.admin.gate import announce_new_gate_secret
+
+        super().save_formset(request, form, formset, change)
+        announce_new_gate_secret(request, formset)
+
     @admin.action(description="Send a test request to the pre-payment gate")
     def send_gate_test_request(self, request, queryset):
         from webhooks.admin.gate import send_gate_test_request

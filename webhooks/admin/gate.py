@@ -55,7 +55,7 @@ class GateSettingsInline(admin.StackedInline):
     @admin.display(description="Signing secret")
     def secret_hint(self, gate):
         if not gate.pk:
-            return "Generated when you save. Use the event action “Rotate the gate's signing secret” to see a new one once."
+            return "Generated when you save, and shown to you once then (copy it to your gate)."
         return f"{mask(gate.secret)}  (rotate it from the event list to get one you can copy)"
 
     @admin.display(description="Circuit breaker")
@@ -70,6 +70,16 @@ class GateSettingsInline(admin.StackedInline):
             return "—"
         url = reverse("admin:webhooks_gatecall_changelist") + f"?event__id__exact={gate.event_id}"
         return format_html('<a href="{}">See every call to this gate</a>', url)
+
+
+def announce_new_gate_secret(request, formset) -> None:
+    """Show a gate's secret once, in a message, when the save created it: the organizer's
+    gate cannot verify our calls without it (as a new endpoint's and the API's do)."""
+    if formset.model is not GateSettings:
+        return
+    for gate in formset.new_objects:
+        messages.warning(request, f"{gate.event}: the pre-payment gate's signing secret (shown once, copy it to your "
+                                  f"gate now): {gate.secret}")
 
 
 def send_gate_test_request(modeladmin, request, queryset):
