@@ -1,40 +1,40 @@
 """Outbound delivery: deliveries per second for one worker process, and the time from the
 commit that wrote an event to the receiver having it.
 
-Everything real: a throwaway PostgreSQL database, Redis as the broker, ``celery -A ievents
-worker`` as a separate process with production settings (``DEBUG=0``; private targets
+Everything real: a throwaway PostgreSQL database, Redis as the broker, `celery -A ievents
+worker` as a separate process with production settings (`DEBUG=0`; private targets
 allowed because the receiver is on loopback), and a receiver process on 127.0.0.1 (the
-test suite's ``LocalServer``, answering 200 to every POST and noting when each arrived).
+test suite's `LocalServer`, answering 200 to every POST and noting when each arrived).
 
 *Throughput*: N deliveries are written first (one endpoint, N events with a real
 checkout-session payload of about 1.5 kB); then, with the worker idle and ready, one
 message per delivery is published at once and the rate is N / (last arrival − first
 arrival) at the receiver. Every delivery runs the whole path: the claim under
-``FOR UPDATE SKIP LOCKED`` with its lease, the Standard Webhooks signature, the POST through
-``webhooks.http`` (deadline, pinned address, capped body), the attempt row and the status.
-The run checks afterwards that all N are ``succeeded`` with one attempt each.
+`FOR UPDATE SKIP LOCKED` with its lease, the Standard Webhooks signature, the POST through
+`webhooks.http` (deadline, pinned address, capped body), the attempt row and the status.
+The run checks afterwards that all N are `succeeded` with one attempt each.
 
-- *ours, threads pool*: one process, ``--pool threads --concurrency BENCH_DELIVERY_THREADS``
+- *ours, threads pool*: one process, `--pool threads --concurrency BENCH_DELIVERY_THREADS`
   (default 16), the recommended way to run the delivery worker (the work is mostly waiting
   on the network and the database). Floor: the same number of threads in one process
-  doing nothing but ``webhooks.http.post`` to the same receiver (no broker, no database).
+  doing nothing but `webhooks.http.post` to the same receiver (no broker, no database).
 - *ours, solo pool*: one process doing one delivery at a time. Floor: one thread posting
   in a loop.
-- *naive*: one Celery task per delivery doing one blocking ``requests.post`` (a new
+- *naive*: one Celery task per delivery doing one blocking `requests.post` (a new
   connection each time, no signature, no database), solo pool — the design the issue
   compares with.
 
-CPU per delivery (the worker process's user + system time from ``/proc``, divided by N)
+CPU per delivery (the worker process's user + system time from `/proc`, divided by N)
 moves less with whatever else runs on the machine than the rates do.
 
 *Latency*: with the worker idle, checkout sessions are opened one at a time through
-``checkout.services.create_session`` (which writes ``checkout.session.created`` and its
+`checkout.services.create_session` (which writes `checkout.session.created` and its
 delivery in the transaction and enqueues on commit). For each, the time from the commit
-(an ``on_commit`` hook registered first) to the receiver reading the request, on the
+(an `on_commit` hook registered first) to the receiver reading the request, on the
 same monotonic clock (both processes are on this machine): median and p99.
 
-Knobs: ``BENCH_DELIVERIES`` (default 2000), ``BENCH_LATENCY_SAMPLES`` (default 200),
-``BENCH_DELIVERY_THREADS`` (16), ``BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/14``;
+Knobs: `BENCH_DELIVERIES` (default 2000), `BENCH_LATENCY_SAMPLES` (default 200),
+`BENCH_DELIVERY_THREADS` (16), `BENCH_REDIS_URL` (default `redis://127.0.0.1:6379/14`;
 its default queue is purged).
 """
 
