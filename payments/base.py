@@ -268,6 +268,8 @@ def json_object(body: bytes) -> dict:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedWebhook(f"body is not JSON: {exc}") from exc
+    except RecursionError as exc:  # a signed "[[[[…" bomb: nested deeper than the parser goes
+        raise MalformedWebhook("body is nested too deeply") from exc
     if not isinstance(data, dict):
         raise MalformedWebhook("body is not a JSON object")
     return data
