@@ -58,5 +58,9 @@ class CheckoutSessionAdmin(TenantScopedAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        # Read-only: a "Save" button on a page where nothing can be changed misleads.
+        return False
+
     def has_delete_permission(self, request, obj=None):
         return False

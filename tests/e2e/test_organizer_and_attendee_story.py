@@ -105,7 +105,7 @@ def add_webhook_endpoint(page, shot, organization, url) -> str:
     """Returns the signing secret the admin showed once."""
     page.goto("/admin/webhooks/webhookendpoint/add/")
     page.locator("select[name=organization]").select_option(label=organization.name)
-    page.get_by_label("Url:").fill(url)
+    page.get_by_label("URL:").fill(url)
     page.get_by_label("Description:").fill("Fulfilment system")
     page.get_by_label("Every event (also types added later)").check()
     shot("endpoint-new")
@@ -131,7 +131,7 @@ def add_event_with_gate(page, shot, organization, gate_url) -> str:
     page.get_by_text("Add another pre-payment gate").click()
     gate_form = page.locator("#gate-0")  # the new form, not the hidden template
     gate_form.get_by_label("Enabled").check()
-    gate_form.get_by_label("Url:").fill(gate_url)
+    gate_form.get_by_label("URL:").fill(gate_url)
     gate_form.get_by_label("Timeout ms:").fill("2000")
     shot("event-new-with-gate")
     page.get_by_role("button", name="Save", exact=True).click()
@@ -233,6 +233,9 @@ def test_an_organizer_sets_up_an_event_an_attendee_buys_and_every_notification_a
         expect(page.get_by_text(step, exact=True)).to_be_visible()
     for code in codes:
         expect(page.get_by_text(code, exact=True)).to_be_visible()
+    # A record, not a form: nothing to save, nothing to delete.
+    expect(page.get_by_role("button", name="Save")).to_have_count(0)
+    expect(page.get_by_role("link", name="Delete")).to_have_count(0)
     shot("organizer-session-history")
 
     # --- ... the deliveries, one of them failed ------------------------------------------------

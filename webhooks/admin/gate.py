@@ -19,11 +19,16 @@ from ..signing import rotate_secret
 
 
 class GateSettingsForm(forms.ModelForm):
-    url = forms.URLField(max_length=2000, required=False, assume_scheme="https")
+    url = forms.URLField(label="URL", max_length=2000, required=False, assume_scheme="https",
+                         widget=forms.URLInput(attrs={"class": "vURLField"}))
 
     class Meta:
         model = GateSettings
         fields = ["enabled", "url", "timeout_ms", "on_error", "denial_message", "error_message"]
+        widgets = {  # the defaults cut both messages off after a few words
+            "denial_message": forms.Textarea(attrs={"rows": 2, "class": "vLargeTextField"}),
+            "error_message": forms.Textarea(attrs={"rows": 2, "class": "vLargeTextField"}),
+        }
         help_texts = {
             "url": "Where we POST checkout.validate. Answer 2xx to allow, 4xx with {\"message\": …} to deny.",
             "timeout_ms": "500–10000 ms, everything included. A gate that takes longer counts as failing.",
@@ -118,8 +123,10 @@ class GateCallAdmin(TenantScopedAdmin):
     """Every call to every gate, read-only: what the organizer's system answered, and when."""
 
     tenant_path = "event__organization"
-    list_display = ["created_at", "event", "session_id_link", "outcome", "decision", "status_code", "latency_ms",
-                    "message", "error", "is_test", "breaker_open"]
+    # The answer and its reason first: with the event and session first, the message was
+    # scrolled out of view at a laptop's width.
+    list_display = ["created_at", "outcome", "status_code", "message", "error", "latency_ms", "session_id_link", "event",
+                    "decision", "is_test", "breaker_open"]
     list_filter = ["outcome", ("event", admin.RelatedOnlyFieldListFilter), ("created_at", admin.DateFieldListFilter),
                    "decision", "is_test", "breaker_open"]
     list_select_related = ["event", "session"]

@@ -27,10 +27,13 @@ HEALTH_WINDOW = timedelta(days=7)
 
 
 class WebhookEndpointForm(forms.ModelForm):
-    url = forms.URLField(max_length=2000, assume_scheme="https")
+    url = forms.URLField(label="URL", max_length=2000, assume_scheme="https",
+                         widget=forms.URLInput(attrs={"class": "vURLField"}))
     enabled_events = forms.MultipleChoiceField(
         choices=[("*", "Every event (also types added later)")] + [(t, t) for t in SESSION_EVENT_TYPES],
-        widget=forms.CheckboxSelectMultiple,
+        # "radiolist": the admin's own class for option lists, so labels are not squeezed
+        # into the 160 px label column (event names wrapped mid-word without it).
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "radiolist"}),
     )
 
     class Meta:
@@ -179,8 +182,10 @@ class ReadOnlyAdmin(TenantScopedAdmin):
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdmin):
     tenant_path = "event__organization"
-    list_display = ["public_id", "event_type", "target_url", "status", "attempts_count", "last_status_code",
-                    "next_attempt_at", "updated_at"]
+    # What the organizer looks for first (type, status, last answer) comes before the long
+    # target URL, which pushed the status out of view at a laptop's width.
+    list_display = ["public_id", "event_type", "status", "last_status_code", "attempts_count", "next_attempt_at",
+                    "target_url", "updated_at"]
     list_filter = ["status", "event__type", EndpointFilter]
     search_fields = ["public_id", "event__public_id", "target_url", "event__session__public_id"]
     fields = ["public_id", "event_link", "endpoint", "target_url", "status", "attempts_count", "next_attempt_at",
