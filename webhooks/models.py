@@ -147,6 +147,9 @@ class Delivery(models.Model):
         ordering = ["-id"]
         verbose_name_plural = "deliveries"
 
+    def __str__(self):
+        return self.public_id
+
 
 class DeliveryAttempt(models.Model):
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
@@ -159,6 +162,9 @@ class DeliveryAttempt(models.Model):
 
     class Meta:
         ordering = ["number"]
+
+    def __str__(self):
+        return f"Attempt {self.number}"
 
 
 # --- Inbound provider webhooks ---------------------------------------------------------

@@ -253,6 +253,8 @@ def test_an_organizer_sets_up_an_event_an_attendee_buys_and_every_notification_a
     expect(failed_row.locator("td.field-event_type")).to_have_text(FAILING_TYPE)
     expect(failed_row.locator("td.field-last_status_code")).to_have_text("503")
     page.get_by_role("link", name=failed.public_id).click()
+    expect(page.get_by_role("heading", name=failed.public_id)).to_be_visible()
+    expect(page.get_by_role("link", name="Delete")).to_have_count(0)  # the record of what was sent stays
     expect(page.locator("#attempts-group, .inline-group").filter(has_text="503").first).to_be_visible()
     shot("organizer-failed-delivery-attempts")
 

@@ -172,10 +172,15 @@ class EndpointFilter(admin.SimpleListFilter):
 
 
 class ReadOnlyAdmin(TenantScopedAdmin):
+    """The record of what was sent: seen, retried, never edited or deleted from here."""
+
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 
