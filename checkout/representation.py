@@ -8,6 +8,17 @@ def hosted_url(session) -> str:
     return settings.PUBLIC_BASE_URL + reverse("checkout:session", args=[session.public_id])
 
 
+def _rows(session, relation: str, queryset):
+    """The session's ``relation`` as prefetched with it (``prefetch_related``), else ``queryset``.
+
+    Whoever loaded the session with its rows (the state machine, an API list) saves the
+    statements; everyone else gets them fresh, as before.
+    """
+    if relation in getattr(session, "_prefetched_objects_cache", {}):
+        return getattr(session, relation).all()
+    return queryset
+
+
 def session_as_api(session) -> dict:
     line_items = [
         {
@@ -17,9 +28,9 @@ def session_as_api(session) -> dict:
             "unit_price": item.unit_price,
             "amount": item.amount,
         }
-        for item in session.line_items.select_related("ticket_type")
+        for item in _rows(session, "line_items", session.line_items.select_related("ticket_type"))
     ]
-    answers = {a.question.text: a.value for a in session.answers.select_related("question")}
+    answers = {a.question.text: a.value for a in _rows(session, "answers", session.answers.select_related("question"))}
     return {
         "id": session.public_id,
         "object": "checkout.session",

@@ -137,9 +137,7 @@ def save_attendee_details(session: CheckoutSession, *, name: str, email: str, an
         locked.customer_name = name.strip()
         locked.customer_email = email.strip()
         locked.save(update_fields=["customer_name", "customer_email", "updated_at"])
-        for question_id, value in answers.items():
-            Answer.objects.update_or_create(session=locked, question_id=question_id, defaults={"value": value})
-        Answer.objects.filter(session=locked).exclude(question_id__in=answers).delete()
+        _save_answers(locked, answers)
         if locked.gate_approved_fingerprint and locked.gate_approved_fingerprint != details_fingerprint(locked):
             if locked.status == Status.PAYMENT_PENDING and gate_is_active(locked):
                 # The payment under way was approved for the old details and can still be
@@ -151,7 +149,41 @@ def save_attendee_details(session: CheckoutSession, *, name: str, email: str, an
             locked.gate_approved_fingerprint = ""
             locked.gate_approved_at = None
             locked.save(update_fields=["gate_approved_fingerprint", "gate_approved_at"])
+        _keep_cached_relations(locked, session)
         return locked
+
+
+def _save_answers(locked: CheckoutSession, answers: dict[int, str]) -> None:
+    """Make the session's answers exactly ``answers``, in a fixed number of statements.
+
+    Safe without ``update_or_create``'s savepoints because every writer of answers holds
+    the session's row lock (``locked``); the unique constraint stays the last word.
+    """
+    existing = {a.question_id: a for a in Answer.objects.filter(session=locked)}
+    changed = []
+    for question_id, value in answers.items():
+        answer = existing.get(question_id)
+        if answer is not None and answer.value != value:
+            answer.value = value
+            changed.append(answer)
+    Answer.objects.bulk_create(
+        Answer(session=locked, question_id=question_id, value=value)
+        for question_id, value in answers.items() if question_id not in existing
+    )
+    if changed:
+        Answer.objects.bulk_update(changed, ["value"])
+    gone = [a.pk for question_id, a in existing.items() if question_id not in answers]
+    if gone:
+        Answer.objects.filter(pk__in=gone).delete()
+
+
+def _keep_cached_relations(locked: CheckoutSession, seen: CheckoutSession) -> None:
+    """Give the row re-read under the lock the event and organization already loaded with
+    ``seen`` (the same row: neither can change), so later steps need not fetch them again."""
+    for relation in ("event", "organization"):
+        descriptor = getattr(CheckoutSession, relation)
+        if descriptor.is_cached(seen) and not descriptor.is_cached(locked):
+            setattr(locked, relation, getattr(seen, relation))
 
 
 def details_fingerprint(session: CheckoutSession) -> str:
@@ -209,6 +241,7 @@ def begin_payment(session: CheckoutSession, provider: str, *, method: str = "", 
 
     with transaction.atomic():
         locked = CheckoutSession.objects.select_for_update().select_related("event").get(pk=session.pk)
+        _keep_cached_relations(locked, session)  # the provider needs the organization
         if not state.can_apply(locked.status, "start_payment") and locked.status != Status.PAYMENT_PENDING:
             raise SessionNotOpen("This checkout can no longer be paid.")
         if locked.expires_at <= timezone.now():

@@ -13,9 +13,10 @@ handler records and ignores.
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Prefetch
 from django.utils import timezone
 
-from .models import CheckoutSession, Source, Status, Transition
+from .models import Answer, CheckoutSession, LineItem, Source, Status, Transition
 
 S = Status
 
@@ -108,7 +109,18 @@ def apply(session_id: int, trigger: str, source: str, detail: str = "") -> Appli
     if source not in Source.values:
         raise ValueError(f"unknown source {source!r}")
     with transaction.atomic():
-        session = CheckoutSession.objects.select_for_update().get(pk=session_id)
+        sessions = CheckoutSession.objects.select_for_update(of=("self",))
+        event_type = EVENT_FOR_TRIGGER.get(trigger)
+        if event_type:
+            # The announcement shows the event's id: fetch it in the same statement. Only
+            # the session's row is locked ("of"), as before; the event's is merely read.
+            # The rows it lists come along too (``complete`` then issues tickets from the
+            # same line items); tickets are not prefetched: ``complete`` adds them after.
+            sessions = sessions.select_related("event").prefetch_related(
+                Prefetch("line_items", queryset=LineItem.objects.select_related("ticket_type")),
+                Prefetch("answers", queryset=Answer.objects.select_related("question")),
+            )
+        session = sessions.get(pk=session_id)
         to_status = target(session.status, trigger)
         from_status = session.status
         session.status = to_status
@@ -122,7 +134,6 @@ def apply(session_id: int, trigger: str, source: str, detail: str = "") -> Appli
             session=session, from_status=from_status, to_status=to_status,
             trigger=trigger, source=source, detail=detail[:500],
         )
-        event_type = EVENT_FOR_TRIGGER.get(trigger)
         if event_type:
             from webhooks.outbox import record_event
 

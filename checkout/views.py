@@ -60,7 +60,7 @@ def attendee_form(request, session_id):
         return redirect("checkout:status", session.public_id)
     questions = session.event.questions.all()
     initial = {"name": session.customer_name, "email": session.customer_email}
-    for answer in session.answers.all():
+    for answer in session.answers.select_related("question"):
         initial[f"q_{answer.question_id}"] = answer.value == "yes" if answer.question.kind == "checkbox" else answer.value
     form = AttendeeForm(request.POST or None, questions=questions, initial=initial)
     alert = ""

@@ -114,9 +114,10 @@ def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str
             after = checkout.record_payment_succeeded(
                 locked.pk, amount=update.amount, currency=update.currency, source=source, detail=update.detail
             )
+            if after.status != before:
+                return "applied"
             attention = CheckoutSession.objects.filter(pk=locked.pk).values_list("needs_attention", flat=True).get()
-            changed = after.status != before or attention != locked.needs_attention
-            return "applied" if changed else "ignored"
+            return "applied" if attention != locked.needs_attention else "ignored"
         trigger = TRIGGER_FOR_KIND[update.kind]
         if not state.can_apply(locked.status, trigger):
             return "ignored"
@@ -161,22 +162,24 @@ def _record_on_payment(session: CheckoutSession, update: PaymentUpdate) -> None:
         UpdateKind.CANCELED: Payment.Status.CANCELED,
         UpdateKind.REFUNDED: Payment.Status.REFUNDED,
     }.get(update.kind)
+    if status is None:
+        return
     payments = Payment.objects.filter(session=session)
     if update.provider_reference:
         payments = payments.filter(provider_reference=update.provider_reference)
-    payment = payments.first()
-    if payment is None or status is None:
-        return
     fields = {"status": status}
     if update.kind == UpdateKind.SUCCEEDED and update.amount is not None:
         fields["amount_received"] = update.amount
-    Payment.objects.filter(pk=payment.pk).update(**fields)
+    # The newest matching payment (what ``.first()`` picked), found and updated in one statement.
+    Payment.objects.filter(pk__in=payments.order_by("-id").values("pk")[:1]).update(**fields)
 
 
 def confirm_on_return(session: CheckoutSession, payment: Payment) -> str:
     """The attendee is back from the provider: ask it what happened, apply the answer."""
     if session.status in (Status.COMPLETED, Status.PAID):
         return "ignored"
+    if payment.session_id == session.pk:
+        payment.session = session  # the provider reads it: the row we already have
     try:
         update = get_provider(payment.provider, session.organization).confirm(payment)
     except ProviderError as exc:

@@ -1,0 +1,169 @@
+"""SQL statements per checkout page: a ceiling that only goes down.
+
+Speed is measured in bench/, never asserted here; the number of statements a page runs
+is deterministic, so it can be. Each ceiling is the count after the optimisation of
+issue 6 (part 4); the count before is in the comment beside it and in
+docs/benchmarks.md. A change that needs more statements must raise the ceiling on
+purpose, in the same commit, and say why.
+
+Counted with Django's test client on the test database, savepoints included (each nested
+``transaction.atomic()`` is a SAVEPOINT and a RELEASE): the same way bench_checkout counts.
+"""
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from checkout.models import CheckoutSession, Status, Transition
+from ievents.models import Question
+from webhooks.models import Delivery, OutboxEvent, WebhookEndpoint
+
+pytestmark = pytest.mark.django_db
+
+# step -> (ceiling now, count before the optimisation)
+CEILINGS = {
+    "GET event page": (2, 2),
+    "POST tickets": (16, 16),
+    "GET attendee form": (4, 4),
+    "POST details": (16, 28),  # answers in bulk; the event kept from the page's read
+    "GET review": (5, 5),
+    "POST Pay": (16, 17),  # the organization kept from the page's read
+    "GET sandbox page": (1, 1),
+    "POST Simulate success": (2, 2),
+    "GET return page": (36, 42),  # see checkout.state.apply and payments.services.apply_update
+    "GET status page": (4, 4),
+}
+
+
+class Flow:
+    """One attendee's purchase through the pages, counting each request's statements."""
+
+    def __init__(self, client, event, ticket_type, capture):
+        self.client = client
+        self.event = event
+        self.ticket_type = ticket_type
+        self.capture = capture
+        self.counts: dict[str, int] = {}
+        self.statements: dict[str, list[str]] = {}
+
+    def step(self, name, call, expect=(200, 302)):
+        with CaptureQueriesContext(connection) as queries:
+            response = call()
+        assert response.status_code in expect, (name, response.status_code)
+        self.counts[name] = len(queries.captured_queries)
+        self.statements[name] = [q["sql"] for q in queries.captured_queries]
+        return response
+
+    def answers(self):
+        data = {"name": "Ana Silva", "email": "ana@example.com"}
+        for question in Question.objects.filter(event=self.event):
+            data[f"q_{question.pk}"] = "M" if question.kind == "choice" else f"answer {question.pk}"
+        return data
+
+    def buy(self):
+        url = self.event.get_absolute_url()
+        self.step("GET event page", lambda: self.client.get(url))
+        form = self.step("POST tickets", lambda: self.client.post(url, {f"qty_{self.ticket_type.public_id}": "2"}))
+        form = form["Location"]
+        self.step("GET attendee form", lambda: self.client.get(form))
+        details = self.answers()
+        review = self.step("POST details", lambda: self.client.post(form, details))["Location"]
+        assert review.endswith("/review/"), review
+        self.step("GET review", lambda: self.client.get(review))
+        sandbox = self.step("POST Pay", lambda: self.client.post(review, {"provider": "sandbox"}))["Location"]
+        self.step("GET sandbox page", lambda: self.client.get(sandbox))
+        back = self.step("POST Simulate success", lambda: self.client.post(sandbox, {"outcome": "success"}))["Location"]
+        with self.capture(execute=True):
+            status = self.step("GET return page", lambda: self.client.get(back))["Location"]
+        page = self.step("GET status page", lambda: self.client.get(status))
+        return CheckoutSession.objects.get(), page.content.decode()
+
+
+@pytest.fixture
+def endpoint(organization):
+    """A subscribed endpoint, so every announced transition also writes a delivery row."""
+    return WebhookEndpoint.objects.create(organization=organization, url="https://hooks.example.com/in",
+                                          enabled_events=["*"])
+
+
+@pytest.fixture
+def flow(client, event, ticket_type, endpoint, django_capture_on_commit_callbacks):
+    return Flow(client, event, ticket_type, django_capture_on_commit_callbacks)
+
+
+def test_each_checkout_page_runs_no_more_statements_than_its_ceiling(flow):
+    session, _ = flow.buy()
+    over = {name: (count, CEILINGS[name][0]) for name, count in flow.counts.items() if count > CEILINGS[name][0]}
+    assert not over, "\n".join(
+        [f"{name}: {count} statements, ceiling {ceiling}" for name, (count, ceiling) in over.items()]
+        + [f"--- {name}:\n  " + "\n  ".join(flow.statements[name]) for name in over]
+    )
+    assert set(flow.counts) == set(CEILINGS)
+    assert session.status == Status.COMPLETED
+
+
+def test_the_whole_checkout_runs_fewer_statements_than_before(flow):
+    flow.buy()
+    before = sum(b for _, b in CEILINGS.values())
+    assert sum(flow.counts.values()) <= sum(c for c, _ in CEILINGS.values()) <= before
+
+
+def test_the_counted_checkout_still_does_everything_it_did(flow, organization):
+    """Fewer statements, same outcome: tickets, history, events, deliveries, the email."""
+    session, status_page = flow.buy()
+    assert session.status == Status.COMPLETED
+    assert session.amount_paid == session.amount_total == 5000
+    assert session.version == 4
+    codes = list(session.tickets.values_list("code", flat=True))
+    assert len(codes) == 2 and all(code in status_page for code in codes)
+    assert list(Transition.objects.filter(session=session).values_list("trigger", flat=True)) == [
+        "start_payment", "pay", "complete",
+    ]
+    events = list(OutboxEvent.objects.filter(session=session).order_by("id"))
+    assert [e.type for e in events] == [
+        "checkout.session.created", "checkout.session.paid", "checkout.session.completed",
+    ]
+    paid, completed = events[1].payload["data"]["object"], events[2].payload["data"]["object"]
+    assert (paid["status"], paid["version"]) == ("paid", 3)
+    assert (completed["status"], completed["version"], completed["amount_paid"]) == ("completed", 4, 5000)
+    assert completed["customer"] == {"name": "Ana Silva", "email": "ana@example.com"}
+    assert completed["answers"]["T-shirt size"] == "M"
+    assert completed["line_items"][0]["quantity"] == 2 and completed["event"] == session.event.public_id
+    assert Delivery.objects.filter(event__in=events).count() == 3
+    answers = dict(session.answers.values_list("question__text", "value"))
+    assert answers == {"Company": answers["Company"], "T-shirt size": "M"} and answers["Company"].startswith("answer")
+    assert session.line_items.get().ticket_type.reserved == 2
+    assert len(mail.outbox) == 1 and codes[0] in mail.outbox[0].body
+
+
+def _details_counts(event, ticket_type, capture):
+    """Statements of a first POST of the details, and of a second one changing every answer."""
+    from django.test import Client
+
+    client = Client()
+    flow = Flow(client, event, ticket_type, capture)
+    url = event.get_absolute_url()
+    form = flow.step("POST tickets", lambda: client.post(url, {f"qty_{ticket_type.public_id}": "1"}))["Location"]
+    details = flow.answers()
+    flow.step("first POST details", lambda: client.post(form, details))
+    changed = {key: (value + "!" if key.startswith("q_") and value != "M" else value) for key, value in details.items()}
+    flow.step("second POST details", lambda: client.post(form, changed))
+    session = CheckoutSession.objects.get(public_id=form.strip("/").split("/")[-1])
+    texts = session.answers.exclude(question__kind="choice").values_list("value", flat=True)
+    assert texts and all(value.endswith("!") for value in texts)
+    assert session.answers.count() == Question.objects.filter(event=event).count()
+    return flow.counts["first POST details"], flow.counts["second POST details"]
+
+
+def test_saving_details_costs_the_same_statements_however_many_questions(event, ticket_type,
+                                                                         django_capture_on_commit_callbacks):
+    """No statement per answer: answers are written in bulk under the session's lock."""
+    with_two = _details_counts(event, ticket_type, django_capture_on_commit_callbacks)
+    for position in range(6):
+        Question.objects.create(event=event, text=f"Extra {position}", kind="text", position=10 + position)
+    with_eight = _details_counts(event, ticket_type, django_capture_on_commit_callbacks)
+    assert with_eight == with_two
+    assert with_two[0] <= CEILINGS["POST details"][0]
+    # Changing them voids the gate's approval, which is re-read under the lock: a few more.
+    assert with_two[1] <= CEILINGS["POST details"][0] + 3
