@@ -32,7 +32,7 @@ from tests.faults.stack import check_invariants, run_database_url
 from tests.outbound.workers import CeleryWorker, purge_broker
 from webhooks.models import Delivery, GateCall, GateSettings, OutboxEvent, WebhookEndpoint
 
-from .conftest import ORGANIZER_PASSWORD, DomainGate, FlakyReceiver, secret_in
+from .actors import DomainGate, FlakyReceiver, log_in, secret_in
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
@@ -80,15 +80,6 @@ def worker():
 
 def messages_of(page) -> str:
     return page.locator(".messagelist").inner_text()
-
-
-def log_in(page, shot):
-    page.goto("/admin/")
-    page.get_by_label("Username").fill("ana")
-    page.get_by_label("Password").fill(ORGANIZER_PASSWORD)
-    shot("organizer-login")
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Site administration")).to_be_visible()
 
 
 def add_sandbox_integration(page, shot, organization):
