@@ -35,7 +35,10 @@ Measured, not asserted: these numbers come from `make bench` (`python -m bench.r
 which runs every `bench/bench_*.py` against real services and rewrites this page. Run one
 with `python -m bench.run_all bench_checkout`. A *floor* is the same measurement for a
 minimal baseline in the same run on the same machine; *ratio* is value / floor, which
-travels between machines better than the raw value does.
+travels between machines better than the raw value does. A *goal* is the target an issue
+set ("< 5 ms", "≥ 300", "≥ 50% of the floor"); where it is a bound, *meets goal* says
+whether this run met it, and "Goals at a glance" gathers them all. "lower is better" is a
+direction, not a goal, and gets no verdict.
 
 Add a benchmark: a module `bench/bench_<name>.py` whose docstring explains what it measures
 and whose `run()` returns a list of `bench.common.Figure(name, value, unit, goal="",
@@ -67,15 +70,71 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+# A goal the report can check: "< 5 ms", "≤ 1100 ms", "≥ 300", "0", "≥ 50% of the floor".
+# "lower is better" and the like are directions, not goals: no verdict.
+GOAL = re.compile(r"^\s*(?P<op><=|>=|<|>|≤|≥|=)?\s*(?P<number>\d[\d,]*(?:\.\d+)?)\s*(?P<percent>%\s*of the floor)?")
+COMPARE = {
+    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, "≤": lambda a, b: a <= b,
+    ">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "≥": lambda a, b: a >= b, "=": lambda a, b: a == b,
+}
+
+
+def meets_goal(figure: Figure) -> bool | None:
+    """Whether the figure meets its goal, or None if the goal is not a checkable bound."""
+    match = GOAL.match(figure.goal or "")
+    if not match:
+        return None
+    bound = float(match["number"].replace(",", ""))
+    if match["percent"]:
+        if figure.ratio is None:
+            return None
+        value, bound = figure.ratio, bound / 100
+    else:
+        value = figure.value
+    return COMPARE[match["op"] or "="](value, bound)
+
+
+def _verdict(figure: Figure) -> str:
+    met = meets_goal(figure)
+    return "" if met is None else ("yes" if met else "**no**")
+
+
+TABLE_HEADER = "| figure | value | unit | goal | floor | ratio | meets goal | note |"
+
+
 def figures_table(figures: list[Figure]) -> str:
-    lines = ["| figure | value | unit | goal | floor | ratio | note |", "|---|---:|---|---|---:|---:|---|"]
+    lines = [TABLE_HEADER, "|---|---:|---|---|---:|---:|---|---|"]
     for f in figures:
         ratio = f"{f.ratio:.2f}" if f.ratio is not None else ""
         lines.append(" | ".join([
             f"| {_cell(f.name)}", _number(f.value), _cell(f.unit), _cell(f.goal), _number(f.floor), ratio,
-            f"{_cell(f.note)} |",
+            _verdict(f), f"{_cell(f.note)} |",
         ]))
     return "\n".join(lines)
+
+
+def _rows(section_text: str) -> list[list[str]]:
+    """The figure rows of a section written by ``figures_table`` (older layouts: none)."""
+    if TABLE_HEADER not in section_text:
+        return []
+    table = section_text[section_text.index(TABLE_HEADER):].splitlines()[2:]
+    rows = []
+    for line in table:
+        if not line.startswith("| "):
+            break
+        rows.append([cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]])
+    return rows
+
+
+def goals_table(sections: dict[str, str]) -> str:
+    """Every figure that has a checkable goal, from every section, in one place."""
+    lines = ["| benchmark | figure | value | goal | floor | ratio | meets goal |", "|---|---|---:|---|---:|---:|---|"]
+    for name in sorted(sections):
+        for row in _rows(sections[name]):
+            figure, value, unit, goal, floor, ratio, verdict = row[:7]
+            if verdict:
+                lines.append(f"| {name} | {figure} | {value} {unit} | {goal} | {floor} | {ratio} | {verdict} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def describe(module) -> str:
@@ -122,6 +181,10 @@ def write_report(sections: dict[str, str], info: dict[str, str]) -> None:
     kept.update(sections)
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [INTRO, f"\nLast run: {now}, on this machine:\n\n{machine_table(info)}\n"]
+    goals = goals_table(kept)
+    if goals:
+        parts.append("\n## Goals at a glance\n\nThe goals set in issues 2–5, each beside its floor where it has "
+                     "one; the sections below say how each was measured.\n\n" + goals + "\n")
     parts += ["\n" + kept[name] for name in sorted(kept)]
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text("".join(parts))

@@ -91,3 +91,43 @@ def test_an_unknown_benchmark_name_is_refused(fake_modules):
     with pytest.raises(SystemExit):
         run_all.main(["nonexistent"])
     assert not fake_modules.exists()
+
+
+@pytest.mark.parametrize(("figure", "expected"), [
+    (Figure("added", 4.0, "ms", goal="< 5 ms"), True),
+    (Figure("added", 5.0, "ms", goal="< 5 ms"), False),
+    (Figure("worst", 1100, "ms", goal="≤ 1100 ms", floor=1000), True),
+    (Figure("worst", 1113, "ms", goal="≤ 1100 ms", floor=1000), False),
+    (Figure("rate", 1_250, "deliveries/s", goal="≥ 300"), True),
+    (Figure("rate", 299.9, "deliveries/s", goal="≥ 300"), False),
+    (Figure("rate", 60, "events/s", goal="≥ 50% of the floor", floor=100), True),
+    (Figure("rate", 40, "events/s", goal="≥ 50% of the floor", floor=100), False),
+    (Figure("failed", 0, "flows", goal="0"), True),
+    (Figure("failed", 2, "flows", goal="0"), False),
+])
+def test_a_checkable_goal_gets_a_verdict(figure, expected):
+    assert run_all.meets_goal(figure) is expected
+
+
+@pytest.mark.parametrize("figure", [
+    Figure("cpu", 12, "ms", goal="lower is better"),
+    Figure("rate", 60, "events/s", goal="≥ 50% of the floor"),  # no floor: no ratio to judge
+    Figure("rate", 60, "events/s"),
+])
+def test_a_direction_or_a_goal_without_its_floor_gets_no_verdict(figure):
+    assert run_all.meets_goal(figure) is None
+
+
+def test_the_report_gathers_every_checkable_goal_at_the_top_with_its_floor(fake_modules, monkeypatch):
+    sys.modules["bench.bench_good"].run = lambda: [
+        Figure("added latency", 7.5, "ms", goal="< 5 ms"),
+        Figure("rate", 90, "ops/s", goal="≥ 80% of the floor", floor=100),
+        Figure("cpu", 3, "ms", goal="lower is better"),
+    ]
+    run_all.main(["good"])
+    report = fake_modules.read_text()
+    glance = report[report.index("## Goals at a glance"):report.index("<!-- bench:")]
+    assert "| bench_good | added latency | 7.50 ms | < 5 ms |  |  | **no** |" in glance
+    assert "| bench_good | rate | 90.0 ops/s | ≥ 80% of the floor | 100 | 0.90 | yes |" in glance
+    assert "cpu" not in glance
+    assert "| added latency | 7.50 | ms | < 5 ms |  |  | **no** |" in report
