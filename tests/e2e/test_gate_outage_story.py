@@ -83,7 +83,7 @@ def test_a_hanging_gate_blocks_with_the_organizers_message_until_she_switches_th
     expect(rows.locator("td.field-status_code")).to_have_text("-")
     error_text = GateCall.objects.get().error
     assert error_text  # the reason is recorded...
-    expect(rows.locator("td.field-error")).to_have_text(error_text)  # ...and shown
+    expect(rows.locator("td.field-reason")).to_have_text(error_text)  # ...and shown
     expect(rows.locator("td.field-decision")).to_have_text("deny")
     shot("organizer-gate-log-error")
 
@@ -121,6 +121,8 @@ def test_a_hanging_gate_blocks_with_the_organizers_message_until_she_switches_th
     rows = page.locator("#result_list tbody tr")
     expect(rows).to_have_count(3)
     expect(rows.nth(0).locator("td.field-is_test img")).to_have_attribute("alt", "True")
+    expect(rows.nth(1).locator("td.field-decision")).to_have_text("allow")  # let through by the policy
+    expect(rows.nth(2).locator("td.field-decision")).to_have_text("deny")
     shot("organizer-gate-log-all-calls")
     calls = list(GateCall.objects.order_by("id").values_list("outcome", "decision", "is_test"))
     assert calls == [("error", "deny", False), ("error", "allow", False), ("allowed", "allow", True)]

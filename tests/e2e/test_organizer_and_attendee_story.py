@@ -207,7 +207,9 @@ def test_an_organizer_sets_up_an_event_an_attendee_buys_and_every_notification_a
     newest, oldest = rows.nth(0), rows.nth(1)  # newest first
     expect(oldest.locator("td.field-outcome")).to_have_text("Denied")
     expect(oldest.locator("td.field-status_code")).to_have_text("403")
-    expect(oldest.locator("td.field-message")).to_have_text(GATE_MESSAGE)
+    expect(oldest.locator("td.field-reason")).to_have_text(GATE_MESSAGE)
+    expect(oldest.locator("td.field-decision")).to_have_text("deny")
+    expect(newest.locator("td.field-decision")).to_have_text("allow")
     expect(newest.locator("td.field-outcome")).to_have_text("Allowed")
     expect(newest.locator("td.field-status_code")).to_have_text("200")
     for row in (newest, oldest):

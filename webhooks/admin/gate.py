@@ -123,10 +123,10 @@ class GateCallAdmin(TenantScopedAdmin):
     """Every call to every gate, read-only: what the organizer's system answered, and when."""
 
     tenant_path = "event__organization"
-    # The answer and its reason first: with the event and session first, the message was
-    # scrolled out of view at a laptop's width.
-    list_display = ["created_at", "outcome", "status_code", "message", "error", "latency_ms", "session_id_link", "event",
-                    "decision", "is_test", "breaker_open"]
+    # The answer, what the checkout did and why come first: with the event and session
+    # first, the reason was scrolled out of view at a laptop's width.
+    list_display = ["created_at", "outcome", "decision", "status_code", "reason", "latency_ms", "session_id_link", "event",
+                    "is_test", "breaker_open"]
     list_filter = ["outcome", ("event", admin.RelatedOnlyFieldListFilter), ("created_at", admin.DateFieldListFilter),
                    "decision", "is_test", "breaker_open"]
     list_select_related = ["event", "session"]
@@ -134,6 +134,11 @@ class GateCallAdmin(TenantScopedAdmin):
     fields = ["created_at", "event", "session", "outcome", "decision", "status_code", "latency_ms", "message", "error",
               "is_test", "breaker_open"]
     readonly_fields = fields
+
+    @admin.display(description="Reason")
+    def reason(self, call):
+        """The gate's own message for an answer, our error for a failure (one of them is empty)."""
+        return call.message or call.error or "—"
 
     @admin.display(description="Session")
     def session_id_link(self, call):
