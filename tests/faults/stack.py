@@ -196,6 +196,12 @@ def app_env(database_url: str, broker_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+# FAULTS_ACCESS_LOG=1: gunicorn logs each request with its own duration (``%(L)s``, seconds),
+# to tell the server's time from the client's when a timing assertion fails.
+ACCESS_LOG = (["--access-logfile", "-", "--access-logformat", "ACCESS %(r)s %(s)s %(L)s"]
+              if os.environ.get("FAULTS_ACCESS_LOG") else [])
+
+
 class WebServer:
     """gunicorn with threaded workers, like a deployment; its log is kept for failures."""
 
@@ -215,7 +221,7 @@ class WebServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "ievents.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
              "--workers", str(self.workers), "--threads", str(self.threads), "--worker-class", "gthread",
-             "--timeout", "60", "--log-level", "warning"],
+             "--timeout", "60", "--log-level", "warning", *ACCESS_LOG],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
