@@ -253,3 +253,26 @@ def test_every_webhook_route_needs_an_api_key(client):
         response = client.get(path)
         assert response.status_code == 401 and response.json()["error"]["code"] == "unauthenticated"
     assert client.post("/v1/webhook_endpoints", {}, content_type="application/json").status_code == 401
+
+
+@override_settings(WEBHOOK_ALLOW_PRIVATE_TARGETS=False, DEBUG=False)
+@pytest.mark.parametrize("url", ["https://127.0.0.1/hook", "https://169.254.169.254/", "http://hooks.example.com/"])
+def test_a_session_webhook_url_on_a_private_address_is_refused_in_production(api, event, ticket_type, url):
+    from checkout.models import CheckoutSession
+
+    response = api.post("/v1/checkout/sessions", {
+        "event": event.public_id, "line_items": [{"ticket_type": ticket_type.public_id, "quantity": 1}],
+        "webhook_url": url,
+    }, format="json")
+    assert response.status_code == 400 and "webhook_url" in error(response)["fields"]
+    assert not CheckoutSession.objects.exists() and not OutboxEvent.objects.exists()
+
+
+def test_a_session_created_with_a_webhook_url_gets_a_delivery_to_it(api, event, ticket_type):
+    body = api.post("/v1/checkout/sessions", {
+        "event": event.public_id, "line_items": [{"ticket_type": ticket_type.public_id, "quantity": 1}],
+        "webhook_url": "https://hooks.example.com/session",
+    }, format="json").json()
+    delivery = Delivery.objects.get()
+    assert delivery.target_url == "https://hooks.example.com/session" and delivery.endpoint is None
+    assert delivery.event.session.public_id == body["id"] and delivery.event.type == "checkout.session.created"
