@@ -58,7 +58,8 @@ class GateOut(serializers.Serializer):
 
 
 class GateCreated(GateOut):
-    secret = serializers.CharField(help_text="whsec_…: verify our signatures with it. Shown only when created.")
+    secret = serializers.CharField(required=False,  # absent when an existing gate is changed
+                                   help_text="whsec_…: verify our signatures with it. Shown only when created.")
 
 
 class GateSecretOut(serializers.Serializer):
