@@ -54,6 +54,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import requests
 
@@ -153,6 +154,90 @@ def _with_before(figure: Figure) -> Figure:
     if figure.name in BEFORE:
         figure.note = f"before the optimisation: {BEFORE[figure.name]}; {figure.note}"
     return figure
+
+
+# App CPU per checkout in one process, without gunicorn, threads or other clients: the
+# same purchase through Django's test client, timed with the process's own CPU clock.
+# Two trees exported from HEAD (git archive: the repository is left alone), one with the
+# optimisation commit's production changes reverted, run in turns on the same database so
+# that the machine's load weighs on both alike and only that commit differs.
+IN_PROCESS = """
+import json, time
+from django.test import Client
+seed = json.loads(%r)
+rounds = %d
+def buy():
+    client = Client(HTTP_X_FORWARDED_PROTO="https")
+    form = client.post(seed["event_url"], {seed["qty_field"]: "1"})["Location"]
+    review = client.post(form, {"name": "Q", "email": "q@example.com", seed["size_field"]: "M"})["Location"]
+    sandbox = client.post(review, {"provider": "sandbox"})["Location"]
+    back = client.post(sandbox, {"outcome": "success"})["Location"]
+    status = client.get(back)["Location"]
+    assert b"ticket-code" in client.get(status).content
+def home():
+    assert Client(HTTP_X_FORWARDED_PROTO="https").get("/").status_code == 200
+for _ in range(3):
+    buy(); home()
+started = time.process_time()
+for _ in range(rounds):
+    buy()
+checkout = (time.process_time() - started) / rounds
+started = time.process_time()
+for _ in range(rounds * 6):
+    home()
+floor = (time.process_time() - started) / rounds
+print(json.dumps({"checkout": checkout * 1000, "floor": floor * 1000}))
+"""
+# The commit of issue 6's checkout optimisation; its changes outside tests/ are what "before" reverts.
+OPTIMISATION_COMMIT = os.environ.get("BENCH_CHECKOUT_OPTIMISATION", "c6f19c900827358319335e2ef2702212b76f7877")
+IN_PROCESS_ROUNDS = int(os.environ.get("BENCH_IN_PROCESS_ROUNDS", "15"))
+IN_PROCESS_REPEATS = 3
+
+
+def _git(*args: str, **kwargs):
+    import subprocess
+
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, check=False, **kwargs)
+
+
+def _export_trees(into: Path) -> dict[str, Path]:
+    """``now``: HEAD; ``before``: HEAD without the optimisation (absent if it cannot be undone)."""
+    import subprocess
+
+    archive = _git("archive", "--format=tar", "HEAD")
+    if archive.returncode:
+        return {"now": ROOT}
+    trees = {"now": into / "now", "before": into / "before"}
+    for tree in trees.values():
+        tree.mkdir()
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    patch = _git("diff", f"{OPTIMISATION_COMMIT}^", OPTIMISATION_COMMIT, "--", ".", ":(exclude)tests")
+    undo = subprocess.run(["git", "apply", "-R"], cwd=trees["before"], input=patch.stdout, capture_output=True,
+                          check=False)
+    if patch.returncode or not patch.stdout or undo.returncode:
+        del trees["before"]  # the optimised code has moved on too far to take the commit back out
+    return trees
+
+
+def in_process_cpu(seed: dict, env: dict) -> dict[str, dict[str, float]]:
+    """Median CPU ms per checkout (and per 6 × GET /) with and without the optimisation."""
+    import statistics
+    import tempfile
+
+    collectstatic = ("from django.core.management import call_command; "
+                     "call_command('collectstatic', interactive=False, verbosity=0); print('ok')")
+    samples: dict[str, list[dict]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-checkout-") as scratch:
+        trees = _export_trees(Path(scratch))
+        for tree in trees.values():
+            if tree != ROOT:
+                _shell(collectstatic, env, cwd=tree)
+        for _ in range(IN_PROCESS_REPEATS):
+            for name, tree in trees.items():
+                result = _shell(IN_PROCESS % (json.dumps(seed), IN_PROCESS_ROUNDS), env, cwd=tree)
+                samples.setdefault(name, []).append(json.loads(result))
+    return {name: {key: statistics.median(s[key] for s in runs) for key in ("checkout", "floor")}
+            for name, runs in samples.items()}
 
 
 class FlowError(RuntimeError):
@@ -307,11 +392,11 @@ def database_counts(env: dict) -> dict:
     return json.loads(_shell(COUNT, env))
 
 
-def _shell(code: str, env: dict) -> str:
+def _shell(code: str, env: dict, cwd: Path = ROOT) -> str:
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env,
+    result = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=cwd, env=env,
                             capture_output=True, text=True, check=False)
     if result.returncode:
         raise RuntimeError(f"manage.py shell failed:\n{result.stderr}")
@@ -345,6 +430,7 @@ def run() -> list[Figure]:
             after = database_counts(env)
         test_client_env = {**env, "ALLOWED_HOSTS": env["ALLOWED_HOSTS"] + ",testserver"}
         statements = json.loads(_shell(QUERIES % json.dumps(seed), test_client_env))
+        in_process = in_process_cpu(seed, test_client_env)
 
     errors = floor.errors + created.errors + bought.errors
     if not (floor.done and created.done and bought.done):
@@ -412,6 +498,19 @@ def run() -> list[Figure]:
                note=f"p95 {summarize(seconds)['p95']:.0f} ms; floor = GET / p50 under the same load")
         for step, seconds in bought.steps.items()
     ]
+    now = in_process["now"]
+    figures.append(Figure(
+        "app CPU per checkout, one process (test client)", now["checkout"], "ms CPU", goal="lower is better",
+        floor=now["floor"],
+        note=f"the purchase without gunicorn or other clients, the process's own CPU clock, median of "
+             f"{IN_PROCESS_REPEATS} × {IN_PROCESS_ROUNDS}; floor = 6 × GET / in the same process"))
+    if "before" in in_process:
+        before = in_process["before"]
+        figures.append(Figure(
+            "app CPU per checkout, one process, before the optimisation", before["checkout"], "ms CPU",
+            floor=before["floor"],
+            note=f"the same, HEAD without {OPTIMISATION_COMMIT[:7]} (its changes outside tests/ reverted), in turns "
+                 f"with HEAD on the same database; now ÷ before = {now['checkout'] / before['checkout']:.2f}"))
     return [_with_before(figure) for figure in figures]
 
 

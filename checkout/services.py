@@ -240,7 +240,9 @@ def begin_payment(session: CheckoutSession, provider: str, *, method: str = "", 
     from payments import services as payments
 
     with transaction.atomic():
-        locked = CheckoutSession.objects.select_for_update().select_related("event").get(pk=session.pk)
+        # The session's row only ("of"): locking the event too guarded nothing and made every
+        # checkout opened for the event wait for this one (tests/perf/test_lock_scope.py).
+        locked = CheckoutSession.objects.select_for_update(of=("self",)).select_related("event").get(pk=session.pk)
         _keep_cached_relations(locked, session)  # the provider needs the organization
         if not state.can_apply(locked.status, "start_payment") and locked.status != Status.PAYMENT_PENDING:
             raise SessionNotOpen("This checkout can no longer be paid.")
