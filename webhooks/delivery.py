@@ -168,7 +168,10 @@ def claim(delivery_id: int, *, even_if_disabled: bool = False) -> Claim | None:
     at this instant is simply not ours). An endpoint's delivery goes to the endpoint's URL
     as it is now, so fixing a wrong URL also fixes the retries already scheduled."""
     now = timezone.now()
-    lease_until = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
+    # A lease shorter than the POST's deadline would let a second worker send while the
+    # first is still waiting for the answer: whatever the setting, it outlasts the timeout.
+    lease = max(settings.WEBHOOK_LEASE_SECONDS, settings.WEBHOOK_TIMEOUT_SECONDS + 1)
+    lease_until = now + timedelta(seconds=lease)
     taken = (_claim_postgresql if connection.vendor == "postgresql" else _claim_portable)(delivery_id, now, lease_until)
     if taken is None:
         return None

@@ -550,3 +550,13 @@ def test_the_sweep_stops_at_the_first_enqueue_the_broker_refuses(settings, endpo
 
     assert service.sweep(enqueue=broker_down) == 0
     assert len(tries) == 1 and service.due().count() == 3  # still due for the next sweep
+
+
+def test_a_lease_always_outlasts_the_post_deadline(settings, endpoint_for, new_session):
+    settings.WEBHOOK_LEASE_SECONDS = 1
+    settings.WEBHOOK_TIMEOUT_SECONDS = 10
+    endpoint_for("http://127.0.0.1:9/hook")
+    new_session()
+    before = timezone.now()
+    service.claim(only_delivery().pk)
+    assert (only_delivery().lease_until - before).total_seconds() >= 11
