@@ -47,7 +47,8 @@ class TransitionInline(ReadOnlyInline):
 class CheckoutSessionAdmin(TenantScopedAdmin):
     list_display = ["public_id", "event", "status", "customer_email", "amount_total", "currency", "created_at",
                     "needs_attention"]
-    list_filter = ["status", "event", "provider"]
+    # RelatedOnly: the plain filter would offer every organization's events by name.
+    list_filter = ["status", ("event", admin.RelatedOnlyFieldListFilter), "provider"]
     search_fields = ["public_id", "customer_email", "customer_name"]
     date_hierarchy = "created_at"
     inlines = [LineItemInline, AnswerInline, TicketInline, TransitionInline]

@@ -72,9 +72,24 @@ class OrganizationAdmin(TenantScopedAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
+    """Superusers only. Memberships decide what every tenant filter shows: an organizer who
+    could edit one could move themselves into another organization."""
+
     list_display = ["user", "organization", "role"]
 
     def has_module_permission(self, request):
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
 
 
