@@ -221,7 +221,9 @@ class WebServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "ievents.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
              "--workers", str(self.workers), "--threads", str(self.threads), "--worker-class", "gthread",
-             "--timeout", "60", "--log-level", "warning", *ACCESS_LOG],
+             # Keep-alive longer than any pause of an attendee here: gunicorn's 2 s default
+             # closes idle connections just as the client reuses one ("Remote end closed").
+             "--timeout", "60", "--keep-alive", "75", "--log-level", "warning", *ACCESS_LOG],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 

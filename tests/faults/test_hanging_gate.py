@@ -113,27 +113,28 @@ def press_continue_together(attendees, *, reload_first: bool = False) -> dict[st
     """Every attendee submits their details at the same instant; seconds until each answer.
     ``reload_first``: all load the form together before (so every server thread in use
     has its database connection, as on a server that has been up for a while)."""
-    together = threading.Barrier(len(attendees))
+    together = threading.Barrier(len(attendees), timeout=60)  # one failed thread breaks it for all
     took: dict[str, float] = {}
     errors = []
 
     def press(attendee):
-        if reload_first:
-            together.wait()
-            attendee.get(f"/c/{attendee.session_id}/")
-        together.wait()
-        started = time.monotonic()
         try:
+            if reload_first:
+                together.wait()
+                attendee.get(f"/c/{attendee.session_id}/")
+            together.wait()
+            started = time.monotonic()
             attendee.give_details(email=f"{attendee.session_id.lower()}@example.com")
-        except Exception as exc:  # a thread's failure must fail the test, not vanish
-            errors.append(f"{type(exc).__name__}: {exc}")
-            return
-        took[attendee.session_id] = time.monotonic() - started
+            took[attendee.session_id] = time.monotonic() - started
+        except Exception as exc:  # a thread's failure must fail the test, not vanish or hang it
+            errors.append(f"{attendee.session_id}: {type(exc).__name__}: {exc}")
+            together.abort()
 
-    threads = [threading.Thread(target=press, args=(a,)) for a in attendees]
+    threads = [threading.Thread(target=press, args=(a,), daemon=True) for a in attendees]
     for thread in threads:
         thread.start()
+    deadline = time.monotonic() + 120
     for thread in threads:
-        thread.join(60)
+        thread.join(max(deadline - time.monotonic(), 0))
     assert not errors and len(took) == len(attendees), errors
     return took
