@@ -286,13 +286,12 @@ def record_payment_succeeded(session_id: int, *, amount: int | None, currency: s
             try:
                 inventory.reserve(inventory.quantities_of(session))
             except inventory.SoldOut as exc:
-                state.apply(session.pk, "pay", source, detail=detail or "paid after the hold ended")
-                _set_paid_amount(session.pk, session.amount_total)
+                state.apply(session.pk, "pay", source, detail=detail or "paid after the hold ended",
+                            effects=_paid_in_full)
                 _flag(session, f"paid after the hold ended and sold out ({exc}): refund needed")
                 return CheckoutSession.objects.get(pk=session.pk)
             CheckoutSession.objects.filter(pk=session.pk).update(holds_released=False)
-        state.apply(session.pk, "pay", source, detail=detail)
-        _set_paid_amount(session.pk, session.amount_total)
+        state.apply(session.pk, "pay", source, detail=detail, effects=_paid_in_full)
         return complete(session.pk, source)
 
 
@@ -301,8 +300,10 @@ def extend_hold(session_id: int, until) -> None:
     CheckoutSession.objects.filter(pk=session_id, expires_at__lt=until, status__in=state.LIVE).update(expires_at=until)
 
 
-def _set_paid_amount(session_id: int, amount: int) -> None:
-    CheckoutSession.objects.filter(pk=session_id).update(amount_paid=amount)
+def _paid_in_full(session: CheckoutSession) -> None:
+    # Under the state machine's lock, before "paid" is announced: the event shows the money.
+    session.amount_paid = session.amount_total
+    session.save(update_fields=["amount_paid"])
 
 
 def flag_for_attention(session: CheckoutSession, reason: str) -> None:
@@ -328,15 +329,16 @@ def _flag(session: CheckoutSession, reason: str) -> None:
 
 def complete(session_id: int, source: str) -> CheckoutSession:
     """Paid → completed: issue the tickets and send the confirmation."""
-    with transaction.atomic():
-        applied = state.apply(session_id, "complete", source)
-        session = applied.session
-        tickets = [
+    def issue_tickets(session):
+        # Before the state machine announces "completed": that event carries the codes.
+        Ticket.objects.bulk_create([
             Ticket(session=session, ticket_type_id=item.ticket_type_id)
             for item in session.line_items.all()
             for _ in range(item.quantity)
-        ]
-        Ticket.objects.bulk_create(tickets)
+        ])
+
+    with transaction.atomic():
+        session = state.apply(session_id, "complete", source, effects=issue_tickets).session
         transaction.on_commit(lambda: send_confirmation(session.pk))
         return session
 

@@ -10,6 +10,7 @@ after ``paid`` has no row here, so it raises ``InvalidTransition``, which the we
 handler records and ignores.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -100,11 +101,14 @@ def can_apply(status: str, trigger: str) -> bool:
     return (status, trigger) in TRANSITIONS
 
 
-def apply(session_id: int, trigger: str, source: str, detail: str = "") -> Applied:
+def apply(session_id: int, trigger: str, source: str, detail: str = "", *,
+          effects: Callable[[CheckoutSession], None] | None = None) -> Applied:
     """Apply ``trigger`` to the session under its row lock and announce it.
 
     Must run inside the caller's ``transaction.atomic()`` when the caller has more to do
     in the same unit (releasing holds, issuing tickets); it opens one of its own otherwise.
+    ``effects(session)`` runs under the lock after the change and before the announcement,
+    so the event shows what the new state brought (``completed`` carries its tickets).
     """
     if source not in Source.values:
         raise ValueError(f"unknown source {source!r}")
@@ -134,6 +138,8 @@ def apply(session_id: int, trigger: str, source: str, detail: str = "") -> Appli
             session=session, from_status=from_status, to_status=to_status,
             trigger=trigger, source=source, detail=detail[:500],
         )
+        if effects is not None:
+            effects(session)
         if event_type:
             from webhooks.outbox import record_event
 

@@ -41,6 +41,7 @@ class DomainGate(LocalServer):
         self.hanging = False
         self.bad_signatures: list[str] = []
         self.decisions: list[tuple[str, str]] = []  # (email, "allow" | "deny")
+        self.payloads: list[dict] = []  # every verified checkout.validate body
         super().__init__(self._decide)
 
     def _decide(self, request: Received) -> Reply:
@@ -51,6 +52,7 @@ class DomainGate(LocalServer):
         except WebhookVerificationError as exc:
             self.bad_signatures.append(str(exc))
             return Reply(401, {"message": "bad signature"})
+        self.payloads.append(payload)
         email = payload["data"]["object"]["customer"]["email"]
         if email.lower().endswith("@" + self.domain):
             self.decisions.append((email, "allow"))

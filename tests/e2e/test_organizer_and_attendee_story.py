@@ -19,6 +19,7 @@ was processed exactly once by the receiver, every request carried a valid signat
 the database holds nothing impossible.
 """
 
+import json
 import time
 
 import pytest
@@ -139,7 +140,7 @@ def give_details(attendee, email):
 
 
 def test_an_organizer_sets_up_an_event_an_attendee_buys_and_every_notification_arrives_once(
-        page, new_page, shot, settings, organization, organizer, gate, receiver, worker):
+        page, new_page, shot, settings, mailoutbox, organization, organizer, gate, receiver, worker):
     settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True  # the gate and the receiver live on 127.0.0.1
 
     # --- Ana sets everything up in the admin ---------------------------------------------
@@ -281,6 +282,25 @@ def test_an_organizer_sets_up_an_event_an_attendee_buys_and_every_notification_a
     assert [a.status_code for a in Delivery.objects.get(pk=failed.pk).attempts.order_by("number")] == [503, 503, 200]
 
     assert gate.decisions == [("rui@gmail.test", "deny"), ("rui@example.com", "allow")]
+    # The gate was asked about this very order, each time as it stood.
+    for asked in gate.payloads:
+        order = asked["data"]["object"]
+        assert asked["type"] == "checkout.validate" and order["id"] == session.public_id
+        assert [(i["name"], i["quantity"]) for i in order["line_items"]] == [("Standard", 2)]
+        assert (order["amount_total"], order["currency"], order["customer"]["name"]) == (3000, "EUR", "Rui Costa")
+    # Each notification is about Rui's session, in the state its type names.
+    for request in receiver.requests:
+        payload = json.loads(request.body)
+        assert payload["data"]["object"]["id"] == session.public_id
+    sent = {json.loads(r.body)["type"]: json.loads(r.body)["data"]["object"] for r in receiver.requests}
+    assert {kind: obj["status"] for kind, obj in sent.items()} == {
+        "checkout.session.created": "open", "checkout.session.gate_denied": "open",
+        "checkout.session.paid": "paid", FAILING_TYPE: "completed"}
+    assert sent["checkout.session.paid"]["amount_paid"] == 3000  # the money is in the "paid" event
+    assert sorted(sent[FAILING_TYPE]["tickets"]) == sorted(codes)  # the codes are in the "completed" one
+    # And Rui got his tickets by email.
+    [email] = mailoutbox
+    assert email.to == ["rui@example.com"] and all(code in email.body for code in codes)
     calls = list(GateCall.objects.order_by("id").values_list("outcome", "status_code", "message"))
     assert calls == [("denied", 403, GATE_MESSAGE), ("allowed", 200, "")]
 
