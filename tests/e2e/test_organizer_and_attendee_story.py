@@ -296,6 +296,7 @@ def test_an_organizer_sets_up_an_event_an_attendee_buys_and_every_notification_a
     assert {kind: obj["status"] for kind, obj in sent.items()} == {
         "checkout.session.created": "open", "checkout.session.gate_denied": "open",
         "checkout.session.paid": "paid", FAILING_TYPE: "completed"}
+    assert sent["checkout.session.gate_denied"]["customer"]["email"] == "rui@gmail.test"  # what was denied
     assert sent["checkout.session.paid"]["amount_paid"] == 3000  # the money is in the "paid" event
     assert sorted(sent[FAILING_TYPE]["tickets"]) == sorted(codes)  # the codes are in the "completed" one
     # And Rui got his tickets by email.
