@@ -114,7 +114,7 @@ def interpret(result: http.HttpResult) -> GateAnswer:
         if result.body.strip():
             try:
                 json.loads(result.body)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: a "[[[[…" bomb within the size cap
                 return GateAnswer(Outcome.ERROR, code, latency, error=f"HTTP {code} with a body that is not JSON.")
         return GateAnswer(Outcome.ALLOWED, code, latency)
     if 400 <= code < 500 and code not in (408, 429):
@@ -132,7 +132,7 @@ def remote_message(body: bytes) -> str:
     It is data from outside: templates escape it, we only tidy and shorten it."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return ""
     message = data.get("message") if isinstance(data, dict) else None
     if not isinstance(message, str):
