@@ -9,7 +9,7 @@ Helpers:
   minimal baseline on the same machine in the same run), so the report can show a ratio
   that means something on any machine.
 - ``percentile`` / ``summarize``: latency statistics without numpy.
-- ``throwaway_postgres(name)``: creates and migrates a database ``iev_bench_<name>``,
+- ``throwaway_postgres(name)``: creates and migrates a database ``iev_bench_<name>_<pid>``,
   yields its URL, drops it afterwards.
 - ``gunicorn_server(env, workers=...)``: starts gunicorn on a free port with that
   environment, waits until it answers, yields its base URL (``.pid`` is the master's
@@ -171,13 +171,15 @@ def production_env(database_url: str, **extra: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def throwaway_postgres(name: str, *, admin_url: str = POSTGRES_ADMIN_URL, migrate_env: dict | None = None) -> Iterator[str]:
-    """Create ``iev_bench_<name>``, migrate it, yield its URL, drop it afterwards."""
+    """Create ``iev_bench_<name>_<pid>``, migrate it, yield its URL, drop it afterwards."""
     try:
         import psycopg
         from psycopg import sql
     except ImportError as exc:
         raise BenchmarkUnavailable("psycopg is not installed") from exc
-    database = f"iev_bench_{re.sub(r'[^a-z0-9_]', '_', name.lower())}"
+    # Our process id in the name: two runs at once (two engineers, one machine) must not
+    # drop each other's database half-way.
+    database = f"iev_bench_{re.sub(r'[^a-z0-9_]', '_', name.lower())}_{os.getpid()}"
     url = _with_database(admin_url, database)
 
     def admin(statement):
