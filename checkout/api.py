@@ -33,6 +33,8 @@ class SessionInput(serializers.Serializer):
     def validate_metadata(self, value):
         if len(value) > 50:
             raise serializers.ValidationError("At most 50 keys.")
+        if any("\x00" in key for key in value):  # values are checked by their CharField; keys are not
+            raise serializers.ValidationError("Keys cannot contain NUL characters.")
         return value
 
     def validate_webhook_url(self, value):

@@ -229,7 +229,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "ievents.api_errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["ievents.api_parsers.SafeJSONParser"],  # JSONParser + a 400 for "[[[[…" bombs
     "UNAUTHENTICATED_USER": None,
 }
 # Cursor pagination of every list (ievents/api_pagination.py) and Idempotency-Key replay
