@@ -106,3 +106,13 @@ def test_a_body_in_another_content_type_is_4xx(api, mine, content_type):
                            content_type=content_type)
     assert 400 <= response.status_code < 500
     assert state_fingerprint() == before
+
+
+def test_a_body_over_the_upload_limit_is_400_even_with_an_idempotency_key(api, mine, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    before = state_fingerprint()
+    body = json.dumps({"url": "https://example.com/h", "enabled_events": ["*"], "description": "x" * 20_000})
+    for headers in ({}, {"HTTP_IDEMPOTENCY_KEY": "big-body-1"}):
+        response = api.generic("POST", "/v1/webhook_endpoints", body, content_type="application/json", **headers)
+        assert response.status_code == 400, response.content[:200]
+    assert state_fingerprint() == before
