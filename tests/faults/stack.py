@@ -41,7 +41,18 @@ from tests.outbound.workers import test_database_url as _test_database_url
 from tests.servers import LocalServer, Received, Reply
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_BIN = Path(os.environ.get("FAULTS_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def _postgres_bin() -> Path:
+    """FAULTS_PG_BIN, else the newest Debian PostgreSQL install (/usr/lib/postgresql/N/bin)."""
+    if os.environ.get("FAULTS_PG_BIN"):
+        return Path(os.environ["FAULTS_PG_BIN"])
+    installed = sorted((p for p in Path("/usr/lib/postgresql").glob("*/bin/initdb") if p.parts[-3].isdigit()),
+                       key=lambda p: int(p.parts[-3]))
+    return installed[-1].parent if installed else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _postgres_bin()
 
 
 def free_port() -> int:
