@@ -335,7 +335,7 @@ def run() -> list[Figure]:
 
     base_env = production_env("", CELERY_BROKER_URL=REDIS_URL, WEBHOOK_ALLOW_PRIVATE_TARGETS="1",
                               WEBHOOK_SWEEP_SECONDS="3600")
-    with throwaway_postgres(f"delivery_{os.getpid()}", migrate_env=base_env) as database_url, Receiver() as receiver:
+    with throwaway_postgres("delivery", migrate_env=base_env) as database_url, Receiver() as receiver:
         env = {**base_env, "DATABASE_URL": database_url}
         floor_threads, floor_threads_cpu = direct_post_rate(env, receiver.url, DELIVERIES, THREADS)
         floor_one, floor_one_cpu = direct_post_rate(env, receiver.url, min(DELIVERIES, 1000), 1)
