@@ -3,7 +3,8 @@
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from .models import ApiKey, Event, Membership, Organization, Question, TicketType
+from .crypto import mask
+from .models import ApiKey, Event, Membership, Organization, Question, TicketType, new_signing_secret
 
 
 def user_organization_ids(user) -> list[int]:
@@ -59,8 +60,23 @@ class TenantScopedInline:
 class OrganizationAdmin(TenantScopedAdmin):
     tenant_path = "pk"
     list_display = ["name", "slug", "public_id"]
-    readonly_fields = ["public_id"]
+    readonly_fields = ["public_id", "signing_secret_shown"]
     exclude = ["signing_secret"]
+    actions = ["rotate_signing_secret"]
+
+    @admin.display(description="Signing secret")
+    def signing_secret_shown(self, obj):
+        # Per-session webhook_url notifications are signed with this; it is shown in full
+        # only once, when the "Rotate signing secret" action makes a new one.
+        return mask(obj.signing_secret) if obj.pk else "—"
+
+    @admin.action(description="Rotate signing secret (the new one is shown once)")
+    def rotate_signing_secret(self, request, queryset):
+        for organization in queryset:
+            organization.signing_secret = new_signing_secret()
+            organization.save(update_fields=["signing_secret"])
+            messages.warning(request, f"New signing secret for {organization.name} (shown once, copy it now): "
+                                      f"{organization.signing_secret}")
 
     def get_queryset(self, request):
         qs = admin.ModelAdmin.get_queryset(self, request)

@@ -86,3 +86,18 @@ def test_an_api_key_created_in_admin_is_shown_once_and_stored_hashed(client, org
     shown = [str(m) for m in response.context["messages"]]
     key = next(m.split(": ")[-1] for m in shown if "API key" in m)
     assert ApiKey.hash(key) == row.key_hash and key not in row.key_hash
+
+
+def test_the_organization_signing_secret_is_masked_and_rotation_shows_the_new_one_once(client, organizer, organization):
+    old = organization.signing_secret
+    client.force_login(organizer)
+    page = client.get(f"/admin/ievents/organization/{organization.pk}/change/").content.decode()
+    assert old not in page and old[-4:] in page
+    response = client.post("/admin/ievents/organization/", {"action": "rotate_signing_secret",
+                                                             "_selected_action": [organization.pk]}, follow=True)
+    organization.refresh_from_db()
+    assert organization.signing_secret != old
+    shown = " ".join(str(m) for m in response.context["messages"])
+    assert organization.signing_secret in shown
+    later = client.get(f"/admin/ievents/organization/{organization.pk}/change/").content.decode()
+    assert organization.signing_secret not in later
