@@ -1,4 +1,5 @@
-"""Fault: PostgreSQL stops and starts again under a running web server and worker.
+"""Fault: PostgreSQL stops and starts again under a running web server and worker, once
+shut down cleanly (``fast``) and once crashed (``immediate``: recovery from the WAL).
 
 A private cluster (never the machine's shared one) holds this test's database; gunicorn
 and a Celery worker keep their connections to it across the restart. While it is down an
@@ -9,6 +10,7 @@ and nothing may be stuck or half-done.
 
 import time
 
+import pytest
 import requests
 
 from .stack import (
@@ -27,7 +29,8 @@ from .stack import (
 BEFORE, AFTER = 2, 3
 
 
-def test_web_and_worker_recover_from_a_postgres_restart_with_nothing_stuck(processes, private_postgres):
+@pytest.mark.parametrize("shutdown", ["fast", "immediate"])
+def test_web_and_worker_recover_from_a_postgres_restart_with_nothing_stuck(processes, private_postgres, shutdown):
     redis = processes.redis()
     database = private_postgres.create_database("ievents_faults")
     env = app_env(database, redis.url)
@@ -43,7 +46,7 @@ def test_web_and_worker_recover_from_a_postgres_restart_with_nothing_stuck(proce
         Attendee(web.url, setup).buy()
     wait_for(lambda: all_delivered(database), 20, "the first purchases' events to be delivered")
 
-    private_postgres.stop("fast")  # every connection of web and worker is cut
+    private_postgres.stop(shutdown)  # every connection of web and worker is cut
     started = time.monotonic()
     during = requests.get(web.url + setup["event_path"], timeout=30)
     outage_answer_seconds = time.monotonic() - started
@@ -69,7 +72,7 @@ def test_web_and_worker_recover_from_a_postgres_restart_with_nothing_stuck(proce
     assert found.statuses == {"completed": BEFORE + AFTER}
     assert worker.process.poll() is None  # the same worker, still running
 
-    record_observation("postgres_restart", {
+    record_observation(f"postgres_restart_{shutdown}", {
         "purchases_before": BEFORE, "purchases_after": AFTER,
         "outage_request_status": during.status_code, "outage_request_seconds": round(outage_answer_seconds, 2),
         "first_purchase_seconds_after_restart": round(first_purchase_seconds, 2),
