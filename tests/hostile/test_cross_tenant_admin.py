@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def organizer(client, mine):
-    user = get_user_model().objects.create_user("ana-a", password="pw-ana-12345", is_staff=True)
+    user = get_user_model().objects.create_user("ana-a", is_staff=True)  # no password: no hashing, force_login
     user.groups.add(organizer_group())
     Membership.objects.create(user=user, organization=mine.org)
     client.force_login(user)

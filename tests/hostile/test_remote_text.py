@@ -39,7 +39,7 @@ def assert_escaped(html: str, *, shown: bool = True):
 
 @pytest.fixture
 def organizer(client, mine):
-    user = get_user_model().objects.create_user("ana-x", password="pw-ana-12345", is_staff=True)
+    user = get_user_model().objects.create_user("ana-x", is_staff=True)
     user.groups.add(organizer_group())
     Membership.objects.create(user=user, organization=mine.org)
     client.force_login(user)

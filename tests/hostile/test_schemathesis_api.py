@@ -29,7 +29,7 @@ def load_schema():
 
 
 schema = load_schema()
-EXAMPLES = hypothesis_settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+EXAMPLES = hypothesis_settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
 
 @pytest.fixture(autouse=True)
