@@ -39,10 +39,14 @@ def check_target_url(url: str, *, allow_private: bool | None = None, resolve: bo
         raise TargetRefused("The URL has no host.")
     if parts.username or parts.password:
         raise TargetRefused("Credentials in the URL are not allowed; use the signing secret.")
+    try:
+        port = parts.port  # a ValueError here (":99999", Django's URL check lets it through) was a 500
+    except ValueError as exc:
+        raise TargetRefused("The URL's port is not a number from 0 to 65535.") from exc
     if allow_private or not resolve:
         return
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
+        infos = socket.getaddrinfo(parts.hostname, port or (443 if parts.scheme == "https" else 80),
                                    type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise TargetRefused(f"The host {parts.hostname!r} does not resolve.") from exc

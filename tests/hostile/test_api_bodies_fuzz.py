@@ -116,3 +116,25 @@ def test_a_body_over_the_upload_limit_is_400_even_with_an_idempotency_key(api, m
         response = api.generic("POST", "/v1/webhook_endpoints", body, content_type="application/json", **headers)
         assert response.status_code == 400, response.content[:200]
     assert state_fingerprint() == before
+
+
+@pytest.mark.parametrize("url", ["https://example.com:99999/hook", "https://example.com:0x50/hook",
+                                 "https://example.com:-1/hook"])
+@pytest.mark.parametrize("allow_private", [False, True])
+def test_a_url_with_an_impossible_port_is_refused_everywhere_a_url_is_saved(api, mine, url, allow_private):
+    """``urlsplit(url).port`` raises ValueError for ":99999"; with private targets off (production)
+    that escaped the save-time SSRF check as a 500."""
+    from django.test import override_settings
+
+    before = state_fingerprint()
+    with override_settings(WEBHOOK_ALLOW_PRIVATE_TARGETS=allow_private):
+        responses = [
+            api.post("/v1/webhook_endpoints", {"url": url, "enabled_events": ["*"]}, format="json"),
+            api.patch(f"/v1/webhook_endpoints/{mine.endpoint.public_id}", {"url": url}, format="json"),
+            api.put(f"/v1/events/{mine.event.public_id}/gate", {"url": url}, format="json"),
+            api.post("/v1/checkout/sessions", {"event": mine.event.public_id, "webhook_url": url, "line_items": [
+                {"ticket_type": mine.ticket_type.public_id, "quantity": 1}]}, format="json"),
+        ]
+    for response in responses:
+        assert response.status_code == 400, response.content[:200]
+    assert state_fingerprint() == before
