@@ -128,3 +128,21 @@ def test_the_create_api_key_command_prints_the_key_alone_on_the_last_line(organi
     key = capsys.readouterr().out.strip().splitlines()[-1]
     assert key.startswith("iev_") and " " not in key
     assert ApiKey.authenticate(key).organization == organization
+
+
+def test_listing_sessions_costs_the_same_statements_for_one_or_many(api, event, ticket_type):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from checkout import services
+
+    def count_for_listing():
+        with CaptureQueriesContext(connection) as queries:
+            assert api.get("/v1/checkout/sessions").status_code == 200
+        return len(queries)
+
+    services.create_session(event, [services.Item(ticket_type, 1)])
+    one = count_for_listing()
+    for _ in range(5):
+        services.create_session(event, [services.Item(ticket_type, 1)])
+    assert count_for_listing() == one
