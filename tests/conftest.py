@@ -66,6 +66,28 @@ def make_event(organization, *, price=2500, quantity=100, name="Summit", questio
     return event
 
 
+ORGANIZER_PASSWORD = "pw-organizer-7f3a9c"
+
+
+def make_organizer(organization, username="ana", password=ORGANIZER_PASSWORD):
+    """A staff user in the Organizers group, member of ``organization`` only."""
+    from django.contrib.auth import get_user_model
+
+    from ievents.management.commands.seed_demo import organizer_group
+    from ievents.models import Membership
+
+    user = get_user_model().objects.create_user(username, password=password, is_staff=True)
+    user.groups.add(organizer_group())
+    Membership.objects.create(user=user, organization=organization)
+    return user
+
+
+@pytest.fixture
+def organizer(organization):
+    """Ana, an organizer of ``organization`` (not logged in)."""
+    return make_organizer(organization)
+
+
 @pytest.fixture
 def event(organization):
     return make_event(organization)

@@ -4,19 +4,10 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from checkout import services
-from ievents.management.commands.seed_demo import organizer_group
-from ievents.models import ApiKey, Membership
+from ievents.models import ApiKey
 from tests.conftest import make_event
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def organizer(organization):
-    user = get_user_model().objects.create_user("ana", password="pw-ana-12345", is_staff=True)
-    user.groups.add(organizer_group())
-    Membership.objects.create(user=user, organization=organization)
-    return user
 
 
 @pytest.fixture

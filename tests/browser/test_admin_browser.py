@@ -3,25 +3,21 @@ and a question through the inlines' "Add another" links, sell it, and see the se
 history — while another organization's objects stay out of sight."""
 
 import pytest
-from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from checkout.models import CheckoutSession, Status
-from ievents.management.commands.seed_demo import organizer_group
-from ievents.models import Event, Membership
+from ievents.models import Event
 from payments.models import IntegrationSettings
-from tests.conftest import make_event
+from tests.conftest import ORGANIZER_PASSWORD, make_event
 
-PASSWORD = "pw-organizer-7f3a9c"
+PASSWORD = ORGANIZER_PASSWORD
 
 
 @pytest.fixture
-def organizer(organization):
-    user = get_user_model().objects.create_user("ana", password=PASSWORD, is_staff=True)
-    user.groups.add(organizer_group())
-    Membership.objects.create(user=user, organization=organization)
+def organizer(organizer, organization):
+    """The shared organizer, whose organization takes sandbox payments."""
     IntegrationSettings.objects.get_or_create(organization=organization, provider="sandbox")
-    return user
+    return organizer
 
 
 def log_in(page, shot, username="ana", password=PASSWORD):

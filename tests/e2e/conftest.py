@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from tests.browser.conftest import (  # noqa: F401 (fixtures and the hook that saves failure screenshots)
     browser,
@@ -22,6 +21,7 @@ from tests.browser.conftest import (  # noqa: F401 (fixtures and the hook that s
     shot,
     site,
 )
+from tests.conftest import make_organizer
 
 from .actors import ORGANIZER_PASSWORD, ORGANIZER_USERNAME
 
@@ -37,11 +37,5 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def organizer(organization):
     """Ana, staff, in the Organizers group, member of ``organization`` only."""
-    from ievents.management.commands.seed_demo import organizer_group
-    from ievents.models import Membership
-
-    user = get_user_model().objects.create_user(ORGANIZER_USERNAME, password=ORGANIZER_PASSWORD, is_staff=True)
-    user.groups.add(organizer_group())
-    Membership.objects.create(user=user, organization=organization)
-    return user
+    return make_organizer(organization, ORGANIZER_USERNAME, ORGANIZER_PASSWORD)
 

@@ -1,11 +1,8 @@
 """The gate in the admin: inline settings (secret masked), actions, and the read-only call log."""
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import override_settings
 
-from ievents.management.commands.seed_demo import organizer_group
-from ievents.models import Membership
 from tests.conftest import make_event
 from tests.servers import LocalServer, Reply
 from webhooks.models import GateCall, GateSettings
@@ -14,12 +11,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def organizer(client, organization):
-    user = get_user_model().objects.create_user("ana", password="pw-ana-12345", is_staff=True)
-    user.groups.add(organizer_group())
-    Membership.objects.create(user=user, organization=organization)
-    client.force_login(user)
-    return user
+def organizer(client, organizer):
+    """The shared organizer, logged in."""
+    client.force_login(organizer)
+    return organizer
 
 
 def event_form(event, **gate):

@@ -4,11 +4,8 @@ and nothing of another organization's."""
 import re
 
 import pytest
-from django.contrib.auth import get_user_model
 from standardwebhooks.webhooks import Webhook
 
-from ievents.management.commands.seed_demo import organizer_group
-from ievents.models import Membership
 from tests.conftest import make_event
 from tests.servers import LocalServer, Reply
 from webhooks import delivery as service
@@ -18,12 +15,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def organizer(client, organization):
-    user = get_user_model().objects.create_user("ana", password="pw-ana-12345", is_staff=True)
-    user.groups.add(organizer_group())
-    Membership.objects.create(user=user, organization=organization)
-    client.force_login(user)
-    return user
+def organizer(client, organizer):
+    """The shared organizer, logged in."""
+    client.force_login(organizer)
+    return organizer
 
 
 @pytest.fixture

@@ -3,11 +3,8 @@
 import json
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from checkout.models import Status
-from ievents.management.commands.seed_demo import organizer_group
-from ievents.models import Membership
 from payments.models import IntegrationSettings
 from webhooks.models import InboundWebhook
 
@@ -15,14 +12,6 @@ from .helpers import STRIPE_SECRET, checkout_object, configure, pending_session,
 
 pytestmark = pytest.mark.django_db
 SECRET_KEY = "sk_test_51Hsecretsecretsecret9999"
-
-
-@pytest.fixture
-def organizer(organization):
-    user = get_user_model().objects.create_user("ana", password="pw-ana-12345", is_staff=True)
-    user.groups.add(organizer_group())
-    Membership.objects.create(user=user, organization=organization)
-    return user
 
 
 @pytest.fixture
