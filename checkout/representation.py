@@ -3,6 +3,13 @@
 from django.conf import settings
 from django.urls import reverse
 
+from .models import Status
+
+# Tickets are issued only when a paid session completes (``services.complete``, PAID →
+# COMPLETED), and a completed session can only be refunded after that. A session in any
+# other status has none, so its representation (the gate's payload, say) skips the read.
+STATUSES_WITH_TICKETS = {Status.PAID, Status.COMPLETED, Status.PARTIALLY_REFUNDED, Status.REFUNDED}
+
 
 def hosted_url(session) -> str:
     return settings.PUBLIC_BASE_URL + reverse("checkout:session", args=[session.public_id])
@@ -53,6 +60,7 @@ def session_as_api(session) -> dict:
         "cancel_url": session.cancel_url or None,
         "webhook_url": session.webhook_url or None,
         "metadata": session.metadata,
-        "tickets": [t.code for t in session.tickets.all()],
+        "tickets": [t.code for t in _rows(session, "tickets", session.tickets.all())]
+        if session.status in STATUSES_WITH_TICKETS else [],
         "needs_attention": session.needs_attention or None,
     }

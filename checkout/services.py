@@ -187,9 +187,21 @@ def _keep_cached_relations(locked: CheckoutSession, seen: CheckoutSession) -> No
 
 
 def details_fingerprint(session: CheckoutSession) -> str:
-    """A digest of everything the gate is asked to judge: who, what, how much."""
-    answers = sorted(Answer.objects.filter(session=session).values_list("question_id", "value"))
-    items = sorted(LineItem.objects.filter(session=session).values_list("ticket_type_id", "quantity", "unit_price"))
+    """A digest of everything the gate is asked to judge: who, what, how much.
+
+    Built from the session's answers and line items as prefetched with it when they are (the
+    gate prefetches them once for this and for the payload it sends, so the approval is
+    bound to exactly the rows the gate saw); read fresh otherwise, as under a lock.
+    """
+    cache = getattr(session, "_prefetched_objects_cache", {})
+    if "answers" in cache:
+        answers = sorted((a.question_id, a.value) for a in cache["answers"])
+    else:
+        answers = sorted(Answer.objects.filter(session=session).values_list("question_id", "value"))
+    if "line_items" in cache:
+        items = sorted((i.ticket_type_id, i.quantity, i.unit_price) for i in cache["line_items"])
+    else:
+        items = sorted(LineItem.objects.filter(session=session).values_list("ticket_type_id", "quantity", "unit_price"))
     material = json.dumps(
         [session.customer_name, session.customer_email.lower(), answers, items, session.amount_total, session.currency]
     )

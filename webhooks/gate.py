@@ -30,12 +30,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Prefetch, Q, prefetch_related_objects
 from django.utils import timezone
 
 from checkout import services as checkout
 from checkout import state
-from checkout.models import Source
+from checkout.models import Answer, LineItem, Source
 from checkout.representation import session_as_api
 from ievents.crypto import new_public_id
 
@@ -190,7 +190,8 @@ def run_gate(session, *, client_ip: str = "") -> GateDecision:
         checkout.revoke_gate_approval(session)
         log.warning("gate rate limit hit: session %s, ip %s", session.public_id, client_ip or "?")
         return GateDecision(False, RATE_LIMITED_MESSAGE, "rate_limited")
-    fingerprint = checkout.details_fingerprint(session)
+    load_details(session)
+    fingerprint = checkout.details_fingerprint(session)  # of the rows the payload below is built from
     breaker_open = not breaker_admits(gate)
     if breaker_open:
         answer = GateAnswer(Outcome.ERROR, error="Circuit breaker open: the gate was not called.")
@@ -211,6 +212,20 @@ def run_gate(session, *, client_ip: str = "") -> GateDecision:
         announce_denial(session, answer)
         return GateDecision(False, answer.message or gate.denial_message, answer.outcome, call)
     return GateDecision(False, gate.error_message, answer.outcome, call)
+
+
+def load_details(session) -> None:
+    """Read the session's answers and line items once, fresh, with what the payload shows of
+    them: the fingerprint and the payload are both built from these rows (two statements
+    where there were four), so the approval is bound to exactly what the gate was shown."""
+    cache = getattr(session, "_prefetched_objects_cache", {})
+    cache.pop("answers", None)
+    cache.pop("line_items", None)
+    prefetch_related_objects(
+        [session],
+        Prefetch("line_items", queryset=LineItem.objects.select_related("ticket_type")),
+        Prefetch("answers", queryset=Answer.objects.select_related("question")),
+    )
 
 
 def announce_denial(session, answer: GateAnswer) -> None:
