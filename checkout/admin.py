@@ -2,20 +2,9 @@
 
 from django.contrib import admin
 
-from ievents.admin import TenantScopedAdmin
+from ievents.admin import ReadOnlyInline, ReadOnlyTenantAdmin
 
 from .models import Answer, CheckoutSession, LineItem, Ticket, Transition
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class LineItemInline(ReadOnlyInline):
@@ -44,7 +33,7 @@ class TransitionInline(ReadOnlyInline):
 
 
 @admin.register(CheckoutSession)
-class CheckoutSessionAdmin(TenantScopedAdmin):
+class CheckoutSessionAdmin(ReadOnlyTenantAdmin):
     list_display = ["public_id", "event", "status", "customer_email", "amount_total", "currency", "created_at",
                     "needs_attention"]
     # RelatedOnly: the plain filter would offer every organization's events by name.
@@ -55,13 +44,3 @@ class CheckoutSessionAdmin(TenantScopedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        # Read-only: a "Save" button on a page where nothing can be changed misleads.
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

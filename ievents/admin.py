@@ -44,6 +44,33 @@ class TenantScopedAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
+class ReadOnlyTenantAdmin(TenantScopedAdmin):
+    """A record (history, logs, what was sent): seen and acted on, never edited or deleted here.
+
+    Without change permission the admin shows the page without a misleading Save button.
+    """
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 class TenantScopedInline:
     """Mixin for inlines: limit foreign-key choices to the organizer's organizations."""
 
@@ -83,6 +110,10 @@ class OrganizationAdmin(TenantScopedAdmin):
         return qs if request.user.is_superuser else qs.filter(pk__in=user_organization_ids(request.user))
 
     def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting an organization takes every event, sale and log with it: operators only.
         return request.user.is_superuser
 
 

@@ -92,3 +92,10 @@ def test_the_organization_signing_secret_is_masked_and_rotation_shows_the_new_on
     assert organization.signing_secret in shown
     later = client.get(f"/admin/ievents/organization/{organization.pk}/change/").content.decode()
     assert organization.signing_secret not in later
+
+
+def test_an_organizer_cannot_delete_their_organization(client, organizer, organization):
+    client.force_login(organizer)
+    response = client.post(f"/admin/ievents/organization/{organization.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 403
+    assert type(organization).objects.filter(pk=organization.pk).exists()

@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from ievents.admin import TenantScopedAdmin
+from ievents.admin import ReadOnlyTenantAdmin
 from ievents.crypto import mask
 
 from ..gate import GateSettingsInvalid, check_gate_settings, send_test_request
@@ -119,7 +119,7 @@ def rotate_gate_secret(modeladmin, request, queryset):
 
 
 @admin.register(GateCall)
-class GateCallAdmin(TenantScopedAdmin):
+class GateCallAdmin(ReadOnlyTenantAdmin):
     """Every call to every gate, read-only: what the organizer's system answered, and when."""
 
     tenant_path = "event__organization"
@@ -143,12 +143,3 @@ class GateCallAdmin(TenantScopedAdmin):
     @admin.display(description="Session")
     def session_id_link(self, call):
         return call.session.public_id if call.session_id else ("test" if call.is_test else "—")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from ievents.admin import TenantScopedAdmin, user_organization_ids
+from ievents.admin import ReadOnlyInline, ReadOnlyTenantAdmin, TenantScopedAdmin, user_organization_ids
 from ievents.crypto import mask
 
 from .. import delivery as service
@@ -138,17 +138,9 @@ class WebhookEndpointAdmin(TenantScopedAdmin):
             service.disable_endpoint(endpoint, f"Disabled in the admin by {request.user}.", notify=False)
 
 
-class DeliveryAttemptInline(admin.TabularInline):
+class DeliveryAttemptInline(ReadOnlyInline):
     model = DeliveryAttempt
-    extra = 0
-    can_delete = False
     fields = readonly_fields = ["number", "started_at", "duration_ms", "status_code", "error", "response_body"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class EndpointFilter(admin.SimpleListFilter):
@@ -171,21 +163,8 @@ class EndpointFilter(admin.SimpleListFilter):
         return queryset
 
 
-class ReadOnlyAdmin(TenantScopedAdmin):
-    """The record of what was sent: seen, retried, never edited or deleted from here."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdmin):
+class DeliveryAdmin(ReadOnlyTenantAdmin):
     tenant_path = "event__organization"
     # What the organizer looks for first (type, status, last answer) comes before the long
     # target URL, which pushed the status out of view at a laptop's width.
@@ -224,22 +203,14 @@ class DeliveryAdmin(ReadOnlyAdmin):
             self.message_user(request, f"{retried} deliver{'y' if retried == 1 else 'ies'} queued to be sent now.")
 
 
-class DeliveryInline(admin.TabularInline):
+class DeliveryInline(ReadOnlyInline):
     model = Delivery
-    extra = 0
-    can_delete = False
     show_change_link = True
     fields = readonly_fields = ["target_url", "status", "attempts_count", "last_status_code", "next_attempt_at"]
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(ReadOnlyAdmin):
+class OutboxEventAdmin(ReadOnlyTenantAdmin):
     list_display = ["public_id", "type", "session", "organization", "created_at"]
     list_filter = ["type"]
     search_fields = ["public_id", "session__public_id"]
