@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, F, Prefetch, Q, prefetch_related_objects
+from django.db import connection
+from django.db.models import F, Prefetch, prefetch_related_objects
 from django.utils import timezone
 
 from checkout import services as checkout
@@ -257,6 +258,13 @@ def send_test_request(gate: GateSettings) -> GateCall:
 
 
 # --- Rate limit -------------------------------------------------------------------------------
+_RATE_SQL = (
+    "SELECT COALESCE(SUM(CASE WHEN session_id = %s THEN 1 ELSE 0 END), 0),"
+    " COALESCE(SUM(CASE WHEN client_ip = %s THEN 1 ELSE 0 END), 0)"
+    " FROM webhooks_gatecall WHERE event_id = %s AND created_at > %s AND is_test = %s"
+)
+
+
 def rate_limited(session, client_ip: str | None) -> bool:
     """True when this session, or this client address for this event, already had its
     share of gate decisions in the last ``GATE_RATE_LIMIT_WINDOW_SECONDS``.
@@ -266,13 +274,19 @@ def rate_limited(session, client_ip: str | None) -> bool:
     the wait; a refused attendee gets through again once old calls leave the window.
     """
     since = timezone.now() - timedelta(seconds=settings.GATE_RATE_LIMIT_WINDOW_SECONDS)
-    # One query for both counts: a session's calls are among its event's calls.
-    wanted = {"session": Count("pk", filter=Q(session_id=session.pk))}
-    if client_ip:
-        wanted["address"] = Count("pk", filter=Q(client_ip=client_ip))
-    counts = GateCall.objects.filter(event_id=session.event_id, created_at__gt=since, is_test=False).aggregate(**wanted)
-    return (counts["session"] >= settings.GATE_RATE_LIMIT_PER_SESSION
-            or counts.get("address", 0) >= settings.GATE_RATE_LIMIT_PER_IP)
+    # One statement for both counts (a session's calls are among its event's calls), written
+    # out because the ORM spends longer compiling an aggregate with filters (about 1 ms, on
+    # every gated submit) than the database spends answering it. Index gatecall_event_recent.
+    ops = connection.ops
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _RATE_SQL,
+            [session.pk, ops.adapt_ipaddressfield_value(client_ip) if client_ip else None, session.event_id,
+             ops.adapt_datetimefield_value(since), False],
+        )
+        by_session, by_address = cursor.fetchone()
+    return (by_session >= settings.GATE_RATE_LIMIT_PER_SESSION
+            or bool(client_ip) and by_address >= settings.GATE_RATE_LIMIT_PER_IP)
 
 
 # --- Circuit breaker ----------------------------------------------------------------------------
