@@ -31,7 +31,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F, Prefetch, prefetch_related_objects
+from django.db.models import F
 from django.utils import timezone
 
 from checkout import services as checkout
@@ -39,6 +39,7 @@ from checkout import state
 from checkout.models import Answer, LineItem, Source
 from checkout.representation import session_as_api
 from ievents.crypto import new_public_id
+from ievents.models import Question, TicketType
 
 from . import http
 from .models import GateCall, GateSettings
@@ -215,18 +216,47 @@ def run_gate(session, *, client_ip: str = "") -> GateDecision:
     return GateDecision(False, gate.error_message, answer.outcome, call)
 
 
+_DETAILS_SQL = (
+    "SELECT 0, li.id, li.ticket_type_id, li.quantity, li.unit_price, tt.public_id, tt.name, NULL"
+    " FROM checkout_lineitem li JOIN ievents_tickettype tt ON tt.id = li.ticket_type_id WHERE li.session_id = %s"
+    " UNION ALL"
+    " SELECT 1, a.id, a.question_id, NULL, NULL, NULL, q.text, a.value"
+    " FROM checkout_answer a JOIN ievents_question q ON q.id = a.question_id WHERE a.session_id = %s"
+    " ORDER BY 1, 2"
+)
+
+
 def load_details(session) -> None:
-    """Read the session's answers and line items once, fresh, with what the payload shows of
-    them: the fingerprint and the payload are both built from these rows (two statements
-    where there were four), so the approval is bound to exactly what the gate was shown."""
-    cache = getattr(session, "_prefetched_objects_cache", {})
-    cache.pop("answers", None)
-    cache.pop("line_items", None)
-    prefetch_related_objects(
-        [session],
-        Prefetch("line_items", queryset=LineItem.objects.select_related("ticket_type")),
-        Prefetch("answers", queryset=Answer.objects.select_related("question")),
-    )
+    """Read the session's line items and answers fresh, in one statement, with what the
+    payload shows of them (ticket type's id and name, question's text), and keep them as
+    if prefetched with the session: the fingerprint and the payload are both built from
+    these rows, so the approval is bound to exactly what the gate was shown.
+
+    Written out because the ORM's two prefetches cost about 2 ms on every gated submit,
+    mostly compiling SQL. The instances come from ``Model.from_db`` with the columns read;
+    any other field is deferred (loaded on access), never a wrong default.
+    """
+    db = connection.alias
+    items, answers = [], []
+    with connection.cursor() as cursor:
+        cursor.execute(_DETAILS_SQL, [session.pk, session.pk])
+        rows = cursor.fetchall()
+    for kind, pk, related_id, quantity, unit_price, public_id, text, value in rows:
+        if kind == 0:
+            item = LineItem.from_db(db, ["id", "session_id", "ticket_type_id", "quantity", "unit_price"],
+                                    [pk, session.pk, related_id, quantity, unit_price])
+            item.ticket_type = TicketType.from_db(db, ["id", "public_id", "name"], [related_id, public_id, text])
+            items.append(item)
+        else:
+            answer = Answer.from_db(db, ["id", "session_id", "question_id", "value"], [pk, session.pk, related_id, value])
+            answer.question = Question.from_db(db, ["id", "text"], [related_id, text])
+            answers.append(answer)
+    cache = session.__dict__.setdefault("_prefetched_objects_cache", {})
+    for relation, loaded in (("line_items", items), ("answers", answers)):
+        cache.pop(relation, None)
+        rows_qs = getattr(session, relation).all()
+        rows_qs._result_cache, rows_qs._prefetch_done = loaded, True  # what prefetch_related_objects does
+        cache[relation] = rows_qs
 
 
 def announce_denial(session, answer: GateAnswer) -> None:
