@@ -143,7 +143,8 @@ def run() -> list[Figure]:
         Figure("HTTP client's share: logged call latency − gate's delay, median",
                percentile(call_latencies, 50) - GATE_DELAY_MS, "ms",
                note="signing, the pinned-address connection pool, the watchdog; the rest of the added latency is "
-                    "database round trips (rate limit, fingerprint, payload, call log, approval)"),
+                    "3 statements (rate limit, one read of the details for fingerprint and payload, call log) "
+                    "and building the payload; tests/gate/test_gate_queries.py holds the count"),
         Figure(f"Time to a decision, hanging gate (timeout {HANGING_TIMEOUT_MS} ms), worst", _ms(max(hang)), "ms",
                goal=f"≤ {HANGING_TIMEOUT_MS + 100} ms", floor=HANGING_TIMEOUT_MS,
                note=f"median {_ms(percentile(hang, 50)):.0f} ms over {HANGING_SAMPLES} submits; policy block"),
