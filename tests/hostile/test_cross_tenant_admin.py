@@ -195,7 +195,7 @@ def test_an_organizer_cannot_join_another_organization_through_memberships(clien
 
 def test_an_organizer_cannot_delete_another_organization(client, organizer, mine, theirs):
     response = client.post(f"/admin/ievents/organization/{theirs.org.pk}/delete/", {"post": "yes"})
-    assert response.status_code in (302, 404)
+    assert response.status_code in (302, 403, 404)  # 403: organizers may not delete organizations at all
     assert Organization.objects.filter(pk=theirs.org.pk).exists()
 
 
