@@ -184,7 +184,10 @@ def run_gate(session, *, client_ip: str = "") -> GateDecision:
     the approval under the session's lock, or the denial through the state machine.
     """
     if not checkout.gate_is_active(session):
-        checkout.record_gate_approval(session)
+        # No gate, nothing to approve: payment may start while it stays off. An approval
+        # recorded now would let these details through a gate the organizer turns on later.
+        if session.gate_approved_fingerprint:
+            checkout.revoke_gate_approval(session)
         return GateDecision(True)
     gate = session.event.gate
     client_ip = client_ip or None
