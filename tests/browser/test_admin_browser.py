@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 from checkout.models import CheckoutSession, Status
 from ievents.models import Event
 from payments.models import IntegrationSettings
+from tests.browser.admin_pages import fill_new_event
 from tests.conftest import ORGANIZER_PASSWORD, make_event
 
 PASSWORD = ORGANIZER_PASSWORD
@@ -38,17 +39,7 @@ def test_an_organizer_creates_an_event_in_admin_and_an_attendee_buys_a_ticket(pa
     # Only the organizer's own organization can be chosen.
     options = page.locator("select[name=organization] option").all_inner_texts()
     assert [o for o in options if not o.startswith("-")] == [organization.name]
-    page.locator("select[name=organization]").select_option(label=organization.name)
-    page.get_by_label("Name:").fill("Porto Data Night")
-    page.locator("input[name=starts_at_0]").fill("2030-05-17")
-    page.locator("input[name=starts_at_1]").fill("19:30:00")
-    page.get_by_label("Venue:").fill("Alfândega do Porto")
-
-    page.get_by_text("Add another Ticket type").click()
-    row = page.locator("tr.form-row.dynamic-ticket_types").first
-    row.locator("input[name$=-name]").fill("Standard")
-    row.locator("input[name$=-price]").fill("1500")
-    row.locator("input[name$=-quantity]").fill("40")
+    fill_new_event(page, organization)
     page.get_by_text("Add another Question").click()
     question = page.locator("tr.form-row.dynamic-questions").first
     question.locator("input[name$=-text]").fill("Dietary needs")

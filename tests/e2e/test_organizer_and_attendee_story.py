@@ -29,6 +29,7 @@ from standardwebhooks.webhooks import Webhook
 from checkout.models import CheckoutSession, Status, Ticket
 from ievents.models import Event
 from payments.models import IntegrationSettings, Payment
+from tests.browser.admin_pages import fill_new_event
 from tests.faults.stack import check_invariants, run_database_url
 from tests.outbound.workers import CeleryWorker, purge_broker
 from webhooks.models import Delivery, GateCall, GateSettings, OutboxEvent, WebhookEndpoint
@@ -110,16 +111,7 @@ def add_webhook_endpoint(page, shot, organization, url) -> str:
 def add_event_with_gate(page, shot, organization, gate_url) -> str:
     """Returns the gate's signing secret the admin showed once."""
     page.goto("/admin/ievents/event/add/")
-    page.locator("select[name=organization]").select_option(label=organization.name)
-    page.get_by_label("Name:").fill("Porto Data Night")
-    page.locator("input[name=starts_at_0]").fill("2030-05-17")
-    page.locator("input[name=starts_at_1]").fill("19:30:00")
-    page.get_by_label("Venue:").fill("Alfândega do Porto")
-    page.get_by_text("Add another Ticket type").click()
-    row = page.locator("tr.form-row.dynamic-ticket_types").first
-    row.locator("input[name$=-name]").fill("Standard")
-    row.locator("input[name$=-price]").fill("1500")
-    row.locator("input[name$=-quantity]").fill("40")
+    fill_new_event(page, organization)
     page.get_by_text("Add another pre-payment gate").click()
     gate_form = page.locator("#gate-0")  # the new form, not the hidden template
     gate_form.get_by_label("Enabled").check()

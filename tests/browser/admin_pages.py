@@ -1,0 +1,15 @@
+"""Steps in the Django admin that several browser stories take."""
+
+
+def fill_new_event(page, organization, *, name="Porto Data Night"):
+    """On the event add form: the event's fields and one ticket type (Standard, 15.00, 40)."""
+    page.locator("select[name=organization]").select_option(label=organization.name)
+    page.get_by_label("Name:").fill(name)
+    page.locator("input[name=starts_at_0]").fill("2030-05-17")
+    page.locator("input[name=starts_at_1]").fill("19:30:00")
+    page.get_by_label("Venue:").fill("Alfândega do Porto")
+    page.get_by_text("Add another Ticket type").click()
+    row = page.locator("tr.form-row.dynamic-ticket_types").first
+    row.locator("input[name$=-name]").fill("Standard")
+    row.locator("input[name$=-price]").fill("1500")
+    row.locator("input[name$=-quantity]").fill("40")
