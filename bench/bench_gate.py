@@ -33,6 +33,8 @@ import os
 import time
 from datetime import UTC, datetime, timedelta
 
+import requests
+
 from tests.servers import LocalServer, Reply
 
 from .bench_checkout import CSRF, SEED, Attendee, _shell
@@ -74,14 +76,21 @@ def _continue(base: str, seed: dict, *, expect: int) -> float:
     return seconds
 
 
-def _interleaved(base: str, seed: dict, database_url: str, rounds: int, setups: dict[str, dict]) -> dict[str, list]:
+def _interleaved(base: str, seed: dict, database_url: str, rounds: int, setups: dict[str, dict],
+                 gate_url: str) -> dict[str, list]:
     """One submit per set-up per round, set-ups taking turns, so that whatever else the
-    machine is doing weighs on each of them alike."""
-    times: dict[str, list[float]] = {name: [] for name in setups}
+    machine is doing weighs on each of them alike; and in each round one bare POST to the
+    answering gate (``"bare"``), the gate's own answer time as any client sees it."""
+    times: dict[str, list[float]] = {name: [] for name in (*setups, "bare")}
+    bare = requests.Session()
+    body = json.dumps({"data": {"object": {"padding": "x" * 1500}}}).encode()  # about a real payload's size
     for _ in range(rounds):
         for name, fields in setups.items():
             _set_gate(database_url, **fields)
             times[name].append(_continue(base, seed, expect=302))
+        t0 = time.monotonic()
+        bare.post(gate_url, data=body, headers={"Content-Type": "application/json"}, timeout=30).raise_for_status()
+        times["bare"].append(time.monotonic() - t0)
     return times
 
 
@@ -119,8 +128,8 @@ def run() -> list[Figure]:
                 # Policy allow, so this answer is a redirect like the others and only the decision differs.
                 "open": {"enabled": True, "url": hanging.url, "on_error": "allow", "breaker_open_until": far},
             }
-            _interleaved(base, seed, database_url, 10, setups)  # warm up imports, caches, connections
-            times = _interleaved(base, seed, database_url, SAMPLES, setups)
+            _interleaved(base, seed, database_url, 10, setups, answering.url)  # warm up imports, caches, connections
+            times = _interleaved(base, seed, database_url, SAMPLES, setups, answering.url)
             called_while_open = len(hanging.requests)
             call_latencies = _gate_call_latencies(database_url)
 
@@ -132,12 +141,18 @@ def run() -> list[Figure]:
     off, on, broken = times["off"], times["on"], times["open"]
     off_p50, on_p50, open_p50 = (_ms(percentile(x, 50)) for x in (off, on, broken))
     off_p95, on_p95 = _ms(percentile(off, 95)), _ms(percentile(on, 95))
+    bare_p50 = _ms(percentile(times["bare"], 50))
     return [
         Figure("Continue with the gate off, median", off_p50, "ms", note=f"p95 {off_p95:.1f} ms; {SAMPLES} submits"),
         Figure(f"Continue with a gate answering in {GATE_DELAY_MS:.0f} ms, median", on_p50, "ms",
                floor=off_p50 + GATE_DELAY_MS, note=f"p95 {on_p95:.1f} ms; floor = gate off + the gate's own delay"),
         Figure("Gate's added latency, median", on_p50 - GATE_DELAY_MS - off_p50, "ms", goal="< 5 ms",
                note="median with gate − gate's delay − median without gate"),
+        Figure("The gate's answer time seen by a bare client, median", bare_p50, "ms", floor=GATE_DELAY_MS,
+               note="a requests.Session POST of a payload-sized body to the same gate server, one per round: "
+                    "the gate's delay plus what this machine takes to wake a sleeping server and client"),
+        Figure("Gate's added latency over a bare client's round trip, median", on_p50 - bare_p50 - off_p50, "ms",
+               goal="< 5 ms", note="median with gate − bare client's median − median without gate"),
         Figure("Gate's added latency, p95", on_p95 - GATE_DELAY_MS - off_p95, "ms",
                note="p95 with gate − gate's delay − p95 without gate"),
         Figure("HTTP client's share: logged call latency − gate's delay, median",

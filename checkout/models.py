@@ -62,6 +62,9 @@ class CheckoutSession(models.Model):
     # The pre-payment gate's approval covers exactly these submitted details.
     gate_approved_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
     gate_approved_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Grows each time the attendee's details are saved (under the row lock), so an approval
+    # can be recorded in one conditional UPDATE: only if nobody changed them meanwhile.
+    details_version = models.PositiveIntegerField(default=0, editable=False)
 
     # Reconciliation: money that arrived but could not be turned into tickets.
     needs_attention = models.CharField(max_length=300, blank=True, editable=False)

@@ -136,7 +136,8 @@ def save_attendee_details(session: CheckoutSession, *, name: str, email: str, an
             raise SessionNotOpen("Your ticket hold has expired.")
         locked.customer_name = name.strip()
         locked.customer_email = email.strip()
-        locked.save(update_fields=["customer_name", "customer_email", "updated_at"])
+        locked.details_version += 1
+        locked.save(update_fields=["customer_name", "customer_email", "details_version", "updated_at"])
         _save_answers(locked, answers)
         if locked.gate_approved_fingerprint and locked.gate_approved_fingerprint != details_fingerprint(locked):
             if locked.status == Status.PAYMENT_PENDING and gate_is_active(locked):
@@ -213,21 +214,20 @@ def gate_is_active(session: CheckoutSession) -> bool:
     return bool(gate and gate.enabled and gate.url)
 
 
-def record_gate_approval(session: CheckoutSession, fingerprint: str | None = None) -> bool:
+def record_gate_approval(session: CheckoutSession, fingerprint: str) -> bool:
     """Remember that the gate approved exactly the details submitted now.
 
-    ``fingerprint`` is that of the details the gate was shown; if they changed while it was
-    asked (a second tab), nothing is recorded and False is returned.
+    ``session`` is the row as ``save_attendee_details`` left it and ``fingerprint`` that of
+    the details the gate was shown, read after that save. If they were saved again since (a
+    second tab), ``details_version`` moved on and nothing is recorded: False is returned.
+    One conditional ``UPDATE`` (the database takes the row's lock for it) does what a
+    lock, a re-read of the details and a write did, on the path every attendee waits on.
+    ``begin_payment`` still re-reads the details under the lock before money moves.
     """
-    with transaction.atomic():
-        locked = CheckoutSession.objects.select_for_update().get(pk=session.pk)
-        current = details_fingerprint(locked)
-        if fingerprint is not None and fingerprint != current:
-            return False
-        locked.gate_approved_fingerprint = current
-        locked.gate_approved_at = timezone.now()
-        locked.save(update_fields=["gate_approved_fingerprint", "gate_approved_at"])
-        return True
+    recorded = CheckoutSession.objects.filter(pk=session.pk, details_version=session.details_version).update(
+        gate_approved_fingerprint=fingerprint, gate_approved_at=timezone.now()
+    )
+    return bool(recorded)
 
 
 def revoke_gate_approval(session: CheckoutSession) -> None:

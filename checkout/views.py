@@ -41,8 +41,10 @@ def event_page(request, event_id):
 
 
 def _session(session_id) -> CheckoutSession:
+    # The event's gate settings come along (a LEFT JOIN): every page that may run or check
+    # the gate needs them, and a separate read costs each attendee a round trip.
     return get_object_or_404(
-        CheckoutSession.objects.select_related("event", "organization"), public_id=session_id
+        CheckoutSession.objects.select_related("event__gate", "organization"), public_id=session_id
     )
 
 

@@ -71,8 +71,12 @@ class GateCall(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [
-            # The rate limit counts an event's recent calls (per session and per address).
+            # The admin's per-event call log, newest first.
             models.Index(fields=["event", "created_at"], name="gatecall_event_recent"),
+            # The rate limit counts a session's recent calls and an address's for an event:
+            # each count reads only the rows it counts, however busy the event.
+            models.Index(fields=["session", "created_at"], name="gatecall_session_recent"),
+            models.Index(fields=["event", "client_ip", "created_at"], name="gatecall_address_recent"),
         ]
 
 

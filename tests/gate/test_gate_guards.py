@@ -8,6 +8,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from payments.models import Payment
+from tests.conftest import make_event
 from tests.servers import Reply
 from webhooks import gate as gate_module
 from webhooks.models import GateCall, GateSettings
@@ -58,6 +59,25 @@ def test_new_sessions_from_one_ip_cannot_get_around_the_limit(client, event, gat
     response = submit_details(client, other, email="someone@x.test", remote_addr="203.0.113.9")
     assert alert_of(response) == "No."
     assert len(server.requests) == 4
+
+
+@override_settings(GATE_RATE_LIMIT_PER_SESSION=2, GATE_RATE_LIMIT_PER_IP=2)
+def test_a_busy_event_does_not_count_against_one_attendee(client, event, gate, gate_server):
+    """The counts are per session and per address for this event: many other attendees'
+    recent calls, and this address's calls for another event, weigh nothing."""
+    server = gate_server(Reply(200, {}))
+    other_event = make_event(event.organization, name="Other")
+    others = [GateCall(event=event, outcome="allowed", decision="allow", client_ip=f"198.51.100.{n}")
+              for n in range(1, 60)]
+    others += [GateCall(event=other_event, outcome="allowed", decision="allow", client_ip="127.0.0.1")
+               for _ in range(5)]
+    GateCall.objects.bulk_create(others)
+    session = start_checkout(client, event)
+    assert submit_details(client, session).status_code == 302
+    assert submit_details(client, session, email="b@example.com").status_code == 302
+    assert alert_of(submit_details(client, session, email="c@example.com")) == html.escape(
+        gate_module.RATE_LIMITED_MESSAGE, quote=True)  # its own two calls are the limit
+    assert len(server.requests) == 2
 
 
 @override_settings(GATE_RATE_LIMIT_PER_SESSION=2, GATE_RATE_LIMIT_WINDOW_SECONDS=600)
