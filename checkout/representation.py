@@ -26,7 +26,12 @@ def _rows(session, relation: str, queryset):
     return queryset
 
 
-def session_as_api(session) -> dict:
+def session_as_api(session, *, rows_from: dict | None = None) -> dict:
+    """``rows_from``: this session's representation a moment ago, under the same lock (the
+    state machine announcing ``paid`` then ``completed``): its line items and answers are
+    reused, as they cannot have changed; everything else is read from ``session`` again."""
+    if rows_from is not None:
+        return _as_api(session, rows_from["line_items"], rows_from["answers"])
     line_items = [
         {
             "ticket_type": item.ticket_type.public_id,
@@ -38,6 +43,10 @@ def session_as_api(session) -> dict:
         for item in _rows(session, "line_items", session.line_items.select_related("ticket_type"))
     ]
     answers = {a.question.text: a.value for a in _rows(session, "answers", session.answers.select_related("question"))}
+    return _as_api(session, line_items, answers)
+
+
+def _as_api(session, line_items: list, answers: dict) -> dict:
     return {
         "id": session.public_id,
         "object": "checkout.session",

@@ -281,14 +281,19 @@ def begin_payment(session: CheckoutSession, provider: str, *, method: str = "", 
     return payments.start_payment(payment, method=method, phone=phone)
 
 
-def record_payment_succeeded(session_id: int, *, amount: int | None, currency: str, source: str,
+def record_payment_succeeded(session: int | CheckoutSession, *, amount: int | None, currency: str, source: str,
                              detail: str = "") -> CheckoutSession:
     """Money arrived. Complete the order if amount, currency and inventory allow; else flag it.
 
-    Idempotent: news of a payment already recorded changes nothing.
+    ``session``: a primary key, or the session its caller read with ``state.lock()`` in the
+    current transaction (a webhook that found it under the lock). Idempotent: news of a
+    payment already recorded changes nothing.
     """
-    with transaction.atomic():
-        session = CheckoutSession.objects.select_for_update().get(pk=session_id)
+    with transaction.atomic(savepoint=False):  # in a caller's transaction, all or nothing with it
+        if not isinstance(session, CheckoutSession):
+            session = state.lock(session)
+            if session is None:
+                raise CheckoutSession.DoesNotExist("no such checkout session")
         if session.status in (Status.PAID, Status.COMPLETED, Status.REFUNDED, Status.PARTIALLY_REFUNDED):
             return session
         if amount is not None and (amount != session.amount_total or (currency and currency.upper() != session.currency)):
@@ -298,13 +303,18 @@ def record_payment_succeeded(session_id: int, *, amount: int | None, currency: s
             try:
                 inventory.reserve(inventory.quantities_of(session))
             except inventory.SoldOut as exc:
-                state.apply(session.pk, "pay", source, detail=detail or "paid after the hold ended",
+                state.apply(session, "pay", source, detail=detail or "paid after the hold ended",
                             effects=_paid_in_full)
                 _flag(session, f"paid after the hold ended and sold out ({exc}): refund needed")
                 return CheckoutSession.objects.get(pk=session.pk)
             CheckoutSession.objects.filter(pk=session.pk).update(holds_released=False)
-        state.apply(session.pk, "pay", source, detail=detail, effects=_paid_in_full)
-        return complete(session.pk, source)
+            session.holds_released = False
+        # Paid, then completed, under the one lock: both transitions and both events, as
+        # when they were applied one by one, with one write each of session, history, outbox.
+        state.apply_steps(session, source, [state.Step("pay", detail, effects=_paid_in_full),
+                                            state.Step("complete", effects=_issue_tickets)])
+        _send_confirmation_on_commit(session)
+        return session
 
 
 def extend_hold(session_id: int, until) -> None:
@@ -312,10 +322,10 @@ def extend_hold(session_id: int, until) -> None:
     CheckoutSession.objects.filter(pk=session_id, expires_at__lt=until, status__in=state.LIVE).update(expires_at=until)
 
 
-def _paid_in_full(session: CheckoutSession) -> None:
+def _paid_in_full(session: CheckoutSession) -> list[str]:
     # Under the state machine's lock, before "paid" is announced: the event shows the money.
     session.amount_paid = session.amount_total
-    session.save(update_fields=["amount_paid"])
+    return ["amount_paid"]
 
 
 def flag_for_attention(session: CheckoutSession, reason: str) -> None:
@@ -341,32 +351,38 @@ def _flag(session: CheckoutSession, reason: str) -> None:
 
 def complete(session_id: int, source: str) -> CheckoutSession:
     """Paid → completed: issue the tickets and send the confirmation."""
-    def issue_tickets(session):
-        # Before the state machine announces "completed": that event carries the codes.
-        Ticket.objects.bulk_create([
-            Ticket(session=session, ticket_type_id=item.ticket_type_id)
-            for item in session.line_items.all()
-            for _ in range(item.quantity)
-        ])
-
     with transaction.atomic():
-        session = state.apply(session_id, "complete", source, effects=issue_tickets).session
-        transaction.on_commit(lambda: send_confirmation(session.pk))
+        session = state.apply(session_id, "complete", source, effects=_issue_tickets).session
+        _send_confirmation_on_commit(session)
         return session
 
 
-def send_confirmation(session_id: int) -> None:
-    session = CheckoutSession.objects.select_related("event").get(pk=session_id)
+def _issue_tickets(session: CheckoutSession) -> None:
+    # Before the state machine announces "completed": that event carries the codes.
+    tickets = Ticket.objects.bulk_create([
+        Ticket(session=session, ticket_type=item.ticket_type)
+        for item in session.line_items.all()
+        for _ in range(item.quantity)
+    ])
+    state.tickets_issued(session, tickets)
+
+
+def _send_confirmation_on_commit(session: CheckoutSession) -> None:
+    """Email the attendee their tickets once the transaction that issued them has committed.
+
+    Written now, from the rows the completion already holds (the tickets just issued with
+    their line items' ticket types, the event), so sending reads nothing more.
+    """
     if not session.customer_email:
         return
-    codes = "\n".join(f"  {t.code}  {t.ticket_type.name}" for t in session.tickets.select_related("ticket_type"))
+    codes = "\n".join(f"  {t.code}  {t.ticket_type.name}" for t in session.tickets.all())
     link = settings.PUBLIC_BASE_URL + reverse("checkout:status", args=[session.public_id])
     body = (
         f"Hello {session.customer_name},\n\nYour tickets for {session.event.name}:\n\n{codes}\n\n"
         f"Order {session.public_id}. See it any time at {link}\n"
     )
-    send_mail(f"Your tickets for {session.event.name}", body, settings.DEFAULT_FROM_EMAIL,
-              [session.customer_email], fail_silently=True)
+    subject, to = f"Your tickets for {session.event.name}", [session.customer_email]
+    transaction.on_commit(lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, to, fail_silently=True))
 
 
 # --- Ending sessions -------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """The checkout state machine: one table, one ``apply``.
 
-Nothing else assigns ``CheckoutSession.status``. ``apply`` re-reads the session under a
-row lock, checks the table, records a ``Transition`` and writes the outbound event to the
-outbox — all in the caller's transaction, so either everything happens or nothing does.
+Nothing else assigns ``CheckoutSession.status``. ``apply`` reads the session under its
+row lock (or takes one its caller read with ``lock()`` in the same transaction), checks
+the table, records a ``Transition`` and writes the outbound event to the outbox — all in
+the caller's transaction, so either everything happens or nothing does. ``apply_steps``
+does the same for a chain (``pay`` then ``complete``) with one write of each kind.
 
 Provider news may arrive in any order. The table therefore lets provider triggers move a
 session forward from every state that is not final, and never backwards: ``processing``
@@ -10,14 +12,15 @@ after ``paid`` has no row here, so it raises ``InvalidTransition``, which the we
 handler records and ignores.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Prefetch
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.utils import timezone
 
 from .models import Answer, CheckoutSession, LineItem, Source, Status, Transition
+from .representation import STATUSES_WITH_TICKETS, session_as_api
 
 S = Status
 
@@ -89,6 +92,20 @@ class Applied:
     transition: Transition
 
 
+@dataclass(frozen=True)
+class Step:
+    """One trigger of a chain applied under one lock (``apply_steps``).
+
+    ``effects(session)`` runs under the lock after the change and before the announcement,
+    so the event shows what the new state brought (``completed`` carries its tickets). It may
+    set fields of the session and return their names: they are saved with the transition.
+    """
+
+    trigger: str
+    detail: str = ""
+    effects: Callable[[CheckoutSession], Iterable[str] | None] | None = None
+
+
 def target(status: str, trigger: str) -> str:
     """The state ``trigger`` leads to from ``status``, or raise ``InvalidTransition``."""
     try:
@@ -101,47 +118,123 @@ def can_apply(status: str, trigger: str) -> bool:
     return (status, trigger) in TRANSITIONS
 
 
-def apply(session_id: int, trigger: str, source: str, detail: str = "", *,
-          effects: Callable[[CheckoutSession], None] | None = None) -> Applied:
+def lock(sessions: QuerySet | int) -> CheckoutSession | None:
+    """The first session of ``sessions`` (a queryset, or a primary key), read under its row lock.
+
+    Only the session's row is locked (``of``); its event, which every announcement shows,
+    comes along in the same statement. Must be called inside the caller's
+    ``transaction.atomic()``: the instance returned may then be handed to ``apply`` and
+    ``apply_steps``, which change it without reading it again. Returns None if none matches.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise transaction.TransactionManagementError("state.lock() outside a transaction locks nothing")
+    if not isinstance(sessions, QuerySet):
+        sessions = CheckoutSession.objects.filter(pk=sessions)
+    session = sessions.select_for_update(of=("self",)).select_related("event").first()
+    if session is not None:
+        session._locked_in_transaction = True
+        # The lock ends with the transaction, and so does what the instance may be used for.
+        transaction.on_commit(lambda: session.__dict__.pop("_locked_in_transaction", None))
+        if session.status not in STATUSES_WITH_TICKETS:
+            # Tickets are issued only by ``complete``, under this lock: a session not yet paid
+            # has none, and the announcements need not ask (``tickets_issued`` adds them).
+            _keep_as_prefetched(session, "tickets", [])
+    return session
+
+
+def is_locked(session: CheckoutSession) -> bool:
+    """True for a session read with ``lock()`` in the transaction still open."""
+    return getattr(session, "_locked_in_transaction", False) and transaction.get_connection().in_atomic_block
+
+
+def _keep_as_prefetched(session: CheckoutSession, relation: str, rows: list) -> None:
+    """Make ``session.<relation>.all()`` return ``rows`` without a query, as a prefetch does."""
+    cache = session.__dict__.setdefault("_prefetched_objects_cache", {})
+    cache.pop(relation, None)
+    queryset = getattr(session, relation).all()
+    queryset._result_cache, queryset._prefetch_done = list(rows), True
+    cache[relation] = queryset
+
+
+def _prefetch_announced_rows(session: CheckoutSession) -> None:
+    """The line items and answers every announcement lists (``complete`` issues tickets from
+    the same line items), read once per locked session, only when something is announced."""
+    cache = getattr(session, "_prefetched_objects_cache", {})
+    wanted = [
+        Prefetch("line_items", queryset=LineItem.objects.select_related("ticket_type")),
+        Prefetch("answers", queryset=Answer.objects.select_related("question")),
+    ]
+    missing = [p for p in wanted if p.prefetch_to not in cache]
+    if missing:
+        prefetch_related_objects([session], *missing)
+
+
+def tickets_issued(session: CheckoutSession, tickets: list) -> None:
+    """Remember tickets just inserted for a locked session, so announcements list them unread."""
+    _keep_as_prefetched(session, "tickets", [*session.tickets.all(), *tickets])
+
+
+def apply(session: int | CheckoutSession, trigger: str, source: str, detail: str = "", *,
+          effects: Callable[[CheckoutSession], Iterable[str] | None] | None = None) -> Applied:
     """Apply ``trigger`` to the session under its row lock and announce it.
 
-    Must run inside the caller's ``transaction.atomic()`` when the caller has more to do
-    in the same unit (releasing holds, issuing tickets); it opens one of its own otherwise.
-    ``effects(session)`` runs under the lock after the change and before the announcement,
-    so the event shows what the new state brought (``completed`` carries its tickets).
+    ``session`` is a primary key (the row is locked and read here) or a session the caller
+    locked with ``lock()`` in its current transaction (used as it is). Must run inside the
+    caller's ``transaction.atomic()`` when the caller has more to do in the same unit
+    (releasing holds, issuing tickets); it opens one of its own otherwise.
+    """
+    return apply_steps(session, source, [Step(trigger, detail, effects)])[-1]
+
+
+def apply_steps(session: int | CheckoutSession, source: str, steps: list[Step]) -> list[Applied]:
+    """Apply several triggers one after the other (``pay`` then ``complete``) under one lock.
+
+    Every step is checked against the table before anything is written, so an invalid one
+    changes nothing. Each still records its own transition and announces its own event, in
+    order, each showing the state its step brought; the writes are batched: one ``UPDATE``
+    of the session, one insert of the transitions, one of the events.
     """
     if source not in Source.values:
         raise ValueError(f"unknown source {source!r}")
+    if isinstance(session, CheckoutSession):
+        if not is_locked(session):
+            raise ValueError("apply() takes a primary key, or a session read with state.lock() in this transaction")
+        return _apply_locked(session, source, steps)
     with transaction.atomic():
-        sessions = CheckoutSession.objects.select_for_update(of=("self",))
-        event_type = EVENT_FOR_TRIGGER.get(trigger)
-        if event_type:
-            # The announcement shows the event's id: fetch it in the same statement. Only
-            # the session's row is locked ("of"), as before; the event's is merely read.
-            # The rows it lists come along too (``complete`` then issues tickets from the
-            # same line items); tickets are not prefetched: ``complete`` adds them after.
-            sessions = sessions.select_related("event").prefetch_related(
-                Prefetch("line_items", queryset=LineItem.objects.select_related("ticket_type")),
-                Prefetch("answers", queryset=Answer.objects.select_related("question")),
-            )
-        session = sessions.get(pk=session_id)
-        to_status = target(session.status, trigger)
-        from_status = session.status
+        locked = lock(session)
+        if locked is None:
+            raise CheckoutSession.DoesNotExist(f"no checkout session {session!r}")
+        return _apply_locked(locked, source, steps)
+
+
+def _apply_locked(session: CheckoutSession, source: str, steps: list[Step]) -> list[Applied]:
+    statuses, status = [], session.status
+    for step in steps:  # all checked first: nothing is written for a chain that cannot finish
+        statuses.append((status, target(status, step.trigger)))
+        status = statuses[-1][1]
+    if any(step.trigger in EVENT_FOR_TRIGGER for step in steps):
+        _prefetch_announced_rows(session)
+    fields = {"status", "version", "updated_at"}
+    transitions, announcements, shown = [], [], None
+    for step, (from_status, to_status) in zip(steps, statuses, strict=True):
         session.status = to_status
         session.version += 1
-        fields = ["status", "version", "updated_at"]
         if to_status == S.COMPLETED:
             session.completed_at = timezone.now()
-            fields.append("completed_at")
-        session.save(update_fields=fields)
-        row = Transition.objects.create(
-            session=session, from_status=from_status, to_status=to_status,
-            trigger=trigger, source=source, detail=detail[:500],
-        )
-        if effects is not None:
-            effects(session)
+            fields.add("completed_at")
+        transitions.append(Transition(session=session, from_status=from_status, to_status=to_status,
+                                      trigger=step.trigger, source=source, detail=step.detail[:500]))
+        if step.effects is not None:
+            fields.update(step.effects(session) or ())
+        event_type = EVENT_FOR_TRIGGER.get(step.trigger)
         if event_type:
-            from webhooks.outbox import record_event
+            # The rows it lists are the same at every step (under this lock): built once.
+            shown = session_as_api(session, rows_from=shown)
+            announcements.append((event_type, shown))
+    session.save(update_fields=sorted(fields))
+    transitions = Transition.objects.bulk_create(transitions)
+    if announcements:
+        from webhooks.outbox import record_events
 
-            record_event(session, event_type)
-        return Applied(session=session, transition=row)
+        record_events(session, announcements)
+    return [Applied(session=session, transition=row) for row in transitions]

@@ -62,12 +62,16 @@ def start_payment(payment: Payment, *, method: str = "", phone: str = "") -> Pay
     return payment
 
 
-def find_session(update: PaymentUpdate, organization_id: int | None, provider: str = "") -> CheckoutSession | None:
+def find_session(update: PaymentUpdate, organization_id: int | None, provider: str = "", *,
+                 lock: bool = False) -> CheckoutSession | None:
     """The session an update is about, only within the organization it came for.
 
     An update verified with the environment's secret (org ``_``) may only touch sessions of
     organizations that have no webhook secret of their own for that provider: whoever holds
     the platform's secret must not reach a tenant that chose its own.
+
+    ``lock``: read it under its row lock (``state.lock``; inside the caller's transaction),
+    ready for ``apply_update``, in the statement that finds it.
     """
     if "\x00" in update.session_public_id + update.provider_reference:
         return None  # no id of ours contains NUL, and PostgreSQL would refuse the query
@@ -78,11 +82,13 @@ def find_session(update: PaymentUpdate, organization_id: int | None, provider: s
         own_secret = IntegrationSettings.objects.filter(provider=provider).exclude(webhook_secret="")
         sessions = sessions.exclude(organization_id__in=own_secret.values("organization_id"))
     if update.session_public_id:
-        return sessions.filter(public_id=update.session_public_id).first()
-    if update.provider_reference:
-        payment = Payment.objects.filter(provider_reference=update.provider_reference, session__in=sessions).first()
-        return payment.session if payment else None
-    return None
+        sessions = sessions.filter(public_id=update.session_public_id)
+    elif update.provider_reference:
+        paid_with = Payment.objects.filter(provider_reference=update.provider_reference).values("session_id")
+        sessions = sessions.filter(pk__in=paid_with)
+    else:
+        return None
+    return state.lock(sessions) if lock else sessions.first()
 
 
 # What each kind of update asks of the state machine (money-in is special: see below).
@@ -104,15 +110,20 @@ def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str
     Updates that would move the session backwards (``processing`` after ``paid``) have no
     row in the transition table: they are ignored, never applied.
     """
-    with transaction.atomic():
-        locked = CheckoutSession.objects.select_for_update().get(pk=session.pk)
+    # Within a caller's transaction (a webhook's), part of it: nothing here is retried on its
+    # own, so a savepoint would only cost two statements.
+    with transaction.atomic(savepoint=False):
+        # The session as ``find_session(lock=True)`` read it in this transaction, or read now.
+        locked = session if state.is_locked(session) else state.lock(session.pk)
+        if locked is None:
+            raise CheckoutSession.DoesNotExist(f"no checkout session {session.pk}")
         if update.kind == UpdateKind.SUCCEEDED and _paid_twice(locked, update):
             return "applied"
         _record_on_payment(locked, update)
         if update.kind == UpdateKind.SUCCEEDED:
             before = locked.status
             after = checkout.record_payment_succeeded(
-                locked.pk, amount=update.amount, currency=update.currency, source=source, detail=update.detail
+                locked, amount=update.amount, currency=update.currency, source=source, detail=update.detail
             )
             if after.status != before:
                 return "applied"
@@ -126,7 +137,7 @@ def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str
         if trigger in ("expire", "cancel"):
             checkout._end(locked.pk, trigger, source, update.detail)
         else:
-            state.apply(locked.pk, trigger, source, detail=update.detail)
+            state.apply(locked, trigger, source, detail=update.detail)
             if trigger in ("refund", "partial_refund") and update.amount is not None:
                 CheckoutSession.objects.filter(pk=locked.pk).update(amount_refunded=update.amount)
         return "applied"

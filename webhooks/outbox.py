@@ -41,27 +41,34 @@ def record_event(session, event_type: str) -> OutboxEvent:
     every transition) and the event's ``created``: we promise no ordering, so a receiver
     keeps the highest version it has seen.
     """
-    event = OutboxEvent(organization_id=session.organization_id, session=session, type=event_type, payload={})
-    event.payload = {
-        "id": event.public_id,
-        "type": event_type,
-        "created": int(timezone.now().timestamp()),
-        "data": {"object": session_as_api(session)},
-    }
-    event.save()
+    return record_events(session, [(event_type, session_as_api(session))])[0]
+
+
+def record_events(session, announcements: list[tuple[str, dict]]) -> list[OutboxEvent]:
+    """Write several events about ``session`` at once, in order: ``(type, the session as the
+    API showed it then)`` each (the state machine applying ``pay`` then ``complete`` under
+    one lock). One insert for the events, one read of the endpoints, one insert of deliveries."""
+    created = int(timezone.now().timestamp())
+    events = []
+    for event_type, shown in announcements:
+        event = OutboxEvent(organization_id=session.organization_id, session=session, type=event_type, payload={})
+        event.payload = {"id": event.public_id, "type": event_type, "created": created, "data": {"object": shown}}
+        events.append(event)
+    OutboxEvent.objects.bulk_create(events)
     now = timezone.now()
-    targets = [
-        Delivery(event=event, endpoint=endpoint, target_url=endpoint.url, next_attempt_at=now)
-        for endpoint in WebhookEndpoint.objects.filter(organization_id=session.organization_id, enabled=True)
-        if endpoint.wants(event_type)
-    ]
-    if session.webhook_url:
-        targets.append(Delivery(event=event, target_url=session.webhook_url, next_attempt_at=now))
-    created = Delivery.objects.bulk_create(targets)
-    ids = [d.pk for d in created if d.pk is not None]
+    endpoints = list(WebhookEndpoint.objects.filter(organization_id=session.organization_id, enabled=True))
+    targets = []
+    for event in events:
+        targets += [
+            Delivery(event=event, endpoint=endpoint, target_url=endpoint.url, next_attempt_at=now)
+            for endpoint in endpoints if endpoint.wants(event.type)
+        ]
+        if session.webhook_url:
+            targets.append(Delivery(event=event, target_url=session.webhook_url, next_attempt_at=now))
+    ids = [d.pk for d in Delivery.objects.bulk_create(targets) if d.pk is not None] if targets else []
     if ids:
         transaction.on_commit(lambda: _enqueue(ids), robust=True)
-    return event
+    return events
 
 
 def _enqueue(delivery_ids: list[int]) -> None:
