@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass
 
 from django.conf import settings
 
@@ -89,3 +91,54 @@ def enabled_providers(organization: Organization, event=None) -> list[str]:
     if event is not None and event.payment_providers:
         names = [p for p in names if p in event.payment_providers]
     return names
+
+
+# --- Inbound routes: an organization and its provider settings, kept per process ---------
+# Every provider webhook needs the organization behind ``{org}`` and its decrypted secret
+# before anything else: two statements and Fernet decryptions on each delivery, for rows
+# that change a few times a year. Each process keeps them ROUTE_CACHE_SECONDS, and how stale
+# they can be is bounded:
+# - saving or deleting an organization or an integration clears this process's copy
+#   (signals, ``PaymentsConfig.ready``), and so does a change of settings (tests);
+# - a request that fails verification with a kept copy is verified again with fresh rows
+#   (``webhooks.inbound.receive``), so a new secret works at once everywhere;
+# - so the only staleness left: for at most ROUTE_CACHE_SECONDS after a rotation, another
+#   process may still accept the secret rotated out (Stripe itself lets an old secret
+#   overlap for up to a day), or an integration or organization just deleted.
+ROUTE_CACHE_SECONDS = 10.0
+ROUTE_CACHE_SIZE = 1000  # organizations per process; past it the cache starts over
+
+
+@dataclass(frozen=True)
+class InboundRoute:
+    organization: Organization
+    config: ProviderConfig
+    kept: bool  # from this process's cache, not read just now
+
+
+_routes: dict[tuple[str, str], tuple[float, Organization, ProviderConfig]] = {}
+
+
+def inbound_route(provider: str, org_public_id: str, *, fresh: bool = False) -> InboundRoute | None:
+    """The organization with this public id and its settings for ``provider``; None if none.
+
+    Read at most every ROUTE_CACHE_SECONDS per process (see above); ``fresh`` reads it now.
+    """
+    key = (provider, org_public_id)
+    kept = None if fresh else _routes.get(key)
+    if kept is not None and kept[0] > time.monotonic():
+        return InboundRoute(kept[1], kept[2], kept=True)
+    organization = Organization.objects.filter(public_id=org_public_id).first()
+    if organization is None:
+        _routes.pop(key, None)
+        return None
+    config = config_for(provider, organization)
+    if len(_routes) >= ROUTE_CACHE_SIZE:
+        _routes.clear()
+    _routes[key] = (time.monotonic() + ROUTE_CACHE_SECONDS, organization, config)
+    return InboundRoute(organization, config, kept=False)
+
+
+def forget_inbound_routes(**_signal) -> None:
+    """Drop every kept route: an organization, an integration or the settings changed."""
+    _routes.clear()
