@@ -13,9 +13,15 @@ and not timed). The gate-off, gate-on and breaker-open submits take turns, one o
 per round, so that load from elsewhere on the machine weighs on all three alike.
 
 - **Added latency**: the median submit with a gate answering in `GATE_DELAY` ms, minus that
-  delay, minus the median submit with the gate off. What remains is ours: building and
-  signing the payload, the HTTP round trip over a kept-alive connection, logging the call
-  and recording the approval. Goal: under 5 ms.
+  delay, minus the median submit with the gate off. What remains: building and signing the
+  payload, the HTTP round trip over a kept-alive connection, one read (the details and the
+  rate limit's counts) and one write (the call log and the approval), and what the gate
+  server and this machine add to any round trip (parsing, waking a sleeping server and
+  client). Goal: under 5 ms.
+- **The same over a bare client's round trip**: each round also times one bare
+  `requests.Session` POST of a payload-sized body to the same gate, and that median replaces
+  the nominal delay: the added latency that is the checkout's own, without the gate
+  server's. Both figures carry the goal; the first is the issue's definition to the letter.
 - **Hanging gate**: a gate that accepts the connection and never answers, timeout 1000 ms,
   breaker out of the way: every submit waits for the deadline. Goal: decided within the
   timeout + 100 ms (the worst sample is reported).
@@ -157,9 +163,10 @@ def run() -> list[Figure]:
                note="p95 with gate − gate's delay − p95 without gate"),
         Figure("HTTP client's share: logged call latency − gate's delay, median",
                percentile(call_latencies, 50) - GATE_DELAY_MS, "ms",
-               note="signing, the pinned-address connection pool, the watchdog; the rest of the added latency is "
-                    "3 statements (rate limit, one read of the details for fingerprint and payload, call log) "
-                    "and building the payload; tests/gate/test_gate_queries.py holds the count"),
+               note="whole ms, as logged: signing, the pinned-address connection pool, the watchdog, and the gate "
+                    "server's own handling; the rest of the added latency is 2 statements (one read: details and "
+                    "rate-limit counts; one write: call log and approval) and building the payload; "
+                    "tests/gate/test_gate_queries.py holds the count"),
         Figure(f"Time to a decision, hanging gate (timeout {HANGING_TIMEOUT_MS} ms), worst", _ms(max(hang)), "ms",
                goal=f"≤ {HANGING_TIMEOUT_MS + 100} ms", floor=HANGING_TIMEOUT_MS,
                note=f"median {_ms(percentile(hang, 50)):.0f} ms over {HANGING_SAMPLES} submits; policy block"),
