@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Prefetch, QuerySet, prefetch_related_objects
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from .models import Answer, CheckoutSession, LineItem, Source, Status, Transition
-from .representation import STATUSES_WITH_TICKETS, session_as_api
+from .models import CheckoutSession, Source, Status, Transition
+from .representation import STATUSES_WITH_TICKETS, keep_as_prefetched, load_listed_rows, session_as_api
 
 S = Status
 
@@ -138,7 +138,7 @@ def lock(sessions: QuerySet | int) -> CheckoutSession | None:
         if session.status not in STATUSES_WITH_TICKETS:
             # Tickets are issued only by ``complete``, under this lock: a session not yet paid
             # has none, and the announcements need not ask (``tickets_issued`` adds them).
-            _keep_as_prefetched(session, "tickets", [])
+            keep_as_prefetched(session, "tickets", [])
     return session
 
 
@@ -147,31 +147,17 @@ def is_locked(session: CheckoutSession) -> bool:
     return getattr(session, "_locked_in_transaction", False) and transaction.get_connection().in_atomic_block
 
 
-def _keep_as_prefetched(session: CheckoutSession, relation: str, rows: list) -> None:
-    """Make ``session.<relation>.all()`` return ``rows`` without a query, as a prefetch does."""
-    cache = session.__dict__.setdefault("_prefetched_objects_cache", {})
-    cache.pop(relation, None)
-    queryset = getattr(session, relation).all()
-    queryset._result_cache, queryset._prefetch_done = list(rows), True
-    cache[relation] = queryset
-
-
-def _prefetch_announced_rows(session: CheckoutSession) -> None:
+def _load_announced_rows(session: CheckoutSession) -> None:
     """The line items and answers every announcement lists (``complete`` issues tickets from
     the same line items), read once per locked session, only when something is announced."""
     cache = getattr(session, "_prefetched_objects_cache", {})
-    wanted = [
-        Prefetch("line_items", queryset=LineItem.objects.select_related("ticket_type")),
-        Prefetch("answers", queryset=Answer.objects.select_related("question")),
-    ]
-    missing = [p for p in wanted if p.prefetch_to not in cache]
-    if missing:
-        prefetch_related_objects([session], *missing)
+    if "line_items" not in cache or "answers" not in cache:
+        load_listed_rows(session)
 
 
 def tickets_issued(session: CheckoutSession, tickets: list) -> None:
     """Remember tickets just inserted for a locked session, so announcements list them unread."""
-    _keep_as_prefetched(session, "tickets", [*session.tickets.all(), *tickets])
+    keep_as_prefetched(session, "tickets", [*session.tickets.all(), *tickets])
 
 
 def apply(session: int | CheckoutSession, trigger: str, source: str, detail: str = "", *,
@@ -213,7 +199,7 @@ def _apply_locked(session: CheckoutSession, source: str, steps: list[Step]) -> l
         statuses.append((status, target(status, step.trigger)))
         status = statuses[-1][1]
     if any(step.trigger in EVENT_FOR_TRIGGER for step in steps):
-        _prefetch_announced_rows(session)
+        _load_announced_rows(session)
     fields = {"status", "version", "updated_at"}
     transitions, announcements, shown = [], [], None
     for step, (from_status, to_status) in zip(steps, statuses, strict=True):
