@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_postrun
+from celery.signals import celeryd_after_setup, task_postrun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ievents.settings")
 
@@ -26,3 +26,13 @@ def drop_broken_database_connections(**_):
     for connection in connections.all(initialized_only=True):
         if connection.errors_occurred:
             connection.close_if_unusable_or_obsolete()
+
+
+@celeryd_after_setup.connect
+def size_the_delivery_senders(instance=None, **_):
+    """A delivery task sends its batch on sender threads (``webhooks.delivery``): as many as
+    this worker has, so ``--concurrency 16`` still means 16 POSTs in flight at most."""
+    from webhooks import delivery
+
+    if instance is not None and instance.concurrency:
+        delivery.size_sender_pool(instance.concurrency)

@@ -52,6 +52,7 @@ from .targets import address_is_forbidden
 
 USER_AGENT = "iEvents-Webhooks/1.0 (+https://github.com/ievents)"
 READ_CHUNK = 16 * 1024
+KEPT_ALIVE_PER_HOST = 32  # idle connections kept per host (and scheme, and port)
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,13 @@ class _WatchedHTTPSConnection(_WatchedConnectionMixin, HTTPSConnection):
 class _PinnedAddressAdapter(IPFilterAdapter):
     """``requests-hardened``'s adapter, connecting to the address we resolved and checked
     (``request.pinned_address``) instead of resolving again without a time limit."""
+
+    def __init__(self, *, is_https_proto: bool):
+        super().__init__(is_https_proto=is_https_proto)
+        # requests keeps 10 idle connections per host; a delivery worker sends up to
+        # 16 at once (more with a larger pool), and each connection the pool could not
+        # keep would be opened again for the next POST.
+        self.init_poolmanager(10, KEPT_ALIVE_PER_HOST)
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
         host_params, pool_kwargs = HTTPAdapter.build_connection_pool_key_attributes(self, request, verify, cert)
