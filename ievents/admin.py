@@ -1,5 +1,6 @@
 """Admin for organizers. Each organizer sees only their own organization's objects."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
@@ -152,8 +153,33 @@ class QuestionInline(admin.TabularInline):
     extra = 0
 
 
+class EventAdminForm(forms.ModelForm):
+    """The event, with its payment providers as tick boxes rather than a JSON list."""
+
+    payment_providers = forms.MultipleChoiceField(
+        choices=[], required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="Offered to attendees, among those enabled in the organization's integration settings. "
+                  "None ticked: every enabled one.",
+    )
+
+    class Meta:
+        model = Event
+        fields = ["organization", "name", "description", "venue", "starts_at", "currency", "published",
+                  "payment_providers"]
+
+    def __init__(self, *args, **kwargs):
+        from payments.models import Provider  # payments' models import this app's
+
+        super().__init__(*args, **kwargs)
+        self.fields["payment_providers"].choices = Provider.choices
+
+    def clean_payment_providers(self) -> list[str]:
+        return list(self.cleaned_data["payment_providers"])
+
+
 @admin.register(Event)
 class EventAdmin(TenantScopedAdmin):
+    form = EventAdminForm
     list_display = ["name", "organization", "starts_at", "published", "public_link"]
     list_filter = ["published"]
     search_fields = ["name"]

@@ -22,7 +22,7 @@ def event_form(event, **gate):
     data = {
         "organization": event.organization_id, "name": event.name, "description": "", "venue": "",
         "starts_at_0": event.starts_at.strftime("%Y-%m-%d"), "starts_at_1": event.starts_at.strftime("%H:%M:%S"),
-        "currency": event.currency, "published": "on", "payment_providers": "[]",
+        "currency": event.currency, "published": "on",
         "ticket_types-TOTAL_FORMS": 0, "ticket_types-INITIAL_FORMS": 0,
         "questions-TOTAL_FORMS": 0, "questions-INITIAL_FORMS": 0,
         "gate-TOTAL_FORMS": 1, "gate-INITIAL_FORMS": 1 if GateSettings.objects.filter(event=event).exists() else 0,
