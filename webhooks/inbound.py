@@ -205,35 +205,33 @@ _FIRST_SQL = (
 )
 
 
-def _insert(sql: str, fields: dict, dedupe_key: str) -> int | None:
-    organization = fields["organization"]
+def _insert(sql: str, fields: dict, dedupe_key: str | None, outcome: str, error: str = "") -> InboundWebhook | None:
+    """Run one of the two statements above; the row inserted, as ``create`` returns it, or None."""
+    row = InboundWebhook(**fields, dedupe_key=dedupe_key, outcome=outcome, error=error, received_at=timezone.now())
     params = {
-        "provider": fields["provider"], "organization_id": organization.pk if organization else None,
-        "event_id": fields["event_id"], "type": fields["type"], "payload": fields["payload"],
-        "received_at": timezone.now(), "dedupe_key": dedupe_key,
+        "provider": row.provider, "organization_id": row.organization_id, "event_id": row.event_id,
+        "type": row.type, "payload": row.payload, "received_at": row.received_at, "dedupe_key": dedupe_key,
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         found = cursor.fetchone()
-    return found[0] if found else None
-
-
-def _row(pk: int, fields: dict, **values) -> InboundWebhook:
-    """The row just inserted, as ``create`` would have returned it."""
-    return InboundWebhook(pk=pk, **fields, **values)
+    if found is None:
+        return None
+    row.pk = found[0]
+    row._state.adding = False
+    return row
 
 
 def _record_if_duplicate(fields: dict, dedupe_key: str) -> Received | None:
-    pk = _insert(_DUPLICATE_SQL, fields, dedupe_key)
-    if pk is None:
+    row = _insert(_DUPLICATE_SQL, fields, dedupe_key, Outcome.DUPLICATE, "already received")
+    if row is None:
         return None
-    row = _row(pk, fields, outcome=Outcome.DUPLICATE, error="already received")
+    row.dedupe_key = None  # the first copy holds the key
     return Received(200, Outcome.DUPLICATE, "already received", row)
 
 
 def _record_first(fields: dict, dedupe_key: str) -> InboundWebhook | None:
-    pk = _insert(_FIRST_SQL, fields, dedupe_key)
-    return None if pk is None else _row(pk, fields, dedupe_key=dedupe_key, outcome=Outcome.IGNORED)
+    return _insert(_FIRST_SQL, fields, dedupe_key, Outcome.IGNORED)
 
 
 def _duplicate(fields: dict) -> Received:
