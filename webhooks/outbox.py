@@ -56,7 +56,9 @@ def record_events(session, announcements: list[tuple[str, dict]]) -> list[Outbox
         events.append(event)
     OutboxEvent.objects.bulk_create(events)
     now = timezone.now()
-    endpoints = list(WebhookEndpoint.objects.filter(organization_id=session.organization_id, enabled=True))
+    # Only what a delivery row needs: loading the whole endpoint would decrypt its secrets.
+    endpoints = list(WebhookEndpoint.objects.filter(organization_id=session.organization_id, enabled=True)
+                     .only("id", "url", "enabled_events"))
     targets = []
     for event in events:
         targets += [
