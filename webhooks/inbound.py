@@ -7,11 +7,16 @@ The order of things is the security model:
 
 1. the organization and provider must exist (else 404), the body must fit the cap (413);
 2. the provider verifies the request with the organization's secret, or the environment's
-   for org ``_`` or an organization without its own (``SignatureError`` → 400, recorded);
+   for org ``_`` or an organization without its own (``SignatureError`` → 400, recorded).
+   The organization and its settings are kept per process for a few seconds
+   (``payments.registry.inbound_route``); a request they refuse is verified again with
+   fresh ones before it is refused;
 3. only then is the body parsed (``MalformedWebhook`` → 400, recorded);
-4. a row with a unique ``dedupe_key`` is inserted in the same transaction that applies the
-   update, so of 50 copies arriving at once exactly one gets past the insert; the others
-   wait on the unique index, then see the committed row and answer 200 "duplicate";
+4. a copy of a delivery already recorded is recorded as a duplicate (200) by the one
+   statement that finds the first; otherwise a row with a unique ``dedupe_key`` is
+   inserted in the same transaction that applies the update, so of 50 copies arriving at
+   once exactly one gets past the insert; the others wait on the unique index, then see
+   the committed row and answer 200 "duplicate";
 5. a transient failure (the provider's API is down, our database hiccups) rolls all of
    that back and answers 503, so the provider sends the event again.
 
@@ -80,16 +85,6 @@ class Received:
 
 
 # --- The service ----------------------------------------------------------------------
-def resolve_organization(org: str) -> Organization | None:
-    """``_`` is the environment (no organization); anything else must be a public id."""
-    if org == ENVIRONMENT_ORG:
-        return None
-    found = Organization.objects.filter(public_id=org).first()
-    if found is None:
-        raise UnknownRoute(f"no organization {org[:60]!r}")
-    return found
-
-
 def receive(provider_name: str, org: str, request: InboundRequest) -> Received:
     """Handle one delivery from a provider. Raises ``UnknownRoute`` for 404s."""
     if provider_name not in provider_classes():
