@@ -19,6 +19,11 @@ The rules, in the order a delivery meets them:
 Waits live in the database (``next_attempt_at``): the periodic ``sweep`` enqueues what is
 due, so a lost broker message or a killed worker only delays a delivery. Short waits are
 also handed to the broker as a countdown, purely to be on time.
+
+A worker does this in batches (``deliver_batch``): one statement claims the message's
+delivery and other due ones, each with its own lease and attempt number; their POSTs go
+out side by side; one statement records every success. Each member meets the rules above
+exactly as a lone delivery would.
 """
 
 from __future__ import annotations
@@ -204,8 +209,9 @@ def claim(delivery_id: int, *, even_if_disabled: bool = False) -> Claim | None:
     return held[0] if held else None
 
 
-def claim_batch(delivery_id: int, *, others: int = BATCH_SIZE - 1, even_if_disabled: bool = False) -> list[Claim]:
-    """Claim ``delivery_id`` if it is due and free, and up to ``others`` more due ones.
+def claim_batch(delivery_id: int, *, others: int | None = None, even_if_disabled: bool = False) -> list[Claim]:
+    """Claim ``delivery_id`` if it is due and free, and up to ``others`` more due ones
+    (``BATCH_SIZE - 1`` when not given).
 
     The named delivery comes first when it was claimed. Every claim follows the rules of
     ``claim``; one statement takes them all on PostgreSQL (elsewhere, batches are of one:
@@ -219,7 +225,7 @@ def claim_batch(delivery_id: int, *, others: int = BATCH_SIZE - 1, even_if_disab
     send_by = time.monotonic() + lease - settings.WEBHOOK_TIMEOUT_SECONDS
     lease_until = now + timedelta(seconds=lease)
     if connection.vendor == "postgresql":
-        taken = _claim_postgresql(delivery_id, others, now, lease_until)
+        taken = _claim_postgresql(delivery_id, BATCH_SIZE - 1 if others is None else others, now, lease_until)
     else:
         taken = _claim_portable(delivery_id, now, lease_until)
     claims = []
@@ -430,7 +436,7 @@ def deliver(delivery_id: int, *, even_if_disabled: bool = False) -> Outcome:
     return record_all(send_all([held]))[0]
 
 
-def deliver_batch(delivery_id: int, *, size: int = BATCH_SIZE) -> list[Outcome]:
+def deliver_batch(delivery_id: int, *, size: int | None = None) -> list[Outcome]:
     """A worker's job for one message: ``delivery_id`` if it is due and free, and up to
     ``size - 1`` other due deliveries with it, sent side by side and recorded together.
 
@@ -438,7 +444,7 @@ def deliver_batch(delivery_id: int, *, size: int = BATCH_SIZE) -> list[Outcome]:
     has seen succeed. Returns the outcomes of the deliveries attempted."""
     if in_this_process.knows(delivery_id):
         return []
-    held = claim_batch(delivery_id, others=size - 1)
+    held = claim_batch(delivery_id, others=(size or BATCH_SIZE) - 1)
     ids = [c.delivery_id for c in held]
     in_this_process.sending(ids)
     outcomes: list[Outcome] = []
