@@ -184,6 +184,20 @@ SELECT c.id, c.attempts_count, c.target_url, c.endpoint_id,
 
 
 @dataclass(frozen=True)
+class _EndpointAsClaimed:
+    """What a claim needs of its endpoint, as the claim read it. (An unsaved
+    ``WebhookEndpoint`` would do, but building one generates a public id and a signing
+    secret, only to overwrite them: for every delivery.)"""
+
+    enabled: bool
+    disabled_reason: str
+    secret: str
+    previous_secret: str
+    previous_secret_expires_at: datetime | None
+    failing_since: datetime | None
+
+
+@dataclass(frozen=True)
 class _Claimed:
     """A claimed row and what sending it needs, however it was read."""
 
@@ -195,7 +209,7 @@ class _Claimed:
     event_type: str
     body: bytes
     organization_secret: str
-    endpoint: WebhookEndpoint | None  # unsaved copy carrying the secrets and the state
+    endpoint: WebhookEndpoint | _EndpointAsClaimed | None  # its secrets and state as claimed
 
 
 def claim(delivery_id: int, *, even_if_disabled: bool = False) -> Claim | None:
@@ -281,13 +295,14 @@ def _claim_postgresql(delivery_id: int, others: int, now: datetime, lease_until:
          enabled, disabled_reason, secret, previous_secret, previous_expires, failing_since) in rows:
         endpoint = None
         if endpoint_id is not None:
-            endpoint = WebhookEndpoint(
-                pk=endpoint_id, enabled=enabled, disabled_reason=disabled_reason, secret=decrypt(secret),
+            endpoint = _EndpointAsClaimed(
+                enabled=enabled, disabled_reason=disabled_reason, secret=decrypt(secret),
                 previous_secret=decrypt(previous_secret) if previous_secret else "",
                 previous_secret_expires_at=previous_expires, failing_since=failing_since,
             )
+        # The organization's secret signs only what goes to a session's own webhook_url.
         claimed.append(_Claimed(pk, number, url, endpoint_id, event_id, event_type, payload_text.encode(),
-                                decrypt(org_secret), endpoint))
+                                decrypt(org_secret) if endpoint_id is None else "", endpoint))
     return claimed
 
 
