@@ -31,10 +31,11 @@ workers, default 2 × cores + 1), `BENCH_SECONDS` (per phase, default 10),
 unique completing event and one duplicate (Django's test client, in one process, on
 PostgreSQL) showed where the 30 ms of app CPU went: not in verifying (the `stripe`
 library's `verify_header` and `json` parsing were 0.1 ms together) but in 43 SQL
-statements and the ORM compiling them. The session was locked and read four times (the
-webhook, `apply_update`, `record_payment_succeeded`, `state.apply` twice), its line items
-and answers prefetched twice, each of the two transitions and two outbox events written
-one by one, five savepoints, the organization and its provider settings read and
+statements and the ORM compiling them. The session was read five times (by the webhook,
+then under its lock by `apply_update`, `record_payment_succeeded` and `state.apply` for
+each of `pay` and `complete`), its line items and answers prefetched twice, each of the two
+transitions and two outbox events written one by one, six savepoints, the organization
+and its provider settings read and
 decrypted on every delivery, and the confirmation email re-read the session and tickets
 after commit, still inside the request. A duplicate cost 4 statements (organization,
 settings, `exists()`, insert). What changed, every lock, check and write kept:
