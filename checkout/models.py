@@ -73,9 +73,19 @@ class CheckoutSession(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
+    # The attendee's ticket email (checkout.services.send_confirmation): sent at least once.
+    # A sender holds the lease while it sends; the sweep retries what was never marked sent.
+    confirmation_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+    confirmation_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "expires_at"])]
+        indexes = [
+            models.Index(fields=["status", "expires_at"]),
+            # The confirmation sweep: completed sessions whose email is not sent yet (few).
+            models.Index(fields=["completed_at"], condition=models.Q(confirmation_sent_at__isnull=True),
+                         name="session_unconfirmed"),
+        ]
 
     def __str__(self):
         return self.public_id

@@ -16,6 +16,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -313,7 +314,7 @@ def record_payment_succeeded(session: int | CheckoutSession, *, amount: int | No
         # when they were applied one by one, with one write each of session, history, outbox.
         state.apply_steps(session, source, [state.Step("pay", detail, effects=_paid_in_full),
                                             state.Step("complete", effects=_issue_tickets)])
-        _send_confirmation_on_commit(session)
+        _send_confirmation_on_commit(session, source)
         return session
 
 
@@ -353,7 +354,7 @@ def complete(session_id: int, source: str) -> CheckoutSession:
     """Paid → completed: issue the tickets and send the confirmation."""
     with transaction.atomic():
         session = state.apply(session_id, "complete", source, effects=_issue_tickets).session
-        _send_confirmation_on_commit(session)
+        _send_confirmation_on_commit(session, source)
         return session
 
 
@@ -367,22 +368,95 @@ def _issue_tickets(session: CheckoutSession) -> None:
     state.tickets_issued(session, tickets)
 
 
-def _send_confirmation_on_commit(session: CheckoutSession) -> None:
+# --- The attendee's ticket email ------------------------------------------------------------
+# Sent at least once, never lost: a completed session without ``confirmation_sent_at`` is
+# picked up by ``sweep_confirmations`` (every CONFIRMATION_SWEEP_SECONDS) until it is sent,
+# so a mail server that is down, a worker that dies or a lost broker message only delays it.
+# A sender takes a lease first, so two never send at once; one that dies after sending but
+# before marking it sent makes the attendee get it twice, not never.
+SENT_BY_THE_PAGE = {Source.ATTENDEE, Source.RETURN_PAGE}
+
+
+def _send_confirmation_on_commit(session: CheckoutSession, source: str) -> None:
     """Email the attendee their tickets once the transaction that issued them has committed.
 
-    Written now, from the rows the completion already holds (the tickets just issued with
-    their line items' ticket types, the event), so sending reads nothing more.
+    When the attendee is on our page (the return page, a free order) it is sent in their
+    request, from the rows the completion already holds. Otherwise (a provider's webhook,
+    the admin, the API) a worker sends it: a provider waiting on our answer should not wait
+    for a mail server too.
     """
     if not session.customer_email:
         return
+    if source in SENT_BY_THE_PAGE:
+        email = confirmation_email(session)
+        transaction.on_commit(lambda: send_confirmation(session.pk, email), robust=True)
+    else:
+        transaction.on_commit(lambda: _enqueue_confirmation(session.pk), robust=True)
+
+
+@dataclass(frozen=True)
+class Email:
+    to: str
+    subject: str
+    body: str
+
+
+def confirmation_email(session: CheckoutSession) -> Email:
+    """The ticket email, from the session's tickets and event."""
     codes = "\n".join(f"  {t.code}  {t.ticket_type.name}" for t in session.tickets.all())
     link = settings.PUBLIC_BASE_URL + reverse("checkout:status", args=[session.public_id])
     body = (
         f"Hello {session.customer_name},\n\nYour tickets for {session.event.name}:\n\n{codes}\n\n"
         f"Order {session.public_id}. See it any time at {link}\n"
     )
-    subject, to = f"Your tickets for {session.event.name}", [session.customer_email]
-    transaction.on_commit(lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, to, fail_silently=True))
+    return Email(session.customer_email, f"Your tickets for {session.event.name}", body)
+
+
+def send_confirmation(session_id: int, email: Email | None = None, now=None) -> bool:
+    """Send the ticket email of a completed session unless it was sent or is being sent.
+    True if this call sent it. ``email``: already built by the caller, else read here."""
+    now = now or timezone.now()
+    unsent = CheckoutSession.objects.filter(pk=session_id, status=Status.COMPLETED, confirmation_sent_at__isnull=True)
+    claimed = unsent.filter(
+        Q(confirmation_lease_until__isnull=True) | Q(confirmation_lease_until__lt=now)
+    ).update(confirmation_lease_until=now + timedelta(seconds=settings.CONFIRMATION_LEASE_SECONDS))
+    if not claimed:
+        return False
+    if email is None:
+        email = confirmation_email(CheckoutSession.objects.select_related("event")
+                                   .prefetch_related("tickets__ticket_type").get(pk=session_id))
+    try:
+        send_mail(email.subject, email.body, settings.DEFAULT_FROM_EMAIL, [email.to])
+    except Exception as exc:  # any mail server failure: the sweep tries again once the lease is over
+        log.warning("ticket email for session %s not sent, will retry: %s", session_id, exc)
+        return False
+    CheckoutSession.objects.filter(pk=session_id).update(confirmation_sent_at=timezone.now(),
+                                                         confirmation_lease_until=None)
+    return True
+
+
+def _enqueue_confirmation(session_id: int) -> None:
+    from .tasks import send_confirmation_email
+
+    try:
+        send_confirmation_email.apply_async((session_id,), retry=False)
+    except Exception as exc:  # the broker is down: the sweep sends it from the database
+        log.warning("broker unavailable, ticket email for session %s left to the sweep: %s", session_id, exc)
+
+
+def sweep_confirmations(now=None, limit: int = 200) -> int:
+    """Send the ticket emails that should have gone out by now and did not, oldest first.
+    Returns how many were sent. Purchases older than CONFIRMATION_GIVE_UP_HOURS are left:
+    the attendee has their codes on the status page, and a days-late email helps no one."""
+    now = now or timezone.now()
+    due = (CheckoutSession.objects
+           .filter(status=Status.COMPLETED, confirmation_sent_at__isnull=True,
+                   completed_at__lt=now - timedelta(seconds=settings.CONFIRMATION_LEASE_SECONDS),
+                   completed_at__gt=now - timedelta(hours=settings.CONFIRMATION_GIVE_UP_HOURS))
+           .filter(Q(confirmation_lease_until__isnull=True) | Q(confirmation_lease_until__lt=now))
+           .exclude(customer_email="")
+           .order_by("completed_at").values_list("pk", flat=True)[:limit])
+    return sum(send_confirmation(pk, now=now) for pk in list(due))
 
 
 # --- Ending sessions -------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Checkout timers. Thin wrappers: the rules are in ``checkout.services``."""
+"""Checkout timers and the ticket email. Thin wrappers: the rules are in ``checkout.services``."""
 
 from celery import shared_task
 
@@ -8,3 +8,13 @@ from . import services
 @shared_task
 def release_expired_holds() -> int:
     return services.release_expired_holds()
+
+
+@shared_task(name="checkout.tasks.send_confirmation_email", ignore_result=True)
+def send_confirmation_email(session_id: int) -> bool:
+    return services.send_confirmation(session_id)
+
+
+@shared_task(name="checkout.tasks.sweep_confirmations", ignore_result=True)
+def sweep_confirmations() -> int:
+    return services.sweep_confirmations()

@@ -166,6 +166,15 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Checkout -------------------------------------------------------------------------
 CHECKOUT_HOLD_MINUTES = int(os.environ.get("CHECKOUT_HOLD_MINUTES", "15"))
+# The attendee's ticket email is sent at least once (checkout.services.send_confirmation):
+# a sender owns it this many seconds; the sweep, every CONFIRMATION_SWEEP_SECONDS, retries
+# the ones not sent, for up to CONFIRMATION_GIVE_UP_HOURS after the purchase.
+CONFIRMATION_LEASE_SECONDS = int(os.environ.get("CONFIRMATION_LEASE_SECONDS", "60"))
+CONFIRMATION_SWEEP_SECONDS = float(os.environ.get("CONFIRMATION_SWEEP_SECONDS", "60"))
+CONFIRMATION_GIVE_UP_HOURS = int(os.environ.get("CONFIRMATION_GIVE_UP_HOURS", "72"))
+CELERY_BEAT_SCHEDULE["sweep-ticket-emails"] = {
+    "task": "checkout.tasks.sweep_confirmations", "schedule": CONFIRMATION_SWEEP_SECONDS,
+}
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 CHECKOUT_API_SECRET = os.environ.get("CHECKOUT_API_SECRET", "")
 
