@@ -370,9 +370,9 @@ def _issue_tickets(session: CheckoutSession) -> None:
 
 # --- The attendee's ticket email ------------------------------------------------------------
 # Sent at least once, never lost: a completed session without ``confirmation_sent_at`` is
-# picked up by ``sweep_confirmations`` (every CONFIRMATION_SWEEP_SECONDS) until it is sent,
-# so a mail server that is down, a worker that dies or a lost broker message only delays it.
-# A sender takes a lease first, so two never send at once; one that dies after sending but
+# picked up by ``sweep_confirmations`` (every CONFIRMATION_SWEEP_SECONDS, in celery beat)
+# until it is sent, so a mail server that is down or a process that dies only delays it. A
+# sender takes a lease first, so two never send at once; one that dies after sending but
 # before marking it sent makes the attendee get it twice, not never.
 SENT_BY_THE_PAGE = {Source.ATTENDEE, Source.RETURN_PAGE}
 
@@ -382,16 +382,12 @@ def _send_confirmation_on_commit(session: CheckoutSession, source: str) -> None:
 
     When the attendee is on our page (the return page, a free order) it is sent in their
     request, from the rows the completion already holds. Otherwise (a provider's webhook,
-    the admin, the API) a worker sends it: a provider waiting on our answer should not wait
-    for a mail server too.
+    the admin, the API) the next sweep sends it, seconds later: a provider waiting on our
+    answer should wait neither for a mail server nor for a broker.
     """
-    if not session.customer_email:
-        return
-    if source in SENT_BY_THE_PAGE:
+    if session.customer_email and source in SENT_BY_THE_PAGE:
         email = confirmation_email(session)
         transaction.on_commit(lambda: send_confirmation(session.pk, email), robust=True)
-    else:
-        transaction.on_commit(lambda: _enqueue_confirmation(session.pk), robust=True)
 
 
 @dataclass(frozen=True)
@@ -435,15 +431,6 @@ def send_confirmation(session_id: int, email: Email | None = None, now=None) -> 
     return True
 
 
-def _enqueue_confirmation(session_id: int) -> None:
-    from .tasks import send_confirmation_email
-
-    try:
-        send_confirmation_email.apply_async((session_id,), retry=False)
-    except Exception as exc:  # the broker is down: the sweep sends it from the database
-        log.warning("broker unavailable, ticket email for session %s left to the sweep: %s", session_id, exc)
-
-
 def sweep_confirmations(now=None, limit: int = 200) -> int:
     """Send the ticket emails that should have gone out by now and did not, oldest first.
     Returns how many were sent. Purchases older than CONFIRMATION_GIVE_UP_HOURS are left:
@@ -451,7 +438,6 @@ def sweep_confirmations(now=None, limit: int = 200) -> int:
     now = now or timezone.now()
     due = (CheckoutSession.objects
            .filter(status=Status.COMPLETED, confirmation_sent_at__isnull=True,
-                   completed_at__lt=now - timedelta(seconds=settings.CONFIRMATION_LEASE_SECONDS),
                    completed_at__gt=now - timedelta(hours=settings.CONFIRMATION_GIVE_UP_HOURS))
            .filter(Q(confirmation_lease_until__isnull=True) | Q(confirmation_lease_until__lt=now))
            .exclude(customer_email="")

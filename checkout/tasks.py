@@ -10,11 +10,6 @@ def release_expired_holds() -> int:
     return services.release_expired_holds()
 
 
-@shared_task(name="checkout.tasks.send_confirmation_email", ignore_result=True)
-def send_confirmation_email(session_id: int) -> bool:
-    return services.send_confirmation(session_id)
-
-
 @shared_task(name="checkout.tasks.sweep_confirmations", ignore_result=True)
 def sweep_confirmations() -> int:
     return services.sweep_confirmations()

@@ -170,7 +170,7 @@ CHECKOUT_HOLD_MINUTES = int(os.environ.get("CHECKOUT_HOLD_MINUTES", "15"))
 # a sender owns it this many seconds; the sweep, every CONFIRMATION_SWEEP_SECONDS, retries
 # the ones not sent, for up to CONFIRMATION_GIVE_UP_HOURS after the purchase.
 CONFIRMATION_LEASE_SECONDS = int(os.environ.get("CONFIRMATION_LEASE_SECONDS", "60"))
-CONFIRMATION_SWEEP_SECONDS = float(os.environ.get("CONFIRMATION_SWEEP_SECONDS", "60"))
+CONFIRMATION_SWEEP_SECONDS = float(os.environ.get("CONFIRMATION_SWEEP_SECONDS", "10"))
 CONFIRMATION_GIVE_UP_HOURS = int(os.environ.get("CONFIRMATION_GIVE_UP_HOURS", "72"))
 CELERY_BEAT_SCHEDULE["sweep-ticket-emails"] = {
     "task": "checkout.tasks.sweep_confirmations", "schedule": CONFIRMATION_SWEEP_SECONDS,
