@@ -268,14 +268,15 @@ def claim_batch(delivery_id: int, *, others: int | None = None, even_if_disabled
 
 
 @contextmanager
-def _bookkeeping_cursor():
-    """A cursor in a transaction whose commit does not wait for the disk.
+def _claim_cursor():
+    """A cursor in a transaction whose commit does not wait for the disk, for claims.
 
-    Only for the delivery's own bookkeeping (claims, attempts, statuses): if PostgreSQL
-    crashed right after such a commit, the worst case is a delivery sent once more, which
-    at-least-once delivery allows. The events themselves are committed durably by the
-    transition that wrote them. Waiting for the WAL flush twice per delivery was most of
-    a delivery's time on a busy disk."""
+    A claim that a PostgreSQL crash loses is harmless: the delivery is simply due again
+    and claimed anew (no attempt was recorded under it; one that was sent is sent again,
+    which at-least-once delivery allows). Not waiting for the WAL flush keeps it off the
+    path from commit to the receiver. Records of successes, by contrast, are committed
+    durably (``_record_successes``): a lost one would make us send again what the
+    receiver already has, and with batches their flush is shared by the whole batch."""
     if connection.in_atomic_block:  # inside a caller's transaction: never change its durability
         with connection.cursor() as cursor:
             yield cursor
@@ -286,7 +287,7 @@ def _bookkeeping_cursor():
 
 
 def _claim_postgresql(delivery_id: int, others: int, now: datetime, lease_until: datetime) -> list[_Claimed]:
-    with _bookkeeping_cursor() as cursor:
+    with _claim_cursor() as cursor:
         cursor.execute(CLAIM_SQL, {"id": delivery_id, "others": others, "now": now, "lease_until": lease_until,
                                    "lost_error": LOST_ATTEMPT_ERROR})
         rows = cursor.fetchall()
@@ -404,9 +405,9 @@ class _InThisProcess:
     A message about one of them has nothing left to do (a batch took its delivery along,
     or it is a duplicate), so the task returns without a query. Only successes are
     remembered once sent (a failure may be retried by hand or scheduled), and only for
-    one sweep interval: the bookkeeping commits without waiting for the disk, so after a
-    database crash a success we saw may be gone, and the sweep's messages for it must
-    then reach the database again.
+    one sweep interval: after that the database has the last word again, so a success
+    this process saw but the database no longer holds (a backup restored, a record lost
+    some other way) is sent again when the sweep's message comes, not skipped forever.
     """
 
     REMEMBERED = 20_000
@@ -547,7 +548,7 @@ def _record_successes(sent: list[Sent]) -> list[Outcome]:
         return []
     now = timezone.now()
     if connection.vendor == "postgresql":
-        with _bookkeeping_cursor() as cursor:
+        with connection.cursor() as cursor:  # one statement: its own transaction, durable
             cursor.execute(RECORD_SUCCESSES_SQL, {
                 "ids": [s.claim.delivery_id for s in sent],
                 "numbers": [s.claim.number for s in sent],
