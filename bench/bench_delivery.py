@@ -383,7 +383,7 @@ def run() -> list[Figure]:
         Figure("worker CPU per delivery, threads pool", ours_threads_cpu, "ms", goal="lower is better",
                floor=floor_threads_cpu, note="floor: CPU per bare POST in the floor run"),
         Figure("database transactions per delivery, threads pool", ours_commits, "transactions",
-               goal="lower is better", note="claims and records; 2 = one claim and one record each"),
+               goal="lower is better", note="commits in the bench database during the run (pg_stat_database)"),
         Figure("deliveries/s, one worker process, solo pool (one at a time)", ours_solo, "deliveries/s",
                floor=floor_one, note="floor: one thread POSTing in a loop"),
         Figure("worker CPU per delivery, solo pool", ours_solo_cpu, "ms", floor=floor_one_cpu),
