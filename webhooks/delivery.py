@@ -246,8 +246,11 @@ def claim_batch(delivery_id: int, *, others: int | None = None, even_if_disabled
     for row in taken:
         endpoint = row.endpoint
         if endpoint is not None and not endpoint.enabled and not (even_if_disabled and row.delivery_id == delivery_id):
+            # No next attempt (as for every failed delivery): a failed row that kept its due
+            # time would stay in the range every batch scans for due deliveries.
             Delivery.objects.filter(pk=row.delivery_id).update(
-                status=Delivery.Status.FAILED, lease_until=None, attempts_count=row.number - 1, updated_at=now,
+                status=Delivery.Status.FAILED, lease_until=None, next_attempt_at=None, attempts_count=row.number - 1,
+                updated_at=now,
                 last_error=f"Not sent: the endpoint is disabled ({endpoint.disabled_reason or 'by hand'})."[:500],
             )
             continue

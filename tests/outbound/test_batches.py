@@ -121,6 +121,7 @@ def test_a_batch_fails_its_members_whose_endpoint_was_disabled(endpoint_for, new
     assert [c.delivery_id for c in held] == [to_live]
     failed = Delivery.objects.get(endpoint=gone)
     assert failed.status == "failed" and failed.attempts_count == 0 and "disabled" in failed.last_error
+    assert failed.next_attempt_at is None and failed.lease_until is None
 
 
 # --- Sending and recording -----------------------------------------------------------------------
