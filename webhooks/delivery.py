@@ -358,6 +358,7 @@ class Sent:
 
 
 def _send_in_time(claim: Claim) -> Sent:
+    """POST ``claim`` unless its lease could no longer cover the POST's whole deadline."""
     if time.monotonic() > claim.send_by:
         return Sent(claim, None, timezone.now())
     started_at = timezone.now()
@@ -447,7 +448,9 @@ in_this_process = _InThisProcess()
 
 
 def deliver(delivery_id: int, *, even_if_disabled: bool = False) -> Outcome:
-    """One attempt at ``delivery_id`` if it is due and free: the whole job of a worker."""
+    """One attempt at ``delivery_id`` alone, if it is due and free: a retry by hand, a test
+    event, ``sweep_deliveries --inline``. (A worker's task takes others along:
+    ``deliver_batch``.)"""
     held = claim(delivery_id, even_if_disabled=even_if_disabled)
     if held is None:
         status = Delivery.objects.filter(pk=delivery_id).values_list("status", flat=True).first() or "missing"
