@@ -560,3 +560,18 @@ def test_a_lease_always_outlasts_the_post_deadline(settings, endpoint_for, new_s
     before = timezone.now()
     service.claim(only_delivery().pk)
     assert (only_delivery().lease_until - before).total_seconds() >= 11
+
+
+def test_the_worker_task_delivers_its_delivery_and_then_has_nothing_left_to_do(endpoint_for, new_session, monkeypatch):
+    """The task's path (``deliver_batch``) on whichever database runs the tests: on SQLite
+    a batch is the named delivery alone, on PostgreSQL it may take others along."""
+    from webhooks import tasks
+
+    monkeypatch.setattr(service, "in_this_process", service._InThisProcess())
+    with LocalServer(Reply(200)) as server:
+        endpoint_for(server.url)
+        new_session()
+        pk = only_delivery().pk
+        assert tasks.deliver(pk) == 1
+        assert tasks.deliver(pk) == 0  # a duplicate message
+    assert only_delivery().status == "succeeded" and len(server.requests) == 1
