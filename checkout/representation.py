@@ -39,14 +39,14 @@ def keep_as_prefetched(session, relation: str, rows: list) -> None:
 
 
 # The session's line items with their ticket types' id and name, and its answers with their
-# questions' text: what the representation lists of them, in one round trip.
-_LISTED_ROWS_SQL = (
+# questions' text: what the representation lists of them, in one round trip. Parameters: the
+# session's id, twice. The gate adds a row of its own to this read (webhooks.gate).
+LISTED_ROWS_SELECT = (
     "SELECT 0, li.id, li.ticket_type_id, li.quantity, li.unit_price, tt.public_id, tt.name, NULL"
     " FROM checkout_lineitem li JOIN ievents_tickettype tt ON tt.id = li.ticket_type_id WHERE li.session_id = %s"
     " UNION ALL"
     " SELECT 1, a.id, a.question_id, NULL, NULL, NULL, q.text, a.value"
     " FROM checkout_answer a JOIN ievents_question q ON q.id = a.question_id WHERE a.session_id = %s"
-    " ORDER BY 1, 2"
 )
 
 
@@ -54,25 +54,35 @@ def load_listed_rows(session) -> None:
     """Read the session's line items and answers in one statement and keep them as if
     prefetched with it (``session_as_api`` lists them; ``complete`` issues tickets from the
     line items). Written out: the ORM's two prefetches cost several times more, mostly
-    compiling SQL. Instances come from ``Model.from_db`` with the columns read; any other
-    field is deferred (loaded on access), never a wrong default."""
-    db = connection.alias
-    items, answers = [], []
+    compiling SQL."""
     with connection.cursor() as cursor:
-        cursor.execute(_LISTED_ROWS_SQL, [session.pk, session.pk])
-        rows = cursor.fetchall()
-    for kind, pk, related_id, quantity, unit_price, public_id, text, value in rows:
+        cursor.execute(LISTED_ROWS_SELECT + " ORDER BY 1, 2", [session.pk, session.pk])
+        keep_listed_rows(session, cursor.fetchall())
+
+
+def keep_listed_rows(session, rows) -> list[tuple]:
+    """Keep the line items (kind 0) and answers (kind 1) of ``LISTED_ROWS_SELECT``'s rows as
+    if prefetched with ``session``; return the rows of any other kind, for the caller that
+    added them. Instances come from ``Model.from_db`` with the columns read; any other field
+    is deferred (loaded on access), never a wrong default."""
+    db = connection.alias
+    items, answers, others = [], [], []
+    for row in rows:
+        kind, pk, related_id, quantity, unit_price, public_id, text, value = row
         if kind == 0:
             item = LineItem.from_db(db, ["id", "session_id", "ticket_type_id", "quantity", "unit_price"],
                                     [pk, session.pk, related_id, quantity, unit_price])
             item.ticket_type = TicketType.from_db(db, ["id", "public_id", "name"], [related_id, public_id, text])
             items.append(item)
-        else:
+        elif kind == 1:
             answer = Answer.from_db(db, ["id", "session_id", "question_id", "value"], [pk, session.pk, related_id, value])
             answer.question = Question.from_db(db, ["id", "text"], [related_id, text])
             answers.append(answer)
+        else:
+            others.append(row)
     keep_as_prefetched(session, "line_items", items)
     keep_as_prefetched(session, "answers", answers)
+    return others
 
 
 def session_as_api(session, *, rows_from: dict | None = None) -> dict:

@@ -36,10 +36,9 @@ from django.utils import timezone
 
 from checkout import services as checkout
 from checkout import state
-from checkout.models import Answer, LineItem, Source
-from checkout.representation import session_as_api
+from checkout.models import Source
+from checkout.representation import LISTED_ROWS_SELECT, keep_listed_rows, session_as_api
 from ievents.crypto import new_public_id
-from ievents.models import Question, TicketType
 
 from . import http
 from .models import GateCall, GateSettings
@@ -221,13 +220,9 @@ def run_gate(session, *, client_ip: str = "") -> GateDecision:
     return GateDecision(False, gate.error_message, answer.outcome, call)
 
 
-_DETAILS_SQL = (
-    "SELECT 0, li.id, li.ticket_type_id, li.quantity, li.unit_price, tt.public_id, tt.name, NULL"
-    " FROM checkout_lineitem li JOIN ievents_tickettype tt ON tt.id = li.ticket_type_id WHERE li.session_id = %s"
-    " UNION ALL"
-    " SELECT 1, a.id, a.question_id, NULL, NULL, NULL, q.text, a.value"
-    " FROM checkout_answer a JOIN ievents_question q ON q.id = a.question_id WHERE a.session_id = %s"
-    # Kind 2, one row: the rate limit's counts (see ``rate_limited``), read in the same round trip.
+# Kind 2, one row added to checkout's listed rows: the rate limit's counts (see
+# ``rate_limited``), read in the same round trip.
+_COUNTS_SQL = (
     " UNION ALL"
     " SELECT 2,"
     " (SELECT COUNT(*) FROM (SELECT 1 FROM webhooks_gatecall WHERE session_id = %s AND created_at > %s"
@@ -235,8 +230,8 @@ _DETAILS_SQL = (
     " (SELECT COUNT(*) FROM (SELECT 1 FROM webhooks_gatecall WHERE event_id = %s AND client_ip = %s"
     " AND created_at > %s AND is_test = %s LIMIT %s) AS by_address),"
     " NULL, NULL, NULL, NULL, NULL"
-    " ORDER BY 1, 2"
 )
+_DETAILS_SQL = LISTED_ROWS_SELECT + _COUNTS_SQL + " ORDER BY 1, 2"
 
 
 @dataclass(frozen=True)
@@ -255,43 +250,22 @@ def load_details(session, client_ip: str | None = None) -> RecentCalls:
     statement counts the recent calls the rate limit weighs, and returns them.
 
     Written out because the ORM's two prefetches and the counts cost about 3 ms on every
-    gated submit, mostly compiling SQL and waiting for three round trips. The instances
-    come from ``Model.from_db`` with the columns read; any other field is deferred (loaded
-    on access), never a wrong default.
+    gated submit, mostly compiling SQL and waiting for three round trips. The rows are
+    ``checkout.representation``'s listed rows, with one more for the counts.
     """
-    db = connection.alias
     ops = connection.ops
     since = ops.adapt_datetimefield_value(
         timezone.now() - timedelta(seconds=settings.GATE_RATE_LIMIT_WINDOW_SECONDS))
     address = ops.adapt_ipaddressfield_value(client_ip) if client_ip else None
-    items, answers = [], []
-    recent = RecentCalls(0, 0)
     with connection.cursor() as cursor:
         cursor.execute(_DETAILS_SQL, [
             session.pk, session.pk,
             session.pk, since, False, settings.GATE_RATE_LIMIT_PER_SESSION,
             session.event_id, address, since, False, settings.GATE_RATE_LIMIT_PER_IP,
         ])
-        rows = cursor.fetchall()
-    for kind, pk, related_id, quantity, unit_price, public_id, text, value in rows:
-        if kind == 0:
-            item = LineItem.from_db(db, ["id", "session_id", "ticket_type_id", "quantity", "unit_price"],
-                                    [pk, session.pk, related_id, quantity, unit_price])
-            item.ticket_type = TicketType.from_db(db, ["id", "public_id", "name"], [related_id, public_id, text])
-            items.append(item)
-        elif kind == 1:
-            answer = Answer.from_db(db, ["id", "session_id", "question_id", "value"], [pk, session.pk, related_id, value])
-            answer.question = Question.from_db(db, ["id", "text"], [related_id, text])
-            answers.append(answer)
-        else:
-            recent = RecentCalls(by_session=pk, by_address=related_id)
-    cache = session.__dict__.setdefault("_prefetched_objects_cache", {})
-    for relation, loaded in (("line_items", items), ("answers", answers)):
-        cache.pop(relation, None)
-        rows_qs = getattr(session, relation).all()
-        rows_qs._result_cache, rows_qs._prefetch_done = loaded, True  # what prefetch_related_objects does
-        cache[relation] = rows_qs
-    return recent
+        counts = keep_listed_rows(session, cursor.fetchall())
+    _kind, by_session, by_address, *_ = counts[0]
+    return RecentCalls(by_session=by_session, by_address=by_address)
 
 
 def announce_denial(session, answer: GateAnswer) -> None:
