@@ -2,20 +2,13 @@
 
 import pytest
 
-from tests.conftest import make_event
+from tests.conftest import event_change_form, make_event
 
 pytestmark = pytest.mark.django_db
 
 
 def event_form(event, providers):
-    data = {
-        "organization": event.organization_id, "name": event.name, "description": "", "venue": "",
-        "starts_at_0": event.starts_at.strftime("%Y-%m-%d"), "starts_at_1": event.starts_at.strftime("%H:%M:%S"),
-        "currency": event.currency, "published": "on",
-        "ticket_types-TOTAL_FORMS": 0, "ticket_types-INITIAL_FORMS": 0,
-        "questions-TOTAL_FORMS": 0, "questions-INITIAL_FORMS": 0,
-        "gate-TOTAL_FORMS": 0, "gate-INITIAL_FORMS": 0, "gate-MIN_NUM_FORMS": 0, "gate-MAX_NUM_FORMS": 1,
-    }
+    data = event_change_form(event)
     if providers:
         data["payment_providers"] = providers
     return data

@@ -3,7 +3,7 @@
 import pytest
 from django.test import override_settings
 
-from tests.conftest import make_event
+from tests.conftest import event_change_form, make_event
 from tests.servers import LocalServer, Reply
 from webhooks.models import GateCall, GateSettings
 
@@ -20,13 +20,8 @@ def organizer(client, organizer):
 def event_form(event, **gate):
     """The event change form as the browser posts it, with the gate inline."""
     data = {
-        "organization": event.organization_id, "name": event.name, "description": "", "venue": "",
-        "starts_at_0": event.starts_at.strftime("%Y-%m-%d"), "starts_at_1": event.starts_at.strftime("%H:%M:%S"),
-        "currency": event.currency, "published": "on",
-        "ticket_types-TOTAL_FORMS": 0, "ticket_types-INITIAL_FORMS": 0,
-        "questions-TOTAL_FORMS": 0, "questions-INITIAL_FORMS": 0,
+        **event_change_form(event),
         "gate-TOTAL_FORMS": 1, "gate-INITIAL_FORMS": 1 if GateSettings.objects.filter(event=event).exists() else 0,
-        "gate-MIN_NUM_FORMS": 0, "gate-MAX_NUM_FORMS": 1,
         "gate-0-event": event.pk,
         "gate-0-url": "https://gate.example.com/check", "gate-0-timeout_ms": 3000, "gate-0-on_error": "block",
         "gate-0-denial_message": "No.", "gate-0-error_message": "Try later.", "gate-0-enabled": "on",
