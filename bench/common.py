@@ -141,9 +141,10 @@ def _with_database(url: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
 
 
-def manage(*args: str, env: dict[str, str], quiet: bool = True) -> None:
-    """Run ``manage.py`` in a child process with exactly this environment."""
-    result = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+def manage(*args: str, env: dict[str, str], quiet: bool = True, cwd: Path | None = None) -> None:
+    """Run ``manage.py`` (of the tree ``cwd``, by default this one) in a child process with
+    exactly this environment."""
+    result = subprocess.run([PYTHON, "manage.py", *args], cwd=cwd or ROOT, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     if not quiet:
@@ -170,8 +171,10 @@ def production_env(database_url: str, **extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def throwaway_postgres(name: str, *, admin_url: str = POSTGRES_ADMIN_URL, migrate_env: dict | None = None) -> Iterator[str]:
-    """Create ``iev_bench_<name>_<pid>``, migrate it, yield its URL, drop it afterwards."""
+def throwaway_postgres(name: str, *, admin_url: str = POSTGRES_ADMIN_URL, migrate_env: dict | None = None,
+                       tree: Path | None = None) -> Iterator[str]:
+    """Create ``iev_bench_<name>_<pid>``, migrate it (with ``tree``'s migrations, by
+    default this tree's), yield its URL, drop it afterwards."""
     try:
         import psycopg
         from psycopg import sql
@@ -195,8 +198,8 @@ def throwaway_postgres(name: str, *, admin_url: str = POSTGRES_ADMIN_URL, migrat
     try:
         env = migrate_env or production_env(url)
         env = {**env, "DATABASE_URL": url}
-        manage("migrate", "--noinput", "-v0", env=env)
-        manage("createcachetable", env=env)
+        manage("migrate", "--noinput", "-v0", env=env, cwd=tree)
+        manage("createcachetable", env=env, cwd=tree)
         yield url
     finally:
         admin(drop)
