@@ -41,23 +41,29 @@ def keep_as_prefetched(session, relation: str, rows: list) -> None:
 # The session's line items with their ticket types' id and name, and its answers with their
 # questions' text: what the representation lists of them, in one round trip. Parameters: the
 # session's id, twice. The gate adds a row of its own to this read (webhooks.gate).
-LISTED_ROWS_SELECT = (
+LINE_ITEM_ROWS_SELECT = (
     "SELECT 0, li.id, li.ticket_type_id, li.quantity, li.unit_price, tt.public_id, tt.name, NULL"
     " FROM checkout_lineitem li JOIN ievents_tickettype tt ON tt.id = li.ticket_type_id WHERE li.session_id = %s"
-    " UNION ALL"
-    " SELECT 1, a.id, a.question_id, NULL, NULL, NULL, q.text, a.value"
+)
+_ANSWER_ROWS_SELECT = (
+    "SELECT 1, a.id, a.question_id, NULL, NULL, NULL, q.text, a.value"
     " FROM checkout_answer a JOIN ievents_question q ON q.id = a.question_id WHERE a.session_id = %s"
 )
+LISTED_ROWS_SELECT = " UNION ALL ".join((LINE_ITEM_ROWS_SELECT, _ANSWER_ROWS_SELECT))
 
 
-def load_listed_rows(session) -> None:
+def load_listed_rows(session, read_also: tuple[str, list] | None = None) -> list[tuple]:
     """Read the session's line items and answers in one statement and keep them as if
     prefetched with it (``session_as_api`` lists them; ``complete`` issues tickets from the
     line items). Written out: the ORM's two prefetches cost several times more, mostly
-    compiling SQL."""
+    compiling SQL. ``read_also``: (SQL, parameters) of more rows read in the same statement
+    (see ``keep_listed_rows``), which are returned."""
+    sql, params = LISTED_ROWS_SELECT, [session.pk, session.pk]
+    if read_also:
+        sql, params = f"{sql} UNION ALL {read_also[0]}", params + list(read_also[1])
     with connection.cursor() as cursor:
-        cursor.execute(LISTED_ROWS_SELECT + " ORDER BY 1, 2", [session.pk, session.pk])
-        keep_listed_rows(session, cursor.fetchall())
+        cursor.execute(f"{sql} ORDER BY 1, 2", params)
+        return keep_listed_rows(session, cursor.fetchall())
 
 
 def keep_listed_rows(session, rows) -> list[tuple]:

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -24,6 +24,7 @@ from ievents.models import Event, TicketType
 
 from . import inventory, state
 from .models import Answer, CheckoutSession, LineItem, Source, Status, Ticket
+from .representation import LINE_ITEM_ROWS_SELECT, keep_listed_rows, load_listed_rows
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +128,16 @@ def _check_items(event: Event, items: list[Item]) -> None:
 EDITABLE = {Status.OPEN, Status.REJECTED, Status.UNPAID, Status.PAYMENT_PENDING}
 
 
-def save_attendee_details(session: CheckoutSession, *, name: str, email: str, answers: dict[int, str]) -> CheckoutSession:
-    """Store what the attendee typed. Any change voids an earlier gate approval."""
+def save_attendee_details(session: CheckoutSession, *, name: str, email: str, answers: dict[int, str],
+                          read_also: tuple[str, list] | None = None) -> CheckoutSession:
+    """Store what the attendee typed. Any change voids an earlier gate approval.
+
+    The session comes back with its line items and answers as saved, read under its lock
+    and kept as if prefetched: the gate builds its fingerprint and payload from them without
+    reading again. ``read_also`` is (SQL, parameters) of more rows, in
+    ``LISTED_ROWS_SELECT``'s columns with a kind of 2 or more, to read in the same statement
+    (the gate's rate-limit counts); they come back as the session's ``rows_read_also``.
+    """
     with transaction.atomic():
         locked = CheckoutSession.objects.select_for_update().get(pk=session.pk)
         if locked.status not in EDITABLE:
@@ -138,8 +147,12 @@ def save_attendee_details(session: CheckoutSession, *, name: str, email: str, an
         locked.customer_name = name.strip()
         locked.customer_email = email.strip()
         locked.details_version += 1
-        locked.save(update_fields=["customer_name", "customer_email", "details_version", "updated_at"])
-        _save_answers(locked, answers)
+        if connection.vendor == "postgresql":
+            locked.rows_read_also = _write_details(locked, answers, read_also)
+        else:
+            locked.save(update_fields=["customer_name", "customer_email", "details_version", "updated_at"])
+            _save_answers(locked, answers)
+            locked.rows_read_also = load_listed_rows(locked, read_also)
         if locked.gate_approved_fingerprint and locked.gate_approved_fingerprint != details_fingerprint(locked):
             if locked.status == Status.PAYMENT_PENDING and gate_is_active(locked):
                 # The payment under way was approved for the old details and can still be
@@ -153,6 +166,44 @@ def save_attendee_details(session: CheckoutSession, *, name: str, email: str, an
             locked.save(update_fields=["gate_approved_fingerprint", "gate_approved_at"])
         _keep_cached_relations(locked, session)
         return locked
+
+
+# PostgreSQL: the session's new details, its answers made exactly the ones given (upserted,
+# the rest deleted) and the details read back as LISTED_ROWS_SELECT lists them, in one
+# statement under the session's lock. The answers listed are the upsert's own rows: a
+# statement's sub-statements all see one snapshot, so a plain read would see the old ones.
+_WRITE_DETAILS_SQL = " ".join((
+    "WITH details AS ("
+    " UPDATE checkout_checkoutsession SET customer_name = %s, customer_email = %s, details_version = %s,"
+    " updated_at = %s WHERE id = %s),"
+    " saved AS ("
+    " INSERT INTO checkout_answer (session_id, question_id, value)"
+    " SELECT %s, given.question_id, given.value FROM UNNEST(%s::bigint[], %s::text[]) AS given (question_id, value)"
+    " ON CONFLICT (session_id, question_id) DO UPDATE SET value = EXCLUDED.value"
+    " RETURNING id, question_id, value),"
+    " gone AS (DELETE FROM checkout_answer WHERE session_id = %s AND NOT question_id = ANY(%s::bigint[]))",
+    LINE_ITEM_ROWS_SELECT,
+    "UNION ALL SELECT 1, saved.id, saved.question_id, NULL, NULL, NULL, q.text, saved.value"
+    " FROM saved JOIN ievents_question q ON q.id = saved.question_id",
+))
+
+
+def _write_details(locked: CheckoutSession, answers: dict[int, str], read_also: tuple[str, list] | None) -> list:
+    """What ``save`` and ``_save_answers`` do, and the read after them, in one round trip:
+    the attendee waits for each. Returns the rows of ``read_also``."""
+    locked.updated_at = timezone.now()
+    question_ids = list(answers)
+    sql, params = _WRITE_DETAILS_SQL, [
+        locked.customer_name, locked.customer_email, locked.details_version, locked.updated_at, locked.pk,
+        locked.pk, question_ids, [answers[question_id] for question_id in question_ids],
+        locked.pk, question_ids,
+        locked.pk,
+    ]
+    if read_also:
+        sql, params = f"{sql} UNION ALL {read_also[0]}", params + list(read_also[1])
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} ORDER BY 1, 2", params)
+        return keep_listed_rows(locked, cursor.fetchall())
 
 
 def _save_answers(locked: CheckoutSession, answers: dict[int, str]) -> None:

@@ -37,7 +37,7 @@ from django.utils import timezone
 from checkout import services as checkout
 from checkout import state
 from checkout.models import Source
-from checkout.representation import LISTED_ROWS_SELECT, keep_listed_rows, session_as_api
+from checkout.representation import load_listed_rows, session_as_api
 from ievents.crypto import new_public_id
 
 from . import http
@@ -190,7 +190,10 @@ def run_gate(session, *, client_ip: str = "") -> GateDecision:
         return GateDecision(True)
     gate = session.event.gate
     client_ip = client_ip or None
-    recent = load_details(session, client_ip)  # one statement: the details and the rate limit's counts
+    # The details and the rate limit's counts, read by the save that stored them when the
+    # caller asked it to (``rate_limit_read``), else here: one statement either way.
+    counts = getattr(session, "rows_read_also", None)
+    recent = _recent_calls(counts) if counts else load_details(session, client_ip)
     if rate_limited(recent, client_ip):
         checkout.revoke_gate_approval(session)
         log.warning("gate rate limit hit: session %s, ip %s", session.public_id, client_ip or "?")
@@ -212,8 +215,7 @@ def run_gate(session, *, client_ip: str = "") -> GateDecision:
         if not approved:
             return GateDecision(False, DETAILS_CHANGED_MESSAGE, answer.outcome, call)
         return GateDecision(True, "", answer.outcome, call)
-    call = log_call(gate, session, answer, allowed=allowed, breaker_open=breaker_open, client_ip=client_ip)
-    checkout.revoke_gate_approval(session)
+    call = log_call_and_revoke(gate, session, answer, breaker_open=breaker_open, client_ip=client_ip)
     if answer.outcome == Outcome.DENIED:
         announce_denial(session, answer)
         return GateDecision(False, answer.message or gate.denial_message, answer.outcome, call)
@@ -223,15 +225,13 @@ def run_gate(session, *, client_ip: str = "") -> GateDecision:
 # Kind 2, one row added to checkout's listed rows: the rate limit's counts (see
 # ``rate_limited``), read in the same round trip.
 _COUNTS_SQL = (
-    " UNION ALL"
-    " SELECT 2,"
+    "SELECT 2,"
     " (SELECT COUNT(*) FROM (SELECT 1 FROM webhooks_gatecall WHERE session_id = %s AND created_at > %s"
     " AND is_test = %s LIMIT %s) AS by_session),"
     " (SELECT COUNT(*) FROM (SELECT 1 FROM webhooks_gatecall WHERE event_id = %s AND client_ip = %s"
     " AND created_at > %s AND is_test = %s LIMIT %s) AS by_address),"
     " NULL, NULL, NULL, NULL, NULL"
 )
-_DETAILS_SQL = LISTED_ROWS_SELECT + _COUNTS_SQL + " ORDER BY 1, 2"
 
 
 @dataclass(frozen=True)
@@ -242,6 +242,27 @@ class RecentCalls:
     by_address: int
 
 
+def rate_limit_read(session, client_ip: str | None) -> tuple[str, list] | None:
+    """The rate limit's counts as (SQL, parameters) for ``checkout.save_attendee_details``
+    to read with the details it saves (``read_also``), or None when no gate will be asked.
+    The attendee's "Continue" then reads once, under the lock, instead of twice."""
+    return _counts_read(session, client_ip) if checkout.gate_is_active(session) else None
+
+
+def _counts_read(session, client_ip: str | None) -> tuple[str, list]:
+    ops = connection.ops
+    since = ops.adapt_datetimefield_value(
+        timezone.now() - timedelta(seconds=settings.GATE_RATE_LIMIT_WINDOW_SECONDS))
+    address = ops.adapt_ipaddressfield_value(client_ip) if client_ip else None
+    return _COUNTS_SQL, [session.pk, since, False, settings.GATE_RATE_LIMIT_PER_SESSION,
+                         session.event_id, address, since, False, settings.GATE_RATE_LIMIT_PER_IP]
+
+
+def _recent_calls(rows: list[tuple]) -> RecentCalls:
+    _kind, by_session, by_address, *_ = rows[0]
+    return RecentCalls(by_session=by_session, by_address=by_address)
+
+
 def load_details(session, client_ip: str | None = None) -> RecentCalls:
     """Read the session's line items and answers fresh, in one statement, with what the
     payload shows of them (ticket type's id and name, question's text), and keep them as
@@ -249,23 +270,10 @@ def load_details(session, client_ip: str | None = None) -> RecentCalls:
     these rows, so the approval is bound to exactly what the gate was shown. The same
     statement counts the recent calls the rate limit weighs, and returns them.
 
-    Written out because the ORM's two prefetches and the counts cost about 3 ms on every
-    gated submit, mostly compiling SQL and waiting for three round trips. The rows are
-    ``checkout.representation``'s listed rows, with one more for the counts.
+    The checkout's own submit does not need this: its save reads the same rows and counts
+    under the session's lock (``rate_limit_read``). Other callers of ``run_gate`` do.
     """
-    ops = connection.ops
-    since = ops.adapt_datetimefield_value(
-        timezone.now() - timedelta(seconds=settings.GATE_RATE_LIMIT_WINDOW_SECONDS))
-    address = ops.adapt_ipaddressfield_value(client_ip) if client_ip else None
-    with connection.cursor() as cursor:
-        cursor.execute(_DETAILS_SQL, [
-            session.pk, session.pk,
-            session.pk, since, False, settings.GATE_RATE_LIMIT_PER_SESSION,
-            session.event_id, address, since, False, settings.GATE_RATE_LIMIT_PER_IP,
-        ])
-        counts = keep_listed_rows(session, cursor.fetchall())
-    _kind, by_session, by_address, *_ = counts[0]
-    return RecentCalls(by_session=by_session, by_address=by_address)
+    return _recent_calls(load_listed_rows(session, _counts_read(session, client_ip or None)))
 
 
 def announce_denial(session, answer: GateAnswer) -> None:
@@ -288,16 +296,26 @@ def log_call(gate, session, answer: GateAnswer, *, allowed: bool, breaker_open: 
 
 _CALL_COLUMNS = ("event_id", "session_id", "outcome", "decision", "status_code", "latency_ms", "message", "error",
                  "is_test", "breaker_open", "client_ip", "created_at")
-# The approval is checkout.services.record_gate_approval's UPDATE, word for word, made a
-# CTE of the call log's INSERT: PostgreSQL runs both as one statement, in one transaction.
-_LOG_AND_APPROVE_SQL = (
-    "WITH approval AS ("
-    " UPDATE checkout_checkoutsession SET gate_approved_fingerprint = %s, gate_approved_at = %s"
-    " WHERE id = %s AND details_version = %s RETURNING id)"
+# The call log's INSERT with the session's approval set or cleared as a CTE: PostgreSQL runs
+# both as one statement, in one transaction. The approval's UPDATE is
+# checkout.services.record_gate_approval's, word for word; the revocation, revoke_gate_approval's.
+_LOG_CALL_WITH_SQL = (
+    "WITH changed AS ({})"
     " INSERT INTO webhooks_gatecall (event_id, session_id, outcome, decision, status_code, latency_ms, message, error,"
     " is_test, breaker_open, client_ip, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-    " RETURNING id, (SELECT COUNT(*) FROM approval)"
+    " RETURNING id, (SELECT COUNT(*) FROM changed)"
 )
+_APPROVE_SQL = ("UPDATE checkout_checkoutsession SET gate_approved_fingerprint = %s, gate_approved_at = %s"
+                " WHERE id = %s AND details_version = %s RETURNING id")
+_REVOKE_SQL = ("UPDATE checkout_checkoutsession SET gate_approved_fingerprint = '', gate_approved_at = NULL"
+               " WHERE id = %s RETURNING id")
+# The approval's commit does not wait for the disk (``synchronous_commit`` off for that one
+# transaction: the row is visible at once and on disk within a fraction of a second). Lost
+# only if PostgreSQL itself crashes in that moment, and then it fails closed: with no
+# approval the attendee is asked to continue again, and the gate is asked again. Every
+# payment start re-reads the approval under the session's lock and commits durably, which
+# flushes it too. A denial, or an error's revocation, keeps the durable commit.
+_WITHOUT_WAITING_FOR_DISK = "SET LOCAL synchronous_commit TO OFF; "
 
 
 def log_call_and_approve(gate, session, answer: GateAnswer, fingerprint: str, *, breaker_open: bool,
@@ -311,18 +329,42 @@ def log_call_and_approve(gate, session, answer: GateAnswer, fingerprint: str, *,
         call = log_call(gate, session, answer, allowed=True, breaker_open=breaker_open, client_ip=client_ip)
         return call, checkout.record_gate_approval(session, fingerprint)
     now = timezone.now()
-    call = GateCall(event_id=gate.event_id, session=session, outcome=answer.outcome, decision="allow",
-                    status_code=answer.status_code, latency_ms=answer.latency_ms, message=answer.message[:500],
-                    error=answer.error[:500], is_test=False, breaker_open=breaker_open, client_ip=client_ip,
-                    created_at=now)
-    ops = connection.ops
+    # Only when the statement is its own transaction: inside a caller's, SET LOCAL would
+    # spare the disk wait for everything else that transaction writes.
+    relaxed = "" if connection.in_atomic_block else _WITHOUT_WAITING_FOR_DISK
+    return _log_call_with(relaxed + _LOG_CALL_WITH_SQL.format(_APPROVE_SQL),
+                          [fingerprint, now, session.pk, session.details_version],
+                          gate, session, answer, allowed=True, breaker_open=breaker_open, client_ip=client_ip, now=now)
+
+
+def log_call_and_revoke(gate, session, answer: GateAnswer, *, breaker_open: bool, client_ip: str | None) -> GateCall:
+    """Log a refusing call (a denial, or an error under the ``block`` policy) and revoke any
+    earlier approval (``checkout.revoke_gate_approval``): one statement on PostgreSQL."""
+    if connection.vendor != "postgresql":
+        call = log_call(gate, session, answer, allowed=False, breaker_open=breaker_open, client_ip=client_ip)
+        checkout.revoke_gate_approval(session)
+        return call
+    call, _revoked = _log_call_with(_LOG_CALL_WITH_SQL.format(_REVOKE_SQL), [session.pk], gate, session, answer,
+                                    allowed=False, breaker_open=breaker_open, client_ip=client_ip,
+                                    now=timezone.now())
+    return call
+
+
+def _log_call_with(sql: str, update_params: list, gate, session, answer: GateAnswer, *, allowed: bool,
+                   breaker_open: bool, client_ip: str | None, now) -> tuple[GateCall, bool]:
+    call = GateCall(event_id=gate.event_id, session=session, outcome=answer.outcome,
+                    decision="allow" if allowed else "deny", status_code=answer.status_code,
+                    latency_ms=answer.latency_ms, message=answer.message[:500], error=answer.error[:500],
+                    is_test=False, breaker_open=breaker_open, client_ip=client_ip, created_at=now)
     values = [getattr(call, column) for column in _CALL_COLUMNS]
-    values[_CALL_COLUMNS.index("client_ip")] = ops.adapt_ipaddressfield_value(client_ip) if client_ip else None
+    values[_CALL_COLUMNS.index("client_ip")] = connection.ops.adapt_ipaddressfield_value(client_ip) if client_ip else None
     with connection.cursor() as cursor:
-        cursor.execute(_LOG_AND_APPROVE_SQL, [fingerprint, now, session.pk, session.details_version, *values])
-        call.pk, approved = cursor.fetchone()
+        cursor.execute(sql, [*update_params, *values])
+        while cursor.description is None and cursor.nextset():  # past the SET, if any
+            pass
+        call.pk, changed = cursor.fetchone()
     call._state.adding = False
-    return call, bool(approved)
+    return call, bool(changed)
 
 
 def send_test_request(gate: GateSettings) -> GateCall:

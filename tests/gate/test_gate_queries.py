@@ -27,13 +27,15 @@ from .conftest import start_checkout, submit_details
 
 pytestmark = pytest.mark.django_db
 
-# One read (line items and answers for fingerprint and payload, and the rate limit's counts),
-# the call log, and the approval: one UPDATE that only matches while the details are the ones
-# read (3; was 7 + 6); on PostgreSQL the last two are one statement (2). The gate-off path
-# records no approval, since an approval there would let the details through a gate turned
-# on later (tests/gate/test_gate_turned_on_later.py).
+# The call log, and the approval: one UPDATE that only matches while the details are the ones
+# read (2; was 7 + 6); on PostgreSQL the two are one statement (1). The read the fingerprint and
+# payload are built from (line items, answers and the rate limit's counts) is no longer the
+# gate's: the save reads its details back under the lock, and adds the counts to that read
+# (it was a statement of its own, 3 and 2). The gate-off path records no approval, since an
+# approval there would let the details through a gate turned on later
+# (tests/gate/test_gate_turned_on_later.py).
 def added_by_the_gate() -> int:
-    return 2 if connection.vendor == "postgresql" else 3
+    return 1 if connection.vendor == "postgresql" else 2
 
 
 def continue_statements(client, event) -> list[str]:
@@ -147,3 +149,63 @@ def test_the_one_statement_log_and_approval_writes_what_the_two_calls_write(even
                                                       client_ip=None)
     assert not approved and GateCall.objects.filter(pk=call.pk).exists()  # logged, not approved
     assert CheckoutSession.objects.get(pk=session.pk).gate_approved_fingerprint != "e" * 64
+
+
+def test_the_one_statement_log_and_revocation_writes_what_the_two_calls_write(event, gate, open_session):
+    """``log_call_and_revoke`` (a denial, or an error under ``block``) against ``log_call``
+    plus ``revoke_gate_approval``: the same call row, and no approval left standing."""
+    from checkout import services
+    from webhooks import gate as gate_module
+
+    session = services.save_attendee_details(open_session, name="Ana", email="ana@acme.test", answers={})
+    allowed = gate_module.GateAnswer("allowed", 200, 21)
+    _, approved = gate_module.log_call_and_approve(gate, session, allowed, "f" * 64, breaker_open=False, client_ip=None)
+    assert approved and CheckoutSession.objects.get(pk=session.pk).gate_approved_fingerprint == "f" * 64
+
+    denied = gate_module.GateAnswer("denied", 403, 9, message="Not on the list")
+    call = gate_module.log_call_and_revoke(gate, session, denied, breaker_open=True, client_ip="2001:db8::7")
+    reference = gate_module.log_call(gate, session, denied, allowed=False, breaker_open=True, client_ip="2001:db8::7")
+    fields = ["event_id", "session_id", "outcome", "decision", "status_code", "latency_ms", "message", "error",
+              "is_test", "breaker_open", "client_ip"]
+    stored, expected = (GateCall.objects.filter(pk=pk).values(*fields).get() for pk in (call.pk, reference.pk))
+    assert stored == expected and stored["decision"] == "deny"
+    revoked = CheckoutSession.objects.get(pk=session.pk)
+    assert revoked.gate_approved_fingerprint == "" and revoked.gate_approved_at is None
+    assert not services.has_gate_approval(revoked)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_only_the_approval_skips_the_disk_wait_and_only_for_its_own_transaction(event, gate, open_session):
+    """The approval's commit does not wait for the disk (it fails closed if lost); a denial's
+    does, and so does everything after it on the same connection, and everything inside a
+    caller's transaction."""
+    from django.db import transaction
+
+    from checkout import services
+    from webhooks import gate as gate_module
+
+    def setting() -> str:
+        if connection.vendor != "postgresql":
+            return "on"  # SQLite (make run): no such setting, and nothing is relaxed
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return cursor.fetchone()[0]
+
+    session = services.save_attendee_details(open_session, name="Ana", email="ana@acme.test", answers={})
+    answer = gate_module.GateAnswer("allowed", 200, 21)
+    with CaptureQueriesContext(connection) as approval:
+        gate_module.log_call_and_approve(gate, session, answer, "f" * 64, breaker_open=False, client_ip=None)
+    with CaptureQueriesContext(connection) as denial:
+        gate_module.log_call_and_revoke(gate, session, gate_module.GateAnswer("denied", 403, 9), breaker_open=False,
+                                        client_ip=None)
+    with transaction.atomic(), CaptureQueriesContext(connection) as nested:
+        gate_module.log_call_and_approve(gate, session, answer, "e" * 64, breaker_open=False, client_ip=None)
+        assert setting() == "on"  # the caller's transaction was left as it was
+    assert setting() == "on"  # nothing leaked into the connection
+
+    statement = "SET LOCAL synchronous_commit TO OFF"
+    if connection.vendor == "postgresql":
+        assert [q["sql"].startswith(statement) for q in approval.captured_queries] == [True]
+    assert not any(statement in q["sql"] for q in denial.captured_queries + nested.captured_queries)
+    assert CheckoutSession.objects.get(pk=session.pk).gate_approved_fingerprint == "e" * 64
+    assert GateCall.objects.filter(session=session).count() == 3

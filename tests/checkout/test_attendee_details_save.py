@@ -1,0 +1,85 @@
+"""Saving the attendee's details: the answers become exactly the ones given, and the session
+comes back with what was saved, read under its lock.
+
+On PostgreSQL the save is one written-out statement (the session's new details, the answers'
+upsert and delete, the read back); elsewhere it is the ORM's statements and a read. Either
+way the rows it hands back must be the rows in the database, and nothing but the answers
+given may be left.
+"""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from checkout import services
+from checkout.models import Answer, CheckoutSession
+from checkout.representation import session_as_api
+from ievents.models import Question
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def questions(event):
+    return {q.text: q for q in Question.objects.filter(event=event)}
+
+
+def stored_answers(session) -> dict:
+    return dict(Answer.objects.filter(session=session).values_list("question__text", "value"))
+
+
+def test_answers_become_exactly_the_ones_given_added_changed_and_removed(open_session, questions):
+    size, company = questions["T-shirt size"], questions["Company"]
+    first = services.save_attendee_details(open_session, name=" Ana Silva ", email=" ana@example.com ",
+                                           answers={size.pk: "M", company.pk: "Acme"})
+    assert stored_answers(open_session) == {"T-shirt size": "M", "Company": "Acme"}
+    ids = dict(Answer.objects.filter(session=open_session).values_list("question_id", "id"))
+
+    second = services.save_attendee_details(first, name="Ana", email="ana@example.com", answers={size.pk: "L"})
+    assert stored_answers(open_session) == {"T-shirt size": "L"}  # changed in place, the other removed
+    assert Answer.objects.get(session=open_session).pk == ids[size.pk]
+
+    services.save_attendee_details(second, name="Ana", email="ana@example.com", answers={})
+    assert stored_answers(open_session) == {}
+    row = CheckoutSession.objects.get(pk=open_session.pk)
+    assert (row.customer_name, row.customer_email, row.details_version) == ("Ana", "ana@example.com", 3)
+    assert row.updated_at >= row.created_at
+
+
+def test_the_session_comes_back_with_the_rows_as_saved_and_needs_no_further_read(open_session, questions):
+    size, company = questions["T-shirt size"], questions["Company"]
+    services.save_attendee_details(open_session, name="Ana", email="ana@example.com",
+                                   answers={size.pk: "S", company.pk: "Old"})
+    saved = services.save_attendee_details(open_session, name="Ana Silva", email="ana@example.com",
+                                           answers={size.pk: "M", company.pk: "<b>New</b>"})
+    with CaptureQueriesContext(connection) as queries:
+        kept = session_as_api(saved)
+        kept_fingerprint = services.details_fingerprint(saved)
+    assert len(queries) == 0  # built from the rows the save read back
+
+    fresh = CheckoutSession.objects.select_related("event").get(pk=open_session.pk)
+    assert kept == session_as_api(fresh) and kept_fingerprint == services.details_fingerprint(fresh)
+    assert kept["answers"] == {"T-shirt size": "M", "Company": "<b>New</b>"}
+    assert kept["customer"] == {"name": "Ana Silva", "email": "ana@example.com"}
+    assert saved.rows_read_also == []
+
+
+def test_rows_read_also_come_back_from_the_same_statement(open_session, questions):
+    extra = ("SELECT 2, %s, NULL, NULL, NULL, NULL, NULL, NULL", [41])
+    with CaptureQueriesContext(connection) as queries:
+        saved = services.save_attendee_details(open_session, name="Ana", email="ana@example.com",
+                                               answers={questions["Company"].pk: "Acme"}, read_also=extra)
+    assert saved.rows_read_also == [(2, 41, None, None, None, None, None, None)]
+    assert sum("SELECT 2," in q["sql"] for q in queries.captured_queries) == 1
+    assert session_as_api(saved)["answers"] == {"Company": "Acme"}
+
+
+def test_a_refused_save_changes_nothing(open_session, questions):
+    services.save_attendee_details(open_session, name="Ana", email="ana@example.com",
+                                   answers={questions["Company"].pk: "Acme"})
+    CheckoutSession.objects.filter(pk=open_session.pk).update(status="completed")
+    with pytest.raises(services.SessionNotOpen):
+        services.save_attendee_details(open_session, name="Eve", email="eve@example.com", answers={})
+    row = CheckoutSession.objects.get(pk=open_session.pk)
+    assert (row.customer_name, row.details_version) == ("Ana", 1)
+    assert stored_answers(open_session) == {"Company": "Acme"}
