@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -129,7 +130,8 @@ EDITABLE = {Status.OPEN, Status.REJECTED, Status.UNPAID, Status.PAYMENT_PENDING}
 
 
 def save_attendee_details(session: CheckoutSession, *, name: str, email: str, answers: dict[int, str],
-                          read_also: tuple[str, list] | None = None) -> CheckoutSession:
+                          read_also: tuple[str, list] | None = None,
+                          on_saved: Callable[[CheckoutSession], None] | None = None) -> CheckoutSession:
     """Store what the attendee typed. Any change voids an earlier gate approval.
 
     The session comes back with its line items and answers as saved, read under its lock
@@ -137,6 +139,8 @@ def save_attendee_details(session: CheckoutSession, *, name: str, email: str, an
     reading again. ``read_also`` is (SQL, parameters) of more rows, in
     ``LISTED_ROWS_SELECT``'s columns with a kind of 2 or more, to read in the same statement
     (the gate's rate-limit counts); they come back as the session's ``rows_read_also``.
+    ``on_saved(session)`` runs last, still under the lock and before the commit: the gate
+    starts its call there, so the commit's wait for the disk overlaps the gate's.
     """
     with transaction.atomic():
         locked = CheckoutSession.objects.select_for_update().get(pk=session.pk)
@@ -165,6 +169,8 @@ def save_attendee_details(session: CheckoutSession, *, name: str, email: str, an
             locked.gate_approved_at = None
             locked.save(update_fields=["gate_approved_fingerprint", "gate_approved_at"])
         _keep_cached_relations(locked, session)
+        if on_saved is not None:
+            on_saved(locked)
         return locked
 
 

@@ -55,7 +55,7 @@ def _line_items(session):
 @require_http_methods(["GET", "POST"])
 def attendee_form(request, session_id):
     """Name, email and the organizer's questions; Continue runs the pre-payment gate."""
-    from webhooks.gate import rate_limit_read, run_gate
+    from webhooks.gate import finish_gate, rate_limit_read, start_gate
 
     session = _session(session_id)
     if session.status not in (Status.OPEN, Status.REJECTED, Status.UNPAID, Status.PAYMENT_PENDING):
@@ -67,16 +67,21 @@ def attendee_form(request, session_id):
     form = AttendeeForm(request.POST or None, questions=questions, initial=initial)
     alert = ""
     if request.method == "POST" and form.is_valid():
-        address = client_ip(request)
+        address, started = client_ip(request), []
+
+        def start(saved):  # under the session's lock, before the commit: the commit overlaps the call
+            started.append(start_gate(saved, client_ip=address, in_background=True))
+
         try:
             session = services.save_attendee_details(
                 session, name=form.cleaned_data["name"], email=form.cleaned_data["email"], answers=form.answers(),
                 read_also=rate_limit_read(session, address),  # the gate's counts, read with the saved details
+                on_saved=start,
             )
         except services.CheckoutError as exc:
             alert = exc.message
         else:
-            decision = run_gate(session, client_ip=address)
+            decision = finish_gate(session, started[0])
             if decision.allowed:
                 return redirect("checkout:review", session.public_id)
             alert = decision.message

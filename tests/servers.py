@@ -26,7 +26,7 @@ class Reply:
     status: int = 200
     body: bytes | str | dict | list | None = b""
     headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0  # seconds before the status line
+    delay: float = 0.0  # seconds from the request's arrival (its first line read) to the status line
     trickle: float = 0.0  # seconds between body bytes (0: send at once)
     hang: bool = False  # accept, read the request, never answer (until the server stops)
     huge: int = 0  # send this many bytes of body after ``body``
@@ -77,6 +77,12 @@ class LocalServer:
             def log_message(self, *args):
                 pass
 
+            def parse_request(self):
+                # The request line is in: the request has arrived. A reply's delay counts from
+                # here, so a server told to answer in 20 ms does, whatever its own parsing costs.
+                self.arrived = time.monotonic()
+                return super().parse_request()
+
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -88,7 +94,7 @@ class LocalServer:
                 if reply.hang:
                     server.stopping.wait(120)
                     return
-                if reply.delay and server.stopping.wait(reply.delay):
+                if reply.delay and server.stopping.wait(max(0.0, reply.delay - (time.monotonic() - self.arrived))):
                     return
                 payload = reply.encoded()
                 self.send_response(reply.status)

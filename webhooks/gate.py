@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -100,10 +102,17 @@ class GateAnswer:
 # --- Talking to the gate --------------------------------------------------------------------
 def ask_gate(gate: GateSettings, payload: dict) -> GateAnswer:
     """Send ``payload`` signed to the gate and read its answer. Never raises for the network."""
+    return _send(gate.url, gate.timeout_ms, *_signed(gate, payload))
+
+
+def _signed(gate: GateSettings, payload: dict) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(payload, separators=(",", ":")).encode()
-    headers = sign_headers(payload["id"], body, signing_secrets(gate))
-    result = http.post(gate.url, body, headers, timeout=gate.timeout_ms / 1000)
-    return interpret(result)
+    return body, sign_headers(payload["id"], body, signing_secrets(gate))
+
+
+def _send(url: str, timeout_ms: int, body: bytes, headers: dict[str, str]) -> GateAnswer:
+    """The call itself: no database, no settings object, so it may run on another thread."""
+    return interpret(http.post(url, body, headers, timeout=timeout_ms / 1000))
 
 
 def interpret(result: http.HttpResult) -> GateAnswer:
@@ -178,9 +187,38 @@ def sample_payload(gate: GateSettings) -> dict:
 def run_gate(session, *, client_ip: str = "") -> GateDecision:
     """Ask the event's gate about the details ``session`` holds now, and record the outcome.
 
-    No transaction is held open across the call. What follows it is written in as few
-    round trips as we can (the attendee waits for each): the call log row on its own, then
-    the approval under the session's lock, or the denial through the state machine.
+    No transaction is held open while the gate thinks. What follows the call is written in as
+    few round trips as we can (the attendee waits for each): the call log with the approval,
+    or with the revocation, in one statement; a denial is then announced through the state
+    machine. The checkout's own submit starts the call inside the save of the details instead
+    (``start_gate`` then ``finish_gate``), so that the save's commit overlaps the call.
+    """
+    return finish_gate(session, start_gate(session, client_ip=client_ip))
+
+
+@dataclass
+class GateStarted:
+    """A decision under way: the call (an answer, or a future of one) and what it was about."""
+
+    gate: GateSettings
+    client_ip: str | None
+    fingerprint: str
+    breaker_open: bool
+    answer: GateAnswer | Future
+
+    def result(self) -> GateAnswer:
+        return self.answer.result() if isinstance(self.answer, Future) else self.answer
+
+
+def start_gate(session, *, client_ip: str = "", in_background: bool = False) -> GateDecision | GateStarted:
+    """Everything before the gate's answer: the guards, the fingerprint and the call, started.
+
+    A ``GateDecision`` when no call is needed (no gate, or the rate limit refuses), else a
+    ``GateStarted`` for ``finish_gate``. ``in_background``: send the request from a worker
+    thread and return at once, for a caller still inside the details' transaction (the
+    checkout's submit, through ``save_attendee_details(on_saved=…)``), whose commit then
+    runs while the gate thinks. Everything that reads or writes the database stays on the
+    caller's thread; the worker only sends and reads (``_send``).
     """
     if not checkout.gate_is_active(session):
         # No gate, nothing to approve: payment may start while it stays off. An approval
@@ -202,15 +240,27 @@ def run_gate(session, *, client_ip: str = "") -> GateDecision:
     breaker_open = not breaker_admits(gate)
     if breaker_open:
         answer = GateAnswer(Outcome.ERROR, error="Circuit breaker open: the gate was not called.")
+    elif in_background:
+        answer = _calls().submit(_send, gate.url, gate.timeout_ms, *_signed(gate, validate_payload(session)))
     else:
         answer = ask_gate(gate, validate_payload(session))
+    return GateStarted(gate, client_ip, fingerprint, breaker_open, answer)
+
+
+def finish_gate(session, started: GateDecision | GateStarted) -> GateDecision:
+    """The gate's answer (waited for), the policy, and the outcome recorded. ``session`` is
+    the row the call was started for, as ``start_gate`` had it."""
+    if isinstance(started, GateDecision):
+        return started
+    gate, client_ip, breaker_open = started.gate, started.client_ip, started.breaker_open
+    answer = started.result()
     allowed = answer.outcome == Outcome.ALLOWED or (
         answer.outcome == Outcome.ERROR and gate.on_error == GateSettings.OnError.ALLOW
     )
     if not breaker_open:
         record_breaker_result(gate, answer.outcome)
     if allowed:
-        call, approved = log_call_and_approve(gate, session, answer, fingerprint, breaker_open=breaker_open,
+        call, approved = log_call_and_approve(gate, session, answer, started.fingerprint, breaker_open=breaker_open,
                                               client_ip=client_ip)
         if not approved:
             return GateDecision(False, DETAILS_CHANGED_MESSAGE, answer.outcome, call)
@@ -220,6 +270,18 @@ def run_gate(session, *, client_ip: str = "") -> GateDecision:
         announce_denial(session, answer)
         return GateDecision(False, answer.message or gate.denial_message, answer.outcome, call)
     return GateDecision(False, gate.error_message, answer.outcome, call)
+
+
+_executor: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _calls() -> ThreadPoolExecutor:
+    """This process's threads for gate calls made in the background (made after any fork:
+    a pool inherited from a parent process has no threads)."""
+    global _executor
+    if _executor is None or _executor[0] != os.getpid():
+        _executor = (os.getpid(), ThreadPoolExecutor(max_workers=8, thread_name_prefix="gate-call"))
+    return _executor[1]
 
 
 # Kind 2, one row added to checkout's listed rows: the rate limit's counts (see
@@ -413,11 +475,11 @@ def breaker_admits(gate: GateSettings) -> bool:
 
 def record_breaker_result(gate: GateSettings, outcome: str) -> None:
     """A real answer (allow or deny) closes the breaker; an error counts towards opening it."""
-    rows = GateSettings.objects.filter(pk=gate.pk)
     if outcome != Outcome.ERROR:
         if gate.consecutive_failures or gate.breaker_open_until:  # else nothing to reset: no query
-            rows.update(consecutive_failures=0, breaker_open_until=None)
+            GateSettings.objects.filter(pk=gate.pk).update(consecutive_failures=0, breaker_open_until=None)
         return
+    rows = GateSettings.objects.filter(pk=gate.pk)
     rows.update(consecutive_failures=F("consecutive_failures") + 1)
     failures = rows.values_list("consecutive_failures", flat=True).first() or 0
     if failures >= settings.GATE_BREAKER_FAILURES:

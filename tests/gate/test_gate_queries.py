@@ -81,15 +81,15 @@ def test_details_changed_in_another_tab_while_the_gate_was_asked_void_the_approv
 
     server = gate_server(Reply(200, {}))
     session = start_checkout(client, event)
-    real_ask = gate_module.ask_gate
+    real_result = gate_module.GateStarted.result
 
-    def second_tab_meanwhile(gate_settings, payload):
-        answer = real_ask(gate_settings, payload)
+    def second_tab_meanwhile(started):  # the other tab saves between our commit and the gate's answer
+        answer = real_result(started)
         locked = CheckoutSession.objects.get(pk=session.pk)
         services.save_attendee_details(locked, name="Eve", email="eve@evil.test", answers={})
         return answer
 
-    monkeypatch.setattr(gate_module, "ask_gate", second_tab_meanwhile)
+    monkeypatch.setattr(gate_module.GateStarted, "result", second_tab_meanwhile)
     response = submit_details(client, session, email="ana@acme.test", Company="Acme")
 
     assert response.status_code == 200 and gate_module.DETAILS_CHANGED_MESSAGE in response.content.decode()
