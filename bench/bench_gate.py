@@ -4,9 +4,10 @@ Served the way production serves it: gunicorn (one sync worker, so requests do n
 behind each other's gate calls and the numbers are per request), `DEBUG=0`, a throwaway
 PostgreSQL database. The gate is a real HTTP server on 127.0.0.1 (`tests/servers.py`)
 that answers a fixed time after each request arrives (its first line read: the server's
-own parsing is inside that time, as in a gate that "answers in 20 ms"); `WEBHOOK_ALLOW_PRIVATE_TARGETS=1` lets production
-settings call it over loopback. The rate limit and the breaker threshold are raised out
-of the way except where the breaker is the point.
+own parsing is inside that time, as in a gate that "answers in 20 ms");
+`WEBHOOK_ALLOW_PRIVATE_TARGETS=1` lets production settings call it over loopback. The rate
+limit and the breaker threshold are raised out of the way except where the breaker is the
+point.
 
 What is timed is the attendee's "Continue": the `POST` of the details form alone (its
 redirect is not followed), by a fresh attendee each time (its own session, created first
@@ -15,10 +16,11 @@ per round, so that load from elsewhere on the machine weighs on all three alike.
 
 - **Added latency**: the median submit with a gate answering in `GATE_DELAY` ms, minus that
   delay, minus the median submit with the gate off. What remains: building and signing the
-  payload, the HTTP round trip over a kept-alive connection, one write (the call log and the
-  approval; the details and the rate limit's counts are read by the save the gate-off
-  submit makes too), and what this machine adds to any round trip (waking a sleeping server
-  and client). Goal: under 5 ms.
+  payload, handing the call to a worker thread, the HTTP round trip over a kept-alive
+  connection, one write after the answer (the call log and the approval), and what this
+  machine adds to any round trip (waking a sleeping server and client). The details and
+  the rate limit's counts are read by the save the gate-off submit makes too, and that
+  save's commit runs while the gate thinks. Goal: under 5 ms.
 - **The same over a bare client's round trip**: each round also times one bare
   `requests.Session` POST of a payload-sized body to the same gate, and that median replaces
   the nominal delay: the added latency that is the checkout's own, without the gate

@@ -117,6 +117,42 @@ def postgres_version(url: str = POSTGRES_ADMIN_URL) -> str:
         return f"unavailable ({type(exc).__name__})"
 
 
+def commit_latency_ms(url: str = POSTGRES_ADMIN_URL) -> str:
+    """Median time of a one-row insert and its commit (which waits for the WAL to reach the
+    disk), on a scratch table dropped afterwards. The disk's flush time differs tenfold
+    between machines, and every write the checkout makes pays it."""
+    try:
+        import psycopg
+
+        table = f"iev_bench_commit_probe_{os.getpid()}"
+        with psycopg.connect(url, connect_timeout=3, autocommit=True) as conn:
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (x int)")
+            try:
+                times = []
+                for _ in range(60):
+                    t0 = time.perf_counter()
+                    conn.execute(f"INSERT INTO {table} VALUES (1)")  # noqa: S608 -- our own table name
+                    times.append(time.perf_counter() - t0)
+            finally:
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+        return f"{percentile(times, 50) * 1000:.2f} ms"
+    except Exception as exc:  # the report still says something useful without Postgres
+        return f"unavailable ({type(exc).__name__})"
+
+
+def python_loop_ms() -> str:
+    """A fixed piece of pure Python (a million additions), best of three: how fast this
+    machine runs the interpreter, for comparing runs made on different machines."""
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.perf_counter() - t0)
+    return f"{best * 1000:.0f} ms"
+
+
 def machine() -> dict[str, str]:
     import django
 
@@ -130,6 +166,8 @@ def machine() -> dict[str, str]:
         "Python": platform.python_version(),
         "Django": django.get_version(),
         "PostgreSQL": postgres_version(),
+        "PostgreSQL commit (one-row insert, WAL flushed), median": commit_latency_ms(),
+        "Python: a million additions, best of 3": python_loop_ms(),
         "load average at start (1, 5, 15 min)": load,  # other work on the machine skews the numbers
     }
 
