@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
+import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -241,7 +241,7 @@ def start_gate(session, *, client_ip: str = "", in_background: bool = False) -> 
     if breaker_open:
         answer = GateAnswer(Outcome.ERROR, error="Circuit breaker open: the gate was not called.")
     elif in_background:
-        answer = _calls().submit(_send, gate.url, gate.timeout_ms, *_signed(gate, validate_payload(session)))
+        answer = _in_background(_send, gate.url, gate.timeout_ms, *_signed(gate, validate_payload(session)))
     else:
         answer = ask_gate(gate, validate_payload(session))
     return GateStarted(gate, client_ip, fingerprint, breaker_open, answer)
@@ -272,16 +272,19 @@ def finish_gate(session, started: GateDecision | GateStarted) -> GateDecision:
     return GateDecision(False, gate.error_message, answer.outcome, call)
 
 
-_executor: tuple[int, ThreadPoolExecutor] | None = None
+def _in_background(send, *args) -> Future:
+    """Run ``send(*args)`` on a thread of its own, started now: a pool would make a call wait
+    for a free thread behind calls to a hanging gate, and its deadline with it."""
+    future: Future = Future()
 
+    def run():
+        try:
+            future.set_result(send(*args))
+        except BaseException as exc:  # handed to the request's thread, which re-raises it
+            future.set_exception(exc)
 
-def _calls() -> ThreadPoolExecutor:
-    """This process's threads for gate calls made in the background (made after any fork:
-    a pool inherited from a parent process has no threads)."""
-    global _executor
-    if _executor is None or _executor[0] != os.getpid():
-        _executor = (os.getpid(), ThreadPoolExecutor(max_workers=8, thread_name_prefix="gate-call"))
-    return _executor[1]
+    threading.Thread(target=run, name="gate-call", daemon=True).start()
+    return future
 
 
 # Kind 2, one row added to checkout's listed rows: the rate limit's counts (see
@@ -376,8 +379,14 @@ _REVOKE_SQL = ("UPDATE checkout_checkoutsession SET gate_approved_fingerprint = 
 # only if PostgreSQL itself crashes in that moment, and then it fails closed: with no
 # approval the attendee is asked to continue again, and the gate is asked again. Every
 # payment start re-reads the approval under the session's lock and commits durably, which
-# flushes it too. A denial, or an error's revocation, keeps the durable commit.
-_WITHOUT_WAITING_FOR_DISK = "SET LOCAL synchronous_commit TO OFF; "
+# flushes it too. A denial, or an error's revocation, keeps the durable commit. Set inside
+# the statement (``set_config(…, true)`` is SET LOCAL), so it stays one statement, and one
+# transaction, with parameters bound by the server too; the commit reads the setting.
+_RELAXED_LOG_CALL_WITH_SQL = _LOG_CALL_WITH_SQL.replace(
+    "WITH changed AS ({})",
+    "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting), changed AS ({})",
+).replace("RETURNING id, (SELECT COUNT(*) FROM changed)",
+          "RETURNING id, (SELECT COUNT(*) FROM changed), (SELECT setting FROM relaxed)")
 
 
 def log_call_and_approve(gate, session, answer: GateAnswer, fingerprint: str, *, breaker_open: bool,
@@ -393,8 +402,8 @@ def log_call_and_approve(gate, session, answer: GateAnswer, fingerprint: str, *,
     now = timezone.now()
     # Only when the statement is its own transaction: inside a caller's, SET LOCAL would
     # spare the disk wait for everything else that transaction writes.
-    relaxed = "" if connection.in_atomic_block else _WITHOUT_WAITING_FOR_DISK
-    return _log_call_with(relaxed + _LOG_CALL_WITH_SQL.format(_APPROVE_SQL),
+    sql = _LOG_CALL_WITH_SQL if connection.in_atomic_block else _RELAXED_LOG_CALL_WITH_SQL
+    return _log_call_with(sql.format(_APPROVE_SQL),
                           [fingerprint, now, session.pk, session.details_version],
                           gate, session, answer, allowed=True, breaker_open=breaker_open, client_ip=client_ip, now=now)
 
@@ -422,9 +431,7 @@ def _log_call_with(sql: str, update_params: list, gate, session, answer: GateAns
     values[_CALL_COLUMNS.index("client_ip")] = connection.ops.adapt_ipaddressfield_value(client_ip) if client_ip else None
     with connection.cursor() as cursor:
         cursor.execute(sql, [*update_params, *values])
-        while cursor.description is None and cursor.nextset():  # past the SET, if any
-            pass
-        call.pk, changed = cursor.fetchone()
+        call.pk, changed, *_ = cursor.fetchone()
     call._state.adding = False
     return call, bool(changed)
 

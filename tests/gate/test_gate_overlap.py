@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 
 from checkout.models import CheckoutSession
-from tests.servers import Reply
+from tests.servers import LocalServer, Reply
 from webhooks import gate as gate_module
 from webhooks.models import GateCall
 
@@ -77,3 +77,23 @@ def test_a_refused_save_starts_no_call(client, event, gate, gate_server, observe
     CheckoutSession.objects.filter(pk=session.pk).update(status="expired")
     submit_details(client, session)
     assert "start" not in observed and server.requests == [] and not GateCall.objects.exists()
+
+
+def test_background_calls_never_queue_behind_each_other(gate):
+    """Each call gets a thread of its own at once: twelve calls to a hanging gate, started
+    together, are all decided by one timeout, as a single call is (a pool of threads would
+    make the later ones wait for the earlier ones' deadlines, and double the wait)."""
+    import time
+
+    with LocalServer(Reply(hang=True)) as hanging:
+        body, headers = gate_module._signed(gate, {"id": "msg_test", "type": "checkout.validate"})
+
+        def decided_after(count: int) -> float:
+            t0 = time.monotonic()
+            calls = [gate_module._in_background(gate_module._send, hanging.url, 500, body, headers) for _ in range(count)]
+            answers = [call.result() for call in calls]
+            assert {answer.outcome for answer in answers} == {"error"}
+            return time.monotonic() - t0
+
+        one, twelve = decided_after(1), decided_after(12)
+    assert twelve < 1.5 * one, (one, twelve)
