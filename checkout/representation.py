@@ -58,9 +58,14 @@ def load_listed_rows(session, read_also: tuple[str, list] | None = None) -> list
     line items). Written out: the ORM's two prefetches cost several times more, mostly
     compiling SQL. ``read_also``: (SQL, parameters) of more rows read in the same statement
     (see ``keep_listed_rows``), which are returned."""
-    sql, params = LISTED_ROWS_SELECT, [session.pk, session.pk]
+    return read_listed_rows(session, LISTED_ROWS_SELECT, [session.pk, session.pk], read_also)
+
+
+def read_listed_rows(session, sql: str, params: list, read_also: tuple[str, list] | None = None) -> list[tuple]:
+    """Run ``sql`` (rows in ``LISTED_ROWS_SELECT``'s columns), with ``read_also``'s rows
+    added to it, and keep its line items and answers with ``session``; return the others."""
     if read_also:
-        sql, params = f"{sql} UNION ALL {read_also[0]}", params + list(read_also[1])
+        sql, params = f"{sql} UNION ALL {read_also[0]}", [*params, *read_also[1]]
     with connection.cursor() as cursor:
         cursor.execute(f"{sql} ORDER BY 1, 2", params)
         return keep_listed_rows(session, cursor.fetchall())

@@ -25,7 +25,7 @@ from ievents.models import Event, TicketType
 
 from . import inventory, state
 from .models import Answer, CheckoutSession, LineItem, Source, Status, Ticket
-from .representation import LINE_ITEM_ROWS_SELECT, keep_listed_rows, load_listed_rows
+from .representation import LINE_ITEM_ROWS_SELECT, load_listed_rows, read_listed_rows
 
 log = logging.getLogger(__name__)
 
@@ -199,17 +199,12 @@ def _write_details(locked: CheckoutSession, answers: dict[int, str], read_also: 
     the attendee waits for each. Returns the rows of ``read_also``."""
     locked.updated_at = timezone.now()
     question_ids = list(answers)
-    sql, params = _WRITE_DETAILS_SQL, [
+    return read_listed_rows(locked, _WRITE_DETAILS_SQL, [
         locked.customer_name, locked.customer_email, locked.details_version, locked.updated_at, locked.pk,
         locked.pk, question_ids, [answers[question_id] for question_id in question_ids],
         locked.pk, question_ids,
         locked.pk,
-    ]
-    if read_also:
-        sql, params = f"{sql} UNION ALL {read_also[0]}", params + list(read_also[1])
-    with connection.cursor() as cursor:
-        cursor.execute(f"{sql} ORDER BY 1, 2", params)
-        return keep_listed_rows(locked, cursor.fetchall())
+    ], read_also)
 
 
 def _save_answers(locked: CheckoutSession, answers: dict[int, str]) -> None:

@@ -214,11 +214,11 @@ def start_gate(session, *, client_ip: str = "", in_background: bool = False) -> 
     """Everything before the gate's answer: the guards, the fingerprint and the call, started.
 
     A ``GateDecision`` when no call is needed (no gate, or the rate limit refuses), else a
-    ``GateStarted`` for ``finish_gate``. ``in_background``: send the request from a worker
-    thread and return at once, for a caller still inside the details' transaction (the
+    ``GateStarted`` for ``finish_gate``. ``in_background``: send the request from a thread
+    of its own and return at once, for a caller still inside the details' transaction (the
     checkout's submit, through ``save_attendee_details(on_saved=…)``), whose commit then
     runs while the gate thinks. Everything that reads or writes the database stays on the
-    caller's thread; the worker only sends and reads (``_send``).
+    caller's thread; the other one only sends and reads (``_send``).
     """
     if not checkout.gate_is_active(session):
         # No gate, nothing to approve: payment may start while it stays off. An approval
