@@ -364,29 +364,27 @@ _CALL_COLUMNS = ("event_id", "session_id", "outcome", "decision", "status_code",
 # The call log's INSERT with the session's approval set or cleared as a CTE: PostgreSQL runs
 # both as one statement, in one transaction. The approval's UPDATE is
 # checkout.services.record_gate_approval's, word for word; the revocation, revoke_gate_approval's.
+# ``{commit}``: what ``synchronous_commit`` is for this transaction (set inside the statement,
+# ``set_config(…, true)`` being SET LOCAL, so it stays one statement with parameters bound by
+# the server too; the commit reads the setting).
 _LOG_CALL_WITH_SQL = (
-    "WITH changed AS ({})"
+    "WITH relaxed AS (SELECT set_config('synchronous_commit', {commit}, true) AS setting), changed AS ({update})"
     " INSERT INTO webhooks_gatecall (event_id, session_id, outcome, decision, status_code, latency_ms, message, error,"
     " is_test, breaker_open, client_ip, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-    " RETURNING id, (SELECT COUNT(*) FROM changed)"
+    " RETURNING id, (SELECT COUNT(*) FROM changed), (SELECT setting FROM relaxed)"
 )
 _APPROVE_SQL = ("UPDATE checkout_checkoutsession SET gate_approved_fingerprint = %s, gate_approved_at = %s"
                 " WHERE id = %s AND details_version = %s RETURNING id")
 _REVOKE_SQL = ("UPDATE checkout_checkoutsession SET gate_approved_fingerprint = '', gate_approved_at = NULL"
                " WHERE id = %s RETURNING id")
-# The approval's commit does not wait for the disk (``synchronous_commit`` off for that one
-# transaction: the row is visible at once and on disk within a fraction of a second). Lost
-# only if PostgreSQL itself crashes in that moment, and then it fails closed: with no
-# approval the attendee is asked to continue again, and the gate is asked again. Every
-# payment start re-reads the approval under the session's lock and commits durably, which
-# flushes it too. A denial, or an error's revocation, keeps the durable commit. Set inside
-# the statement (``set_config(…, true)`` is SET LOCAL), so it stays one statement, and one
-# transaction, with parameters bound by the server too; the commit reads the setting.
-_RELAXED_LOG_CALL_WITH_SQL = _LOG_CALL_WITH_SQL.replace(
-    "WITH changed AS ({})",
-    "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting), changed AS ({})",
-).replace("RETURNING id, (SELECT COUNT(*) FROM changed)",
-          "RETURNING id, (SELECT COUNT(*) FROM changed), (SELECT setting FROM relaxed)")
+# The approval's commit does not wait for the disk (the row is visible at once and on disk
+# within a fraction of a second). Lost only if PostgreSQL itself crashes in that moment, and
+# then it fails closed: with no approval the attendee is asked to continue again, and the
+# gate is asked again. Every payment start re-reads the approval under the session's lock and
+# commits durably, which flushes it too. A denial, or an error's revocation, keeps the
+# setting as it is (durable), and so does anything run inside a caller's transaction.
+_WITHOUT_WAITING_FOR_DISK = "'off'"
+_AS_IT_IS = "current_setting('synchronous_commit')"
 
 
 def log_call_and_approve(gate, session, answer: GateAnswer, fingerprint: str, *, breaker_open: bool,
@@ -402,8 +400,8 @@ def log_call_and_approve(gate, session, answer: GateAnswer, fingerprint: str, *,
     now = timezone.now()
     # Only when the statement is its own transaction: inside a caller's, SET LOCAL would
     # spare the disk wait for everything else that transaction writes.
-    sql = _LOG_CALL_WITH_SQL if connection.in_atomic_block else _RELAXED_LOG_CALL_WITH_SQL
-    return _log_call_with(sql.format(_APPROVE_SQL),
+    commit = _AS_IT_IS if connection.in_atomic_block else _WITHOUT_WAITING_FOR_DISK
+    return _log_call_with(_LOG_CALL_WITH_SQL.format(commit=commit, update=_APPROVE_SQL),
                           [fingerprint, now, session.pk, session.details_version],
                           gate, session, answer, allowed=True, breaker_open=breaker_open, client_ip=client_ip, now=now)
 
@@ -415,9 +413,9 @@ def log_call_and_revoke(gate, session, answer: GateAnswer, *, breaker_open: bool
         call = log_call(gate, session, answer, allowed=False, breaker_open=breaker_open, client_ip=client_ip)
         checkout.revoke_gate_approval(session)
         return call
-    call, _revoked = _log_call_with(_LOG_CALL_WITH_SQL.format(_REVOKE_SQL), [session.pk], gate, session, answer,
-                                    allowed=False, breaker_open=breaker_open, client_ip=client_ip,
-                                    now=timezone.now())
+    sql = _LOG_CALL_WITH_SQL.format(commit=_AS_IT_IS, update=_REVOKE_SQL)
+    call, _revoked = _log_call_with(sql, [session.pk], gate, session, answer, allowed=False,
+                                    breaker_open=breaker_open, client_ip=client_ip, now=timezone.now())
     return call
 
 
