@@ -21,6 +21,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from ievents import writes
 from ievents.models import Event, TicketType
 
 from . import inventory, state
@@ -412,11 +413,12 @@ def complete(session_id: int, source: str) -> CheckoutSession:
 
 def _issue_tickets(session: CheckoutSession) -> None:
     # Before the state machine announces "completed": that event carries the codes.
-    tickets = Ticket.objects.bulk_create([
-        Ticket(session=session, ticket_type=item.ticket_type)
-        for item in session.line_items.all()
-        for _ in range(item.quantity)
-    ])
+    with writes.gathering() as batch:  # the state machine's: written with the transition
+        tickets = batch.insert(
+            Ticket(session=session, ticket_type=item.ticket_type)
+            for item in session.line_items.all()
+            for _ in range(item.quantity)
+        )
     state.tickets_issued(session, tickets)
 
 

@@ -19,6 +19,8 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from ievents import writes
+
 from .models import CheckoutSession, Source, Status, Transition
 from .representation import STATUSES_WITH_TICKETS, keep_as_prefetched, load_listed_rows, session_as_api
 
@@ -149,10 +151,14 @@ def is_locked(session: CheckoutSession) -> bool:
 
 def _load_announced_rows(session: CheckoutSession) -> None:
     """The line items and answers every announcement lists (``complete`` issues tickets from
-    the same line items), read once per locked session, only when something is announced."""
+    the same line items), read once per locked session, only when something is announced;
+    and the organization's endpoints, which the announcements are delivered to."""
     cache = getattr(session, "_prefetched_objects_cache", {})
     if "line_items" not in cache or "answers" not in cache:
-        load_listed_rows(session)
+        from webhooks.outbox import ENDPOINT_ROWS_SELECT, keep_endpoints
+
+        # With the endpoints the announcements go to, in the same statement.
+        keep_endpoints(session, load_listed_rows(session, (ENDPOINT_ROWS_SELECT, [session.organization_id])))
 
 
 def tickets_issued(session: CheckoutSession, tickets: list) -> None:
@@ -202,25 +208,29 @@ def _apply_locked(session: CheckoutSession, source: str, steps: list[Step]) -> l
         _load_announced_rows(session)
     fields = {"status", "version", "updated_at"}
     transitions, announcements, shown = [], [], None
-    for step, (from_status, to_status) in zip(steps, statuses, strict=True):
-        session.status = to_status
-        session.version += 1
-        if to_status == S.COMPLETED:
-            session.completed_at = timezone.now()
-            fields.add("completed_at")
-        transitions.append(Transition(session=session, from_status=from_status, to_status=to_status,
-                                      trigger=step.trigger, source=source, detail=step.detail[:500]))
-        if step.effects is not None:
-            fields.update(step.effects(session) or ())
-        event_type = EVENT_FOR_TRIGGER.get(step.trigger)
-        if event_type:
-            # The rows it lists are the same at every step (under this lock): built once.
-            shown = session_as_api(session, rows_from=shown)
-            announcements.append((event_type, shown))
-    session.save(update_fields=sorted(fields))
-    transitions = Transition.objects.bulk_create(transitions)
-    if announcements:
-        from webhooks.outbox import record_events
+    # One write of the session, its transitions, the tickets an effect issues and the
+    # events with their deliveries: one statement on PostgreSQL (ievents.writes), joined
+    # by what the caller gathers around this (a webhook's own row and payment).
+    with writes.gathering() as batch:
+        for step, (from_status, to_status) in zip(steps, statuses, strict=True):
+            session.status = to_status
+            session.version += 1
+            if to_status == S.COMPLETED:
+                session.completed_at = timezone.now()
+                fields.add("completed_at")
+            transitions.append(Transition(session=session, from_status=from_status, to_status=to_status,
+                                          trigger=step.trigger, source=source, detail=step.detail[:500]))
+            if step.effects is not None:
+                fields.update(step.effects(session) or ())
+            event_type = EVENT_FOR_TRIGGER.get(step.trigger)
+            if event_type:
+                # The rows it lists are the same at every step (under this lock): built once.
+                shown = session_as_api(session, rows_from=shown)
+                announcements.append((event_type, shown))
+        batch.update(session, fields)
+        batch.insert(transitions)
+        if announcements:
+            from webhooks.outbox import record_events
 
-        record_events(session, announcements)
+            record_events(session, announcements)
     return [Applied(session=session, transition=row) for row in transitions]

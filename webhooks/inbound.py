@@ -39,6 +39,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from checkout.models import Source
+from ievents import writes
 from ievents.models import Organization
 from payments import services as payments
 from payments.base import (
@@ -157,7 +158,10 @@ def process_verified(provider: PaymentProvider, organization: Organization | Non
             duplicate = _record_if_duplicate(fields, dedupe_key)
             if duplicate is not None:
                 return duplicate  # the common retry: one statement, no transaction
-        with transaction.atomic():
+        # What applying it writes (payment, session, history, outbox, tickets) and this
+        # delivery's outcome go to the database together (ievents.writes): on PostgreSQL,
+        # one statement before the commit.
+        with transaction.atomic(), writes.gathering() as batch:
             if reprocess_row is not None:
                 row = InboundWebhook.objects.select_for_update().get(pk=reprocess_row.pk)
             else:
@@ -166,9 +170,9 @@ def process_verified(provider: PaymentProvider, organization: Organization | Non
                     # A copy racing this one got the key first: the unique index made this
                     # insert wait for that copy's commit, then skip (no savepoint needed).
                     return _duplicate(fields)
-            outcome, session, note = _apply(parsed, organization, provider_name)
+            outcome, session, note = _apply(parsed, organization, provider_name, batch)
             row.outcome, row.session, row.error = outcome, session, storable(note, 500)
-            InboundWebhook.objects.filter(pk=row.pk).update(outcome=outcome, session=session, error=row.error)
+            batch.update(row, ["outcome", "session", "error"])
     except (ProviderUnavailable, DatabaseError) as exc:
         log.warning("inbound %s webhook %s failed, the provider will retry: %s", provider_name, parsed.event_id, exc)
         return _record_failure(fields, reprocess_row, Outcome.FAILED, f"transient: {type(exc).__name__}: {exc}", 503)
@@ -234,12 +238,17 @@ def _duplicate(fields: dict) -> Received:
     return Received(200, Outcome.DUPLICATE, "already received", row)
 
 
-def _apply(parsed: ParsedWebhook, organization: Organization | None, provider_name: str):
-    """Apply each update to its session (only this organization's). Returns (outcome, session, note)."""
+def _apply(parsed: ParsedWebhook, organization: Organization | None, provider_name: str, batch: writes.Writes):
+    """Apply each update to its session (only this organization's). Returns (outcome, session, note).
+
+    ``batch``: the writes gathered around this; flushed before each update's session is
+    read, so a second update of the same session reads what the first one wrote.
+    """
     outcome, session, notes = Outcome.IGNORED, None, []
     if not parsed.updates:
         notes.append(f"{parsed.type}: nothing to do")
     for update in parsed.updates:
+        batch.flush()
         found = payments.find_session(update, organization.pk if organization else None, provider_name, lock=True)
         if found is None:
             notes.append(f"{update.kind}: no session of this organization matches")
