@@ -12,14 +12,16 @@ after ``paid`` has no row here, so it raises ``InvalidTransition``, which the we
 handler records and ignores.
 """
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from ievents import writes
+from ievents.models import Event
 
 from .models import CheckoutSession, Source, Status, Transition
 from .representation import STATUSES_WITH_TICKETS, keep_as_prefetched, load_listed_rows, session_as_api
@@ -130,9 +132,25 @@ def lock(sessions: QuerySet | int) -> CheckoutSession | None:
     """
     if not transaction.get_connection().in_atomic_block:
         raise transaction.TransactionManagementError("state.lock() outside a transaction locks nothing")
-    if not isinstance(sessions, QuerySet):
-        sessions = CheckoutSession.objects.filter(pk=sessions)
-    session = sessions.select_for_update(of=("self",)).select_related("event").first()
+    if isinstance(sessions, QuerySet):
+        session = sessions.select_for_update(of=("self",)).select_related("event").first()
+    elif connection.vendor == "postgresql":
+        session = _locked_row("s.id = %s", [sessions])
+    else:
+        session = CheckoutSession.objects.filter(pk=sessions).select_for_update(of=("self",)).select_related("event").first()
+    return _as_locked(session)
+
+
+def lock_by_public_id(organization_id: int, public_id: str) -> CheckoutSession | None:
+    """``lock()`` for the session ``public_id`` of that organization (a provider's news)."""
+    if connection.vendor != "postgresql":
+        return lock(CheckoutSession.objects.filter(organization_id=organization_id, public_id=public_id))
+    if not transaction.get_connection().in_atomic_block:
+        raise transaction.TransactionManagementError("state.lock() outside a transaction locks nothing")
+    return _as_locked(_locked_row("s.organization_id = %s AND s.public_id = %s", [organization_id, public_id]))
+
+
+def _as_locked(session: CheckoutSession | None) -> CheckoutSession | None:
     if session is not None:
         session._locked_in_transaction = True
         # The lock ends with the transaction, and so does what the instance may be used for.
@@ -142,6 +160,43 @@ def lock(sessions: QuerySet | int) -> CheckoutSession | None:
             # has none, and the announcements need not ask (``tickets_issued`` adds them).
             keep_as_prefetched(session, "tickets", [])
     return session
+
+
+# The locking read written out for PostgreSQL: the session's row locked, its event read with
+# it. The ORM's ``select_for_update().select_related().first()`` cost more to compile than
+# to run; this is the same statement (without its needless ``ORDER BY … LIMIT 1`` on a
+# unique key), built once from the models.
+@functools.cache
+def _lock_statement() -> tuple[str, list, list]:
+    qn = connection.ops.quote_name
+    session_fields, event_fields = CheckoutSession._meta.concrete_fields, Event._meta.concrete_fields
+    columns = [f"s.{qn(f.column)}" for f in session_fields] + [f"e.{qn(f.column)}" for f in event_fields]
+    sql = (f"SELECT {', '.join(columns)} FROM {qn(CheckoutSession._meta.db_table)} s"  # noqa: S608 -- model names
+           f" JOIN {qn(Event._meta.db_table)} e ON e.id = s.event_id WHERE {{where}} FOR UPDATE OF s")
+    return sql, list(session_fields), list(event_fields)
+
+
+def _locked_row(where: str, params: list) -> CheckoutSession | None:
+    sql, session_fields, event_fields = _lock_statement()
+    with connection.cursor() as cursor:
+        cursor.execute(sql.format(where=where), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    session = _from_row(CheckoutSession, session_fields, row[:len(session_fields)])
+    session.event = _from_row(Event, event_fields, row[len(session_fields):])
+    return session
+
+
+def _from_row(model, fields: list, values) -> object:
+    """An instance as the ORM makes it from these columns, its fields' converters applied
+    (JSON fields are read as text and parsed here, as the ORM does)."""
+    converted = []
+    for f, value in zip(fields, values, strict=True):
+        for converter in f.get_db_converters(connection):
+            value = converter(value, f.get_col(model._meta.db_table), connection)
+        converted.append(value)
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)
 
 
 def is_locked(session: CheckoutSession) -> bool:

@@ -76,6 +76,8 @@ def find_session(update: PaymentUpdate, organization_id: int | None, provider: s
     """
     if "\x00" in update.session_public_id + update.provider_reference:
         return None  # no id of ours contains NUL, and PostgreSQL would refuse the query
+    if lock and organization_id is not None and update.session_public_id:
+        return state.lock_by_public_id(organization_id, update.session_public_id)  # the common case, written out
     sessions = CheckoutSession.objects.all()
     if organization_id is not None:
         sessions = sessions.filter(organization_id=organization_id)

@@ -24,20 +24,31 @@ pytestmark = pytest.mark.django_db
 # step -> (ceiling now, count before the optimisation)
 CEILINGS = {
     "GET event page": (2, 2),
-    "POST tickets": (16, 16),
+    "POST tickets": (14, 16),  # the session locked by a statement written out; its event gathered
     "GET attendee form": (4, 4),
     # answers in bulk; the event kept from the page's read; then (issue 3's latency work) the
     # session's new details, the answers' upsert and delete and the read back in one statement
     "POST details": (7, 28),
-    "GET review": (5, 5),
-    "POST Pay": (16, 17),  # the organization kept from the page's read
+    "GET review": (4, 5),
+    "POST Pay": (14, 17),  # the organization kept from the page's read; the lock and the writes as below
     "GET sandbox page": (1, 1),
     "POST Simulate success": (2, 2),
     # pay and complete under one lock, written in one go (checkout.state.apply_steps; the
-    # inbound webhook's optimisation, issue 4): was 36 after issue 6
-    "GET return page": (12, 42),
+    # inbound webhook's optimisation, issue 4): was 36 after issue 6, 12 before the lock was
+    # written out and the writes gathered into one statement (ievents.writes)
+    "GET return page": (7, 42),
     "GET status page": (4, 4),
 }
+
+# What the pages run more on other databases (SQLite, in development), where the paths
+# written as one PostgreSQL statement are the ORM calls they stand for: the details' save
+# (session, answers' read and insert, rows read back) and the gathered writes of a
+# completion (ievents.writes: payment, tickets, session, transitions, events).
+ELSEWHERE = {"POST tickets": 1, "POST details": 3, "POST Pay": 1, "GET return page": 4}
+
+
+def ceiling(name: str) -> int:
+    return CEILINGS[name][0] + (0 if connection.vendor == "postgresql" else ELSEWHERE.get(name, 0))
 
 
 class Flow:
@@ -98,7 +109,7 @@ def flow(client, event, ticket_type, endpoint, django_capture_on_commit_callback
 
 def test_each_checkout_page_runs_no_more_statements_than_its_ceiling(flow):
     session, _ = flow.buy()
-    over = {name: (count, CEILINGS[name][0]) for name, count in flow.counts.items() if count > CEILINGS[name][0]}
+    over = {name: (count, ceiling(name)) for name, count in flow.counts.items() if count > ceiling(name)}
     assert not over, "\n".join(
         [f"{name}: {count} statements, ceiling {ceiling}" for name, (count, ceiling) in over.items()]
         + [f"--- {name}:\n  " + "\n  ".join(flow.statements[name]) for name in over]
@@ -110,7 +121,7 @@ def test_each_checkout_page_runs_no_more_statements_than_its_ceiling(flow):
 def test_the_whole_checkout_runs_fewer_statements_than_before(flow):
     flow.buy()
     before = sum(b for _, b in CEILINGS.values())
-    assert sum(flow.counts.values()) <= sum(c for c, _ in CEILINGS.values()) <= before
+    assert sum(flow.counts.values()) <= sum(ceiling(name) for name in CEILINGS) <= before
 
 
 def test_the_counted_checkout_still_does_everything_it_did(flow, organization):
@@ -168,6 +179,6 @@ def test_saving_details_costs_the_same_statements_however_many_questions(event, 
         Question.objects.create(event=event, text=f"Extra {position}", kind="text", position=10 + position)
     with_eight = _details_counts(event, ticket_type, django_capture_on_commit_callbacks)
     assert with_eight == with_two
-    assert with_two[0] <= CEILINGS["POST details"][0]
+    assert with_two[0] <= ceiling("POST details")
     # Changing them voids the gate's approval, which is re-read under the lock: a few more.
-    assert with_two[1] <= CEILINGS["POST details"][0] + 3
+    assert with_two[1] <= ceiling("POST details") + 3
