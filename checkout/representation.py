@@ -18,15 +18,19 @@ def hosted_url(session) -> str:
     return settings.PUBLIC_BASE_URL + reverse("checkout:session", args=[session.public_id])
 
 
-def _rows(session, relation: str, queryset):
-    """The session's ``relation`` as prefetched with it (``prefetch_related``), else ``queryset``.
+def _rows(session, relation: str, *select_related: str):
+    """The session's ``relation`` as prefetched with it (``prefetch_related``), else read now
+    with ``select_related``.
 
     Whoever loaded the session with its rows (the state machine, an API list) saves the
-    statements; everyone else gets them fresh, as before.
+    statements, and the building of a query it would not run; everyone else gets them
+    fresh, as before.
     """
-    if relation in getattr(session, "_prefetched_objects_cache", {}):
-        return getattr(session, relation).all()
-    return queryset
+    cached = getattr(session, "_prefetched_objects_cache", {}).get(relation)
+    if cached is not None:
+        return cached
+    rows = getattr(session, relation).all()
+    return rows.select_related(*select_related) if select_related else rows
 
 
 def keep_as_prefetched(session, relation: str, rows: list) -> None:
@@ -110,9 +114,9 @@ def session_as_api(session, *, rows_from: dict | None = None) -> dict:
             "unit_price": item.unit_price,
             "amount": item.amount,
         }
-        for item in _rows(session, "line_items", session.line_items.select_related("ticket_type"))
+        for item in _rows(session, "line_items", "ticket_type")
     ]
-    answers = {a.question.text: a.value for a in _rows(session, "answers", session.answers.select_related("question"))}
+    answers = {a.question.text: a.value for a in _rows(session, "answers", "question")}
     return _as_api(session, line_items, answers)
 
 
@@ -139,7 +143,7 @@ def _as_api(session, line_items: list, answers: dict) -> dict:
         "cancel_url": session.cancel_url or None,
         "webhook_url": session.webhook_url or None,
         "metadata": session.metadata,
-        "tickets": [t.code for t in _rows(session, "tickets", session.tickets.all())]
+        "tickets": [t.code for t in _rows(session, "tickets")]
         if session.status in STATUSES_WITH_TICKETS else [],
         "needs_attention": session.needs_attention or None,
     }
