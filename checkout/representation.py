@@ -45,15 +45,23 @@ def keep_as_prefetched(session, relation: str, rows: list) -> None:
 # The session's line items with their ticket types' id and name, and its answers with their
 # questions' text: what the representation lists of them, in one round trip. Parameters: the
 # session's id, twice. The gate adds a row of its own to this read (webhooks.gate).
-LINE_ITEM_ROWS_SELECT = (
+_LINE_ITEMS_OF = (
     "SELECT 0, li.id, li.ticket_type_id, li.quantity, li.unit_price, tt.public_id, tt.name, NULL"
-    " FROM checkout_lineitem li JOIN ievents_tickettype tt ON tt.id = li.ticket_type_id WHERE li.session_id = %s"
+    " FROM checkout_lineitem li JOIN ievents_tickettype tt ON tt.id = li.ticket_type_id WHERE li.session_id = {session}"
 )
-_ANSWER_ROWS_SELECT = (
+_ANSWERS_OF = (
     "SELECT 1, a.id, a.question_id, NULL, NULL, NULL, q.text, a.value"
-    " FROM checkout_answer a JOIN ievents_question q ON q.id = a.question_id WHERE a.session_id = %s"
+    " FROM checkout_answer a JOIN ievents_question q ON q.id = a.question_id WHERE a.session_id = {session}"
 )
-LISTED_ROWS_SELECT = " UNION ALL ".join((LINE_ITEM_ROWS_SELECT, _ANSWER_ROWS_SELECT))
+LINE_ITEM_ROWS_SELECT = _LINE_ITEMS_OF.format(session="%s")
+LISTED_ROWS_SELECT = " UNION ALL ".join((LINE_ITEM_ROWS_SELECT, _ANSWERS_OF.format(session="%s")))
+
+
+def listed_rows_of(session_column: str) -> str:
+    """``LISTED_ROWS_SELECT`` for the session a column of an enclosing query names (the
+    state machine's locking read), without parameters."""
+    return " UNION ALL ".join((_LINE_ITEMS_OF.format(session=session_column),
+                               _ANSWERS_OF.format(session=session_column)))
 
 
 def load_listed_rows(session, read_also: tuple[str, list] | None = None) -> list[tuple]:

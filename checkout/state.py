@@ -13,6 +13,7 @@ handler records and ignores.
 """
 
 import functools
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -24,7 +25,14 @@ from ievents import writes
 from ievents.models import Event
 
 from .models import CheckoutSession, Source, Status, Transition
-from .representation import STATUSES_WITH_TICKETS, keep_as_prefetched, load_listed_rows, session_as_api
+from .representation import (
+    STATUSES_WITH_TICKETS,
+    keep_as_prefetched,
+    keep_listed_rows,
+    listed_rows_of,
+    load_listed_rows,
+    session_as_api,
+)
 
 S = Status
 
@@ -147,7 +155,10 @@ def lock_by_public_id(organization_id: int, public_id: str) -> CheckoutSession |
         return lock(CheckoutSession.objects.filter(organization_id=organization_id, public_id=public_id))
     if not transaction.get_connection().in_atomic_block:
         raise transaction.TransactionManagementError("state.lock() outside a transaction locks nothing")
-    return _as_locked(_locked_row("s.organization_id = %s AND s.public_id = %s", [organization_id, public_id]))
+    # Provider news usually moves the session on and announces it: the rows the
+    # announcement lists come with the lock.
+    return _as_locked(_locked_row("s.organization_id = %s AND s.public_id = %s", [organization_id, public_id],
+                                  with_rows=True))
 
 
 def _as_locked(session: CheckoutSession | None) -> CheckoutSession | None:
@@ -166,25 +177,53 @@ def _as_locked(session: CheckoutSession | None) -> CheckoutSession | None:
 # it. The ORM's ``select_for_update().select_related().first()`` cost more to compile than
 # to run; this is the same statement (without its needless ``ORDER BY … LIMIT 1`` on a
 # unique key), built once from the models.
+#
+# ``with_rows`` adds, in the same round trip, what ``_load_announced_rows`` would read next:
+# the line items, answers and endpoints (as one JSON array), and whether they are as fresh
+# as a read after the lock. They are read on the statement's snapshot, taken before the row
+# lock was granted; when another transaction changed the session in between (it held the
+# lock, say), PostgreSQL returns the session's newest version but the rows as they were.
+# Whoever changes a session's answers updates its row too (``save_attendee_details``), so
+# the row's version (``xmin``) as locked differing from the one the snapshot sees tells
+# exactly that case, and the rows are then read again after the lock, as before.
+_ROWS_WITH_THE_LOCK = (
+    ", s.xmin = (SELECT xmin FROM checkout_checkoutsession WHERE id = s.id)"
+    ", (SELECT json_agg(json_build_array(kind, id, related_id, quantity, unit_price, public_id, text, value)"
+    " ORDER BY kind, id) FROM ({rows}) AS r(kind, id, related_id, quantity, unit_price, public_id, text, value))"
+)
+
+
 @functools.cache
-def _lock_statement() -> tuple[str, list, list]:
+def _lock_statement(with_rows: bool) -> tuple[str, list, list]:
+    from webhooks.outbox import ENDPOINT_ROWS_OF
+
     qn = connection.ops.quote_name
     session_fields, event_fields = CheckoutSession._meta.concrete_fields, Event._meta.concrete_fields
     columns = [f"s.{qn(f.column)}" for f in session_fields] + [f"e.{qn(f.column)}" for f in event_fields]
-    sql = (f"SELECT {', '.join(columns)} FROM {qn(CheckoutSession._meta.db_table)} s"  # noqa: S608 -- model names
+    rows = f"{listed_rows_of('s.id')} UNION ALL {ENDPOINT_ROWS_OF.format(organization='s.organization_id')}"
+    extra = _ROWS_WITH_THE_LOCK.format(rows=rows) if with_rows else ""
+    sql = (f"SELECT {', '.join(columns)}{extra} FROM {qn(CheckoutSession._meta.db_table)} s"  # noqa: S608 -- model names
            f" JOIN {qn(Event._meta.db_table)} e ON e.id = s.event_id WHERE {{where}} FOR UPDATE OF s")
     return sql, list(session_fields), list(event_fields)
 
 
-def _locked_row(where: str, params: list) -> CheckoutSession | None:
-    sql, session_fields, event_fields = _lock_statement()
+def _locked_row(where: str, params: list, *, with_rows: bool = False) -> CheckoutSession | None:
+    sql, session_fields, event_fields = _lock_statement(with_rows)
     with connection.cursor() as cursor:
         cursor.execute(sql.format(where=where), params)
         row = cursor.fetchone()
     if row is None:
         return None
-    session = _from_row(CheckoutSession, session_fields, row[:len(session_fields)])
-    session.event = _from_row(Event, event_fields, row[len(session_fields):])
+    split = len(session_fields)
+    session = _from_row(CheckoutSession, session_fields, row[:split])
+    session.event = _from_row(Event, event_fields, row[split:split + len(event_fields)])
+    if with_rows:
+        fresh, listed = row[-2], row[-1]
+        if fresh:
+            from webhooks.outbox import keep_endpoints
+
+            listed = json.loads(listed) if isinstance(listed, str) else listed
+            keep_endpoints(session, keep_listed_rows(session, [tuple(r) for r in listed or []]))
     return session
 
 

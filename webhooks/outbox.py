@@ -79,10 +79,11 @@ def record_events(session, announcements: list[tuple[str, dict]]) -> list[Outbox
 # The organization's enabled endpoints in the columns of ``LISTED_ROWS_SELECT`` (kind 2: id,
 # URL, subscribed types as JSON text), so the state machine reads them with the rows every
 # announcement lists (``state``): one statement fewer under the session's lock.
-ENDPOINT_ROWS_SELECT = (
+ENDPOINT_ROWS_OF = (
     "SELECT 2, id, NULL, NULL, NULL, NULL, url, CAST(enabled_events AS TEXT)"
-    " FROM webhooks_webhookendpoint WHERE organization_id = %s AND enabled"
+    " FROM webhooks_webhookendpoint WHERE organization_id = {organization} AND enabled"
 )
+ENDPOINT_ROWS_SELECT = ENDPOINT_ROWS_OF.format(organization="%s")
 
 
 def keep_endpoints(session, rows: list[tuple]) -> None:
