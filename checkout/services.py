@@ -360,6 +360,7 @@ def record_payment_succeeded(session: int | CheckoutSession, *, amount: int | No
                 state.apply(session, "pay", source, detail=detail or "paid after the hold ended",
                             effects=_paid_in_full)
                 _flag(session, f"paid after the hold ended and sold out ({exc}): refund needed")
+                writes.flush_gathered()  # "paid" may wait in a webhook's gathered writes: read it as written
                 return CheckoutSession.objects.get(pk=session.pk)
             CheckoutSession.objects.filter(pk=session.pk).update(holds_released=False)
             session.holds_released = False

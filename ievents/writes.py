@@ -122,6 +122,13 @@ def gathering() -> Iterator[Writes]:
         _gathered.reset(token)
 
 
+def flush_gathered() -> None:
+    """Flush what an enclosing ``gathering()`` holds: for code about to read what it wrote."""
+    gathered = _gathered.get()
+    if gathered is not None:
+        gathered.flush()
+
+
 # --- Elsewhere: the ORM calls they stand for -------------------------------------------
 def _run_one(step: _Insert | _Update | _Execute) -> None:
     if isinstance(step, _Insert):

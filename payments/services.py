@@ -114,8 +114,9 @@ def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str
     row in the transition table: they are ignored, never applied.
     """
     # Within a caller's transaction (a webhook's), part of it: nothing here is retried on its
-    # own, so a savepoint would only cost two statements.
-    with transaction.atomic(savepoint=False):
+    # own, so a savepoint would only cost two statements. What it writes is gathered
+    # (ievents.writes): the payment's status goes with the completion, in one statement.
+    with transaction.atomic(savepoint=False), writes.gathering():
         # The session as ``find_session(lock=True)`` read it in this transaction, or read now.
         locked = session if state.is_locked(session) else state.lock(session.pk)
         if locked is None:
@@ -191,7 +192,7 @@ def _record_on_payment(session: CheckoutSession, update: PaymentUpdate) -> None:
         return
     amount = update.amount if update.kind == UpdateKind.SUCCEEDED else None
     reference = update.provider_reference
-    # Nothing reads the payment again in this transaction: a webhook writes it with the rest.
+    # Nothing reads the payment again in this transaction: it is written with the rest.
     with writes.gathering() as batch:
         batch.execute(_RECORD_ON_PAYMENT_SQL, [status, amount, session.pk, reference, reference])
 

@@ -148,3 +148,17 @@ def test_a_completion_writes_everything_in_one_statement_on_postgres(open_sessio
     assert sorted(events[-1].payload["data"]["object"]["tickets"]) == sorted(session.tickets.values_list("code",
                                                                                                          flat=True))
     assert Delivery.objects.filter(event__in=events[-2:]).count() == 2
+
+
+def test_a_sold_out_late_payment_inside_gathered_writes_returns_the_session_as_written(open_session, ticket_type):
+    """A webhook gathers what it writes; the late payment that finds its tickets gone reads
+    the session back to return it, and must see itself paid, not the row before the flush."""
+    from checkout import services
+
+    CheckoutSession.objects.filter(pk=open_session.pk).update(holds_released=True)
+    type(ticket_type).objects.filter(pk=ticket_type.pk).update(reserved=ticket_type.quantity)  # sold out meanwhile
+    with transaction.atomic(), writes.gathering():
+        returned = services.record_payment_succeeded(open_session.pk, amount=5000, currency="EUR",
+                                                     source="provider_webhook")
+        assert returned.status == Status.PAID and returned.needs_attention.startswith("paid after the hold")
+    assert CheckoutSession.objects.get(pk=open_session.pk).status == Status.PAID
