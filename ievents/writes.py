@@ -39,6 +39,7 @@ What ``flush`` relies on, and its callers keep to:
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -182,14 +183,25 @@ def _run_as_one_statement(steps: list[_Insert | _Update | _Execute]) -> None:
                 _copy_related_ids(obj)
 
 
+@functools.cache
+def _insert_shape(model: type[Model]) -> tuple[list, list, str]:
+    """A model's inserted fields, those of them that are relations, and its INSERT's head."""
+    opts, qn = model._meta, connection.ops.quote_name
+    fields = [f for f in opts.concrete_fields if f is not opts.auto_field and not f.generated]
+    columns = ", ".join(qn(f.column) for f in fields)
+    head = f"INSERT INTO {qn(opts.db_table)} ({columns}) VALUES "  # noqa: S608 -- the model's own names
+    return fields, [f for f in fields if f.is_relation], head
+
+
 def _insert_sql(objs: list[Model], params: list, inserted_at: dict, qn) -> str:
     opts = objs[0]._meta
-    fields = [f for f in opts.concrete_fields if f is not opts.auto_field and not f.generated]
+    fields, relations, head = _insert_shape(type(objs[0]))
     rows = []
     for obj in objs:
+        at = {f: _inserted_before(obj, f, inserted_at) for f in relations}
         values = []
         for f in fields:
-            position = _inserted_before(obj, f, inserted_at)
+            position = at.get(f)
             if position is not None:
                 values.append(f"(SELECT pk FROM {position[0]} ORDER BY pk LIMIT 1 OFFSET {position[1]})")  # noqa: S608
                 continue
@@ -198,9 +210,7 @@ def _insert_sql(objs: list[Model], params: list, inserted_at: dict, qn) -> str:
             values.append("%s")
             params.append(f.get_db_prep_save(f.pre_save(obj, True), connection=connection))
         rows.append(f"({', '.join(values)})")
-    columns = ", ".join(qn(f.column) for f in fields)
-    return (f"INSERT INTO {qn(opts.db_table)} ({columns}) VALUES {', '.join(rows)}"  # noqa: S608
-            f" RETURNING {qn(opts.pk.column)} AS pk")
+    return f"{head}{', '.join(rows)} RETURNING {qn(opts.pk.column)} AS pk"
 
 
 def _update_sql(step: _Update, params: list, qn) -> str:
@@ -218,8 +228,8 @@ def _update_sql(step: _Update, params: list, qn) -> str:
 
 
 def _inserted_before(obj: Model, f, inserted_at: dict) -> tuple[str, int] | None:
-    """Where the instance ``obj.<f>`` points to was inserted earlier in this statement."""
-    if not f.is_relation or getattr(obj, f.attname) is not None or not f.is_cached(obj):
+    """Where the instance ``obj.<f>`` (a relation) points to was inserted earlier in this statement."""
+    if getattr(obj, f.attname) is not None or not f.is_cached(obj):
         return None
     related = f.get_cached_value(obj)
     return inserted_at.get(id(related)) if related is not None and related.pk is None else None
@@ -237,6 +247,5 @@ def _copy_related_id(obj: Model, f) -> None:
 
 
 def _copy_related_ids(obj: Model) -> None:
-    for f in obj._meta.concrete_fields:
-        if f.is_relation:
-            _copy_related_id(obj, f)
+    for f in _insert_shape(type(obj))[1]:
+        _copy_related_id(obj, f)
