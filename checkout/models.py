@@ -120,9 +120,14 @@ class Answer(models.Model):
         constraints = [models.UniqueConstraint(fields=["session", "question"], name="one_answer_per_question")]
 
 
+TICKET_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # 32 symbols, none that read as another
+
+
 def new_ticket_code() -> str:
-    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-    raw = "".join(secrets.choice(alphabet) for _ in range(12))
+    """12 symbols (60 random bits), as ``XXXX-XXXX-XXXX``. A random byte modulo 32 picks a
+    symbol uniformly (256 is a multiple of 32): one read of the system's randomness per code,
+    where ``secrets.choice`` made one per symbol."""
+    raw = "".join(TICKET_CODE_ALPHABET[byte % 32] for byte in secrets.token_bytes(12))
     return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
 
 

@@ -110,10 +110,10 @@ def keep_listed_rows(session, rows) -> list[tuple]:
 
 def session_as_api(session, *, rows_from: dict | None = None) -> dict:
     """``rows_from``: this session's representation a moment ago, under the same lock (the
-    state machine announcing ``paid`` then ``completed``): its line items and answers are
-    reused, as they cannot have changed; everything else is read from ``session`` again."""
+    state machine announcing ``paid`` then ``completed``): its line items, answers and URL
+    are reused, as they cannot have changed; everything else is read from ``session`` again."""
     if rows_from is not None:
-        return _as_api(session, rows_from["line_items"], rows_from["answers"])
+        return _as_api(session, rows_from["line_items"], rows_from["answers"], rows_from["url"])
     line_items = [
         {
             "ticket_type": item.ticket_type.public_id,
@@ -128,13 +128,13 @@ def session_as_api(session, *, rows_from: dict | None = None) -> dict:
     return _as_api(session, line_items, answers)
 
 
-def _as_api(session, line_items: list, answers: dict) -> dict:
+def _as_api(session, line_items: list, answers: dict, url: str | None = None) -> dict:
     return {
         "id": session.public_id,
         "object": "checkout.session",
         "status": session.status,
         "version": session.version,
-        "url": hosted_url(session),
+        "url": url or hosted_url(session),
         "event": session.event.public_id,
         "customer": {"name": session.customer_name, "email": session.customer_email},
         "answers": answers,

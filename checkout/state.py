@@ -230,12 +230,18 @@ def _locked_row(where: str, params: list, *, with_rows: bool = False) -> Checkou
 def _from_row(model, fields: list, values) -> object:
     """An instance as the ORM makes it from these columns, its fields' converters applied
     (JSON fields are read as text and parsed here, as the ORM does)."""
-    converted = []
-    for f, value in zip(fields, values, strict=True):
-        for converter in f.get_db_converters(connection):
-            value = converter(value, f.get_col(model._meta.db_table), connection)
-        converted.append(value)
-    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+    values = list(values)
+    for i, converters, col in _converters(model):
+        for converter in converters:
+            values[i] = converter(values[i], col, connection)
+    return model.from_db(connection.alias, [f.attname for f in fields], values)
+
+
+@functools.cache
+def _converters(model) -> list[tuple]:
+    """(position, converters, column) of the model's concrete fields that have converters."""
+    return [(i, f.get_db_converters(connection), f.get_col(model._meta.db_table))
+            for i, f in enumerate(model._meta.concrete_fields) if f.get_db_converters(connection)]
 
 
 def is_locked(session: CheckoutSession) -> bool:
