@@ -90,8 +90,11 @@ machine of that day (Intel Xeon, 2 cores), at the parent of these commits (1850e
 the last: unique events 191 → 336 per second, 0.27 → 0.53 of the floor (702 and 637 in
 the two runs: the floor moves from run to run with the machine, and the ratio with it);
 app CPU per unique event 7.11 → 3.44 ms, PostgreSQL CPU 2.10 → 1.18 ms; p99 31.9 → 20.8 ms;
-duplicates unchanged (0.92 → 0.94 of the floor). Three runs of the final code gave 0.51
-(before the lock read the rows), 0.52 and 0.53: the goal is met, without much room.
+duplicates unchanged (0.92 → 0.94 of the floor). Runs that day after the lock read the
+rows: 0.52, 0.53, 0.51, 0.495, 0.50, 0.52 of the floor (the last three after the return
+page's payment update joined its completion, ticket codes took one read of the system's
+randomness and the locked read found its converters once): the goal is met, narrowly, and
+one run in six fell just short of it.
 What is left per unique event: 6 round trips (duplicate check, BEGIN, first copy, lock
 and rows, writes, COMMIT) and the Python that builds 12 model instances, two payloads and
 the one statement. The duplicate check could move into the transaction (one round trip
