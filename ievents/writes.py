@@ -68,6 +68,8 @@ class _Execute:
 
 
 class Writes:
+    """Writes waiting for ``flush()``, in the order they were asked for."""
+
     def __init__(self):
         self._steps: list[_Insert | _Update | _Execute] = []
         self._updates: dict[tuple[type, object], _Update] = {}
