@@ -57,29 +57,46 @@ def test_rows_changed_while_waiting_for_the_lock_are_read_again(answered):
     """Another transaction holds the session (saving new answers) when provider news
     arrives: the news waits for the lock, and must announce the answers as saved, not as
     they were when its statement began."""
-    url = settings.DATABASES["default"]
-    other = psycopg.connect(host=url["HOST"], port=url["PORT"] or 5432, user=url["USER"], dbname=url["NAME"],
-                            password=url["PASSWORD"] or None, autocommit=False)
-    other.execute("SELECT id FROM checkout_checkoutsession WHERE id = %s FOR UPDATE", [answered.pk])
-    other.execute("UPDATE checkout_answer SET value = 'Changed Inc' WHERE session_id = %s AND value = 'Acme'",
-                  [answered.pk])
-    other.execute("UPDATE checkout_checkoutsession SET details_version = details_version + 1 WHERE id = %s",
-                  [answered.pk])
-    seen = {}
+    other, watcher = _connect(autocommit=False), _connect(autocommit=True)
+    try:
+        other.execute("SELECT id FROM checkout_checkoutsession WHERE id = %s FOR UPDATE", [answered.pk])
+        other.execute("UPDATE checkout_answer SET value = 'Changed Inc' WHERE session_id = %s AND value = 'Acme'",
+                      [answered.pk])
+        other.execute("UPDATE checkout_checkoutsession SET details_version = details_version + 1 WHERE id = %s",
+                      [answered.pk])
+        seen = {}
 
-    def provider_news():
-        try:
-            with transaction.atomic():
-                locked = state.lock_by_public_id(answered.organization_id, answered.public_id)
-                seen["answers"] = session_as_api(locked)["answers"]
-        finally:
-            connection.close()
+        def provider_news():
+            try:
+                with transaction.atomic():
+                    locked = state.lock_by_public_id(answered.organization_id, answered.public_id)
+                    seen["answers"] = session_as_api(locked)["answers"]
+            finally:
+                connection.close()
 
-    waiting = threading.Thread(target=provider_news)
-    waiting.start()
-    time.sleep(0.3)  # the news is now waiting for the row lock
-    assert waiting.is_alive()
-    other.commit()
-    other.close()
-    waiting.join(10)
-    assert seen["answers"] == {"Company": "Changed Inc", "T-shirt size": "M"}
+        waiting = threading.Thread(target=provider_news)
+        waiting.start()
+        deadline = time.monotonic() + 10
+        while not _someone_waits_for_a_lock(watcher) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _someone_waits_for_a_lock(watcher), "the news never waited for the row lock"
+        other.commit()
+        waiting.join(10)
+        assert seen["answers"] == {"Company": "Changed Inc", "T-shirt size": "M"}
+    finally:
+        other.close()  # rolls back whatever it still holds, so a failure cannot hang the teardown
+        watcher.close()
+
+
+def _connect(*, autocommit: bool) -> psycopg.Connection:
+    db = settings.DATABASES["default"]
+    return psycopg.connect(host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"],
+                           password=db["PASSWORD"] or None, autocommit=autocommit)
+
+
+def _someone_waits_for_a_lock(watcher: psycopg.Connection) -> bool:
+    """A backend of this database waits for a lock (read outside any transaction: within one,
+    PostgreSQL would show the same snapshot of its activity every time)."""
+    row = watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                          " AND wait_event_type = 'Lock'").fetchone()
+    return row[0] > 0
