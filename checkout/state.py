@@ -138,27 +138,28 @@ def lock(sessions: QuerySet | int) -> CheckoutSession | None:
     ``transaction.atomic()``: the instance returned may then be handed to ``apply`` and
     ``apply_steps``, which change it without reading it again. Returns None if none matches.
     """
-    if not transaction.get_connection().in_atomic_block:
-        raise transaction.TransactionManagementError("state.lock() outside a transaction locks nothing")
-    if isinstance(sessions, QuerySet):
-        session = sessions.select_for_update(of=("self",)).select_related("event").first()
-    elif connection.vendor == "postgresql":
-        session = _locked_row("s.id = %s", [sessions])
-    else:
-        session = CheckoutSession.objects.filter(pk=sessions).select_for_update(of=("self",)).select_related("event").first()
-    return _as_locked(session)
+    _require_transaction()
+    if not isinstance(sessions, QuerySet):
+        if connection.vendor == "postgresql":
+            return _as_locked(_locked_row("s.id = %s", [sessions]))
+        sessions = CheckoutSession.objects.filter(pk=sessions)
+    return _as_locked(sessions.select_for_update(of=("self",)).select_related("event").first())
 
 
 def lock_by_public_id(organization_id: int, public_id: str) -> CheckoutSession | None:
     """``lock()`` for the session ``public_id`` of that organization (a provider's news)."""
     if connection.vendor != "postgresql":
         return lock(CheckoutSession.objects.filter(organization_id=organization_id, public_id=public_id))
-    if not transaction.get_connection().in_atomic_block:
-        raise transaction.TransactionManagementError("state.lock() outside a transaction locks nothing")
+    _require_transaction()
     # Provider news usually moves the session on and announces it: the rows the
     # announcement lists come with the lock.
     return _as_locked(_locked_row("s.organization_id = %s AND s.public_id = %s", [organization_id, public_id],
                                   with_rows=True))
+
+
+def _require_transaction() -> None:
+    if not transaction.get_connection().in_atomic_block:
+        raise transaction.TransactionManagementError("state.lock() outside a transaction locks nothing")
 
 
 def _as_locked(session: CheckoutSession | None) -> CheckoutSession | None:
@@ -194,7 +195,7 @@ _ROWS_WITH_THE_LOCK = (
 
 
 @functools.cache
-def _lock_statement(with_rows: bool) -> tuple[str, list, list]:
+def _lock_statement(with_rows: bool) -> str:
     from webhooks.outbox import ENDPOINT_ROWS_OF
 
     qn = connection.ops.quote_name
@@ -204,19 +205,18 @@ def _lock_statement(with_rows: bool) -> tuple[str, list, list]:
     extra = _ROWS_WITH_THE_LOCK.format(rows=rows) if with_rows else ""
     sql = (f"SELECT {', '.join(columns)}{extra} FROM {qn(CheckoutSession._meta.db_table)} s"  # noqa: S608 -- model names
            f" JOIN {qn(Event._meta.db_table)} e ON e.id = s.event_id WHERE {{where}} FOR UPDATE OF s")
-    return sql, list(session_fields), list(event_fields)
+    return sql
 
 
 def _locked_row(where: str, params: list, *, with_rows: bool = False) -> CheckoutSession | None:
-    sql, session_fields, event_fields = _lock_statement(with_rows)
     with connection.cursor() as cursor:
-        cursor.execute(sql.format(where=where), params)
+        cursor.execute(_lock_statement(with_rows).format(where=where), params)
         row = cursor.fetchone()
     if row is None:
         return None
-    split = len(session_fields)
-    session = _from_row(CheckoutSession, session_fields, row[:split])
-    session.event = _from_row(Event, event_fields, row[split:split + len(event_fields)])
+    split = len(CheckoutSession._meta.concrete_fields)
+    session = _from_row(CheckoutSession, row[:split])
+    session.event = _from_row(Event, row[split:split + len(Event._meta.concrete_fields)])
     if with_rows:
         fresh, listed = row[-2], row[-1]
         if fresh:
@@ -227,14 +227,14 @@ def _locked_row(where: str, params: list, *, with_rows: bool = False) -> Checkou
     return session
 
 
-def _from_row(model, fields: list, values) -> object:
-    """An instance as the ORM makes it from these columns, its fields' converters applied
-    (JSON fields are read as text and parsed here, as the ORM does)."""
+def _from_row(model, values) -> object:
+    """An instance as the ORM makes it from its concrete fields' columns, in order, their
+    converters applied (JSON fields are read as text and parsed here, as the ORM does)."""
     values = list(values)
     for i, converters, col in _converters(model):
         for converter in converters:
             values[i] = converter(values[i], col, connection)
-    return model.from_db(connection.alias, [f.attname for f in fields], values)
+    return model.from_db(connection.alias, [f.attname for f in model._meta.concrete_fields], values)
 
 
 @functools.cache
