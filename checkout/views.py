@@ -6,6 +6,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from ievents.models import Event
+from payments import services as payments
 from payments.models import Payment
 from payments.registry import enabled_providers
 
@@ -55,7 +56,7 @@ def _line_items(session):
 @require_http_methods(["GET", "POST"])
 def attendee_form(request, session_id):
     """Name, email and the organizer's questions; Continue runs the pre-payment gate."""
-    from webhooks.gate import finish_gate, rate_limit_read, start_gate
+    from webhooks.gate import run_gate
 
     session = _session(session_id)
     if session.status not in (Status.OPEN, Status.REJECTED, Status.UNPAID, Status.PAYMENT_PENDING):
@@ -67,21 +68,14 @@ def attendee_form(request, session_id):
     form = AttendeeForm(request.POST or None, questions=questions, initial=initial)
     alert = ""
     if request.method == "POST" and form.is_valid():
-        address, started = client_ip(request), []
-
-        def start(saved):  # under the session's lock, before the commit: the commit overlaps the call
-            started.append(start_gate(saved, client_ip=address, in_background=True))
-
         try:
             session = services.save_attendee_details(
                 session, name=form.cleaned_data["name"], email=form.cleaned_data["email"], answers=form.answers(),
-                read_also=rate_limit_read(session, address),  # the gate's counts, read with the saved details
-                on_saved=start,
             )
         except services.CheckoutError as exc:
             alert = exc.message
         else:
-            decision = finish_gate(session, started[0])
+            decision = run_gate(session, client_ip=client_ip(request))
             if decision.allowed:
                 return redirect("checkout:review", session.public_id)
             alert = decision.message
@@ -105,7 +99,7 @@ def review(request, session_id):
     if request.method == "POST" and (session.is_free or form.is_valid()):
         provider = "" if session.is_free else form.cleaned_data["provider"]
         try:
-            payment = services.begin_payment(session, provider, phone=form.data.get("phone", ""))
+            payment = payments.begin_payment(session, provider, phone=form.data.get("phone", ""))
         except services.CheckoutError as exc:
             alert = exc.message
         else:
@@ -122,13 +116,11 @@ def review(request, session_id):
 
 def return_page(request, session_id):
     """The attendee is back from the provider: confirm with it now, then show the status."""
-    from payments.services import confirm_on_return
-
     session = _session(session_id)
     payment_id = request.GET.get("payment", "")
     payment = Payment.objects.filter(session=session, public_id=payment_id).first()
     if payment is not None:
-        confirm_on_return(session, payment)
+        payments.confirm_on_return(session, payment)
     return redirect("checkout:status", session.public_id)
 
 
@@ -149,9 +141,7 @@ def status_page(request, session_id):
     if payment is not None and payment.method == "mbway" and session.status == Status.PAYMENT_PENDING:
         # The attendee is waiting for the MB WAY push on their phone; each refresh of this
         # page asks the provider (the callback may be slower than the attendee).
-        from payments.services import confirm_on_return
-
-        if confirm_on_return(session, payment) == "applied":
+        if payments.confirm_on_return(session, payment) == "applied":
             session = _session(session_id)
     context = {
         "session": session,

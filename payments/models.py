@@ -55,6 +55,10 @@ class Payment(models.Model):
     amount_received = models.PositiveIntegerField(default=0)
     instructions = models.JSONField(default=dict, blank=True, help_text="What the attendee needs: entity, reference…")
     redirect_url = models.URLField(max_length=2000, blank=True)
+    # The fingerprint of the attendee's details when this payment began (the details the
+    # gate approved): its money turns into tickets only while the session still carries
+    # those details and that approval (checkout.services.approval_lapsed).
+    approved_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
