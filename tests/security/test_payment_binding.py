@@ -18,7 +18,7 @@ from django.urls import reverse
 
 from checkout.models import CheckoutSession, Status
 from payments.models import Payment
-from tests.gate.conftest import gate, gate_server, start_checkout, submit_details  # noqa: F401 (fixtures)
+from tests.gate.conftest import start_checkout, submit_details
 from tests.payments.helpers import (
     EASYPAY_API,
     EASYPAY_SECRET,
