@@ -50,7 +50,6 @@ EVENT_TYPE = "checkout.validate"
 TIMEOUT_MS_MIN, TIMEOUT_MS_MAX = 500, 10_000
 RATE_LIMITED_MESSAGE = "Too many attempts. Please wait a few minutes before trying again."
 DETAILS_CHANGED_MESSAGE = "Your details changed while we were checking them. Please check them and continue again."
-Outcome = GateCall.Outcome
 
 
 class GateSettingsInvalid(ValueError):
@@ -114,20 +113,20 @@ def _send(url: str, timeout_ms: int, body: bytes, headers: dict[str, str]) -> Ga
 def interpret(result: http.HttpResult) -> GateAnswer:
     latency = result.elapsed_ms
     if result.error:
-        return GateAnswer(Outcome.ERROR, result.status_code, latency, error=result.error)
+        return GateAnswer(GateCall.Outcome.ERROR, result.status_code, latency, error=result.error)
     code = result.status_code
     if 200 <= code < 300:
         if result.body.strip():
             try:
                 json.loads(result.body)
             except (ValueError, RecursionError):  # RecursionError: a "[[[[…" bomb within the size cap
-                return GateAnswer(Outcome.ERROR, code, latency, error=f"HTTP {code} with a body that is not JSON.")
-        return GateAnswer(Outcome.ALLOWED, code, latency)
+                return GateAnswer(GateCall.Outcome.ERROR, code, latency, error=f"HTTP {code} with a body that is not JSON.")
+        return GateAnswer(GateCall.Outcome.ALLOWED, code, latency)
     if 400 <= code < 500 and code not in (408, 429):
-        return GateAnswer(Outcome.DENIED, code, latency, message=remote_message(result.body))
+        return GateAnswer(GateCall.Outcome.DENIED, code, latency, message=remote_message(result.body))
     if 300 <= code < 400:
-        return GateAnswer(Outcome.ERROR, code, latency, error=f"HTTP {code}: redirects are not followed.")
-    return GateAnswer(Outcome.ERROR, code, latency, error=f"HTTP {code}.")
+        return GateAnswer(GateCall.Outcome.ERROR, code, latency, error=f"HTTP {code}: redirects are not followed.")
+    return GateAnswer(GateCall.Outcome.ERROR, code, latency, error=f"HTTP {code}.")
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]+")
@@ -179,6 +178,14 @@ def sample_payload(gate: GateSettings) -> dict:
     }
 
 
+def lets_through(gate: GateSettings, answer: GateAnswer) -> bool:
+    """The gate's policy: an approval lets the attendee pay, and so does an error when the
+    organizer chose ``on_error = allow``."""
+    return answer.outcome == GateCall.Outcome.ALLOWED or (
+        answer.outcome == GateCall.Outcome.ERROR and gate.on_error == GateSettings.OnError.ALLOW
+    )
+
+
 # --- Deciding for a checkout ----------------------------------------------------------------
 def run_gate(session, *, client_ip: str = "") -> GateDecision:
     """Ask the event's gate about the details ``session`` holds now, and record the outcome.
@@ -203,20 +210,18 @@ def run_gate(session, *, client_ip: str = "") -> GateDecision:
     fingerprint = checkout.details_fingerprint(session)
     breaker_open = not breaker_admits(gate)
     if breaker_open:
-        answer = GateAnswer(Outcome.ERROR, error="Circuit breaker open: the gate was not called.")
+        answer = GateAnswer(GateCall.Outcome.ERROR, error="Circuit breaker open: the gate was not called.")
     else:
         answer = ask_gate(gate, validate_payload(session))
         record_breaker_result(gate, answer.outcome)
-    allowed = answer.outcome == Outcome.ALLOWED or (
-        answer.outcome == Outcome.ERROR and gate.on_error == GateSettings.OnError.ALLOW
-    )
+    allowed = lets_through(gate, answer)
     call = log_call(gate, session, answer, allowed=allowed, breaker_open=breaker_open, client_ip=client_ip)
     if allowed:
         if not checkout.record_gate_approval(session, fingerprint):
             return GateDecision(False, DETAILS_CHANGED_MESSAGE, answer.outcome, call)
         return GateDecision(True, "", answer.outcome, call)
     checkout.revoke_gate_approval(session)
-    if answer.outcome == Outcome.DENIED:
+    if answer.outcome == GateCall.Outcome.DENIED:
         announce_denial(session, answer)
         return GateDecision(False, answer.message or gate.denial_message, answer.outcome, call)
     return GateDecision(False, gate.error_message, answer.outcome, call)
@@ -265,9 +270,7 @@ def send_test_request(gate: GateSettings) -> GateCall:
     """One real, signed call with a sample session, for the organizer ("Send test request").
     Logged as a test call; it does not move the breaker and decides nothing."""
     answer = ask_gate(gate, sample_payload(gate))
-    allowed = answer.outcome == Outcome.ALLOWED or (
-        answer.outcome == Outcome.ERROR and gate.on_error == GateSettings.OnError.ALLOW
-    )
+    allowed = lets_through(gate, answer)
     return log_call(gate, None, answer, allowed=allowed, is_test=True)
 
 
@@ -307,7 +310,7 @@ def breaker_admits(gate: GateSettings) -> bool:
 
 def record_breaker_result(gate: GateSettings, outcome: str) -> None:
     """A real answer (allow or deny) closes the breaker; an error counts towards opening it."""
-    if outcome != Outcome.ERROR:
+    if outcome != GateCall.Outcome.ERROR:
         if gate.consecutive_failures or gate.breaker_open_until:  # else nothing to reset: no query
             GateSettings.objects.filter(pk=gate.pk).update(consecutive_failures=0, breaker_open_until=None)
         return

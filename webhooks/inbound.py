@@ -61,7 +61,6 @@ ENVIRONMENT_ORG = "_"
 SECRET_PARAMS = {"key", "secret"}
 STORED_PAYLOAD_CHARS = 64 * 1024
 
-Outcome = InboundWebhook.Outcome
 
 
 class UnknownRoute(Exception):
@@ -91,9 +90,9 @@ def receive(provider_name: str, org: str, request: InboundRequest) -> Received:
         organization, provider = _verified(provider_name, org, request)
     except _Refused as refused:
         base = {"provider": provider_name, "organization": refused.organization, "payload": stored_payload(request)}
-        row = InboundWebhook.objects.create(**base, verified=False, outcome=Outcome.REJECTED,
+        row = InboundWebhook.objects.create(**base, verified=False, outcome=InboundWebhook.Outcome.REJECTED,
                                             error=storable(str(refused.error), 500))
-        return Received(400, Outcome.REJECTED, "signature verification failed", row)
+        return Received(400, InboundWebhook.Outcome.REJECTED, "signature verification failed", row)
     base = {"provider": provider_name, "organization": organization, "payload": stored_payload(request)}
     return process_verified(provider, organization, request, base)
 
@@ -140,11 +139,11 @@ def process_verified(provider: PaymentProvider, organization: Organization | Non
     try:
         parsed = provider.parse_webhook(request)
     except MalformedWebhook as exc:
-        return _record_failure(base, reprocess_row, Outcome.REJECTED, f"malformed: {exc}", 400)
+        return _record_failure(base, reprocess_row, InboundWebhook.Outcome.REJECTED, f"malformed: {exc}", 400)
     except (ProviderUnavailable, ProviderNotConfigured) as exc:
-        return _record_failure(base, reprocess_row, Outcome.FAILED, str(exc), 503)
+        return _record_failure(base, reprocess_row, InboundWebhook.Outcome.FAILED, str(exc), 503)
     except ProviderError as exc:  # the provider's API denies what the webhook claims
-        return _record_failure(base, reprocess_row, Outcome.REJECTED, str(exc), 400)
+        return _record_failure(base, reprocess_row, InboundWebhook.Outcome.REJECTED, str(exc), 400)
 
     org_key = str(organization.pk) if organization else ENVIRONMENT_ORG
     event_id = storable(parsed.event_id, 200)
@@ -164,7 +163,8 @@ def process_verified(provider: PaymentProvider, organization: Organization | Non
             row.save(update_fields=["outcome", "session", "error"])
     except (ProviderUnavailable, DatabaseError) as exc:
         log.warning("inbound %s webhook %s failed, the provider will retry: %s", provider_name, parsed.event_id, exc)
-        return _record_failure(fields, reprocess_row, Outcome.FAILED, f"transient: {type(exc).__name__}: {exc}", 503)
+        return _record_failure(fields, reprocess_row, InboundWebhook.Outcome.FAILED,
+                               f"transient: {type(exc).__name__}: {exc}", 503)
     return Received(200, row.outcome, row.error, row)
 
 
@@ -173,20 +173,20 @@ def _record_first(fields: dict, dedupe_key: str) -> InboundWebhook | None:
     unique index decides, making this insert wait for that copy's transaction to end."""
     try:
         with transaction.atomic():
-            return InboundWebhook.objects.create(**fields, dedupe_key=dedupe_key, outcome=Outcome.IGNORED)
+            return InboundWebhook.objects.create(**fields, dedupe_key=dedupe_key, outcome=InboundWebhook.Outcome.IGNORED)
     except IntegrityError:
         return None
 
 
 def _duplicate(fields: dict) -> Received:
-    row = InboundWebhook.objects.create(**fields, outcome=Outcome.DUPLICATE, error="already received")
-    return Received(200, Outcome.DUPLICATE, "already received", row)
+    row = InboundWebhook.objects.create(**fields, outcome=InboundWebhook.Outcome.DUPLICATE, error="already received")
+    return Received(200, InboundWebhook.Outcome.DUPLICATE, "already received", row)
 
 
 def _apply(parsed: ParsedWebhook, organization: Organization | None, provider_name: str) -> tuple:
     """Apply each update to its session (only this organization's, only this provider's
     payments). Returns (outcome, session, note)."""
-    outcome, session, notes = Outcome.IGNORED, None, []
+    outcome, session, notes = InboundWebhook.Outcome.IGNORED, None, []
     if not parsed.updates:
         notes.append(f"{parsed.type}: nothing to do")
     for update in parsed.updates:
@@ -198,7 +198,7 @@ def _apply(parsed: ParsedWebhook, organization: Organization | None, provider_na
         result = payments.apply_update(found, update, source=Source.PROVIDER_WEBHOOK, provider=provider_name)
         notes.append(f"{update.kind}: {result}")
         if result == "applied":
-            outcome = Outcome.PROCESSED
+            outcome = InboundWebhook.Outcome.PROCESSED
     return outcome, session, storable("; ".join(notes), 500)
 
 
