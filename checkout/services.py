@@ -24,7 +24,7 @@ from ievents.models import Event, TicketType
 
 from . import inventory, state
 from .models import Answer, CheckoutSession, LineItem, Source, Status, Ticket
-from .representation import with_listed_rows
+from .representation import session_as_api, with_listed_rows
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +94,9 @@ def create_session(
             LineItem(session=session, ticket_type=locked[pk], quantity=qty, unit_price=locked[pk].price)
             for pk, qty in sorted(wanted.items())
         )
-        from webhooks.outbox import record_event
+        from webhooks.outbox import record_events
 
-        record_event(session, "checkout.session.created")
+        record_events(session, [("checkout.session.created", session_as_api(session))])
     log.info("checkout %s opened by %s for %s", session.public_id, source, event.public_id)
     return session
 

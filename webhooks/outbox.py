@@ -13,8 +13,6 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from checkout.representation import session_as_api
-
 from .models import Delivery, OutboxEvent, WebhookEndpoint
 
 log = logging.getLogger(__name__)
@@ -34,21 +32,17 @@ SESSION_EVENT_TYPES = [
 ]
 
 
-def record_event(session, event_type: str) -> OutboxEvent:
-    """Write ``event_type`` about ``session`` and one delivery per subscribed target.
-
-    The payload is the session as the API shows it, with its ``version`` (it grows with
-    every transition) and the event's ``created``: we promise no ordering, so a receiver
-    keeps the highest version it has seen.
-    """
-    return record_events(session, [(event_type, session_as_api(session))])[0]
-
-
 def record_events(session, announcements: list[tuple[str, dict]]) -> list[OutboxEvent]:
-    """Write several events about ``session`` at once, in order: ``(type, the session as the
-    API showed it then)`` each, with one delivery per subscribed endpoint and one to the
-    session's own ``webhook_url``. Runs in the caller's transaction; the deliveries are
-    enqueued once it commits."""
+    """Write events about ``session``, in order: ``(type, the session as the API showed it
+    then)`` each, with one delivery per subscribed endpoint and one to the session's own
+    ``webhook_url``. Runs in the caller's transaction; the deliveries are enqueued once it
+    commits.
+
+    The payload carries the session's ``version`` (it grows with every transition) and the
+    event's ``created``: we promise no ordering, so a receiver keeps the highest version it
+    has seen. The checkout hands over its representation, so this module knows nothing of
+    how a session is shown.
+    """
     created = int(timezone.now().timestamp())
     events = []
     for event_type, shown in announcements:
