@@ -4,8 +4,8 @@ The attack, through the real pages and webhook routes, for every provider's path
 approves ``good@ok.com``; the attendee starts a payment with provider X and leaves it open;
 pays again with the sandbox, which fails (the session is ``rejected`` and editable again);
 changes the details to ``evil@bad.com``, which the gate denies; then the first payment
-succeeds. Before the fix the session completed for ``evil@bad.com``. Now each payment is
-bound to the details it was started for: the money is recorded, the order is flagged for a
+succeeds. The session must not complete for ``evil@bad.com``. Each payment is bound to
+the details it was started for, so the money is recorded, the order is flagged for a
 refund with the reason, and no ticket is issued.
 """
 
