@@ -49,6 +49,18 @@ class IfthenpayProvider(PaymentProvider):
     name = "ifthenpay"
     label = "Multibanco or MB WAY (Ifthenpay)"
     methods = ("multibanco", "mbway")
+    credential_fields = {"mb_key": "Multibanco key (mbKey)", "mbway_key": "MB WAY key (mbWayKey)"}
+    environment_credentials = {
+        "mb_key": "IFTHENPAY_MB_KEY",
+        "mbway_key": "IFTHENPAY_MBWAY_KEY",
+        "entity": "IFTHENPAY_ENTITY",
+        "sub_entity": "IFTHENPAY_SUB_ENTITY",
+    }
+    environment_webhook_secret = "IFTHENPAY_ANTI_PHISHING_KEY"
+    webhook_secret_help = "The anti-phishing key you agreed with Ifthenpay."
+    # The callback template registered in Ifthenpay's backoffice (docs/payments.md).
+    webhook_url_suffix = ("?key=[ANTI_PHISHING_KEY]&orderId=[ORDER_ID]&amount=[AMOUNT]&requestId=[REQUEST_ID]"
+                          "&entity=[ENTITY]&reference=[REFERENCE]&payment_datetime=[PAYMENT_DATETIME]")
 
     def _url(self, path: str) -> str:
         base = self.config.credentials.get("api_base") or settings.IFTHENPAY_API_BASE
