@@ -130,6 +130,8 @@ class PaymentProvider:
     webhook_secret_help: ClassVar[str] = ""
     # Appended to our webhook URL: what the organizer must add when registering it.
     webhook_url_suffix: ClassVar[str] = ""
+    # The setting with the address of the provider's JSON API (``call_api``'s providers).
+    api_base_setting: ClassVar[str] = ""
 
     def __init__(self, config: ProviderConfig):
         self.config = config
@@ -180,6 +182,13 @@ class PaymentProvider:
         if not value:
             raise ProviderNotConfigured(f"{self.name}: {name} is not configured")
         return value
+
+    def _url(self, path: str) -> str:
+        """``path`` on the provider's API: the credentials' ``api_base`` if set, else the setting's."""
+        from django.conf import settings
+
+        base = self.config.credentials.get("api_base") or getattr(settings, self.api_base_setting)
+        return base.rstrip("/") + path
 
     def call_api(self, method: str, url: str, *, headers: dict | None = None, json_body: Any = None,
                  params: dict | None = None) -> Any:
