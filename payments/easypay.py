@@ -56,13 +56,15 @@ class EasypayProvider(PaymentProvider):
     name = "easypay"
     label = "Multibanco or MB WAY (Easypay)"
     methods = ("multibanco", "mbway")
+    credential_fields = {"account_id": "Account ID", "api_key": "API key"}
+    environment_credentials = {"account_id": "EASYPAY_ACCOUNT_ID", "api_key": "EASYPAY_API_KEY"}
+    environment_webhook_secret = "EASYPAY_WEBHOOK_SECRET"
+    webhook_secret_help = "A long random secret of your choosing; put it in the notification URL you give Easypay."
+    webhook_url_suffix = "?secret=<your webhook secret>"
+    api_base_setting = "EASYPAY_API_BASE"
 
     def _headers(self) -> dict:
         return {"AccountId": self.credential("account_id"), "ApiKey": self.credential("api_key")}
-
-    def _url(self, path: str) -> str:
-        base = self.config.credentials.get("api_base") or settings.EASYPAY_API_BASE
-        return base.rstrip("/") + path
 
     def start(self, payment, session, *, return_url, cancel_url, method="", phone=""):
         method = method or ("mbway" if phone else "multibanco")

@@ -49,10 +49,19 @@ class IfthenpayProvider(PaymentProvider):
     name = "ifthenpay"
     label = "Multibanco or MB WAY (Ifthenpay)"
     methods = ("multibanco", "mbway")
-
-    def _url(self, path: str) -> str:
-        base = self.config.credentials.get("api_base") or settings.IFTHENPAY_API_BASE
-        return base.rstrip("/") + path
+    credential_fields = {"mb_key": "Multibanco key (mbKey)", "mbway_key": "MB WAY key (mbWayKey)"}
+    environment_credentials = {
+        "mb_key": "IFTHENPAY_MB_KEY",
+        "mbway_key": "IFTHENPAY_MBWAY_KEY",
+        "entity": "IFTHENPAY_ENTITY",
+        "sub_entity": "IFTHENPAY_SUB_ENTITY",
+    }
+    environment_webhook_secret = "IFTHENPAY_ANTI_PHISHING_KEY"
+    webhook_secret_help = "The anti-phishing key you agreed with Ifthenpay."
+    api_base_setting = "IFTHENPAY_API_BASE"
+    # The callback template registered in Ifthenpay's backoffice (docs/payments.md).
+    webhook_url_suffix = ("?key=[ANTI_PHISHING_KEY]&orderId=[ORDER_ID]&amount=[AMOUNT]&requestId=[REQUEST_ID]"
+                          "&entity=[ENTITY]&reference=[REFERENCE]&payment_datetime=[PAYMENT_DATETIME]")
 
     def start(self, payment, session, *, return_url, cancel_url, method="", phone=""):
         method = method or ("mbway" if phone else "multibanco")

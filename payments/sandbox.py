@@ -25,6 +25,7 @@ class SandboxProvider(PaymentProvider):
     name = "sandbox"
     label = "Sandbox (test payment)"
     methods = ("card",)
+    webhook_secret_help = "A Standard Webhooks secret (whsec_…) for simulated webhooks."
 
     def start(self, payment, session, *, return_url, cancel_url, method="", phone=""):
         return StartResult(

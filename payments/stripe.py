@@ -61,6 +61,10 @@ class StripeProvider(PaymentProvider):
     name = "stripe"
     label = "Card (Stripe)"
     methods = ("card",)
+    credential_fields = {"secret_key": "Secret key (sk_live_… or sk_test_…)"}
+    environment_credentials = {"secret_key": "STRIPE_SECRET_KEY"}
+    environment_webhook_secret = "STRIPE_WEBHOOK_SECRET"
+    webhook_secret_help = "The endpoint's signing secret (whsec_…) from Stripe's dashboard."
 
     def _client(self) -> stripe.StripeClient:
         from django.conf import settings

@@ -28,6 +28,7 @@ from ievents.api_pagination import PAGINATION_PARAMETERS, paginate, paginated
 from ievents.crypto import mask
 
 from . import delivery as delivery_service
+from . import tasks
 from .models import Delivery, OutboxEvent, WebhookEndpoint
 from .outbox import SESSION_EVENT_TYPES
 from .signing import rotate_secret
@@ -272,7 +273,7 @@ class DeliveryRetry(APIView):
     def post(self, request, delivery_id):
         found = get_object_or_404(own_deliveries(request), public_id=delivery_id)
         try:
-            delivery_service.retry_now(found.pk)
+            tasks.retry_delivery(found.pk)
         except delivery_service.NotRetryable as exc:
             raise ApiError(str(exc), "not_retryable", status.HTTP_409_CONFLICT) from exc
         return Response(DeliveryOut(own_deliveries(request).get(pk=found.pk)).data)

@@ -1,4 +1,4 @@
-"""The first API: events and checkout sessions, as CONTRACT.md writes them."""
+"""The first API: events and checkout sessions, as docs/api.md writes them."""
 
 import pytest
 

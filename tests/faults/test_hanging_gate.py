@@ -66,8 +66,10 @@ def test_a_hanging_gate_under_20_concurrent_checkouts_decides_for_everyone_opens
     asked = [c for c in calls if not c.breaker_open]
     assert len(asked) >= 5  # enough failures to open the breaker
     assert len(gate_server.requests) <= len(asked)  # (one may still sit in its accept queue)
-    # The gate's deadline held for every call, as measured by the app itself.
-    assert all(TIMEOUT_MS * 0.9 <= c.latency_ms <= TIMEOUT_MS * 1.1 for c in asked), [c.latency_ms for c in asked]
+    # Every call the gate left hanging was ended by its deadline, and not before it (the app's
+    # own measure); how soon after it the attendees had their answer is checked below.
+    assert all(c.error == "No complete answer within the timeout." for c in asked), {c.error for c in asked}
+    assert all(c.latency_ms >= TIMEOUT_MS - 1 for c in asked), [c.latency_ms for c in asked]  # - 1: whole ms
     gate.refresh_from_db()
     assert gate.breaker_open_until is not None and gate.consecutive_failures >= 5
 
