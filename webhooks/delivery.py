@@ -545,5 +545,4 @@ def send_test_event(endpoint: WebhookEndpoint) -> tuple[Delivery, DeliveryReport
         delivery = Delivery.objects.create(event=event, endpoint=endpoint, target_url=endpoint.url,
                                            next_attempt_at=timezone.now())
     report = deliver(delivery.pk, even_if_disabled=True)
-    delivery.refresh_from_db()
-    return delivery, report
+    return Delivery.objects.get(pk=delivery.pk), report

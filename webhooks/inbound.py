@@ -205,8 +205,8 @@ def _apply(parsed: ParsedWebhook, organization: Organization | None, provider_na
 def _record_failure(fields: dict, row: InboundWebhook | None, outcome: str, error: str, status: int) -> Received:
     error = storable(error, 500)
     if row is not None:
-        InboundWebhook.objects.filter(pk=row.pk).update(outcome=outcome, error=error[:500])
-        row.refresh_from_db()
+        row.outcome, row.error = outcome, error[:500]
+        row.save(update_fields=["outcome", "error"])
     else:
         fields = {k: v for k, v in fields.items() if k != "dedupe_key"}
         fields.setdefault("verified", True)
