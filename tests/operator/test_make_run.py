@@ -26,6 +26,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from .processes import alive, command_line, descendants, free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.prefix)
 STOP_BOUND = 10.0  # seconds from the signal until no process of the demo is left
@@ -35,49 +37,6 @@ DEMO_EVENT = re.compile(r"Demo event:\s+(http://127\.0\.0\.1:(\d+)/e/ev_[A-Za-z0
 # What the test's own environment may say about services; `make run` must use its defaults.
 PROJECT_ENV = ("DATABASE_URL", "CELERY_BROKER_URL", "PUBLIC_BASE_URL", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE",
                "IEVENTS_VAR_DIR", "PORT")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def descendants(pid: int) -> set[int]:
-    found, todo = set(), [pid]
-    while todo:
-        for child in children_of(todo.pop()):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    """Running, not a zombie waiting to be reaped (a zombie holds no port and runs no code)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def command_line(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return "(gone)"
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,8 @@ import requests
 from cryptography.fernet import Fernet
 from django.conf import settings
 from playwright.sync_api import expect
+
+from .processes import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker, pytest.mark.browser]
 
@@ -52,12 +53,6 @@ def readme_blocks() -> list[str]:
 
 def commands(block: str) -> list[str]:
     return [line for line in block.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from .seed_demo import demo_links
 # out of the demo's terminal, not out of production, where the README says to run the
 # worker as its own user.
 ROOT_WARNING = "ignore:You're running the worker with superuser privileges"
-STARTUP_TIMEOUT = 120.0
+BANNERS_TIMEOUT = 120.0  # seconds to wait for the processes to say they are up
 QUIET_BEFORE_ANNOUNCING = 0.5  # seconds without output from any process: the banners are done
 
 
@@ -151,16 +151,18 @@ def answers(url: str) -> bool:
 
 
 def wait_until_started(children: list[Child], base_url: str, relay: Relay, stop: StopRequest) -> bool:
-    """True once every process is up, the home page answers and the output has gone quiet;
-    False if a process exited, a stop was asked for, or it took over STARTUP_TIMEOUT."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT
+    """True once the home page answers, every process has said it is up and the output has
+    gone quiet; or, should a banner be worded otherwise one day, once the page answers after
+    BANNERS_TIMEOUT. False if a process exited or a stop was asked for first."""
+    banners_deadline = time.monotonic() + BANNERS_TIMEOUT
     web_answers = False
-    while time.monotonic() < deadline and not stop:
+    while not stop:
         if any(child.process.poll() is not None for child in children):
             return False
-        if all(child.started.is_set() for child in children):
+        all_up = all(child.started.is_set() for child in children)
+        if all_up or time.monotonic() > banners_deadline:
             web_answers = web_answers or answers(base_url + "/")
-            if web_answers and time.monotonic() - relay.last_output >= QUIET_BEFORE_ANNOUNCING:
+            if web_answers and (not all_up or time.monotonic() - relay.last_output >= QUIET_BEFORE_ANNOUNCING):
                 return True
         time.sleep(0.1)
     return False
