@@ -3,6 +3,7 @@
 import io
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,10 @@ def test_the_children_of_a_process_are_stopped_with_it(tmp_path):
     assert alive(grandchild)
     stop_all([parent], timeout=5)
     assert parent.process.returncode == -15  # SIGTERM was enough for the parent
+    # Signalled, then killed with its group: gone as soon as the kernel has run it once more.
+    deadline = time.monotonic() + 10
+    while alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not alive(grandchild)
 
 
@@ -88,3 +93,13 @@ def test_a_password_changed_since_seeding_is_not_printed():
     organizer.save()
     login = demo_links("http://127.0.0.1:8000")[-1]
     assert login == "Login:       user organizer, password (changed since the demo was seeded)"
+
+
+@pytest.mark.django_db
+def test_without_the_demo_data_the_links_say_how_to_make_it():
+    assert demo_links("http://127.0.0.1:8000") == [
+        "Home:        http://127.0.0.1:8000/",
+        "Demo event:  (none: run `python manage.py seed_demo`)",
+        "Admin:       http://127.0.0.1:8000/admin/",
+        "Login:       (none: run `python manage.py seed_demo`)",
+    ]

@@ -65,15 +65,20 @@ def demo_links(base_url: str) -> list[str]:
     The password is shown only while it still opens the account: once the organizer has
     changed it in the admin, the demo no longer knows it and says so.
     """
-    org = Organization.objects.get(slug="demo")
-    event = Event.objects.filter(organization=org).first()
-    user = get_user_model().objects.get(username=DEMO_ORGANIZER)
+    event = Event.objects.filter(organization__slug="demo").first()
+    user = get_user_model().objects.filter(username=DEMO_ORGANIZER).first()
     password = os.environ.get("DEMO_ADMIN_PASSWORD", DEFAULT_DEMO_PASSWORD)
-    shown = password if user.check_password(password) else "(changed since the demo was seeded)"
+    if user is None:
+        login = "(none: run `python manage.py seed_demo`)"
+    elif user.check_password(password):
+        login = f"user {DEMO_ORGANIZER}, password {password}"
+    else:
+        login = f"user {DEMO_ORGANIZER}, password (changed since the demo was seeded)"
     base = base_url.rstrip("/")
     return [
         f"Home:        {base}/",
-        f"Demo event:  {base}{event.get_absolute_url()}" if event else "Demo event:  (none: run seed_demo)",
+        f"Demo event:  {base}{event.get_absolute_url()}" if event else
+        "Demo event:  (none: run `python manage.py seed_demo`)",
         f"Admin:       {base}/admin/",
-        f"Login:       user {DEMO_ORGANIZER}, password {shown}",
+        f"Login:       {login}",
     ]
