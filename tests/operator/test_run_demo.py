@@ -34,7 +34,7 @@ def test_a_process_that_ignores_sigterm_is_killed_once_the_timeout_is_up():
         print("up", flush=True)
         time.sleep(120)
     """), "up"))
-    stop_all([stubborn], timeout=0.5)
+    assert stop_all([stubborn], timeout=0.5)[1] == ["stubborn"]
     assert stubborn.process.returncode == -9
 
 
@@ -50,7 +50,7 @@ def test_the_children_of_a_process_are_stopped_with_it(tmp_path):
     """), "up"))
     grandchild = int(Path(pid_file).read_text())
     assert alive(grandchild)
-    stop_all([parent], timeout=5)
+    assert stop_all([parent], timeout=5)[1] == []
     assert parent.process.returncode == -15  # SIGTERM was enough for the parent
     # Signalled, then killed with its group: gone as soon as the kernel has run it once more.
     deadline = time.monotonic() + 10
@@ -66,7 +66,7 @@ def test_a_process_that_stops_on_sigterm_is_not_killed():
         print("up", flush=True)
         time.sleep(120)
     """), "up"))
-    stop_all([polite], timeout=30)
+    assert stop_all([polite], timeout=30)[1] == []
     assert polite.process.returncode == 0
 
 

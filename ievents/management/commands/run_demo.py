@@ -112,8 +112,9 @@ class Command(BaseCommand):
                 relay.write(closing_lines(base_url))
             ended = wait_for_stop_or_an_exit(children, stop)
         finally:
-            stopped_in = stop_all(children, stop_timeout)
-        relay.write(f"Stopped in {stopped_in:.1f} s.\n")
+            stopped_in, killed = stop_all(children, stop_timeout)
+        late = f" ({', '.join(killed)} killed after {stop_timeout:g} s)" if killed else ""
+        relay.write(f"Stopped in {stopped_in:.1f} s{late}.\n")
         if ended is not None:
             raise CommandError(f"{ended.name} exited with code {ended.process.returncode}; the demo was stopped.")
 
@@ -185,10 +186,11 @@ def wait_for_stop_or_an_exit(children: list[Child], stop: StopRequest) -> Child 
     return None
 
 
-def stop_all(children: list[Child], timeout: float) -> float:
+def stop_all(children: list[Child], timeout: float) -> tuple[float, list[str]]:
     """SIGTERM to every process group, SIGKILL to what is left after ``timeout``; returns the
-    seconds it took. Groups, not processes: runserver's autoreloader runs the server as its
-    child, and a group signal reaches both."""
+    seconds it took and the names of the processes that had to be killed. Groups, not
+    processes: runserver's autoreloader runs the server as its child, and a group signal
+    reaches both."""
     began = time.monotonic()
     running = [child for child in children if child.process is not None]
     signal_groups(running, signal.SIGTERM)
@@ -198,10 +200,11 @@ def stop_all(children: list[Child], timeout: float) -> float:
             child.process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             pass
+    killed = [child.name for child in running if child.process.poll() is None]
     signal_groups(running, signal.SIGKILL)  # what did not stop in time, and any stray child of the leaders
     for child in running:
         child.process.wait()
-    return time.monotonic() - began
+    return time.monotonic() - began, killed
 
 
 def signal_groups(children: list[Child], signum: int) -> None:
