@@ -114,10 +114,12 @@ class Site:
         for _, process, _ in self.processes:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_BOUND
-        for _, process, _ in self.processes:
+        began = time.monotonic()
+        deadline = began + STOP_BOUND
+        for command, process, _ in self.processes:
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
+                print(f"{command.split()[0:3]} stopped after {time.monotonic() - began:.1f} s")
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
