@@ -15,6 +15,7 @@ from checkout import state
 from checkout.models import CheckoutSession, Status
 from ievents import writes
 
+from . import refunds
 from .base import PaymentDetailsRejected, PaymentUpdate, ProviderError, UpdateKind
 from .models import IntegrationSettings, Payment
 from .registry import get_provider
@@ -121,6 +122,8 @@ def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str
         locked = session if state.is_locked(session) else state.lock(session.pk)
         if locked is None:
             raise CheckoutSession.DoesNotExist(f"no checkout session {session.pk}")
+        if refunds.already_recorded(locked, update):  # a refund made from the admin: recorded then
+            return "ignored"
         if update.kind == UpdateKind.SUCCEEDED and _paid_twice(locked, update):
             return "applied"
         _record_on_payment(locked, update)
