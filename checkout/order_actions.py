@@ -59,6 +59,20 @@ def can_cancel(session: CheckoutSession) -> bool:
         session.status in PAID_STATES and session.amount_paid > session.amount_refunded)
 
 
+def available_actions(session: CheckoutSession) -> list[str]:
+    """The actions that apply to the order as it is now, in the order its page shows them."""
+    actions = []
+    if session.status in PAID_STATES and session.amount_paid > session.amount_refunded:
+        actions.append("refund")
+    if can_cancel(session):
+        actions.append("cancel")
+    if session.status in WITH_TICKETS:
+        actions.append("resend")
+    if session.needs_attention:
+        actions.append("resolve")
+    return actions
+
+
 def cancel_order(session: CheckoutSession, *, by, note: str = "", key: str = "") -> CheckoutSession:
     """Cancel an order. Unpaid: its tickets' hold ends (``checkout.services.cancel_session``).
     Paid: only together with a full refund of what is left, its tickets voided and put back
