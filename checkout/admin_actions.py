@@ -116,7 +116,7 @@ def buttons_for(request, session) -> list[dict]:
 # --- The admin mixin -------------------------------------------------------------------------
 class OrderActionInline(admin.TabularInline):
     model = OrderAction
-    fields = ["at", "summary", "by", "note"]
+    fields = ["at", "summary", "note"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -131,14 +131,17 @@ class OrderActionInline(admin.TabularInline):
 
 class RefundInline(OrderActionInline):
     model = Refund
-    fields = ["created_at", "public_id", "amount_shown", "status", "provider", "provider_reference", "made_outside",
-              "by", "note"]
+    fields = ["created_at", "amount_shown", "status", "provider_reference", "made_outside", "by_name", "note"]
     readonly_fields = fields
     verbose_name_plural = "refunds"
 
     @admin.display(description="amount")
     def amount_shown(self, refund):
         return order_actions.money_text(refund.amount, refund.currency)
+
+    @admin.display(description="by")
+    def by_name(self, refund):
+        return order_actions.who(refund.by)
 
 
 class OrderActionsMixin:
