@@ -16,7 +16,8 @@ from .models import IntegrationSettings, Provider
 CREDENTIAL_FIELDS: dict[str, dict[str, str]] = {
     Provider.STRIPE: {"secret_key": "Secret key (sk_live_… or sk_test_…)"},
     Provider.EASYPAY: {"account_id": "Account ID", "api_key": "API key"},
-    Provider.IFTHENPAY: {"mb_key": "Multibanco key (mbKey)", "mbway_key": "MB WAY key (mbWayKey)"},
+    Provider.IFTHENPAY: {"mb_key": "Multibanco key (mbKey)", "mbway_key": "MB WAY key (mbWayKey)",
+                         "backoffice_key": "Backoffice key (for MB WAY refunds)"},
     Provider.SANDBOX: {},
 }
 ALL_CREDENTIALS = {name: label for fields in CREDENTIAL_FIELDS.values() for name, label in fields.items()}
@@ -54,6 +55,7 @@ class IntegrationSettingsForm(forms.ModelForm):
     cred_api_key = _write_only(ALL_CREDENTIALS["api_key"])
     cred_mb_key = _write_only(ALL_CREDENTIALS["mb_key"])
     cred_mbway_key = _write_only(ALL_CREDENTIALS["mbway_key"])
+    cred_backoffice_key = _write_only(ALL_CREDENTIALS["backoffice_key"])
     webhook_secret_input = _write_only("Webhook secret")
     clear_webhook_secret = forms.BooleanField(
         label="Remove the stored webhook secret (fall back to the platform's)", required=False)

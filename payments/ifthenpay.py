@@ -104,7 +104,9 @@ class IfthenpayProvider(PaymentProvider):
 
     # --- Refunds: MB WAY only (a Multibanco reference has no refund API) ---------------
     def can_refund(self, payment):
-        return payment.method == "mbway" and bool(payment.provider_reference)
+        """MB WAY, once the organizer gave the backoffice key the refund API needs."""
+        return (payment.method == "mbway" and bool(payment.provider_reference)
+                and bool(self.config.credentials.get("backoffice_key")))
 
     def refund(self, payment, amount, *, key):
         """``POST /endpoint/payments/refund`` with the backoffice key and the MB WAY request

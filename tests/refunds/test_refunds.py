@@ -273,3 +273,9 @@ def test_another_organizer_is_named_in_the_history(organization, event):
     bea = make_organizer(organization, username="bea")
     refunds.refund(session, 5000, by=bea, note="event moved", key="k")
     assert session.actions.get().summary == "Refunded €50.00 by bea: event moved"
+
+
+def test_without_the_backoffice_key_an_mbway_refund_can_only_be_recorded_as_made_outside(organization, event):
+    configure(organization, "ifthenpay", secret="anti-phishing-key", credentials={"mbway_key": "MBW-1"})
+    session, _ = paid_order(event, provider="ifthenpay", reference="req-mbway-1", method="mbway")
+    assert not refunds.plan(session).through_provider
