@@ -279,3 +279,52 @@ def test_without_the_backoffice_key_an_mbway_refund_can_only_be_recorded_as_made
     configure(organization, "ifthenpay", secret="anti-phishing-key", credentials={"mbway_key": "MBW-1"})
     session, _ = paid_order(event, provider="ifthenpay", reference="req-mbway-1", method="mbway")
     assert not refunds.plan(session).through_provider
+
+
+# --- At once, on PostgreSQL: the order's row lock decides -------------------------------------------
+def _at_once(*calls):
+    """Run each call in its own thread and connection, started together; their results."""
+    import threading
+
+    from django.db import connection
+
+    results, start = [], threading.Barrier(len(calls))
+
+    def run(call):
+        start.wait()
+        try:
+            results.append(call())
+        except refunds.RefundRefused as exc:
+            results.append(exc.message)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_organizers_refunding_at_once_never_refund_more_than_was_paid(organization, event):
+    session, _ = paid_order(event, provider="sandbox", reference="pay_race")
+    ana, bea = make_organizer(organization), make_organizer(organization, username="bea")
+    results = _at_once(lambda: refunds.refund(session, 4000, by=ana, key="ana-click").amount,
+                       lambda: refunds.refund(session, 4000, by=bea, key="bea-click").amount)
+    assert sorted(map(str, results)) == ["4000", "At most €10.00 is left to refund."]
+    session.refresh_from_db()
+    assert (session.amount_refunded, Refund.objects.count()) == (4000, 1)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_double_click_arriving_at_once_refunds_once(organization, event):
+    session, _ = paid_order(event, provider="sandbox", reference="pay_race")
+    ana = make_organizer(organization)
+    results = _at_once(*[lambda: refunds.refund(session, 1000, by=ana, key="same-click").pk] * 2)
+    assert len(results) == 2 and len(set(results)) == 1 and Refund.objects.count() == 1
+    session.refresh_from_db()
+    assert session.amount_refunded == 1000
