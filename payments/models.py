@@ -73,7 +73,7 @@ class Refund(models.Model):
         FAILED = "failed", "Failed"
 
     session = models.ForeignKey("checkout.CheckoutSession", on_delete=models.CASCADE, related_name="refunds")
-    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    payment = models.ForeignKey(Payment, on_delete=models.RESTRICT, related_name="refunds")
     public_id = models.CharField(max_length=40, unique=True, default=partial(new_public_id, "rf"), editable=False)
     amount = models.PositiveIntegerField(help_text="Minor units.")
     currency = models.CharField(max_length=3)

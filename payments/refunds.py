@@ -100,7 +100,7 @@ def refund(session: CheckoutSession, amount: int, *, by, note: str = "", restock
     if outside and not note:
         raise RefundRefused("Say how the money was given back: a note is required for a refund made outside.")
     with transaction.atomic():
-        locked = CheckoutSession.objects.select_for_update().select_related("organization").get(pk=session.pk)
+        locked = CheckoutSession.objects.select_for_update(of=("self",)).select_related("organization").get(pk=session.pk)
         done = Refund.objects.filter(idempotency_key=key).first()
         if done is not None:
             if done.session_id != locked.pk:

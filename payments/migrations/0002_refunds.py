@@ -31,7 +31,7 @@ class Migration(migrations.Migration):
                 ('note', models.CharField(blank=True, max_length=500)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('payment', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='refunds', to='payments.payment')),
+                ('payment', models.ForeignKey(on_delete=django.db.models.deletion.RESTRICT, related_name='refunds', to='payments.payment')),
                 ('session', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='refunds', to='checkout.checkoutsession')),
             ],
             options={

@@ -187,3 +187,27 @@ def test_an_action_that_no_longer_applies_goes_back_to_the_order(client, ana, ev
     session = services.create_session(event, [services.Item(event.ticket_types.get(), 1)])
     response = client.get(_url(session, "refund"))
     assert response.status_code == 302 and response["Location"].endswith(_url(session))
+
+
+def test_an_action_posted_without_the_csrf_token_is_refused(organizer, order):
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.login(username="ana", password=ORGANIZER_PASSWORD)
+    response = browser.post(_url(order, "refund"), {"token": "t", "amount": "50.00"})
+    assert response.status_code == 403
+    order.refresh_from_db()
+    assert order.amount_refunded == 0
+
+
+def test_a_refund_keeps_its_payment_but_goes_with_its_order(order, organizer):
+    from django.db.models import RestrictedError
+
+    from payments import refunds
+    from payments.models import Payment
+
+    made = refunds.refund(order, 1000, by=organizer, key="k")
+    with pytest.raises(RestrictedError):
+        Payment.objects.filter(pk=made.payment_id).delete()
+    order.delete()  # a test order, say: its payments and refunds go with it
+    assert not Refund.objects.exists()
