@@ -26,7 +26,6 @@ import hashlib
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Sum
 
 from checkout import state
 from checkout.models import CheckoutSession, OrderAction, Source
@@ -161,16 +160,14 @@ def _record(session: CheckoutSession, made: Refund, left: int, *, by, note: str,
 
 
 def already_recorded(session: CheckoutSession, update: PaymentUpdate) -> bool:
-    """True for a provider's news of a refund we already recorded (``payments.services.apply_update``
-    then changes nothing): it names a refund of ours (Easypay's notification carries the
-    refund's id), or the total it says was refunded is no more than what we recorded
-    (Stripe's ``charge.refunded`` and ``refund.created`` carry the charge's total)."""
+    """True for a provider's news of a refund the order already shows, so that
+    ``payments.services.apply_update`` changes nothing: it names a refund made from the
+    admin (Easypay's notification carries the refund's id), or the total it says was
+    refunded is no more than the order's (Stripe's ``charge.refunded`` and ``refund.created``
+    carry the charge's total). ``session``: read under its lock in this transaction."""
     if update.kind not in (UpdateKind.REFUNDED, UpdateKind.PARTIALLY_REFUNDED):
         return False
-    ours = Refund.objects.filter(session=session).exclude(status=Refund.Status.FAILED)
-    if update.provider_reference and ours.filter(provider_reference=update.provider_reference).exists():
-        return True
-    if update.amount is None:
-        return False
-    recorded = ours.aggregate(total=Sum("amount"))["total"] or 0
-    return 0 < update.amount <= recorded
+    if update.amount is not None:
+        return 0 < update.amount <= session.amount_refunded
+    return bool(update.provider_reference) and Refund.objects.filter(
+        session=session, provider_reference=update.provider_reference).exists()
