@@ -11,7 +11,7 @@ from ievents.models import Membership, TicketType
 from payments.models import Refund
 from webhooks.models import OutboxEvent
 
-from ..conftest import ORGANIZER_PASSWORD, make_event, make_organizer
+from ..conftest import make_event, make_organizer
 from ..payments.helpers import STRIPE_SECRET, configure, pending_session
 from .helpers import paid_order
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def ana(client, organizer):
-    client.login(username="ana", password=ORGANIZER_PASSWORD)
+    client.force_login(organizer)
     return organizer
 
 
@@ -111,7 +111,7 @@ def test_another_organizations_order_is_a_404(client, ana, other_organization):
 def test_a_viewer_sees_no_buttons_and_cannot_act(client, organization, order):
     viewer = make_organizer(organization, username="vera")
     Membership.objects.filter(user=viewer).update(role="viewer")
-    client.login(username="vera", password=ORGANIZER_PASSWORD)
+    client.force_login(viewer)
     page = client.get(_url(order)).content.decode()
     assert ">Refund</a>" not in page and ">Resend tickets</a>" not in page
     for action in ("refund", "cancel", "resend"):
@@ -193,7 +193,7 @@ def test_an_action_posted_without_the_csrf_token_is_refused(organizer, order):
     from django.test import Client
 
     browser = Client(enforce_csrf_checks=True)
-    browser.login(username="ana", password=ORGANIZER_PASSWORD)
+    browser.force_login(organizer)
     response = browser.post(_url(order, "refund"), {"token": "t", "amount": "50.00"})
     assert response.status_code == 403
     order.refresh_from_db()
