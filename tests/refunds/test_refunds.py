@@ -328,3 +328,12 @@ def test_a_double_click_arriving_at_once_refunds_once(organization, event):
     assert len(results) == 2 and len(set(results)) == 1 and Refund.objects.count() == 1
     session.refresh_from_db()
     assert session.amount_refunded == 1000
+
+
+def test_the_attendee_sees_only_the_tickets_still_valid(client, organization, event, organizer):
+    session, _ = paid_order(event, provider="sandbox", reference="pay_sbx")
+    voided, kept = Ticket.objects.filter(session=session)
+    refunds.refund(session, 2500, by=organizer, key="k", tickets=[voided.pk])
+    page = client.get(f"/c/{session.public_id}/status/").content.decode()
+    assert "Part of this order was refunded" in page
+    assert kept.code in page and voided.code not in page
