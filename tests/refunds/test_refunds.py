@@ -76,7 +76,8 @@ def test_stripe_refunds_half_then_the_rest_through_the_refunds_api(stripe_order,
     assert Payment.objects.get(session=stripe_order).status == Payment.Status.REFUNDED
     announced = list(OutboxEvent.objects.filter(session=stripe_order, type="checkout.session.refunded")
                      .order_by("id").values_list("payload", flat=True))
-    assert [e["data"]["object"]["status"] for e in announced] == ["partially_refunded", "refunded"]
+    assert [(e["data"]["object"]["status"], e["data"]["object"]["amount_refunded"]) for e in announced] == [
+        ("partially_refunded", 2500), ("refunded", 5000)]
 
 
 @responses.activate
