@@ -26,6 +26,7 @@ import hashlib
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import F
 
 from checkout import state
 from checkout.models import CheckoutSession, OrderAction, Source
@@ -141,18 +142,15 @@ def _ask_provider(session: CheckoutSession, payment: Payment, amount: int, key: 
 def _record(session: CheckoutSession, made: Refund, left: int, *, by, note: str, restock: bool,
             tickets: list[int] | None) -> None:
     full = made.amount == left
-    refunded = session.amount_refunded + made.amount
     words = f"Refunded {money_text(made.amount, made.currency)}"
     if made.made_outside:
         words += " (made outside)"
     detail = f"{words} by {who(by)}" + (f": {note}" if note else "")
 
-    def effects(changed: CheckoutSession) -> list[str]:
-        # Before the announcement: ``checkout.session.refunded`` shows the amount refunded.
-        changed.amount_refunded = refunded
-        return ["amount_refunded"]
-
-    state.apply(session.pk, "refund" if full else "partial_refund", Source.ADMIN, detail=detail, effects=effects)
+    # Before the transition, which reads the order again under the same lock: the
+    # announcement (``checkout.session.refunded``) shows the amount refunded.
+    CheckoutSession.objects.filter(pk=session.pk).update(amount_refunded=F("amount_refunded") + made.amount)
+    state.apply(session.pk, "refund" if full else "partial_refund", Source.ADMIN, detail=detail)
     void_tickets(session, None if full else (tickets or []), restock=restock)
     if full:
         Payment.objects.filter(pk=made.payment_id).update(status=Payment.Status.REFUNDED)
