@@ -170,7 +170,8 @@ class OrderActionsMixin:
         if session is None:
             raise Http404("No such order.")
         label, permission, form_class = ACTIONS[action]
-        if not roles.can(request.user, session.organization, permission):
+        if not self.has_view_permission(request, session) or not roles.can(request.user, session.organization,
+                                                                             permission):
             raise PermissionDenied
         order_page = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[session.pk])
         if action not in order_actions.available_actions(session):
