@@ -42,7 +42,8 @@ def session_as_api(session) -> dict:
         for item in session.line_items.all()
     ]
     answers = {a.question.text: a.value for a in session.answers.all()}
-    tickets = [t.code for t in session.tickets.all()] if session.status in STATUSES_WITH_TICKETS else []
+    tickets = ([t.code for t in session.tickets.all() if t.voided_at is None]
+               if session.status in STATUSES_WITH_TICKETS else [])
     return {
         "id": session.public_id,
         "object": "checkout.session",

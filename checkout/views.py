@@ -147,7 +147,7 @@ def status_page(request, session_id):
         "session": session,
         "payment": payment,
         "line_items": _line_items(session),
-        "tickets": session.tickets.select_related("ticket_type"),
+        "tickets": session.tickets.filter(voided_at__isnull=True).select_related("ticket_type"),
         "hold_seconds_left": max(int((session.expires_at - timezone.now()).total_seconds()), 0),
         "refresh": session.status in (Status.PAYMENT_PENDING, Status.PROCESSING, Status.AUTHORIZED, Status.PAID),
     }

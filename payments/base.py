@@ -44,6 +44,10 @@ class ProviderUnavailable(ProviderError):
     """
 
 
+class RefundNotSupported(ProviderError):
+    """The provider has no refund API for this payment (a paid Multibanco reference)."""
+
+
 class SignatureError(Exception):
     """An inbound webhook failed verification. Nothing it says may be trusted."""
 
@@ -103,6 +107,15 @@ class StartResult:
     redirect_url: str = ""
     method: str = ""
     instructions: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    """What the provider said to a refund: its id there, and whether the money went back
+    already (``succeeded``) or is on its way (``pending``)."""
+
+    provider_reference: str
+    status: str = "succeeded"
 
 
 @dataclass(frozen=True)
@@ -170,6 +183,16 @@ class PaymentProvider:
     def parse_webhook(self, request: InboundRequest) -> ParsedWebhook:
         """Turn a verified request into updates; raise ``MalformedWebhook`` if it can't."""
         raise NotImplementedError
+
+    # --- Refunds (payments.refunds decides when and how much) ----------------------------
+    def can_refund(self, payment: Payment) -> bool:
+        """True if the provider's API can give this payment's money back."""
+        return False
+
+    def refund(self, payment: Payment, amount: int, *, key: str) -> RefundResult:
+        """Give ``amount`` (minor units) of ``payment`` back. ``key`` is ours for this refund
+        (the provider's idempotency key, where it has one). Raises ``ProviderError``."""
+        raise RefundNotSupported(f"{self.name}: no refund API for this payment")
 
     def require_secret(self) -> str:
         """The webhook secret, or ``SignatureError``: with no secret nothing can be verified."""

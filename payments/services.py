@@ -14,6 +14,7 @@ from checkout import services as checkout
 from checkout import state
 from checkout.models import CheckoutSession, Source, Status
 
+from . import refunds
 from .base import PaymentDetailsRejected, PaymentUpdate, ProviderError, UpdateKind
 from .models import IntegrationSettings, Payment
 from .registry import get_provider
@@ -151,6 +152,8 @@ def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str
         payment = _payment_told_of(locked, update, provider)
         if payment is None:
             return "ignored"  # none of this provider's payments: not its news to give
+        if refunds.already_recorded(locked, update):  # a refund made from the admin: recorded then
+            return "ignored"
         if update.kind == UpdateKind.SUCCEEDED and _paid_twice(locked, payment, update):
             return "applied"
         _record_on_payment(payment, update)
