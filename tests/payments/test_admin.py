@@ -26,7 +26,7 @@ def test_the_settings_page_masks_secrets_and_shows_the_exact_webhook_url(client,
     page = client.get(f"/admin/payments/integrationsettings/{stripe_row.pk}/change/").content.decode()
     assert f"https://tickets.example.com/api/webhooks/stripe/{organization.public_id}" in page
     assert SECRET_KEY not in page and STRIPE_SECRET not in page
-    assert "sk_tes…9999" in page and "whsec_…aaaa" in page
+    assert "sk_test_…9999" in page and "whsec_…aaaa" in page
     assert "Account ID" not in page  # only Stripe's fields for a Stripe integration
 
 
