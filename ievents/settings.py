@@ -306,11 +306,29 @@ CACHES = {
     }
 }
 
+# Every line is written through the RedactSecrets filter (ievents/log_redaction.py): a URL
+# parameter that carries a secret (an Ifthenpay callback's key, an Easypay secret) is
+# masked, in runserver's access log (django.server) as in everything else. Django's own
+# loggers write through the root's handler, so no unfiltered handler of Django's defaults
+# is left. gunicorn's logs get the same filter from gunicorn.conf.py.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"redact_secrets": {"()": "ievents.log_redaction.RedactSecrets"}},
+    "formatters": {
+        "django.server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}",
+                          "style": "{"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"]},
+        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server",
+                          "filters": ["redact_secrets"]},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+    },
 }
 
 # --- Production hardening (checked by `manage.py check --deploy`) ---------------------

@@ -4,7 +4,9 @@
 generic notification (``{id, key, type, status, messages, date}``) is not signed, so we
 never act on what it says: it is accepted only when it carries the organization's
 notification secret (Easypay lets the merchant register any URL, so the secret is part of
-the URL we give them: ``…/api/webhooks/easypay/{org}?secret=…``), and then it is only a
+the URL we give them, as its password: ``https://easypay:<secret>@…/api/webhooks/easypay/{org}``,
+sent as HTTP Basic authentication and so written in no request line or access log;
+``?secret=…`` and an ``X-Easypay-Secret`` header are accepted too), and then it is only a
 hint to fetch the payment with ``AccountId``/``ApiKey``. The amount we act on is the
 amount Easypay says was paid, which for a Multibanco reference can differ from the amount
 asked: ``record_payment_succeeded`` reconciles it against the order.
@@ -12,6 +14,8 @@ asked: ``record_payment_succeeded`` reconciles it against the order.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from datetime import timedelta
 
@@ -115,9 +119,10 @@ class EasypayProvider(PaymentProvider):
 
     def verify_webhook(self, request: InboundRequest) -> None:
         secret = self.require_secret()
-        given = request.query.get("secret") or request.headers.get("x-easypay-secret")
+        given = (basic_auth_password(request.headers.get("authorization", ""))
+                 or request.headers.get("x-easypay-secret") or request.query.get("secret"))
         if not given:
-            raise SignatureError("no notification secret in the URL")
+            raise SignatureError("no notification secret (HTTP Basic password, X-Easypay-Secret or ?secret=)")
         if not secrets_match(given, secret):
             raise SignatureError("wrong notification secret")
 
@@ -132,6 +137,19 @@ class EasypayProvider(PaymentProvider):
         event_id = f"{easypay_id}:{note_type}:{status}:{note.get('date', '')}"[:200]
         update = self.fetch_update(easypay_id, detail=f"easypay {note_type}/{status}, confirmed by the API")
         return ParsedWebhook(event_id=event_id, type=f"{note_type}.{status}"[:100], updates=[update] if update else [])
+
+
+def basic_auth_password(authorization: str) -> str:
+    """The password of an ``Authorization: Basic …`` header ("" for anything else): the
+    secret of a notification URL written ``https://easypay:<secret>@host/…``."""
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return ""
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+    return decoded.partition(":")[2]
 
 
 def paid_amount(single: dict) -> int:

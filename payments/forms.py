@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit, urlunsplit
 
 from django import forms
 from django.conf import settings
@@ -23,7 +24,9 @@ ALL_CREDENTIALS = {name: label for fields in CREDENTIAL_FIELDS.values() for name
 
 WEBHOOK_SECRET_HELP = {
     Provider.STRIPE: "The endpoint's signing secret (whsec_…) from Stripe's dashboard.",
-    Provider.EASYPAY: "A long random secret of your choosing; put it in the notification URL you give Easypay.",
+    Provider.EASYPAY: "A long random secret of your choosing (letters and digits); it is the password in the "
+                      "notification URL you give Easypay. If Easypay refuses a URL with a password, end the URL "
+                      "with ?secret=<your webhook secret> instead.",
     Provider.IFTHENPAY: "The anti-phishing key you agreed with Ifthenpay.",
     Provider.SANDBOX: "A Standard Webhooks secret (whsec_…) for simulated webhooks.",
 }
@@ -34,7 +37,10 @@ def webhook_url(provider: str, organization) -> str:
     org = organization.public_id if organization else "_"
     url = settings.PUBLIC_BASE_URL + reverse("inbound:provider_webhook", args=[provider, org])
     if provider == Provider.EASYPAY:
-        return url + "?secret=<your webhook secret>"
+        # The secret as the URL's password: Easypay sends it as HTTP Basic authentication,
+        # in no request line and so in no access log (``?secret=`` works too, masked in ours).
+        parts = urlsplit(url)
+        return urlunsplit(parts._replace(netloc=f"easypay:<your webhook secret>@{parts.netloc}"))
     if provider == Provider.IFTHENPAY:
         return url + ("?key=[ANTI_PHISHING_KEY]&orderId=[ORDER_ID]&amount=[AMOUNT]&requestId=[REQUEST_ID]"
                       "&entity=[ENTITY]&reference=[REFERENCE]&payment_datetime=[PAYMENT_DATETIME]")
