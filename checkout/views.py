@@ -9,7 +9,7 @@ from ievents.models import Event
 from payments.models import Payment
 from payments.registry import enabled_providers
 
-from . import services
+from . import limits, services
 from .forms import AttendeeForm, PaymentChoiceForm, TicketSelectionForm
 from .inventory import SoldOut
 from .models import CheckoutSession, Source, Status
@@ -17,7 +17,7 @@ from .state import InvalidTransition
 
 
 def client_ip(request) -> str:
-    return request.META.get("REMOTE_ADDR", "")
+    return limits.client_address(request)
 
 
 @require_http_methods(["GET", "POST"])
@@ -29,7 +29,12 @@ def event_page(request, event_id):
     if request.method == "POST" and form.is_valid():
         items = [services.Item(tt, qty) for tt, qty in form.selected() if qty]
         try:
-            session = services.create_session(event, items)
+            session = limits.hold_tickets(event, items, address=client_ip(request))
+        except limits.LimitReached as exc:
+            response = render(request, "checkout/event.html", {"event": event, "form": form, "error": exc.message,
+                                                                 "ticket_types": ticket_types}, status=429)
+            response["Retry-After"] = str(exc.retry_after)
+            return response
         except SoldOut as exc:
             error = f"Sorry, only {exc.ticket_type.available} {exc.ticket_type.name} ticket(s) are left."
         except services.CheckoutError as exc:
