@@ -33,7 +33,10 @@ SECRET_NAMES = {"sig", "auth", "pwd"}
 _PARAMETER = re.compile(r"(?P<lead>[?&])(?P<name>[^=&?#\s\"']+)=(?P<value>[^&#\s\"']*)")
 # ... and a query inside a value (``?next=/pay?key=…``): not ours to read, masked all the same.
 _NESTED_PARAMETER = re.compile(r"(?P<lead>\?)(?P<name>[^=&?#\s\"']+)=(?P<value>[^&?#\s\"']*)")
-_USERINFO = re.compile(r"(?P<lead>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s\"']*:)(?P<password>[^@/\s\"']+)@")
+# A scheme starts where no scheme character precedes it and is short: a long run of them
+# (an attacker's URL) is tried once, not once per character (quadratic).
+_USERINFO = re.compile(r"(?P<lead>(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]{0,30}://[^:/@\s\"']*:)"
+                       r"(?P<password>[^@/\s\"']+)@")
 
 
 def is_secret_name(name: str) -> bool:
