@@ -33,6 +33,7 @@ import re
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpResponse, JsonResponse
+from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed
 
 from .api_auth import ApiKeyAuthentication
@@ -137,6 +138,16 @@ def _without_secrets(content: bytes) -> bytes | None:
         body["replay_note"] = REPLAY_NOTE
     kept = json.dumps(body, separators=(",", ":")).encode()
     return None if SECRET_PATTERN.search(kept) else kept
+
+
+class ShownOnceSecret(serializers.Serializer):
+    """For the schema: an answer whose ``secret`` is shown once, so never in its replay."""
+
+    secret = serializers.CharField(required=False, help_text=(
+        "whsec_…: verify our signatures with it. Shown only in this response: a repeat with the same "
+        f"{HEADER} answers without it, with replay_note instead."))
+    replay_note = serializers.CharField(required=False, help_text=(
+        f"Only in a replay ({HEADER}): the secret is not kept for replays; rotate it to get a new one."))
 
 
 def document_idempotency_key(result, generator, request, public):
