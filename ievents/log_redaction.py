@@ -10,7 +10,9 @@ organization. So every line goes through ``redact`` before it is written:
   ``RedactSecrets`` filter (``settings.LOGGING``);
 - gunicorn's access and error logs carry it too: ``gunicorn.conf.py`` names
   ``RedactingGunicornLogger`` as gunicorn's logger class (an ``access_log_format`` can
-  only choose fields, not mask part of one).
+  only choose fields, not mask part of one);
+- a Celery worker's handlers (its own, not ``LOGGING``'s) get it when Celery sets them up
+  (``ievents.celery.mask_secrets_in_worker_logs``).
 
 A parameter is a secret by its name (``key``, ``secret``, ``token``, ``password``,
 ``signature``, or a name ending in one: ``mbWayKey``, ``api_key``, ``client_secret``),
@@ -76,6 +78,6 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def add_filter_once(logger: logging.Logger) -> None:
-    if not any(isinstance(f, RedactSecrets) for f in logger.filters):
-        logger.addFilter(RedactSecrets())
+def add_filter_once(target: logging.Logger | logging.Handler) -> None:
+    if not any(isinstance(f, RedactSecrets) for f in target.filters):
+        target.addFilter(RedactSecrets())

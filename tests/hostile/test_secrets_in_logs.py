@@ -191,3 +191,22 @@ def test_gunicorn_conf_is_what_the_deployment_runs():
     exec(compile((ROOT / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), conf)  # noqa: S102
     assert conf["logger_class"].__name__ == "RedactingGunicornLogger"
 
+
+
+def test_a_celery_workers_own_handlers_get_the_filter_when_celery_sets_them_up():
+    from celery.signals import after_setup_logger
+
+    stream = io.StringIO()
+    logger = logging.getLogger("tests.celery_worker_root")
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    try:
+        after_setup_logger.send(sender=None, logger=logger, loglevel=logging.INFO, logfile=None, format="",
+                                colorize=False)
+        after_setup_logger.send(sender=None, logger=logger, loglevel=logging.INFO, logfile=None, format="",
+                                colorize=False)  # set up twice: one filter
+        logger.warning("confirm failed: GET https://api.ifthenpay.com/x?mbWayKey=LEAK-3&requestId=r")
+    finally:
+        logger.removeHandler(handler)
+    assert len([f for f in handler.filters if isinstance(f, RedactSecrets)]) == 1
+    assert "LEAK-3" not in stream.getvalue() and "mbWayKey=***" in stream.getvalue()
