@@ -25,7 +25,9 @@ checkouts for many attendees from one address.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
+import threading
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -38,6 +40,8 @@ from ievents.models import Event, TicketType
 
 from . import services, state
 from .models import CheckoutSession, Status
+
+log = logging.getLogger(__name__)
 
 # A session holding tickets that are not sold yet: payment may still come, or never.
 HOLDING = state.LIVE | {Status.UNPAID}
@@ -58,6 +62,8 @@ def client_address(request) -> str:
     """The client's IP address as far as we can trust it ("" when there is none)."""
     remote = request.META.get("REMOTE_ADDR", "")
     hops = settings.TRUSTED_PROXY_COUNT
+    if hops <= 0 and "HTTP_X_FORWARDED_FOR" in request.META:
+        _warn_about_a_proxy_once(remote)
     if hops > 0:
         forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
         forwarded = [part for part in forwarded if part]
@@ -68,6 +74,18 @@ def client_address(request) -> str:
             if _ip(candidate) is not None:
                 return candidate
     return remote if _ip(remote) is not None else ""
+
+
+_proxy_warned = threading.Event()
+
+
+def _warn_about_a_proxy_once(remote: str) -> None:
+    # A proxy in front that nobody told us about makes every attendee one address (its
+    # own), and the limits then refuse them together: say so once per process.
+    if not _proxy_warned.is_set():
+        _proxy_warned.set()
+        log.warning("requests carry X-Forwarded-For (from %s) but TRUSTED_PROXY_COUNT is 0: the per-address "
+                    "limits count the connection's address; behind a proxy, set TRUSTED_PROXY_COUNT", remote)
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

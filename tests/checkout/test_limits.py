@@ -228,3 +228,12 @@ def test_the_limits_cost_five_statements_on_the_page_that_takes_tickets(client, 
             assert take(client, event, ticket_type, quantity=1, address=address).status_code == 302
         counts[address] = len(queries.captured_queries)
     assert counts[ATTENDEE] - counts["127.0.0.1"] <= 5
+
+
+def test_an_unannounced_proxy_is_reported_once(client, event, ticket_type, caplog, monkeypatch):
+    monkeypatch.setattr(limits, "_proxy_warned", threading.Event())
+    with caplog.at_level("WARNING", logger="checkout.limits"):
+        take(client, event, ticket_type, quantity=1, HTTP_X_FORWARDED_FOR="192.0.2.1")
+        take(client, event, ticket_type, quantity=1, HTTP_X_FORWARDED_FOR="192.0.2.2")
+    warnings = [r for r in caplog.records if "TRUSTED_PROXY_COUNT is 0" in r.getMessage()]
+    assert len(warnings) == 1
