@@ -67,6 +67,10 @@ class CheckoutSession(models.Model):
     # can be recorded in one conditional UPDATE: only if nobody changed them meanwhile.
     details_version = models.PositiveIntegerField(default=0, editable=False)
 
+    # Who took the tickets, as checkout.limits counts them (an IPv4 address or an IPv6 /64);
+    # empty for sessions opened through the API or from an exempt address.
+    client_address = models.CharField(max_length=64, blank=True, default="", editable=False)
+
     # Reconciliation: money that arrived but could not be turned into tickets.
     needs_attention = models.CharField(max_length=300, blank=True, editable=False)
 
@@ -86,6 +90,9 @@ class CheckoutSession(models.Model):
             # The confirmation sweep: completed sessions whose email is not sent yet (few).
             models.Index(fields=["completed_at"], condition=models.Q(confirmation_sent_at__isnull=True),
                          name="session_unconfirmed"),
+            # checkout.limits: one address's holds and recent checkouts for an event.
+            models.Index(fields=["event", "client_address", "created_at"], condition=~models.Q(client_address=""),
+                         name="session_client_recent"),
         ]
 
     def __str__(self):

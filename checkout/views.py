@@ -10,7 +10,7 @@ from payments import services as payments
 from payments.models import Payment
 from payments.registry import enabled_providers
 
-from . import services
+from . import limits, services
 from .forms import AttendeeForm, PaymentChoiceForm, TicketSelectionForm
 from .inventory import SoldOut
 from .models import CheckoutSession, Source, Status
@@ -18,7 +18,7 @@ from .state import InvalidTransition
 
 
 def client_ip(request) -> str:
-    return request.META.get("REMOTE_ADDR", "")
+    return limits.client_address(request)
 
 
 @require_http_methods(["GET", "POST"])
@@ -26,19 +26,25 @@ def event_page(request, event_id):
     event = get_object_or_404(Event.objects.select_related("organization"), public_id=event_id, published=True)
     ticket_types = [tt for tt in event.ticket_types.all() if tt.on_sale()]
     form = TicketSelectionForm(request.POST or None, ticket_types=ticket_types)
-    error = ""
+    error, retry_after = "", None
     if request.method == "POST" and form.is_valid():
         items = [services.Item(tt, qty) for tt, qty in form.selected() if qty]
         try:
-            session = services.create_session(event, items)
+            session = limits.hold_tickets(event, items, address=client_ip(request))
+        except limits.LimitReached as exc:  # 429: the same page, the reason in its alert
+            error, retry_after = exc.message, exc.retry_after
         except SoldOut as exc:
             error = f"Sorry, only {exc.ticket_type.available} {exc.ticket_type.name} ticket(s) are left."
         except services.CheckoutError as exc:
             error = exc.message
         else:
             return redirect("checkout:session", session.public_id)
-    return render(request, "checkout/event.html", {"event": event, "form": form, "error": error,
-                                                   "ticket_types": ticket_types})
+    response = render(request, "checkout/event.html", {"event": event, "form": form, "error": error,
+                                                       "ticket_types": ticket_types},
+                      status=200 if retry_after is None else 429)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 def _session(session_id) -> CheckoutSession:

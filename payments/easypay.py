@@ -4,7 +4,9 @@
 generic notification (``{id, key, type, status, messages, date}``) is not signed, so we
 never act on what it says: it is accepted only when it carries the organization's
 notification secret (Easypay lets the merchant register any URL, so the secret is part of
-the URL we give them: ``…/api/webhooks/easypay/{org}?secret=…``), and then it is only a
+the URL we give them, as its password: ``https://easypay:<secret>@…/api/webhooks/easypay/{org}``,
+sent as HTTP Basic authentication and so written in no request line or access log;
+``?secret=…`` and an ``X-Easypay-Secret`` header are accepted too), and then it is only a
 hint to fetch the payment with ``AccountId``/``ApiKey``. The amount we act on is the
 amount Easypay says was paid, which for a Multibanco reference can differ from the amount
 asked: ``record_payment_succeeded`` reconciles it against the order.
@@ -12,9 +14,12 @@ asked: ``record_payment_succeeded`` reconciles it against the order.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import re
 from datetime import timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.db.models import Q
@@ -64,8 +69,16 @@ class EasypayProvider(PaymentProvider):
     credential_fields = {"account_id": "Account ID", "api_key": "API key"}
     environment_credentials = {"account_id": "EASYPAY_ACCOUNT_ID", "api_key": "EASYPAY_API_KEY"}
     environment_webhook_secret = "EASYPAY_WEBHOOK_SECRET"
-    webhook_secret_help = "A long random secret of your choosing; put it in the notification URL you give Easypay."
-    webhook_url_suffix = "?secret=<your webhook secret>"
+    webhook_secret_help = ("A long random secret of your choosing (letters and digits); it is the password in the "
+                           "notification URL you give Easypay. If Easypay refuses a URL with a password, end the URL "
+                           "with ?secret=<your webhook secret> instead.")
+
+    @classmethod
+    def webhook_url(cls, organization) -> str:
+        """The secret as the URL's password: Easypay sends it as HTTP Basic authentication,
+        in no request line and so in no access log (``?secret=`` works too, masked in ours)."""
+        parts = urlsplit(super().webhook_url(organization))
+        return urlunsplit(parts._replace(netloc=f"easypay:<your webhook secret>@{parts.netloc}"))
     api_base_setting = "EASYPAY_API_BASE"
 
     def _headers(self) -> dict:
@@ -122,9 +135,10 @@ class EasypayProvider(PaymentProvider):
 
     def verify_webhook(self, request: InboundRequest) -> None:
         secret = self.require_secret()
-        given = request.query.get("secret") or request.headers.get("x-easypay-secret")
+        given = (basic_auth_password(request.headers.get("authorization", ""))
+                 or request.headers.get("x-easypay-secret") or request.query.get("secret"))
         if not given:
-            raise SignatureError("no notification secret in the URL")
+            raise SignatureError("no notification secret (HTTP Basic password, X-Easypay-Secret or ?secret=)")
         if not secrets_match(given, secret):
             raise SignatureError("wrong notification secret")
 
@@ -233,6 +247,19 @@ def _notification_kind(note: dict, easypay_id: str) -> tuple[str, str, str]:
     if "value" in note and ("method" in note or "authorisation" in note):
         return "authorisation", f"{easypay_id}:authorisation:{note.get('expiration_time', '')}", "authorisation"
     raise MalformedWebhook("not an Easypay notification: no type and status, no transaction, no value")
+
+
+def basic_auth_password(authorization: str) -> str:
+    """The password of an ``Authorization: Basic …`` header ("" for anything else): the
+    secret of a notification URL written ``https://easypay:<secret>@host/…``."""
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return ""
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+    return decoded.partition(":")[2]
 
 
 def paid_amount(single: dict) -> int:

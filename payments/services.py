@@ -87,11 +87,14 @@ def start_payment(payment: Payment, *, method: str = "", phone: str = "") -> Pay
     payment.status = Payment.Status.PENDING
     payment.save()
     deadline = result.instructions.get("deadline_at")
-    if deadline:
-        # A Multibanco reference is paid at an ATM, maybe tomorrow: keep the tickets until then.
+    if deadline and result.provider_reference and result.instructions.get("reference"):
+        # A Multibanco reference is paid at an ATM, maybe tomorrow: keep the tickets until
+        # then, if the provider gave one, and no longer than checkout.limits allows.
         from django.utils.dateparse import parse_datetime
 
-        checkout.extend_hold(session.pk, parse_datetime(deadline))
+        from checkout.limits import pending_hold_until
+
+        checkout.extend_hold(session.pk, pending_hold_until(session, parse_datetime(deadline)))
     return payment
 
 

@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 from ievents.api_errors import ApiError
 from ievents.api_pagination import PAGINATION_PARAMETERS, paginate, paginated
 from ievents.crypto import mask
+from ievents.idempotency import ShownOnceSecret
 
 from . import delivery as delivery_service
 from . import tasks
@@ -57,12 +58,11 @@ class EndpointOut(serializers.Serializer):
         return mask(endpoint.secret)
 
 
-class EndpointCreated(EndpointOut):
-    secret = serializers.CharField(help_text="whsec_…: verify our signatures with it. Shown only in this response.")
+class EndpointCreated(EndpointOut, ShownOnceSecret):
+    pass
 
 
-class SecretOut(serializers.Serializer):
-    secret = serializers.CharField()
+class SecretOut(ShownOnceSecret):
     previous_secret_expires_at = serializers.DateTimeField(
         help_text="Until then every request is signed with the old and the new secret.")
 
