@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from ievents.admin import ReadOnlyInline, ReadOnlyTenantAdmin
+from ievents.admin_base import ReadOnlyInline, ReadOnlyTenantAdmin
 
 from .models import Answer, CheckoutSession, LineItem, Ticket, Transition
 

@@ -4,84 +4,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from webhooks.admin.gate import GateSettingsInline, announce_new_gate_secret, rotate_gate_secret, send_gate_test_request
+
+from .admin_base import TenantScopedAdmin, user_organization_ids
 from .crypto import mask
 from .models import ApiKey, Event, Membership, Organization, Question, TicketType, new_signing_secret
-
-
-def user_organization_ids(user) -> list[int]:
-    return list(Membership.objects.filter(user=user).values_list("organization_id", flat=True))
-
-
-class TenantScopedAdmin(admin.ModelAdmin):
-    """Base for every organizer-facing admin: filters rows and choices by membership.
-
-    ``tenant_path`` is the lookup from the model to its organization.
-    """
-
-    tenant_path = "organization"
-
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        if request.user.is_superuser:
-            return qs
-        return qs.filter(**{f"{self.tenant_path}__in": user_organization_ids(request.user)})
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
-        if request.user.is_superuser or field is None:
-            return field
-        model = db_field.related_model
-        if model is Organization:
-            field.queryset = field.queryset.filter(pk__in=user_organization_ids(request.user))
-        elif hasattr(model, "organization"):
-            field.queryset = field.queryset.filter(organization__in=user_organization_ids(request.user))
-        return field
-
-    def save_model(self, request, obj, form, change):
-        if not change and self.tenant_path == "organization" and not getattr(obj, "organization_id", None):
-            ids = user_organization_ids(request.user)
-            if ids:
-                obj.organization_id = ids[0]
-        super().save_model(request, obj, form, change)
-
-
-class ReadOnlyTenantAdmin(TenantScopedAdmin):
-    """A record (history, logs, what was sent): seen and acted on, never edited or deleted here.
-
-    Without change permission the admin shows the page without a misleading Save button.
-    """
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class TenantScopedInline:
-    """Mixin for inlines: limit foreign-key choices to the organizer's organizations."""
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
-        if request.user.is_superuser or field is None:
-            return field
-        if hasattr(db_field.related_model, "organization"):
-            field.queryset = field.queryset.filter(organization__in=user_organization_ids(request.user))
-        return field
 
 
 @admin.register(Organization)
@@ -184,32 +111,19 @@ class EventAdmin(TenantScopedAdmin):
     list_filter = ["published"]
     search_fields = ["name"]
     readonly_fields = ["public_id", "public_link"]
-    inlines = [TicketTypeInline, QuestionInline]
+    inlines = [TicketTypeInline, QuestionInline, GateSettingsInline]
     actions = ["send_gate_test_request", "rotate_gate_secret"]
 
-    # The pre-payment gate's admin lives in webhooks.admin.gate, which imports this module:
-    # imported when used, not at the top.
-    def get_inlines(self, request, obj):
-        from webhooks.admin.gate import GateSettingsInline
-
-        return [*self.inlines, GateSettingsInline]
-
     def save_formset(self, request, form, formset, change):
-        from webhooks.admin.gate import announce_new_gate_secret
-
         super().save_formset(request, form, formset, change)
         announce_new_gate_secret(request, formset)
 
     @admin.action(description="Send a test request to the pre-payment gate")
     def send_gate_test_request(self, request, queryset):
-        from webhooks.admin.gate import send_gate_test_request
-
         send_gate_test_request(self, request, queryset)
 
     @admin.action(description="Rotate the gate's signing secret (shows the new one once)")
     def rotate_gate_secret(self, request, queryset):
-        from webhooks.admin.gate import rotate_gate_secret
-
         rotate_gate_secret(self, request, queryset)
 
     @admin.display(description="Public page")

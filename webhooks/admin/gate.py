@@ -1,7 +1,8 @@
 """Admin: the pre-payment gate, inline on its event, and the log of its calls.
 
 The inline and the two event actions (send a test request, rotate the secret) are hooked
-into ``ievents.admin.EventAdmin``; the call log is its own read-only list. The secret is
+into ``ievents.admin.EventAdmin`` (which imports this module; this one imports
+only ``ievents.admin_base``); the call log is its own read-only list. The secret is
 never shown in full here except once, right after a rotation, so it can be copied.
 """
 
@@ -10,7 +11,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from ievents.admin import ReadOnlyTenantAdmin
+from ievents.admin_base import ReadOnlyTenantAdmin
 from ievents.crypto import mask
 
 from ..gate import GateSettingsInvalid, check_gate_settings, send_test_request

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from ievents.admin import ReadOnlyInline, ReadOnlyTenantAdmin, TenantScopedAdmin, user_organization_ids
+from ievents.admin_base import ReadOnlyInline, ReadOnlyTenantAdmin, TenantScopedAdmin, user_organization_ids
 from ievents.crypto import mask
 
 from .. import delivery as service
