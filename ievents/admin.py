@@ -1,12 +1,13 @@
 """Admin for organizers. Each organizer sees only their own organization's objects."""
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.utils.html import format_html
 
 from webhooks.admin.gate import GateSettingsInline, announce_new_gate_secret, rotate_gate_secret, send_gate_test_request
 
-from .admin_base import TenantScopedAdmin, user_organization_ids
+from .admin_base import TenantScopedAdmin, TenantScopedInline, show_secret_once
+from .admin_money import MoneyField, MoneyFormMixin
 from .crypto import mask
 from .models import ApiKey, Event, Membership, Organization, Question, TicketType, new_signing_secret
 
@@ -25,17 +26,12 @@ class OrganizationAdmin(TenantScopedAdmin):
         # only once, when the "Rotate signing secret" action makes a new one.
         return mask(obj.signing_secret) if obj.pk else "—"
 
-    @admin.action(description="Rotate signing secret (the new one is shown once)")
+    @admin.action(description="Rotate signing secret (the new one is shown once)", permissions=["see_secrets"])
     def rotate_signing_secret(self, request, queryset):
         for organization in queryset:
             organization.signing_secret = new_signing_secret()
             organization.save(update_fields=["signing_secret"])
-            messages.warning(request, f"New signing secret for {organization.name} (shown once, copy it now): "
-                                      f"{organization.signing_secret}")
-
-    def get_queryset(self, request):
-        qs = admin.ModelAdmin.get_queryset(self, request)
-        return qs if request.user.is_superuser else qs.filter(pk__in=user_organization_ids(request.user))
+            show_secret_once(request, f"New signing secret for {organization.name}", organization.signing_secret)
 
     def has_add_permission(self, request):
         return request.user.is_superuser
@@ -68,14 +64,36 @@ class MembershipAdmin(admin.ModelAdmin):
         return request.user.is_superuser
 
 
-class TicketTypeInline(admin.TabularInline):
+class TicketTypeForm(MoneyFormMixin, forms.ModelForm):
+    """A ticket type with its price in the event's currency units: 18 is €18.00."""
+
+    price = MoneyField(label="Price")
+    money_fields = ("price",)
+
+    class Meta:
+        model = TicketType
+        fields = ["name", "price", "quantity", "max_per_order", "sales_start", "sales_end", "position"]
+
+    def form_currency(self) -> str:
+        # While the event is being saved, the currency is the one just typed on it.
+        event = getattr(self, "cleaned_data", {}).get("event")
+        if event is None and self.instance.event_id:
+            event = self.instance.event
+        return event.currency if event is not None else "EUR"
+
+
+class TicketTypeInline(TenantScopedInline, admin.TabularInline):
     model = TicketType
+    form = TicketTypeForm
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("event")  # each row's price needs its currency
     extra = 0
     fields = ["name", "price", "quantity", "reserved", "max_per_order", "sales_start", "sales_end", "position"]
     readonly_fields = ["reserved"]
 
 
-class QuestionInline(admin.TabularInline):
+class QuestionInline(TenantScopedInline, admin.TabularInline):
     model = Question
     extra = 0
 
@@ -116,13 +134,13 @@ class EventAdmin(TenantScopedAdmin):
 
     def save_formset(self, request, form, formset, change):
         super().save_formset(request, form, formset, change)
-        announce_new_gate_secret(request, formset)
+        announce_new_gate_secret(request, formset, shown=self.has_see_secrets_permission(request, form.instance))
 
-    @admin.action(description="Send a test request to the pre-payment gate")
+    @admin.action(description="Send a test request to the pre-payment gate", permissions=["act"])
     def send_gate_test_request(self, request, queryset):
         send_gate_test_request(self, request, queryset)
 
-    @admin.action(description="Rotate the gate's signing secret (shows the new one once)")
+    @admin.action(description="Rotate the gate's signing secret (shows the new one once)", permissions=["see_secrets"])
     def rotate_gate_secret(self, request, queryset):
         rotate_gate_secret(self, request, queryset)
 
@@ -135,15 +153,12 @@ class EventAdmin(TenantScopedAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(TenantScopedAdmin):
-    list_display = ["prefix", "name", "organization", "created_at", "last_used_at", "revoked_at"]
-    fields = ["organization", "name", "revoked_at"]
+    list_display = ["prefix", "name", "role", "organization", "created_at", "last_used_at", "revoked_at"]
+    fields = ["organization", "name", "role", "revoked_at"]
 
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)
-        row, key = ApiKey.issue(obj.organization or self._default_org(request), name=obj.name)
+        row, key = ApiKey.issue(obj.organization, name=obj.name, role=obj.role)
         obj.pk = row.pk
-        messages.warning(request, f"Your new API key (shown once, copy it now): {key}")
-
-    def _default_org(self, request):
-        return Organization.objects.filter(pk__in=user_organization_ids(request.user)).first()
+        show_secret_once(request, f"Your new API key “{obj.name}” ({obj.get_role_display()})", key)

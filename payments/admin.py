@@ -12,6 +12,7 @@ class IntegrationSettingsAdmin(TenantScopedAdmin):
     """Per-organization provider settings. Secrets are write-only; the webhook URL is shown."""
 
     form = IntegrationSettingsForm
+    title = "Payment providers"
     list_display = ["organization", "provider", "enabled", "has_webhook_secret", "webhook_address"]
     list_filter = ["provider", "enabled"]
     readonly_fields = ["webhook_address"]

@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from ievents.admin_base import ReadOnlyTenantAdmin
+from ievents.admin_base import ReadOnlyTenantAdmin, TenantScopedInline, show_secret_once
 from ievents.crypto import mask
 
 from ..gate import GateSettingsInvalid, check_gate_settings, send_test_request
@@ -48,7 +48,7 @@ class GateSettingsForm(forms.ModelForm):
         return data
 
 
-class GateSettingsInline(admin.StackedInline):
+class GateSettingsInline(TenantScopedInline, admin.StackedInline):
     model = GateSettings
     form = GateSettingsForm
     extra = 0
@@ -78,14 +78,17 @@ class GateSettingsInline(admin.StackedInline):
         return format_html('<a href="{}">See every call to this gate</a>', url)
 
 
-def announce_new_gate_secret(request, formset) -> None:
-    """Show a gate's secret once, in a message, when the save created it: the organizer's
-    gate cannot verify our calls without it (as a new endpoint's and the API's do)."""
+def announce_new_gate_secret(request, formset, *, shown: bool) -> None:
+    """Show a gate's secret once when the save created it: the organizer's gate cannot verify
+    our calls without it (as a new endpoint's and the API's do). Only to those who may see
+    secrets; others are told who can."""
     if formset.model is not GateSettings:
         return
     for gate in formset.new_objects:
-        messages.warning(request, f"{gate.event}: the pre-payment gate's signing secret (shown once, copy it to your "
-                                  f"gate now): {gate.secret}")
+        if shown:
+            show_secret_once(request, f"{gate.event}: the pre-payment gate's signing secret", gate.secret)
+        else:
+            messages.info(request, f"{gate.event}: the gate has a signing secret; an owner can rotate it to copy it.")
 
 
 def send_gate_test_request(modeladmin, request, queryset):
@@ -111,12 +114,8 @@ def rotate_gate_secret(modeladmin, request, queryset):
             modeladmin.message_user(request, f"{event}: there is no gate to rotate.", messages.WARNING)
             continue
         secret = rotate_secret(gate)
-        modeladmin.message_user(
-            request,
-            f"{event}: the gate's new signing secret (shown once, copy it now): {secret} — "
-            "the old one keeps signing alongside it for 24 hours.",
-            messages.WARNING,
-        )
+        show_secret_once(request, f"{event}: the gate's new signing secret (the old one keeps signing alongside it "
+                                  "for 24 hours)", secret)
 
 
 @admin.register(GateCall)
