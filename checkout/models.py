@@ -106,6 +106,9 @@ class LineItem(models.Model):
     class Meta:
         ordering = ["id"]
 
+    def __str__(self):
+        return f"{self.quantity} × {self.ticket_type.name}"
+
     @property
     def amount(self) -> int:
         return self.quantity * self.unit_price
@@ -118,6 +121,9 @@ class Answer(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["session", "question"], name="one_answer_per_question")]
+
+    def __str__(self):
+        return f"{self.question.text}: {self.value}"
 
 
 TICKET_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # 32 symbols, none that read as another
@@ -141,6 +147,9 @@ class Ticket(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+    def __str__(self):
+        return self.code
 
 
 class Transition(models.Model):

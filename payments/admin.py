@@ -1,10 +1,14 @@
-from django.contrib import admin
-from django.utils.html import format_html
+from urllib.parse import quote, urlencode
 
-from ievents.admin_base import TenantScopedAdmin
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from ievents.admin_base import ReadOnlyTenantAdmin, TenantScopedAdmin
+from ievents.admin_money import format_money
 
 from .forms import ALL_CREDENTIALS, CREDENTIAL_FIELDS, IntegrationSettingsForm, webhook_url
-from .models import IntegrationSettings, Payment
+from .models import IntegrationSettings, Payment, Provider
 
 
 @admin.register(IntegrationSettings)
@@ -42,15 +46,69 @@ class IntegrationSettingsAdmin(TenantScopedAdmin):
         return ["webhook_address"] + (["organization", "provider"] if obj else [])
 
 
+# What the attendee was told, under the names the status page uses; other keys are ours.
+INSTRUCTION_LABELS = {"method": "Method", "entity": "Entity", "reference": "Reference", "deadline": "Pay by",
+                      "phone": "Phone", "order_id": "Order ID"}
+
+
+def provider_link(payment: Payment) -> str | None:
+    """The payment's page at the provider, where the provider has one we can link to."""
+    reference = payment.provider_reference
+    if payment.provider != Provider.STRIPE or not reference:
+        return None
+    mode = "test/" if "_test_" in reference else ""
+    if reference.startswith("pi_"):
+        return f"https://dashboard.stripe.com/{mode}payments/{quote(reference)}"
+    return f"https://dashboard.stripe.com/{mode}search?{urlencode({'query': reference})}"
+
+
+def readable_instructions(payment: Payment) -> list[tuple[str, str]]:
+    """The instructions as (label, value) pairs, for people rather than JSON."""
+    shown = []
+    for key, value in (payment.instructions or {}).items():
+        if key in INSTRUCTION_LABELS and value not in (None, ""):
+            shown.append((INSTRUCTION_LABELS[key], str(value)))
+    return shown
+
+
 @admin.register(Payment)
-class PaymentAdmin(TenantScopedAdmin):
+class PaymentAdmin(ReadOnlyTenantAdmin):
+    """Payments are financial records: read-only, never deleted."""
+
     tenant_path = "session__organization"
-    list_display = ["public_id", "session", "provider", "method", "status", "amount", "amount_received", "created_at"]
+    list_display = ["public_id", "order", "provider", "method", "status", "amount_shown", "received_shown",
+                    "created_at"]
     list_filter = ["provider", "status"]
+    list_select_related = ["session"]
+    search_fields = ["public_id", "provider_reference", "session__public_id"]
+    fields = ["public_id", "order", "provider", "method", "status", "amount_shown", "received_shown",
+              "reference_shown", "instructions_shown", "redirect_url", "created_at", "updated_at"]
+    readonly_fields = fields
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
+    @admin.display(description="Order", ordering="session__public_id")
+    def order(self, payment):
+        url = reverse("admin:checkout_checkoutsession_change", args=[payment.session_id])
+        return format_html('<a href="{}">{}</a>', url, payment.session.public_id)
 
-    def has_add_permission(self, request):
-        return False
+    @admin.display(description="Amount", ordering="amount")
+    def amount_shown(self, payment):
+        return format_money(payment.amount, payment.currency)
 
+    @admin.display(description="Received", ordering="amount_received")
+    def received_shown(self, payment):
+        return format_money(payment.amount_received, payment.currency)
+
+    @admin.display(description="Provider reference")
+    def reference_shown(self, payment):
+        link = provider_link(payment)
+        if link:
+            return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', link, payment.provider_reference)
+        return payment.provider_reference or "—"
+
+    @admin.display(description="Instructions")
+    def instructions_shown(self, payment):
+        pairs = readable_instructions(payment)
+        if not pairs:
+            return "—"
+        return format_html('<dl class="instructions">{}</dl>',
+                           format_html_join("", "<dt>{}</dt><dd>{}</dd>", pairs))

@@ -60,3 +60,6 @@ class Payment(models.Model):
 
     class Meta:
         ordering = ["-id"]
+
+    def __str__(self):
+        return f"{self.public_id} ({self.get_provider_display()}, {self.get_status_display().lower()})"

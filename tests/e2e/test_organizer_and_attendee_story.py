@@ -29,7 +29,7 @@ from standardwebhooks.webhooks import Webhook
 from checkout.models import CheckoutSession, Status, Ticket
 from ievents.models import Event
 from payments.models import IntegrationSettings, Payment
-from tests.browser.admin_pages import fill_new_event
+from tests.browser.admin_pages import choose_organization, fill_new_event, secret_shown_once
 from tests.faults.stack import check_invariants, run_database_url
 from tests.outbound.workers import CeleryWorker, purge_broker
 from webhooks.models import Delivery, GateCall, GateSettings, OutboxEvent, WebhookEndpoint
@@ -80,13 +80,9 @@ def worker():
     purge_broker()
 
 
-def messages_of(page) -> str:
-    return page.locator(".messagelist").inner_text()
-
-
 def add_sandbox_integration(page, shot, organization):
     page.goto("/admin/payments/integrationsettings/add/")
-    page.locator("select[name=organization]").select_option(label=organization.name)
+    choose_organization(page, organization)
     page.locator("select[name=provider]").select_option(label="Sandbox (test payments)")
     shot("integration-new")
     page.get_by_role("button", name="Save", exact=True).click()
@@ -97,15 +93,15 @@ def add_sandbox_integration(page, shot, organization):
 def add_webhook_endpoint(page, shot, organization, url) -> str:
     """Returns the signing secret the admin showed once."""
     page.goto("/admin/webhooks/webhookendpoint/add/")
-    page.locator("select[name=organization]").select_option(label=organization.name)
+    choose_organization(page, organization)
     page.get_by_label("URL:").fill(url)
     page.get_by_label("Description:").fill("Fulfilment system")
     page.get_by_label("Every event (also types added later)").check()
     shot("endpoint-new")
     page.get_by_role("button", name="Save", exact=True).click()
-    expect(page.locator(".messagelist")).to_contain_text("shown once")
+    expect(page.locator(".secret-box")).to_contain_text("signing secret")
     shot("endpoint-saved-secret-shown-once")
-    return secret_in(messages_of(page))
+    return secret_in(secret_shown_once(page))
 
 
 def add_event_with_gate(page, shot, organization, gate_url) -> str:
@@ -120,9 +116,9 @@ def add_event_with_gate(page, shot, organization, gate_url) -> str:
     shot("event-new-with-gate")
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator(".messagelist")).to_contain_text("was added successfully")
-    expect(page.locator(".messagelist")).to_contain_text("pre-payment gate's signing secret")
+    expect(page.locator(".secret-box")).to_contain_text("pre-payment gate's signing secret")
     shot("event-saved-gate-secret-shown-once")
-    return secret_in(messages_of(page))
+    return secret_in(secret_shown_once(page))
 
 
 def give_details(attendee, email):
