@@ -169,7 +169,8 @@ class DeliveryAdmin(ReadOnlyTenantAdmin):
     # target URL, which pushed the status out of view at a laptop's width.
     list_display = ["public_id", "event_type", "status", "last_status_code", "attempts_count", "next_attempt_at",
                     "target_url", "updated_at"]
-    list_filter = ["status", "event__type", EndpointFilter]
+    # RelatedOnly: events (of the organizer's sessions) that have deliveries, and no one else's.
+    list_filter = ["status", "event__type", EndpointFilter, ("event__session__event", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["public_id", "event__public_id", "target_url", "event__session__public_id"]
     fields = ["public_id", "event_link", "endpoint", "target_url", "status", "attempts_count", "next_attempt_at",
               "lease_until", "last_status_code", "last_error", "created_at", "updated_at"]
