@@ -2,9 +2,20 @@
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.urls import path
 from django.utils.html import format_html
 
-from webhooks.admin.gate import GateSettingsInline, announce_new_gate_secret, rotate_gate_secret, send_gate_test_request
+from webhooks.admin.gate import (
+    GateSettingsInline,
+    announce_new_gate_secret,
+    gate_test_page,
+    rotate_gate_secret,
+    send_gate_test_request,
+    warn_if_gate_off,
+)
 
 from .admin_base import TenantScopedAdmin, TenantScopedInline, show_secret_once
 from .admin_money import MoneyField, MoneyFormMixin
@@ -132,9 +143,26 @@ class EventAdmin(TenantScopedAdmin):
     inlines = [TicketTypeInline, QuestionInline, GateSettingsInline]
     actions = ["send_gate_test_request", "rotate_gate_secret"]
 
+    change_form_template = "admin/ievents/event/change_form.html"
+
     def save_formset(self, request, form, formset, change):
         super().save_formset(request, form, formset, change)
         announce_new_gate_secret(request, formset, shown=self.has_see_secrets_permission(request, form.instance))
+        warn_if_gate_off(request, formset)
+
+    def get_urls(self):
+        test = path("<path:object_id>/gate-test/", self.admin_site.admin_view(self.gate_test_view),
+                    name="ievents_event_gate_test")
+        return [test, *super().get_urls()]
+
+    def gate_test_view(self, request, object_id):
+        """The event page's "Send test request" button (a POST: the call is real)."""
+        event = self.get_object(request, unquote(object_id))
+        if event is None:
+            raise Http404("No such event.")
+        if request.method != "POST" or not self.has_act_permission(request, event):
+            raise PermissionDenied
+        return gate_test_page(self, request, event)
 
     @admin.action(description="Send a test request to the pre-payment gate", permissions=["act"])
     def send_gate_test_request(self, request, queryset):

@@ -7,7 +7,7 @@ from django.utils.html import format_html, format_html_join
 from ievents.admin_base import ReadOnlyTenantAdmin, TenantScopedAdmin
 from ievents.admin_money import format_money
 
-from .forms import ALL_CREDENTIALS, CREDENTIAL_FIELDS, IntegrationSettingsForm, webhook_url
+from .forms import CREDENTIAL_FIELDS, IntegrationSettingsForm, webhook_url
 from .models import IntegrationSettings, Payment, Provider
 
 
@@ -22,14 +22,23 @@ class IntegrationSettingsAdmin(TenantScopedAdmin):
     readonly_fields = ["webhook_address"]
 
     def get_fieldsets(self, request, obj=None):
-        provider = obj.provider if obj else None
-        names = CREDENTIAL_FIELDS[provider] if provider in CREDENTIAL_FIELDS else ALL_CREDENTIALS
-        return [
-            (None, {"fields": ["organization", "provider", "enabled"]}),
-            ("Credentials", {"fields": [f"cred_{name}" for name in names],
-                             "description": "Stored encrypted; never shown again in full."}),
-            ("Webhooks", {"fields": ["webhook_secret_input", "clear_webhook_secret", "webhook_address"]}),
-        ]
+        """A saved integration shows its provider's fields only. A new one shows each
+        provider's in its own section; a little script (``admin_ievents.js``) hides all but
+        the chosen provider's, and without it the sections still say whose they are."""
+        providers = [obj.provider] if obj else [p for p in CREDENTIAL_FIELDS if CREDENTIAL_FIELDS[p]]
+        sections = [(None, {"fields": ["organization", "provider", "enabled"]})]
+        for provider in providers:
+            if CREDENTIAL_FIELDS.get(provider):
+                sections.append((f"{Provider(provider).label} credentials", {
+                    "fields": [f"cred_{name}" for name in CREDENTIAL_FIELDS[provider]],
+                    "classes": ["provider-fields", f"provider-{provider}"],
+                    "description": "Stored encrypted; never shown again in full."}))
+        # The sandbox takes no webhooks from outside: no URL to paste anywhere.
+        webhook_fields = ["webhook_secret_input", "clear_webhook_secret"]
+        if obj is None or obj.provider != Provider.SANDBOX:
+            webhook_fields.append("webhook_address")
+        sections.append(("Webhooks", {"fields": webhook_fields}))
+        return sections
 
     @admin.display(description="Webhook secret", boolean=True)
     def has_webhook_secret(self, obj):
@@ -38,7 +47,7 @@ class IntegrationSettingsAdmin(TenantScopedAdmin):
     @admin.display(description="Webhook URL for the provider's dashboard")
     def webhook_address(self, obj):
         if not obj or not obj.pk:
-            return "Shown once saved."
+            return "Shown once saved (not for the sandbox, which takes no webhooks from outside)."
         return format_html("<code>{}</code>", webhook_url(obj.provider, obj.organization))
 
     def get_readonly_fields(self, request, obj=None):

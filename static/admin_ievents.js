@@ -12,3 +12,16 @@ document.addEventListener("click", function (event) {
     done();
   }
 });
+
+// A new payment integration: show the chosen provider's credentials only.
+function showChosenProvider(select) {
+  document.querySelectorAll("fieldset.provider-fields").forEach(function (fieldset) {
+    fieldset.style.display = fieldset.classList.contains("provider-" + select.value) ? "" : "none";
+  });
+}
+document.addEventListener("DOMContentLoaded", function () {
+  const select = document.querySelector("#integrationsettings_form select#id_provider");
+  if (!select) return;
+  showChosenProvider(select);
+  select.addEventListener("change", function () { showChosenProvider(select); });
+});
