@@ -14,7 +14,7 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
 from django.urls import path
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.html import format_html
 
 from ievents.admin_base import ReadOnlyTenantAdmin
@@ -43,6 +43,7 @@ def history_sentence(step: Transition, session: CheckoutSession) -> str:
     """A transition as an organizer says it: "Payment started with Stripe", "Paid €125.00"."""
     money = format_money(session.amount_paid or session.amount_total, session.currency)
     words = {
+        "gate_deny": "Your pre-payment gate refused the details",
         "start_payment": f"Payment started with {provider_name(step.detail)}" if step.detail else "Payment started",
         "processing": "Payment is being processed",
         "authorize": "Payment authorized",
@@ -83,6 +84,19 @@ class AttentionFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ProviderFilter(admin.SimpleListFilter):
+    """By payment provider, under the providers' names."""
+
+    title = "provider"
+    parameter_name = "provider"
+
+    def lookups(self, request, model_admin):
+        return Provider.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(provider=self.value()) if self.value() else queryset
+
+
 class SoldFilter(admin.SimpleListFilter):
     title = "sold"
     parameter_name = "sold"
@@ -113,12 +127,12 @@ TECHNICAL_FIELDS = ["public_id", "version", "details_version", "gate_approved_fi
 @admin.register(CheckoutSession)
 class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
     title = "Orders"
-    list_display = ["reference", "status_shown", "customer_name", "customer_email", "event", "amount", "paid",
-                    "created_at", "attention"]
+    list_display = ["reference", "status_shown", "attendee", "email", "event", "amount", "paid",
+                    "created", "attention"]
     list_display_links = ["reference"]
     list_select_related = ["event"]
     # RelatedOnly: the plain filter would offer every organization's events by name.
-    list_filter = [("event", admin.RelatedOnlyFieldListFilter), "status", "provider", AttentionFilter, SoldFilter,
+    list_filter = [("event", admin.RelatedOnlyFieldListFilter), "status", ProviderFilter, AttentionFilter, SoldFilter,
                    RefundedFilter]
     # "=": a ticket code is matched whole (case-insensitively), the rest by any part.
     search_fields = ["public_id", "customer_email", "customer_name", "=tickets__code"]
@@ -132,6 +146,18 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
     @admin.display(description="Order", ordering="public_id")
     def reference(self, session):
         return session.public_id
+
+    @admin.display(description="Attendee", ordering="customer_name")
+    def attendee(self, session):
+        return session.customer_name or "—"
+
+    @admin.display(description="Email", ordering="customer_email")
+    def email(self, session):
+        return session.customer_email
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, session):
+        return formats.date_format(timezone.localtime(session.created_at), "j M Y H:i")
 
     @admin.display(description="Status", ordering="status")
     def status_shown(self, session):

@@ -12,6 +12,9 @@ class IEventsAdminSite(admin.AdminSite):
     site_title = "iEvents back office"
     index_title = "Overview"
     index_template = "admin/overview.html"
+    # The orders list needs the width (every column in view at 1280 px); the breadcrumbs
+    # and the overview lead everywhere the sidebar did.
+    enable_nav_sidebar = False
 
     def get_app_list(self, request, app_label=None):
         """Each screen under the title its ModelAdmin gives it (``title``), if any."""
