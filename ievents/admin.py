@@ -17,15 +17,52 @@ from webhooks.admin.gate import (
     warn_if_gate_off,
 )
 
-from .admin_base import TenantScopedAdmin, TenantScopedInline, show_secret_once
+from .admin_base import TenantScopedAdmin, TenantScopedInline, request_roles, show_secret_once
 from .admin_money import MoneyField, MoneyFormMixin
 from .crypto import mask
-from .models import ApiKey, Event, Membership, Organization, Question, TicketType, new_signing_secret
+from .models import ApiKey, Event, Membership, Organization, Question, Role, TicketType, new_signing_secret
+
+
+class MembershipFormSet(forms.BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        kept = [form.cleaned_data.get("role", form.instance.role) for form in self.forms
+                if form.cleaned_data and not form.cleaned_data.get("DELETE")]
+        if Role.OWNER not in kept:
+            raise forms.ValidationError("An organization keeps at least one owner.")
+
+
+class MembershipInline(admin.TabularInline):
+    """The organization's members and their roles. Owners change a role or remove a member;
+    giving someone a login and adding them is for the platform's operators (a list of every
+    user to choose from would show other organizations' people)."""
+
+    model = Membership
+    formset = MembershipFormSet
+    extra = 0
+    fields = ["user", "role"]
+    verbose_name_plural = "members"
+
+    def _is_owner(self, request, obj) -> bool:
+        return request.user.is_superuser or (obj is not None and request_roles(request).get(obj.pk) == Role.OWNER)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if request.user.is_superuser else ["user"]
+
+    def has_add_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return self._is_owner(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._is_owner(request, obj)
 
 
 @admin.register(Organization)
 class OrganizationAdmin(TenantScopedAdmin):
     tenant_path = "pk"
+    inlines = [MembershipInline]
     list_display = ["name", "slug", "public_id"]
     readonly_fields = ["public_id", "signing_secret_shown"]
     exclude = ["signing_secret"]

@@ -203,3 +203,34 @@ def test_an_owner_key_does_everything(organization, event):
 def test_existing_keys_are_owners(organization):
     row, _ = ApiKey.issue(organization)
     assert row.role == Role.OWNER
+
+
+# Members: owners set roles; operators add people.
+
+def members_form(organization, **changes):
+    rows = list(Membership.objects.filter(organization=organization).order_by("pk"))
+    data = {"name": organization.name, "slug": organization.slug, "notification_email": "",
+            "memberships-TOTAL_FORMS": len(rows), "memberships-INITIAL_FORMS": len(rows)}
+    for i, row in enumerate(rows):
+        data.update({f"memberships-{i}-id": row.pk, f"memberships-{i}-organization": organization.pk,
+                     f"memberships-{i}-role": changes.get(row.user.username, row.role)})
+    return data
+
+
+def test_an_owner_changes_a_members_role(client, member, organization):
+    make_organizer(organization, username="mario")
+    member("owner")
+    page = client.get(f"/admin/ievents/organization/{organization.pk}/change/").content.decode()
+    assert "mario" in page and 'name="memberships-MAX_NUM_FORMS" value="0"' in page  # no new rows here
+    response = client.post(f"/admin/ievents/organization/{organization.pk}/change/",
+                           members_form(organization, mario="viewer"))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert Membership.objects.get(user__username="mario").role == "viewer"
+
+
+def test_the_last_owner_stays(client, member, organization):
+    member("owner")
+    response = client.post(f"/admin/ievents/organization/{organization.pk}/change/",
+                           members_form(organization, **{"owner-user": "manager"}))
+    assert response.status_code == 200 and "at least one owner" in response.content.decode()
+    assert Membership.objects.get(user__username="owner-user").role == "owner"

@@ -15,6 +15,7 @@ from ievents.models import Event, Membership
 from payments.models import IntegrationSettings
 from tests.browser.admin_pages import fill_new_event
 from tests.conftest import ORGANIZER_PASSWORD, make_event, make_organizer
+from tests.servers import LocalServer, Reply
 from webhooks.models import GateSettings, WebhookEndpoint
 
 CODE = re.compile(r"[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}")
@@ -158,3 +159,36 @@ def test_a_manager_never_sees_a_secret(page, shot, organization):
     endpoint = WebhookEndpoint.objects.get()
     assert endpoint.secret not in page.content() and page.locator(".secret-box").count() == 0
     shot("manager")
+
+
+def test_an_owner_copies_a_new_secret_from_its_box_and_tests_the_gate_from_the_event(
+        page, shot, organizer, organization):
+    event = make_event(organization, name="Jazz Night")
+    log_in(page, "ana")
+    # A new endpoint's secret: in a box with a copy button, shown this once.
+    page.goto("/admin/webhooks/webhookendpoint/add/")
+    page.get_by_label("URL:").fill("http://127.0.0.1:9/hook")
+    page.get_by_label("Every event (also types added later)").check()
+    page.get_by_role("button", name="Save", exact=True).click()
+    box = page.locator(".secret-box")
+    expect(box.locator("input.secret-value")).to_have_value(WebhookEndpoint.objects.get().secret)
+    box.get_by_role("button", name="Copy").click()
+    expect(box.get_by_role("button", name="Copied")).to_be_visible()
+    shot("secret-shown-once")
+    page.get_by_role("link", name="I have copied it — continue").click()
+    assert WebhookEndpoint.objects.get().secret not in page.content()
+
+    # The gate: typed in, on by default, tested with a button on the event's page.
+    with LocalServer(Reply(403, {"message": "Members only"})) as gate_server:
+        page.goto(f"/admin/ievents/event/{event.pk}/change/")
+        page.get_by_text("Add another pre-payment gate").click()
+        gate_form = page.locator("#gate-0")
+        expect(gate_form.get_by_label("Enabled")).to_be_checked()
+        gate_form.get_by_label("URL:").fill(gate_server.url)
+        page.get_by_role("button", name="Save and continue editing").click()
+        page.get_by_role("link", name="I have copied it — continue").click()
+        page.get_by_role("button", name="Send test request").click()
+        expect(page.locator(".attendee-sees")).to_have_text("Members only")
+        expect(page.get_by_text("HTTP 403")).to_be_visible()
+        shot("gate-test")
+    assert len(gate_server.requests) == 1
