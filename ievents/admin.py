@@ -122,6 +122,13 @@ class TicketTypeForm(MoneyFormMixin, forms.ModelForm):
         model = TicketType
         fields = ["name", "price", "quantity", "max_per_order", "sales_start", "sales_end", "position"]
 
+    def clean_quantity(self) -> int:
+        quantity = self.cleaned_data["quantity"]
+        if self.instance.pk and quantity < self.instance.reserved:
+            raise forms.ValidationError(f"{self.instance.reserved} are sold or held already: the quantity cannot be "
+                                        "lower than that.")
+        return quantity
+
     def form_currency(self) -> str:
         # While the event is being saved, the currency is the one just typed on it.
         event = getattr(self, "cleaned_data", {}).get("event")

@@ -88,3 +88,13 @@ def test_a_stored_price_is_shown_back_in_euros(client, event):
     event.ticket_types.create(name="VIP", price=12500, quantity=5)
     html = client.get(f"/admin/ievents/event/{event.pk}/change/").content.decode()
     assert 'value="125.00"' in html and 'value="12500"' not in html
+
+
+def test_the_quantity_cannot_go_below_what_is_sold_or_held(client, event):
+    tt = event.ticket_types.create(name="Standing", price=1800, quantity=50, reserved=30)
+    data = ticket_type_form(event, "18", **{"ticket_types-INITIAL_FORMS": 1, "ticket_types-0-id": tt.pk,
+                                            "ticket_types-0-quantity": 20})
+    response = client.post(f"/admin/ievents/event/{event.pk}/change/", data)
+    assert response.status_code == 200 and "30 are sold or held already" in response.content.decode()
+    tt.refresh_from_db()
+    assert tt.quantity == 50
