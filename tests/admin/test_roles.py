@@ -234,3 +234,14 @@ def test_the_last_owner_stays(client, member, organization):
                            members_form(organization, **{"owner-user": "manager"}))
     assert response.status_code == 200 and "at least one owner" in response.content.decode()
     assert Membership.objects.get(user__username="owner-user").role == "owner"
+
+
+def test_create_api_key_gives_the_role_asked_for(organization):
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("create_api_key", organization.slug, "--role", "viewer", stdout=out, stderr=io.StringIO())
+    key = out.getvalue().strip().splitlines()[-1]
+    assert ApiKey.authenticate(key).role == "viewer"
