@@ -19,14 +19,13 @@ from django.utils.html import format_html
 
 from ievents.admin_base import ReadOnlyTenantAdmin
 from ievents.admin_money import format_money
+from ievents.admin_overview import SOLD_STATUSES
 from payments.admin import provider_link, readable_instructions
 from payments.models import Provider
 
 from .admin_actions import OrderActionsMixin
 from .admin_export import csv_lines, export_questions, ticket_rows
-from .models import CheckoutSession, Source, Status, Transition
-
-SOLD_STATUSES = (Status.PAID, Status.COMPLETED, Status.PARTIALLY_REFUNDED)
+from .models import CheckoutSession, Source, Transition
 
 SOURCE_WORDS = {
     Source.ATTENDEE: "by the attendee", Source.PROVIDER_WEBHOOK: "by the provider's notification",
@@ -207,14 +206,15 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
 
 def order_page(session: CheckoutSession) -> dict:
     """What an order's page shows, read in a handful of queries."""
-    line_prices = {item.ticket_type_id: item.unit_price for item in session.line_items.all()}
+    line_items = list(session.line_items.select_related("ticket_type"))
+    line_prices = {item.ticket_type_id: item.unit_price for item in line_items}
     tickets = [{"code": t.code, "type": t.ticket_type.name,
                 "price": format_money(line_prices.get(t.ticket_type_id, t.ticket_type.price), session.currency)}
                for t in session.tickets.select_related("ticket_type")]
     lines = [{"type": item.ticket_type.name, "quantity": item.quantity,
               "price": format_money(item.unit_price, session.currency),
               "total": format_money(item.amount, session.currency)}
-             for item in session.line_items.select_related("ticket_type")]
+             for item in line_items]
     answers = [(a.question.text, a.value) for a in session.answers.select_related("question").order_by(
         "question__position", "question_id")]
     payments = [{"payment": p, "provider": p.get_provider_display(), "amount": format_money(p.amount, p.currency),
@@ -224,6 +224,7 @@ def order_page(session: CheckoutSession) -> dict:
         "order": session,
         "order_amount": format_money(session.amount_total, session.currency),
         "order_paid": format_money(session.amount_paid, session.currency),
+        "order_provider": provider_name(session.provider) if session.provider else "",
         "order_refunded": format_money(session.amount_refunded, session.currency) if session.amount_refunded else "",
         "order_tickets": tickets, "order_lines": lines, "order_answers": answers, "order_payments": payments,
         "order_history": history(session),
