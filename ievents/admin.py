@@ -225,6 +225,7 @@ class EventAdmin(TenantScopedAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(TenantScopedAdmin):
+    title = "API keys"
     list_display = ["prefix", "name", "role", "organization", "created_at", "last_used_at", "revoked_at"]
     fields = ["organization", "name", "role", "revoked_at"]
 

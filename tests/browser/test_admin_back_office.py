@@ -143,7 +143,7 @@ def test_a_manager_never_sees_a_secret(page, shot, organization):
     log_in(page, "mario")
     nav = page.locator("#content-main")
     expect(nav.get_by_role("link", name="Payment providers")).to_have_count(0)
-    expect(nav.get_by_role("link", name="Api keys")).to_have_count(0)
+    expect(nav.get_by_role("link", name="API keys")).to_have_count(0)
     page.goto("/admin/payments/integrationsettings/")
     assert "sk_test" not in page.content()
 
