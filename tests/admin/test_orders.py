@@ -106,3 +106,16 @@ def test_payments_and_orders_cannot_be_deleted_or_edited(admin_client, order):
     assert Payment.objects.filter(pk=payment.pk).exists() and order.transitions.count() == 3
     page = admin_client.get(f"/admin/payments/payment/{payment.pk}/change/").content.decode()
     assert "Payment object" not in page and "€50.00" in page
+
+
+def test_every_record_page_has_a_human_title(admin_client, order, event):
+    from webhooks.models import GateCall, InboundWebhook
+
+    call = GateCall.objects.create(event=event, outcome="denied", decision="deny", status_code=403)
+    inbound = InboundWebhook.objects.create(provider="stripe", organization=event.organization, event_id="evt_1",
+                                            type="charge.refunded", outcome="processed", verified=True)
+    payment = Payment.objects.get(session=order)
+    for url in (f"/admin/webhooks/gatecall/{call.pk}/change/", f"/admin/webhooks/inboundwebhook/{inbound.pk}/change/",
+                f"/admin/payments/payment/{payment.pk}/change/", f"{ORDERS}{order.pk}/change/"):
+        html = admin_client.get(url).content.decode()
+        assert "object (" not in html, url
