@@ -61,6 +61,25 @@ def test_a_batch_still_takes_other_due_deliveries_when_its_own_is_held(endpoint_
     assert [c.delivery_id for c in held] == [second, third]
 
 
+@pytest.mark.django_db
+def test_each_message_sends_its_own_delivery_if_no_batch_took_it_so_none_waits_for_the_sweep(
+        settings, endpoint_for, new_session):
+    """A batch takes others along; the messages about those end without a query. Each
+    message still claims its own delivery first, so one whose batch-mates' messages all
+    came first is not left for the sweep."""
+    settings.WEBHOOK_SWEEP_SECONDS = 60
+    with LocalServer(Reply(200)) as server:
+        endpoint_for(server.url)
+        for _ in range(5):
+            new_session()
+        ids = due_ids()
+        reports = []
+        for pk in [ids[4], ids[0], ids[1], ids[2], ids[3]]:  # one message each, in this order
+            reports += service.deliver_batch(pk, size=2)
+    assert sorted(r.delivery_id for r in reports) == ids and len(server.requests) == 5
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_claiming_batches_at_once_never_share_a_delivery(endpoint_for, new_session):
