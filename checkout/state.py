@@ -70,7 +70,7 @@ for _state in (S.OPEN, S.REJECTED, S.UNPAID):
 
 TRIGGERS = sorted({trigger for _, trigger in TRANSITIONS})
 
-# The outbound event each transition announces (CONTRACT.md, "Outbound events").
+# The outbound event each transition announces (docs/api.md, "Outbound events").
 EVENT_FOR_TRIGGER = {
     "gate_deny": "checkout.session.gate_denied",
     "authorize": "checkout.session.authorized",

@@ -4,7 +4,7 @@ The checkout calls ``run_gate`` after the attendee's form validates and before a
 is created. An approval is recorded against the exact details the gate was shown; any
 change voids it (``checkout.services``), and payment cannot start without it.
 
-How an answer is read (DESIGN.md):
+How an answer is read (docs/gate.md):
 
 - 2xx → allow (the body, if any, must be JSON);
 - 4xx except 408 and 429 → deny, showing the gate's JSON ``message`` as plain text (capped),

@@ -1,6 +1,6 @@
 """Inbound provider webhooks: verify, record once, apply under the session's lock.
 
-Routes (CONTRACT.md): ``POST|GET /api/webhooks/{provider}/{org}`` and
+Routes (docs/api.md): ``POST|GET /api/webhooks/{provider}/{org}`` and
 ``POST /v1/webhooks/payments/{provider}?org={org}`` (with ``x-checkout-secret``).
 
 The order of things is the security model:

@@ -17,7 +17,7 @@ from .models import Delivery, OutboxEvent, WebhookEndpoint
 
 log = logging.getLogger(__name__)
 
-# Every type we send (CONTRACT.md, "Outbound events"); endpoints subscribe to these or "*".
+# Every type we send (docs/api.md, "Outbound events"); endpoints subscribe to these or "*".
 SESSION_EVENT_TYPES = [
     "checkout.session.created",
     "checkout.session.authorized",
