@@ -1,6 +1,6 @@
-"""A year of traffic for one organization, written straight into PostgreSQL.
+"""A year of traffic on the platform, written straight into PostgreSQL.
 
-``fill(cursor, organization_id, scale)`` generates events, orders in every status with
+``fill(cursor, organization_ids, scale)`` generates events, orders in every status with
 their line items and tickets, outbox events with their deliveries and attempts, gate calls
 and inbound provider messages, each spread over the last 365 days (older rows have smaller
 ids, as in life), with ``INSERT … SELECT generate_series``: the database writes millions
@@ -46,8 +46,8 @@ COMPLETED_PER_HUNDRED = STATUS_MIX.count("completed")
 TICKETS_PER_COMPLETED_ORDER = 4  # 1,000,000 orders → 2,000,000 tickets
 STATUSES_SQL = "ARRAY[" + ",".join(f"'{status}'" for status in STATUS_MIX) + "]"
 
-# Each statement gets (organization id, count, first id of the rows it refers to…) as
-# %(name)s parameters; ``at(i, n)`` is the i-th of n moments spread over the last year.
+# Each statement gets the organizations' ids and the counts as %(name)s parameters;
+# ``AT`` is the i-th of n moments spread over the last year.
 AT = "now() - interval '365 days' + interval '365 days' * ({i}::float8 / {n})"
 
 STATEMENTS = [
@@ -55,12 +55,12 @@ STATEMENTS = [
 INSERT INTO ievents_event (public_id, name, description, venue, starts_at, currency, published, payment_providers,
                            created_at, organization_id)
 SELECT 'ev_scale_' || i, 'Event ' || i, '', 'Hall ' || (i %% 20), {AT.format(i="i", n="%(events)s")} + interval '60 days',
-       'EUR', true, '[]', {AT.format(i="i", n="%(events)s")}, %(org)s
+       'EUR', true, '[]', {AT.format(i="i", n="%(events)s")}, (%(orgs)s::bigint[])[1 + i %% cardinality(%(orgs)s::bigint[])]
 FROM generate_series(1, %(events)s) AS i"""),
     ("ticket types", """
 INSERT INTO ievents_tickettype (public_id, name, price, quantity, reserved, max_per_order, position, event_id)
 SELECT 'tt_scale_' || e.id, 'General', 2500, 1000000, 0, 10, 0, e.id
-FROM ievents_event e WHERE e.organization_id = %(org)s AND e.public_id LIKE 'ev_scale_%%'"""),
+FROM ievents_event e WHERE e.public_id LIKE 'ev_scale_%%'"""),
     ("orders", f"""
 INSERT INTO checkout_checkoutsession (public_id, status, version, customer_name, customer_email, currency,
     amount_total, amount_paid, amount_refunded, expires_at, holds_released, provider, success_url, cancel_url,
@@ -72,10 +72,9 @@ SELECT 'cs_scale_' || i, s.status, 3, 'Attendee ' || i, 'attendee' || i || '@exa
        t.at + interval '15 minutes', s.status IN ('expired', 'canceled', 'refunded'), 'stripe', '', '', '', '{{}}',
        '', '', t.at, t.at + interval '15 minutes',
        CASE WHEN s.status = 'completed' THEN t.at + interval '5 minutes' END,
-       (SELECT min(id) FROM ievents_event WHERE organization_id = %(org)s AND public_id LIKE 'ev_scale_%%')
-         + i %% %(events)s,
-       %(org)s, 1
-FROM generate_series(1, %(orders)s) AS i,
+       e.id, e.organization_id, 1
+FROM generate_series(1, %(orders)s) AS i
+JOIN ievents_event e ON e.public_id = 'ev_scale_' || (1 + i %% %(events)s),
      LATERAL (SELECT ({STATUSES_SQL})[1 + i %% 100] AS status) AS s,
      LATERAL (SELECT {AT.format(i="i", n="%(orders)s")} AS at) AS t"""),
     ("line items", """
@@ -119,7 +118,7 @@ INSERT INTO webhooks_inboundwebhook (provider, event_id, type, dedupe_key, verif
                                      received_at, organization_id, session_id)
 SELECT 'stripe', 'evt_in_' || i, 'checkout.session.completed', 'stripe:evt_in_' || i, true, 'processed', '',
        '{{"id": "evt_in_' || i || '", "customer_details": {{"email": "' || s.customer_email || '"}}}}',
-       {AT.format(i="i", n="%(inbound)s")}, %(org)s, s.id
+       {AT.format(i="i", n="%(inbound)s")}, s.organization_id, s.id
 FROM generate_series(1, %(inbound)s) AS i
 JOIN checkout_checkoutsession s ON s.public_id = 'cs_scale_' || (1 + ((i - 1)::bigint * %(orders)s / %(inbound)s))"""),
 ]
@@ -128,10 +127,11 @@ TABLES = ["ievents_event", "ievents_tickettype", "checkout_checkoutsession", "ch
           "webhooks_inboundwebhook"]
 
 
-def fill(cursor, organization_id: int, scale: Scale, progress=None) -> None:
-    """Write ``scale``'s rows for the organization, then ANALYZE the tables (as autovacuum
-    would soon), so the planner sees the sizes the app will run against."""
-    params = {"org": organization_id, "events": scale.events, "orders": scale.orders,
+def fill(cursor, organization_ids: list[int], scale: Scale, progress=None) -> None:
+    """Write ``scale``'s rows, the events shared out among these organizations (a platform
+    holds many organizers; each sees its own), then ANALYZE the tables (as autovacuum would
+    soon), so the planner sees the sizes the app will run against."""
+    params = {"orgs": list(organization_ids), "events": scale.events, "orders": scale.orders,
               "attempts": scale.attempts_per_delivery, "gate_calls": scale.gate_calls, "inbound": scale.inbound}
     for name, statement in STATEMENTS:
         if progress:

@@ -30,7 +30,7 @@ YEAR = Scale(events=2, orders=2_000, gate_calls=20_000, inbound=8_000)
 
 def fill_a_year(organization):
     with connection.cursor() as cursor:
-        fill(cursor, organization.pk, YEAR)
+        fill(cursor, [organization.pk], YEAR)
 
 
 def due_rows() -> dict[str, int]:
