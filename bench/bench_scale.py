@@ -109,22 +109,30 @@ WebhookEndpoint.objects.filter(organization=org).update(url=local)
 client = Client(HTTP_X_FORWARDED_PROTO="https")
 results = {}
 
+failed = {}
+
 def timed(name, calls):
+    # One path failing is reported with the others' figures, not instead of them.
     times = []
-    for call in calls:
-        t0 = time.perf_counter()
-        ok = call()
-        times.append(time.perf_counter() - t0)
-        assert ok, name
+    try:
+        for call in calls:
+            t0 = time.perf_counter()
+            ok = call()
+            times.append(time.perf_counter() - t0)
+            assert ok, f"{name}: an unexpected answer"
+    except Exception as exc:
+        failed[name] = f"{type(exc).__name__}: {exc}"[:300]
+        return
     results[name] = times
 
 def new_session():
     return services.create_session(event, [services.Item(tt, 1)])
 
-def continue_(session):
+def continue_(session, n):
+    # One address per attendee: the gate's per-address rate limit is not what is measured.
     return lambda: client.post(f"/c/{session.public_id}/", {"name": "Nora Bench", "email": "nora@example.com"},
-                               REMOTE_ADDR="10.9.9.9").status_code == 302
-timed("gated Continue", [continue_(new_session()) for _ in range(SAMPLES)])
+                               REMOTE_ADDR=f"10.9.{n // 250}.{n %% 250 + 1}").status_code == 302
+timed("gated Continue", [continue_(new_session(), n) for n in range(SAMPLES)])
 
 def paying():
     s = new_session()
@@ -150,7 +158,8 @@ Delivery.objects.filter(status="pending").update(next_attempt_at=timezone.now() 
 timed("delivery sweep", [lambda: delivery.sweep(enqueue=lambda pk: True) >= 0 for _ in range(SAMPLES)])
 pending = list(Delivery.objects.filter(status="pending").values_list("pk", flat=True)[:SAMPLES])
 timed("one delivery", [lambda pk=pk: delivery.deliver(pk) is not None for pk in pending])
-assert Delivery.objects.filter(pk__in=pending, status="succeeded").count() == len(pending)
+if Delivery.objects.filter(pk__in=pending, status="succeeded").count() != len(pending):
+    failed["one delivery"] = "not every delivery succeeded"
 
 admin = Client(HTTP_X_FORWARDED_PROTO="https")
 admin.force_login(get_user_model().objects.get(username="bench-organizer"))
@@ -190,6 +199,7 @@ for rule in retention.RULES:
     batches += -(-due // 1000)
 results["retention"] = {"rows": pruned, "seconds": spent, "batches": batches, "backlog": backlog}
 results["absent"] = absent
+results["failed"] = failed
 server.shutdown()
 print(json.dumps(results))
 """
@@ -244,13 +254,15 @@ def run() -> list[Figure]:
             f"{scale.attempts:,} attempts, {scale.gate_calls:,} gate calls, {scale.inbound:,} inbound")
     figures.append(Figure("year generated", fill_seconds, "s", note=f"{size} (BENCH_SCALE={FRACTION:g})"))
     for name, times in year.items():
-        if name in ("retention", "absent"):
+        if name in ("retention", "absent", "failed") or name not in empty:
             continue
         admin = name.startswith("admin")
         figures.append(Figure(f"{name}, p50", _ms(times, 50), "ms", goal="≤ 150% of the floor",
                               floor=_ms(empty[name], 50), note="floor: the same on the empty database"))
         figures.append(Figure(f"{name}, p95", _ms(times, 95), "ms", goal="< 300 ms" if admin else "",
                               floor=_ms(empty[name], 95)))
+    for name, error in {**empty["failed"], **year["failed"]}.items():
+        figures.append(Figure(f"{name}: FAILED", 0, "", note=error))
     for name in year["absent"]:
         figures.append(Figure(f"{name}", 0, "", note="not in this tree: add its path to bench_scale's "
                                                     "OVERVIEW_PATHS / CSV_EXPORT_PATHS"))
