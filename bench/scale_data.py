@@ -82,11 +82,13 @@ INSERT INTO checkout_lineitem (quantity, unit_price, session_id, ticket_type_id)
 SELECT 4, 2500, s.id, tt.id FROM checkout_checkoutsession s JOIN ievents_tickettype tt ON tt.event_id = s.event_id
 WHERE s.public_id LIKE 'cs_scale_%%'"""),
     ("tickets", f"""
+-- Six random symbols (as real codes are: their trigrams are rare) and six unique ones.
 INSERT INTO checkout_ticket (code, created_at, session_id, ticket_type_id)
 SELECT substr(c.code, 1, 4) || '-' || substr(c.code, 5, 4) || '-' || substr(c.code, 9, 4), s.completed_at, s.id, tt.id
 FROM checkout_checkoutsession s JOIN ievents_tickettype tt ON tt.event_id = s.event_id,
      generate_series(1, {TICKETS_PER_COMPLETED_ORDER}) AS k,
-     LATERAL (SELECT 'S' || lpad((s.id * {TICKETS_PER_COMPLETED_ORDER} + k)::text, 11, '0') AS code) AS c
+     LATERAL (SELECT upper(substr(md5(s.id || '-' || k), 1, 6))
+                     || lpad(upper(to_hex(s.id * {TICKETS_PER_COMPLETED_ORDER} + k)), 6, '0') AS code) AS c
 WHERE s.public_id LIKE 'cs_scale_%%' AND s.status = 'completed'"""),
     ("outbox events", """
 INSERT INTO webhooks_outboxevent (public_id, type, payload, created_at, organization_id, session_id)
