@@ -23,6 +23,21 @@ Goals (issue 17): every per-request figure within 1.5× of the empty database's 
 figure is its rate, rows per second, with its batch time; the catch-up pass of a
 deployment that never pruned (a whole year's backlog) is estimated from it.
 
+**What the year changed (issue 17).** Indexes added for it: the organization's orders
+newest first (the admin list), the retention pass's (attempts by time; orders still
+holding a person, by last change and by event), an attendee's orders by email in any case
+(erasure), and a trigram index for the search by ticket code. A first full run (16:22 UTC)
+also had trigram indexes on the orders' email, name and reference: the search by email
+took 567 ms p50 / 947 ms p95, because an email's trigrams are common ("example.com", every
+"@gmail.com") and the index read long lists for each; without them the search reads the
+organization's orders through its index and filters them. The admin's order list runs, per
+page, besides the page of orders: a count, the date hierarchy's bounds and its distinct
+dates, the distinct providers and the events of the filters, each over all of the
+organization's orders (20,000 here): they, not the page, grow with the year. Django's
+`show_full_result_count = False` and a date hierarchy and provider filter left out of the
+list (or read from the events rather than the orders) would take them back to the page's
+cost; that is the admin's configuration (`checkout/admin.py`).
+
 Knobs (environment): `BENCH_SCALE` (fraction of the year, default 1; 0.01 for a quick
 run), `BENCH_SCALE_SAMPLES` (repetitions of each measurement, default 40).
 """
