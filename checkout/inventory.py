@@ -1,10 +1,21 @@
 """Inventory holds. A hold is a session's line items counted in ``TicketType.reserved``.
 
-Ticket types are locked with ``SELECT … FOR UPDATE`` in primary-key order, so two
-checkouts wanting the same types never deadlock, and the availability check and the
-increment happen under the same lock: no oversell. On SQLite the IMMEDIATE transaction
-mode (settings) gives the same serialisation, and the ``no_oversell`` check constraint is
-the last line of defence on both.
+A hold is one conditional ``UPDATE`` per ticket type, in primary-key order:
+``reserved = reserved + n WHERE reserved <= quantity - n``. The database checks and
+increments under the row's lock (PostgreSQL re-evaluates the condition on the newest row
+once the lock is granted), so nothing is oversold, and two checkouts wanting the same types
+take their locks in the same order and never deadlock. The ``no_oversell`` check
+constraint is the last line of defence; on SQLite the IMMEDIATE transaction mode
+(settings) serialises writers instead.
+
+Why not ``SELECT … FOR UPDATE`` and then ``UPDATE``: at an on-sale, hundreds of attendees
+want the same row. A plain ``FOR UPDATE`` also blocks the ``FOR KEY SHARE`` lock every
+insert referencing the ticket type takes (a line item, a ticket at completion), so winners
+completing their orders queued behind attendees still reserving; the ``UPDATE`` takes
+``FOR NO KEY UPDATE``, which does not. And once the type is sold out (committed), the
+condition is false on the row every attendee sees, so the ``UPDATE`` matches nothing
+without waiting for anyone's lock: the sold-out answer does not queue
+(bench/bench_onsale.py).
 """
 
 from collections import Counter
@@ -25,25 +36,20 @@ class SoldOut(Exception):
 
 
 def reserve(quantities: dict[int, int]) -> dict[int, TicketType]:
-    """Hold ``{ticket_type_id: quantity}``; return the locked ticket types. All or nothing."""
+    """Hold ``{ticket_type_id: quantity}``; return the ticket types as held (read under
+    their locks). All or nothing: ``SoldOut`` undoes the types already held."""
     with transaction.atomic():
-        locked = {
-            tt.pk: tt
-            for tt in TicketType.objects.select_for_update().filter(pk__in=quantities).order_by("pk")
-        }
         for pk, wanted in sorted(quantities.items()):
-            if locked[pk].available < wanted:
-                raise SoldOut(locked[pk], wanted)
-        for pk, wanted in sorted(quantities.items()):
-            TicketType.objects.filter(pk=pk).update(reserved=F("reserved") + wanted)
-            locked[pk].reserved += wanted
-        return locked
+            held = TicketType.objects.filter(pk=pk, reserved__lte=F("quantity") - wanted).update(
+                reserved=F("reserved") + wanted)
+            if not held:
+                raise SoldOut(TicketType.objects.get(pk=pk), wanted)
+        return TicketType.objects.in_bulk(sorted(quantities))
 
 
 def release(quantities: dict[int, int]) -> None:
-    """Give held tickets back."""
+    """Give held tickets back (in primary-key order, as they were taken)."""
     with transaction.atomic():
-        list(TicketType.objects.select_for_update().filter(pk__in=quantities).order_by("pk"))
         for pk, count in sorted(quantities.items()):
             TicketType.objects.filter(pk=pk).update(reserved=F("reserved") - count)
 

@@ -8,6 +8,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Upper
 
 from ievents.crypto import new_public_id
 from ievents.models import Event, Organization, Question, TicketType
@@ -83,6 +84,10 @@ class CheckoutSession(models.Model):
     confirmation_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
     confirmation_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
 
+    # When the attendee's name, email and answers were replaced by a marker (ievents.erasure):
+    # on request, or by the retention pass once the order was abandoned or its event long past.
+    personal_data_erased_at = models.DateTimeField(null=True, blank=True, editable=False)
+
     class Meta:
         ordering = ["-created_at"]
         indexes = [
@@ -93,6 +98,16 @@ class CheckoutSession(models.Model):
             # checkout.limits: one address's holds and recent checkouts for an event.
             models.Index(fields=["event", "client_address", "created_at"], condition=~models.Q(client_address=""),
                          name="session_client_recent"),
+            # The admin's order list, newest first within an organization (a year holds millions).
+            models.Index(fields=["organization", "-created_at"], name="session_org_recent"),
+            # The retention pass: abandoned orders still holding a person, oldest change first.
+            models.Index(fields=["updated_at"], condition=models.Q(personal_data_erased_at__isnull=True),
+                         name="session_personal_data_kept"),
+            models.Index(fields=["event"], condition=models.Q(personal_data_erased_at__isnull=True),
+                         name="session_event_personal_data"),
+            # Finding one attendee's orders (erasure, the admin's search by email) without
+            # reading every order: case-insensitive, as emails are compared.
+            models.Index(Upper("customer_email"), name="session_email_upper"),
         ]
 
     def __str__(self):
@@ -208,3 +223,28 @@ class OrderAction(models.Model):
 
     def __str__(self):
         return self.summary
+
+
+class ErasureRecord(models.Model):
+    """One attendee's personal data erased on request (ievents.erasure): who asked, when,
+    how many rows changed. The email is kept only as a hash, to answer "was I erased?"."""
+
+    class Source(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        API = "api", "API"
+        COMMAND = "command", "Command"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="erasures")
+    email_sha256 = models.CharField(max_length=64, db_index=True, editable=False)
+    source = models.CharField(max_length=10, choices=Source.choices, editable=False)
+    requested_by = models.CharField(max_length=200, blank=True, editable=False,
+                                    help_text="The admin user, API key prefix or command that asked.")
+    rows = models.JSONField(default=dict, editable=False, help_text="Rows changed, per table.")
+    rows_total = models.PositiveIntegerField(default=0, editable=False)
+    erased_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-erased_at"]
+
+    def __str__(self):
+        return f"erasure {self.email_sha256[:12]}… at {self.erased_at:%Y-%m-%d %H:%M}"

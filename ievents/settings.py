@@ -361,3 +361,21 @@ if not DEBUG:
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
     CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+# --- Retention and personal data (ievents/retention.py, ievents/erasure.py; docs/operations.md)
+# How many days each kind of log is kept. Orders, payments, tickets and their transition
+# history are never deleted: they are the organizer's accounts.
+RETENTION_GATE_CALL_DAYS = int(os.environ.get("RETENTION_GATE_CALL_DAYS", "30"))
+RETENTION_INBOUND_WEBHOOK_DAYS = int(os.environ.get("RETENTION_INBOUND_WEBHOOK_DAYS", "90"))
+RETENTION_DELIVERY_ATTEMPT_DAYS = int(os.environ.get("RETENTION_DELIVERY_ATTEMPT_DAYS", "90"))
+RETENTION_OUTBOX_EVENT_DAYS = int(os.environ.get("RETENTION_OUTBOX_EVENT_DAYS", "90"))
+# Rows deleted per statement, each in its own short transaction.
+RETENTION_BATCH_SIZE = int(os.environ.get("RETENTION_BATCH_SIZE", "1000"))
+RETENTION_INTERVAL_SECONDS = float(os.environ.get("RETENTION_INTERVAL_SECONDS", str(60 * 60)))
+# Abandoned orders (expired, canceled, never paid) lose the person after this many days;
+# completed ones this many days after their event.
+PERSONAL_DATA_ABANDONED_DAYS = int(os.environ.get("PERSONAL_DATA_ABANDONED_DAYS", "30"))
+PERSONAL_DATA_AFTER_EVENT_DAYS = int(os.environ.get("PERSONAL_DATA_AFTER_EVENT_DAYS", "730"))
+CELERY_BEAT_SCHEDULE["prune-records"] = {
+    "task": "ievents.tasks.prune_records", "schedule": RETENTION_INTERVAL_SECONDS,
+}

@@ -7,6 +7,7 @@ from checkout import api as checkout_api
 from webhooks import inbound
 
 from . import api as events_api
+from . import erasure_api
 from .views import home
 
 api_v1 = [
@@ -16,6 +17,7 @@ api_v1 = [
     path("checkout/sessions/<str:session_id>", checkout_api.SessionDetail.as_view(), name="session"),
     path("checkout/sessions/<str:session_id>/expire", checkout_api.SessionExpire.as_view(), name="session-expire"),
     path("", include("webhooks.api_urls")),
+    path("attendees/erase", erasure_api.AttendeeErase.as_view(), name="attendees-erase"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]

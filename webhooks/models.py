@@ -169,6 +169,10 @@ class DeliveryAttempt(models.Model):
 
     class Meta:
         ordering = ["number"]
+        indexes = [
+            # The retention pass deletes the oldest attempts first, a batch at a time.
+            models.Index(fields=["started_at"], name="attempt_started"),
+        ]
 
     def __str__(self):
         return f"Attempt {self.number}"

@@ -1,0 +1,31 @@
+"""The admin action that erases the attendees of the selected orders (``ievents.erasure``).
+
+Registered on the orders' admin: ``actions = [erase_selected_attendees]``.
+"""
+
+from django.contrib import admin, messages
+
+from checkout.models import ErasureRecord
+
+from . import erasure
+from .models import Organization
+
+
+@admin.action(description="Erase these attendees' personal data (on their request)")
+def erase_selected_attendees(modeladmin, request, queryset):
+    """Each distinct attendee (organization and email) of the selected orders is erased once,
+    in all of that organization's orders; orders already erased are skipped."""
+    people = set(queryset.exclude(customer_email="").values_list("organization", "customer_email"))
+    by_email = {(organization_id, email.lower()): email for organization_id, email in people}
+    organizations = Organization.objects.in_bulk({organization_id for organization_id, _ in by_email})
+    rows = 0
+    for (organization_id, _), email in sorted(by_email.items()):
+        record = erasure.erase_attendee(organizations[organization_id], email, source=ErasureRecord.Source.ADMIN,
+                                        requested_by=f"admin {request.user.get_username()}")
+        rows += record.rows_total
+    if by_email:
+        modeladmin.message_user(request, f"Erased {len(by_email)} attendee(s): {rows} rows now hold a marker instead.",
+                                messages.SUCCESS)
+    else:
+        modeladmin.message_user(request, "Nothing to erase: the selected orders hold no attendee any more.",
+                                messages.WARNING)

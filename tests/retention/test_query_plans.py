@@ -1,0 +1,134 @@
+"""No hot path reads a large table from end to end (PostgreSQL, EXPLAIN).
+
+The database holds a scaled-down year of the platform (bench/scale_data.py: orders in every
+status, tickets, a hundred thousand delivery attempts, gate calls and provider messages,
+shared among twenty organizations), its tables ANALYZEd. Each hot path runs once while its
+SQL is captured: a gated *Continue*, a verified Stripe webhook, the delivery sweep and one
+delivery, the admin's order list and its searches by email and by ticket code, a retention
+batch of every rule and one erasure. Every statement that reads (SELECT, UPDATE, DELETE) is
+then EXPLAINed, and a plan with a ``Seq Scan`` on one of the large tables fails the test,
+naming the path and the statement. The planner is left free (``enable_seqscan`` on): what
+is checked is the plan it chooses at this size, which at a year's size only gets clearer.
+"""
+
+import json
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from bench.scale_data import Scale, fill
+from checkout.models import CheckoutSession, ErasureRecord, Ticket
+from ievents import erasure, retention
+from ievents.models import Event, Organization
+from tests.conftest import make_organizer
+from tests.payments.helpers import STRIPE_SECRET, checkout_object, configure, pending_session, post_stripe, stripe_event
+from tests.servers import LocalServer, Reply
+from webhooks import delivery
+from webhooks.models import Delivery, GateSettings, WebhookEndpoint
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+LARGE_TABLES = {"checkout_checkoutsession", "checkout_lineitem", "checkout_ticket", "webhooks_outboxevent",
+                "webhooks_delivery", "webhooks_deliveryattempt", "webhooks_gatecall", "webhooks_inboundwebhook"}
+READS = ("SELECT", "UPDATE", "DELETE", "WITH")
+
+
+@pytest.fixture
+def year(organization):
+    others = [Organization.objects.create(name=f"Organizer {n}", slug=f"organizer-{n}").pk for n in range(19)]
+    with connection.cursor() as cursor:
+        fill(cursor, [organization.pk, *others], Scale.year(0.02))
+    return Event.objects.filter(organization=organization, public_id__startswith="ev_scale_").first()
+
+
+def sequential_scans(plan: dict) -> set[str]:
+    found = set()
+    if plan.get("Node Type") == "Seq Scan" and plan.get("Relation Name") in LARGE_TABLES:
+        found.add(plan["Relation Name"])
+    for child in plan.get("Plans", []):
+        found |= sequential_scans(child)
+    return found
+
+
+def seq_scans_of(statements: list[str]) -> list[tuple[set[str], str]]:
+    bad = []
+    with connection.cursor() as cursor:
+        for sql in statements:
+            if not sql.lstrip().upper().startswith(READS):
+                continue
+            cursor.execute("EXPLAIN (FORMAT JSON) " + sql)
+            raw = cursor.fetchone()[0]
+            plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+            scans = sequential_scans(plan)
+            if scans:
+                bad.append((scans, sql[:300]))
+    return bad
+
+
+class HotPaths:
+    def __init__(self):
+        self.statements: dict[str, list[str]] = {}
+
+    def run(self, name, call):
+        with CaptureQueriesContext(connection) as queries:
+            result = call()
+        self.statements[name] = [q["sql"] for q in queries.captured_queries]
+        return result
+
+
+def test_no_hot_path_scans_a_large_table(client, settings, organization, year):
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    paths = HotPaths()
+    ticket_type = year.ticket_types.get()
+    configure(organization, "sandbox")
+    with LocalServer(Reply(200, {})) as gate, LocalServer(Reply(200, {})) as receiver:
+        GateSettings.objects.create(event=year, enabled=True, url=gate.url, timeout_ms=3000)
+        WebhookEndpoint.objects.create(organization=organization, url=receiver.url, enabled_events=["*"])
+
+        paths.run("POST tickets", lambda: client.post(year.get_absolute_url(), {f"qty_{ticket_type.public_id}": 1}))
+        session = CheckoutSession.objects.filter(event=year).order_by("-id").first()
+        response = paths.run("gated Continue", lambda: client.post(
+            f"/c/{session.public_id}/", {"name": "Nora", "email": "nora@example.com"}, REMOTE_ADDR="10.1.1.1"))
+        assert response.status_code == 302, response.content[:500]
+
+        configure(organization, "stripe", secret=STRIPE_SECRET, credentials={"secret_key": "sk_test_x"})
+        paying, _ = pending_session(year, provider="stripe", reference="cs_test_plan", quantity=1)
+        response = paths.run("verified Stripe webhook", lambda: post_stripe(
+            client, organization.public_id, stripe_event("checkout.session.completed", checkout_object(paying))))
+        assert response.status_code == 200 and CheckoutSession.objects.get(pk=paying.pk).status == "completed"
+
+        Delivery.objects.filter(event__session=paying).update(next_attempt_at=timezone.now() - timezone.timedelta(hours=1))
+        paths.run("delivery sweep", lambda: delivery.sweep(enqueue=lambda pk: True))
+        due = Delivery.objects.filter(event__session=paying, status="pending").first()
+        paths.run("one delivery", lambda: delivery.deliver(due.pk))
+        assert Delivery.objects.get(pk=due.pk).status == "succeeded"
+
+    client.force_login(make_organizer(organization))
+    someone = CheckoutSession.objects.filter(organization=organization, public_id__startswith="cs_scale_").last()
+    code = Ticket.objects.filter(session__organization=organization).last().code
+    for name, query in [("admin order list", ""), ("admin search by email", f"?q={someone.customer_email}"),
+                        ("admin search by ticket code", f"?q={code}")]:
+        response = paths.run(name, lambda query=query: client.get(f"/admin/checkout/checkoutsession/{query}"))
+        assert response.status_code == 200
+
+    # A batch is the same share of a table as in production: 1,000 rows of a year's millions
+    # there, 20 of this year's tens of thousands here.
+    now = timezone.now()
+    for rule in retention.RULES:
+        def one_batch(rule=rule):
+            ids = list(rule.due(now).values_list("pk", flat=True)[:20])
+            return retention.run_batch(rule, ids) if ids else 0
+        paths.run(f"retention: {rule.name}", one_batch)
+    paths.run("erasure", lambda: erasure.erase_attendee(organization, someone.customer_email,
+                                                        source=ErasureRecord.Source.API))
+
+    assert sum(len(statements) for statements in paths.statements.values()) > 50  # the capture worked
+    found = {name: bad for name, statements in paths.statements.items() if (bad := seq_scans_of(statements))}
+    assert found == {}, "\n\n".join(f"{name}: {scans} in {sql}" for name, bad in found.items() for scans, sql in bad)
+
+
+def test_the_check_sees_a_sequential_scan_when_there_is_one(year):
+    # The detector itself: a search no index can answer must be reported.
+    assert seq_scans_of(["SELECT id FROM webhooks_deliveryattempt WHERE duration_ms + 1 = 41 LIMIT 5"]) == [
+        ({"webhooks_deliveryattempt"}, "SELECT id FROM webhooks_deliveryattempt WHERE duration_ms + 1 = 41 LIMIT 5")]
