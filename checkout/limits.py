@@ -36,7 +36,7 @@ from django.db import transaction
 from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 
-from ievents.models import Event, TicketType
+from ievents.models import Event
 
 from . import services, state
 from .models import CheckoutSession, Status
@@ -125,33 +125,35 @@ def is_exempt(address: str) -> bool:
 def hold_tickets(event: Event, items: list[services.Item], *, address: str) -> CheckoutSession:
     """Open a checkout holding ``items`` for the client at ``address``, within its limits.
 
-    Raises ``LimitReached``, or what ``services.create_session`` raises. The ticket types
-    are locked first (in primary-key order, as ``inventory.reserve`` locks them): two
-    requests from one address for the same tickets are counted one after the other, so
-    sending many at once does not get past the cap.
+    Raises ``LimitReached``, or what ``services.create_session`` raises. The limits are
+    counted after the hold, in its transaction: the ticket types' row locks the hold takes
+    make two requests for the same tickets count one after the other, so sending many at
+    once does not get past the cap, and no other lock is taken. Over the limit, the whole
+    checkout is rolled back.
     """
     key = address_key(address)
     if not key or is_exempt(address):
         return services.create_session(event, items)
     with transaction.atomic():
-        wanted = sorted({item.ticket_type.pk for item in items if item.quantity})
-        list(TicketType.objects.select_for_update().filter(pk__in=wanted).order_by("pk").values_list("pk", flat=True))
-        check(event, key, sum(item.quantity for item in items))
-        session = services.create_session(event, items)
-        CheckoutSession.objects.filter(pk=session.pk).update(client_address=key)
-        session.client_address = key
+        session = services.create_session(event, items, client_address=key)
+        check(event, key, sum(item.quantity for item in items), opened=session)
         return session
 
 
-def check(event: Event, key: str, quantity: int, now: datetime | None = None) -> None:
+def check(event: Event, key: str, quantity: int, now: datetime | None = None, *,
+          opened: CheckoutSession | None = None) -> None:
     """Raise ``LimitReached`` if the address ``key`` may not take ``quantity`` more tickets
-    for ``event`` now. One statement: what it holds and what it opened lately."""
+    for ``event`` now. One statement: what it holds and what it opened lately, leaving out
+    the checkout being ``opened`` now."""
     now = now or timezone.now()
     cap, rate = settings.CHECKOUT_MAX_HELD_TICKETS_PER_ADDRESS, settings.CHECKOUT_MAX_CHECKOUTS_PER_ADDRESS
     window = timedelta(seconds=settings.CHECKOUT_LIMIT_WINDOW_SECONDS)
     holding = Q(status__in=HOLDING, holds_released=False)
     recent = Q(created_at__gt=now - window)
-    mine = CheckoutSession.objects.filter(event=event, client_address=key).aggregate(
+    others = CheckoutSession.objects.filter(event=event, client_address=key)
+    if opened is not None:
+        others = others.exclude(pk=opened.pk)
+    mine = others.aggregate(
         held=Sum("line_items__quantity", filter=holding, default=0),
         first_release=Min("expires_at", filter=holding),
         opened=Count("pk", filter=recent, distinct=True),

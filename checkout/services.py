@@ -70,53 +70,71 @@ def create_session(
     cancel_url: str = "",
     webhook_url: str = "",
     metadata: dict | None = None,
+    client_address: str = "",
 ) -> CheckoutSession:
-    """Hold the tickets and open a session; all or nothing. Raises ``InvalidOrder``/``SoldOut``."""
-    _check_items(event, items)
-    wanted: dict[int, int] = {}
-    for item in items:
-        wanted[item.ticket_type.pk] = wanted.get(item.ticket_type.pk, 0) + item.quantity
+    """Open a session holding the tickets; all or nothing. Raises ``InvalidOrder``/``SoldOut``.
+
+    The hold is taken last: its row locks are what attendees of an on-sale wait on, so
+    they are held only from the reservation to the commit, not while the session, its line
+    items and its announcement are written.
+    """
+    wanted = _wanted(event, items)
+    types = {item.ticket_type.pk: item.ticket_type for item in items}
     with transaction.atomic():
-        locked = inventory.reserve(wanted)
         session = CheckoutSession.objects.create(
             organization=event.organization,
             event=event,
             currency=event.currency,
-            amount_total=sum(locked[pk].price * qty for pk, qty in wanted.items()),
+            amount_total=sum(types[pk].price * qty for pk, qty in wanted.items()),
             expires_at=timezone.now() + timedelta(minutes=settings.CHECKOUT_HOLD_MINUTES),
             customer_email=customer_email,
             success_url=success_url,
             cancel_url=cancel_url,
             webhook_url=webhook_url,
             metadata=metadata or {},
+            client_address=client_address,
         )
         LineItem.objects.bulk_create(
-            LineItem(session=session, ticket_type=locked[pk], quantity=qty, unit_price=locked[pk].price)
+            LineItem(session=session, ticket_type=types[pk], quantity=qty, unit_price=types[pk].price)
             for pk, qty in sorted(wanted.items())
         )
         from webhooks.outbox import record_events
 
         record_events(session, [("checkout.session.created", session_as_api(session))])
+        held = inventory.reserve(wanted)
+        if any(held[pk].price != types[pk].price for pk in wanted):
+            raise InvalidOrder("A price changed while you were choosing. Please choose your tickets again.")
     log.info("checkout %s opened by %s for %s", session.public_id, source, event.public_id)
     return session
 
 
-def _check_items(event: Event, items: list[Item]) -> None:
+def _wanted(event: Event, items: list[Item]) -> dict[int, int]:
+    """``{ticket_type_id: quantity}`` of an order the event may take, repeated types summed
+    before they are checked; raises ``InvalidOrder`` (or ``SoldOut``, without waiting for
+    anyone's lock, when a type is already sold out)."""
     if not event.published:
         raise InvalidOrder("This event is not on sale.")
     if not items or all(item.quantity == 0 for item in items):
         raise InvalidOrder("Choose at least one ticket.")
     now = timezone.now()
+    wanted: dict[int, int] = {}
     for item in items:
         tt = item.ticket_type
         if tt.event_id != event.pk:
             raise InvalidOrder("That ticket type belongs to another event.")
         if item.quantity < 0:
             raise InvalidOrder("Quantities cannot be negative.")
-        if item.quantity > tt.max_per_order:
-            raise InvalidOrder(f"At most {tt.max_per_order} × {tt.name} per order.")
         if item.quantity and not tt.on_sale(now):
             raise InvalidOrder(f"{tt.name} is not on sale right now.")
+        if item.quantity:
+            wanted[tt.pk] = wanted.get(tt.pk, 0) + item.quantity
+    for item in items:
+        tt = item.ticket_type
+        if wanted.get(tt.pk, 0) > tt.max_per_order:
+            raise InvalidOrder(f"At most {tt.max_per_order} × {tt.name} per order.")
+        if wanted.get(tt.pk, 0) > tt.available:
+            raise inventory.SoldOut(tt, wanted[tt.pk])
+    return wanted
 
 
 # --- Attendee details and the gate's approval -------------------------------------------
