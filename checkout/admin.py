@@ -17,9 +17,11 @@ from django.urls import path
 from django.utils import formats, timezone
 from django.utils.html import format_html
 
+from ievents import roles
 from ievents.admin_base import ReadOnlyTenantAdmin
 from ievents.admin_money import format_money
 from ievents.admin_overview import SOLD_STATUSES
+from ievents.erasure_admin import erase_selected_attendees
 from payments.admin import provider_link, readable_instructions
 from payments.models import Provider
 
@@ -136,11 +138,18 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
     # "=": a ticket code is matched whole (case-insensitively), the rest by any part.
     search_fields = ["public_id", "customer_email", "customer_name", "=tickets__code"]
     search_help_text = "Email, name, ticket code or order reference (cs_…)"
+    actions = [erase_selected_attendees]
     date_hierarchy = "created_at"
     fieldsets = [("Technical", {"classes": ["collapse"], "fields": TECHNICAL_FIELDS})]
     readonly_fields = TECHNICAL_FIELDS
     change_list_template = "admin/checkout/checkoutsession/change_list.html"
     change_form_template = "admin/checkout/checkoutsession/change_form.html"
+
+    def has_erase_permission(self, request):
+        """The erase action: for a member whose role may erase in some organization (the
+        action then skips the orders of any other)."""
+        return request.user.is_superuser or any(
+            roles.allows(role, roles.ERASE_ATTENDEE) for role in roles.roles_of(request.user).values())
 
     @admin.display(description="Order", ordering="public_id")
     def reference(self, session):

@@ -7,14 +7,18 @@ from django.contrib import admin, messages
 
 from checkout.models import ErasureRecord
 
-from . import erasure
+from . import erasure, roles
 from .models import Organization
 
 
-@admin.action(description="Erase these attendees' personal data (on their request)")
+@admin.action(description="Erase these attendees' personal data (on their request)", permissions=["erase"])
 def erase_selected_attendees(modeladmin, request, queryset):
     """Each distinct attendee (organization and email) of the selected orders is erased once,
-    in all of that organization's orders; orders already erased are skipped."""
+    in all of that organization's orders; orders already erased are skipped, and so are
+    orders of an organization where this user's role may not erase."""
+    mine = [org for org, role in roles.roles_of(request.user).items() if roles.allows(role, roles.ERASE_ATTENDEE)]
+    if not request.user.is_superuser:
+        queryset = queryset.filter(organization__in=mine)
     people = set(queryset.exclude(customer_email="").values_list("organization", "customer_email"))
     by_email = {(organization_id, email.lower()): email for organization_id, email in people}
     organizations = Organization.objects.in_bulk({organization_id for organization_id, _ in by_email})

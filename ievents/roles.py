@@ -22,6 +22,8 @@ REFUND, CANCEL_ORDER, RESEND_TICKETS, RESOLVE = "refund", "cancel_order", "resen
 ORDER_ACTIONS = (REFUND, CANCEL_ORDER, RESEND_TICKETS, RESOLVE)
 # Seeing a secret in full (shown once after it is made or rotated).
 SEE_SECRETS = "see_secrets"
+# Erasing an attendee's personal data on their request (ievents.erasure).
+ERASE_ATTENDEE = "erase_attendee"
 
 # Screens that hold secrets or decide who is who: owners only, even to look at.
 OWNER_ONLY_MODELS = frozenset({
@@ -29,8 +31,8 @@ OWNER_ONLY_MODELS = frozenset({
 })
 
 _ALLOWED: dict[str, frozenset[str]] = {
-    Role.OWNER: frozenset({VIEW, ADD, CHANGE, DELETE, *ORDER_ACTIONS, SEE_SECRETS}),
-    Role.MANAGER: frozenset({VIEW, ADD, CHANGE, DELETE, *ORDER_ACTIONS}),
+    Role.OWNER: frozenset({VIEW, ADD, CHANGE, DELETE, *ORDER_ACTIONS, ERASE_ATTENDEE, SEE_SECRETS}),
+    Role.MANAGER: frozenset({VIEW, ADD, CHANGE, DELETE, *ORDER_ACTIONS, ERASE_ATTENDEE}),
     Role.VIEWER: frozenset({VIEW}),
 }
 

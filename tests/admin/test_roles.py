@@ -245,3 +245,18 @@ def test_create_api_key_gives_the_role_asked_for(organization):
     call_command("create_api_key", organization.slug, "--role", "viewer", stdout=out, stderr=io.StringIO())
     key = out.getvalue().strip().splitlines()[-1]
     assert ApiKey.authenticate(key).role == "viewer"
+
+
+@pytest.mark.parametrize(("role", "erased"), [("manager", True), ("viewer", False)])
+def test_only_a_role_that_may_erase_gets_the_erase_action(client, member, event, role, erased):
+    from checkout import services
+    from checkout.models import CheckoutSession
+
+    session = services.create_session(event, [services.Item(event.ticket_types.get(), 1)],
+                                       customer_email="ana@example.com")
+    member(role)
+    page = client.get("/admin/checkout/checkoutsession/").content.decode()
+    assert ("erase_selected_attendees" in page) is erased
+    client.post("/admin/checkout/checkoutsession/", {"action": "erase_selected_attendees",
+                                                     "_selected_action": [session.pk]})
+    assert (CheckoutSession.objects.get(pk=session.pk).customer_email == "") is erased
