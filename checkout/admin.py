@@ -9,6 +9,8 @@ goes through the buttons (``checkout.admin_actions``).
 
 from __future__ import annotations
 
+import re
+
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -125,6 +127,11 @@ TECHNICAL_FIELDS = ["public_id", "version", "details_version", "gate_approved_fi
                     "success_url", "cancel_url", "webhook_url", "metadata", "updated_at"]
 
 
+TICKET_CODE = re.compile(r"[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+REFERENCE = re.compile(r"cs_[A-Za-z0-9]{16,}", re.IGNORECASE)
+
+
 @admin.register(CheckoutSession)
 class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
     title = "Orders"
@@ -144,6 +151,19 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
     readonly_fields = TECHNICAL_FIELDS
     change_list_template = "admin/checkout/checkoutsession/change_list.html"
     change_form_template = "admin/checkout/checkoutsession/change_form.html"
+
+    def get_search_results(self, request, queryset, search_term):
+        """A whole ticket code, email or order reference is looked up exactly, through its
+        index, so an order is found at once in a year of orders; anything else (a name, part
+        of an email) is searched as Django's admin searches."""
+        term = search_term.strip()
+        if TICKET_CODE.fullmatch(term.upper()):
+            return queryset.filter(tickets__code=term.upper()), False
+        if EMAIL.fullmatch(term):
+            return queryset.filter(customer_email__iexact=term), False
+        if REFERENCE.fullmatch(term):
+            return queryset.filter(public_id__iexact=term), False
+        return super().get_search_results(request, queryset, search_term)
 
     def has_erase_permission(self, request):
         """The erase action: for a member whose role may erase in some organization (the

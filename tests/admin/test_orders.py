@@ -46,6 +46,7 @@ def test_orders_are_found_by_ticket_code_reference_email_and_name(admin_client, 
     assert found(admin_client, order.public_id.lower()) == [order.public_id]
     assert found(admin_client, order.public_id.upper()) == [order.public_id]
     assert found(admin_client, "ines@") == [other.public_id]
+    assert found(admin_client, "INES@Example.com") == [other.public_id]  # a whole email, any case, by its index
     assert found(admin_client, "costa") == [order.public_id]
     assert found(admin_client, "ABCD-EFGH") == []  # a code is matched whole, not guessed from a part
 
