@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8000
 
-.PHONY: run test lint bench venv deps deps-dev migrate worker clean
+.PHONY: run test lint bench venv deps deps-dev migrate messages worker clean
 
 $(VENV)/.deps: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,11 @@ $(VENV)/.deps-dev: $(VENV)/.deps requirements-dev.txt
 deps: $(VENV)/.deps
 deps-dev: $(VENV)/.deps-dev
 
-migrate: deps
+# The attendee pages' translations (locale/*/LC_MESSAGES/django.po → .mo); needs GNU gettext's msgfmt.
+messages: deps
+	$(PY) manage.py compilemessages --ignore '$(VENV)' -v0
+
+migrate: deps messages
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py createcachetable
 
@@ -34,7 +38,7 @@ run: migrate
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 ## test: set up and run the whole suite (uses DATABASE_URL / CELERY_BROKER_URL when set)
-test: deps-dev
+test: deps-dev messages
 	$(VENV)/bin/ruff check .
 	$(PY) manage.py makemigrations --check --dry-run -v0
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
@@ -47,4 +51,4 @@ bench: deps-dev
 	$(PY) -m bench.run_all
 
 clean:
-	rm -rf $(VENV) var db.sqlite3* staticfiles
+	rm -rf $(VENV) var db.sqlite3* staticfiles locale/*/LC_MESSAGES/*.mo
