@@ -41,6 +41,7 @@
       if (text) text.textContent = hold.dataset.textLeft.replace("{time}", clock);
       if (seconds <= 60 && !warned) { warned = true; warning.textContent = hold.dataset.textWarning; }
       if (seconds === 0) {
+        if (text) text.hidden = true;
         warning.textContent = hold.dataset.textExpired;
         document.querySelectorAll(".hold-restart").forEach(function (el) { el.hidden = false; });
         return;

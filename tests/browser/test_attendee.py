@@ -181,6 +181,22 @@ def test_a_purchase_with_errors_a_failed_payment_and_qr_tickets(open_page, shot,
     assert "BEGIN:VEVENT" in ics and "DTSTART:20270103T200000Z" in ics
     assert len(mail.outbox) == 1 and all(code in mail.outbox[0].body for code in codes)
     assert w["when"] in mail.outbox[0].body  # the email in the attendee's language
+    show_email(page, mail.outbox[0], shot)
+
+
+def show_email(page, email, shot):
+    """The HTML part as a mail client shows it (its cid: images inlined), checked like a page."""
+    import base64
+
+    html = email.alternatives[0][0]
+    for part in email.attachments:
+        if hasattr(part, "get_payload") and part["Content-ID"]:
+            data = base64.b64encode(part.get_payload(decode=True)).decode()
+            html = html.replace(f'cid:{part["Content-ID"].strip("<>")}', f"data:image/png;base64,{data}")
+    page.set_content(html)
+    found = [result.text for result in zxingcpp.read_barcodes(Image.open(io.BytesIO(page.screenshot(full_page=True))))]
+    assert sorted(found) == sorted(re.findall(r"[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}", email.body))
+    check(page, "email", shot)
 
 
 @pytest.mark.parametrize("language", ["en", "pt-PT"])
@@ -240,23 +256,52 @@ def test_the_hold_counts_down_warns_and_an_expired_hold_keeps_what_was_typed(ope
     check(page, "expired", shot)
 
 
-def test_the_switcher_changes_the_language_and_cancelling_asks_first(open_page, shot, attendee_event):
+def test_cancelling_asks_first_and_the_switcher_changes_the_language(open_page, shot, attendee_event):
     page = open_page("en", "desktop")
+    page.docs_name = "en"
     choose(page, attendee_event, "1")
+    page.get_by_role("button", name=page.words["get"]).click()
+    page.get_by_role("link", name=page.words["cancel"]).click()
+    check(page, "cancel", shot)
+    page.get_by_role("link", name="No, keep my order").click()  # changed nothing
+    expect(page.get_by_role("heading", name=page.words["details"])).to_be_visible()
+    assert CheckoutSession.objects.get().status == Status.OPEN
+
     page.get_by_role("button", name="Português").click()
     expect(page.locator("html")).to_have_attribute("lang", "pt-PT")
-    words = page.words = WORDS["pt-PT"]
-    page.get_by_label(words["qty"]).fill("1")
-    page.get_by_role("button", name=words["get"]).click()
-    expect(page.get_by_role("heading", name=words["details"])).to_be_visible()  # remembered on the next page
-
-    page.get_by_role("link", name=words["cancel"]).click()
+    page.words, page.docs_name = WORDS["pt-PT"], "pt-PT"
+    expect(page.get_by_role("heading", name=page.words["details"])).to_be_visible()
+    page.get_by_role("link", name=page.words["cancel"]).click()  # remembered on the next page
     check(page, "cancel", shot)
-    assert CheckoutSession.objects.get().status == Status.OPEN
-    page.get_by_role("button", name=words["cancel_yes"]).click()
-    expect(page.get_by_role("status").filter(has_text=words["canceled"])).to_be_visible()
+    page.get_by_role("button", name=page.words["cancel_yes"]).click()
+    expect(page.get_by_role("status").filter(has_text=page.words["canceled"])).to_be_visible()
     check(page, "canceled", shot)
     assert CheckoutSession.objects.get().status == Status.CANCELED
+
+    page.get_by_role("button", name="English").click()  # and back, for a second order
+    page.words, page.docs_name = WORDS["en"], "en"
+    choose(page, attendee_event, "1")
+    page.get_by_role("button", name=page.words["get"]).click()
+    page.get_by_role("link", name=page.words["cancel"]).click()
+    page.get_by_role("button", name=page.words["cancel_yes"]).click()
+    expect(page.get_by_role("status").filter(has_text=page.words["canceled"])).to_be_visible()
+    check(page, "canceled", shot)
+
+
+@pytest.mark.parametrize("language", ["en", "pt-PT"])
+def test_a_pending_payment_updates_in_place_when_it_arrives(open_page, shot, attendee_event, language):
+    session = services.create_session(attendee_event, [services.Item(attendee_event.ticket_types.get(), 1)])
+    session = services.save_attendee_details(session, name="Ana", email="ana@example.com", answers={})
+    services.begin_payment(session, "sandbox")
+    page = open_page(language, "phone")
+    page.goto(f"/c/{session.public_id}/status/")
+    region = page.locator("#order-status")
+    expect(region).to_have_attribute("aria-live", "polite")
+    check(page, "payment-pending", shot)
+    page.evaluate("window.sameDocument = true")
+    services.record_payment_succeeded(session.pk, amount=session.amount_total, currency="EUR", source="provider_webhook")
+    expect(region.get_by_role("heading", name=page.words["going"])).to_be_visible(timeout=15_000)  # no reload
+    assert page.evaluate("window.sameDocument") is True  # swapped in place, not reloaded
 
 
 def test_the_accessibility_check_fails_on_a_serious_violation(open_page, shot, attendee_event):
