@@ -36,13 +36,23 @@ def _link(name: str, session) -> str:
     return settings.PUBLIC_BASE_URL + reverse(name, args=[session.public_id])
 
 
-def paid_how(session) -> str:
-    """How the order was paid, as the receipt says it: "Card", "Multibanco", "MB WAY"…"""
+def _payment_and_organizer(session):
+    """The order's payment and the organizer's name, in one read (the completion that sends
+    the email holds neither). The latest payment is the one that paid: a session is paid
+    once, and a retry is a newer payment (its new status may not be written yet when the
+    completion builds the email, so it is not filtered on)."""
     from payments.models import Payment
 
+    payment = Payment.objects.filter(session=session).select_related("session__organization").first()
+    if payment is not None:
+        return payment, payment.session.organization.name
+    return None, session.organization.name
+
+
+def paid_how(session, payment) -> str:
+    """How the order was paid, as the receipt says it: "Card", "Multibanco", "MB WAY"…"""
     if session.is_free:
         return gettext("Free order")
-    payment = session.payments.filter(status=Payment.Status.SUCCEEDED).first() or session.payments.first()
     if payment is None:
         return ""
     if payment.method in METHODS:
@@ -64,13 +74,14 @@ def build(session) -> TicketEmail:
     """The email for a completed session, from its tickets, event and payment."""
     event = session.event
     issued = list(session.tickets.all())
+    payment, organizer = _payment_and_organizer(session)
     context = {
         "session": session,
         "event": event,
-        "organizer": session.organization.name if session.organization_id else "",
+        "organizer": organizer,
         "when": formatting.datetime_in_zone(event.starts_at, event.timezone),
         "amount": formatting.money(session.amount_paid or session.amount_total, session.currency),
-        "paid_how": paid_how(session),
+        "paid_how": paid_how(session, payment),
         "reference": formatting.order_reference(session.public_id),
         "tickets": [{"code": t.code, "type": t.ticket_type.name, "cid": f"qr-{t.code}@ievents"} for t in issued],
         "link": _link("checkout:status", session),

@@ -44,7 +44,6 @@ def event_page(request, event_id):
         except services.CheckoutError as exc:
             error = texts.shown(exc.message)
         else:
-            drafts.keep_picks(request, event, form)
             return redirect("checkout:session", session.public_id)
     return render(request, "checkout/event.html", {"event": event, "form": form, "error": error,
                                                    "ticket_types": ticket_types})
@@ -81,15 +80,11 @@ def attendee_form(request, session_id):
     if session.status not in EDITABLE:
         return redirect("checkout:status", session.public_id)
     questions = session.event.questions.all()
-    initial = {"name": session.customer_name, "email": session.customer_email}
-    for answer in session.answers.select_related("question"):
-        initial[f"q_{answer.question_id}"] = answer.value == "yes" if answer.question.kind == "checkbox" else answer.value
+    initial = _saved_details(session)
     if not (session.customer_name or session.customer_email):  # a new start: what they typed last time
         initial.update(drafts.details(request, session.event))
     form = AttendeeForm(request.POST or None, questions=questions, initial=initial)
     alert = ""
-    if request.method == "POST":
-        drafts.keep_details(request, session.event, form)  # kept even if the hold runs out now
     if request.method == "POST" and form.is_valid():
         address, started = client_ip(request), []
 
@@ -109,15 +104,31 @@ def attendee_form(request, session_id):
             if decision.allowed:
                 return redirect("checkout:review", session.public_id)
             alert = texts.shown(decision.message)
+    if request.method == "POST":  # not saved: kept for a new start, should the hold run out
+        drafts.keep(request, session.event, details=drafts.typed(form))
     return render(request, "checkout/attendee_form.html", _page(session, form=form, alert=alert))
+
+
+def _saved_details(session) -> dict:
+    """The session's saved name, email and answers, as the attendee form's initial values."""
+    initial = {"name": session.customer_name, "email": session.customer_email}
+    for answer in session.answers.select_related("question"):
+        initial[f"q_{answer.question_id}"] = answer.value == "yes" if answer.question.kind == "checkbox" else answer.value
+    return initial
 
 
 @require_http_methods(["POST"])
 def start_again(request, session_id):
-    """The hold ran out while the attendee was typing: keep what they typed, pick again."""
+    """The hold ran out: keep the tickets chosen and what was typed (posted from the form, or
+    saved before), and choose again on the event's page."""
     session = _session(session_id)
-    questions = session.event.questions.all()
-    drafts.keep_details(request, session.event, AttendeeForm(request.POST, questions=questions))
+    form = AttendeeForm(request.POST, questions=session.event.questions.all())
+    if "name" in request.POST:
+        typed = drafts.typed(form)
+    else:  # from the status page: what was saved, or else what an earlier try kept
+        typed = _saved_details(session) if session.customer_name or session.customer_email else None
+    chosen = {f"qty_{item.ticket_type.public_id}": str(item.quantity) for item in _line_items(session)}
+    drafts.keep(request, session.event, details=typed, picks=chosen)
     return redirect(session.event.get_absolute_url())
 
 

@@ -124,6 +124,8 @@ def test_an_expired_hold_keeps_what_the_attendee_typed_when_they_start_again(cli
 
     status = page_of(client.get(f"/c/{first.public_id}/status/"))
     assert "This checkout has expired" in status and "<title>Error:" in status
+    assert f'action="/c/{first.public_id}/again/"' in status
+    assert client.post(f"/c/{first.public_id}/again/")["Location"] == event.get_absolute_url()
     event_page = page_of(client.get(event.get_absolute_url()))
     assert re.search(r'name="qty_\w+" value="3"', event_page)  # the same tickets, chosen again
     assert "€75.00" in event_page  # the running total of them
