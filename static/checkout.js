@@ -9,18 +9,24 @@
     if (target) target.focus();
   }
 
+  // Money written as checkout/formatting.py writes it: "€18.50" / "18,50 €".
+  function money(cents, symbol) {
+    var units = String(Math.floor(cents / 100)), rest = String(cents % 100).padStart(2, "0");
+    if (lang.indexOf("pt") === 0) return units.replace(/\B(?=(\d{3})+(?!\d))/g, " ") + "," + rest + " " + symbol;
+    return symbol + (symbol.length === 1 ? "" : " ") + units.replace(/\B(?=(\d{3})+(?!\d))/g, ",") + "." + rest;
+  }
+
   // The running total while choosing tickets.
   function runningTotal(form) {
     var out = form.querySelector("[data-total]");
     if (!out) return;
-    var money = new Intl.NumberFormat(lang, { style: "currency", currency: form.dataset.currency });
     function update() {
       var cents = 0;
       form.querySelectorAll("input[data-price]").forEach(function (input) {
         var n = parseInt(input.value, 10);
         if (n > 0) cents += n * parseInt(input.dataset.price, 10);
       });
-      out.textContent = money.format(cents / 100);
+      out.textContent = money(cents, form.dataset.symbol);
     }
     form.addEventListener("input", update);
     update();

@@ -69,6 +69,11 @@ def floordiv(value, divisor):
 
 
 @register.filter
+def currency_symbol(currency):
+    return formatting.SYMBOLS.get(currency, currency)
+
+
+@register.filter
 def money_or_zero(amount, currency):
     """A running total: zero is written as an amount (``€0.00``), not as "Free"."""
     return formatting.money(amount, currency, zero_is_free=False)

@@ -215,3 +215,26 @@ def test_the_calendar_file_is_a_valid_vcalendar_in_utc(client, event, completed)
     assert "\r\nSUMMARY:Fado\\; Jazz\\, and more\r\n" in body
     assert "\r\nLOCATION:Coliseu dos Recreios\\, Lisboa\r\n" in body
     assert all(len(line.encode()) <= 75 for line in body.split("\r\n"))
+
+
+# --- Hostile input on the new routes ---------------------------------------------------------
+@pytest.mark.parametrize("route", ["/c/{}/again/", "/c/{}/calendar.ics", "/c/{}/status/?live=1", "/c/{}/cancel/"])
+def test_an_unknown_order_is_a_404_on_the_new_routes(client, route):
+    assert client.post(route.format("cs_doesnotexist")).status_code in (404, 405)
+    assert client.get(route.format("cs_doesnotexist")).status_code in (404, 405)
+
+
+@pytest.mark.parametrize("junk", ["", "\u202e\ufeff", "<script>alert(1)</script>", "💳" * 3000, "' OR 1=1 --"])
+def test_starting_again_with_junk_keeps_it_as_text_and_never_fails(client, event, junk):
+    english(client)
+    pick(client, event)
+    session = CheckoutSession.objects.get()
+    rules = event.questions.get(text=RULES)
+    response = client.post(f"/c/{session.public_id}/again/", {"name": junk, "email": junk, f"q_{rules.pk}": junk,
+                                                              "q_999999": junk, "unrelated": junk})
+    assert response.status_code == 302
+    page = page_of(client.get(pick(client, event)))
+    assert "<script>alert(1)</script>" not in page and "q_999999" not in page
+    kept = client.session[f"checkout_details:{event.public_id}"]
+    assert {"name", "email"} <= set(kept) <= {"name", "email", *(f"q_{q.pk}" for q in event.questions.all())}
+    assert all(len(value) <= 1000 for value in kept.values() if isinstance(value, str))

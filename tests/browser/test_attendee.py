@@ -311,3 +311,11 @@ def test_the_accessibility_check_fails_on_a_serious_violation(open_page, shot, a
                              box.style.minHeight = '44px'; document.querySelector('main').append(box); }""")
     with pytest.raises(AssertionError, match="label"):  # an input nobody can name
         check(page, "unlabelled-input", shot)
+
+
+@pytest.mark.parametrize("language", ["en", "pt-PT"])
+def test_the_not_found_page_is_accessible_in_each_language(open_page, shot, language):
+    page = open_page(language, "phone")
+    page.goto("/c/cs_doesnotexist/")
+    expect(page.get_by_role("link", name="iEvents")).to_be_visible()
+    check(page, "not-found", shot)
