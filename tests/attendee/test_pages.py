@@ -153,6 +153,7 @@ def test_pay_says_how_much_and_a_failed_payment_is_explained_on_the_retry_page(c
     review_url = client.post(form_url, details(event))["Location"]
     review = page_of(client.get(review_url))
     assert ">Pagar 50,00 €</button>" in review and "3 de janeiro de 2027, 20:00 WET" in review
+    assert f"<dt>{RULES}</dt><dd>Sim</dd>".replace("'", "&#x27;") in review  # our "yes", in their language
     assert "último pagamento" not in review
     sandbox = client.post(review_url, {"provider": "sandbox"})["Location"]
     assert "Simular falha" in page_of(client.get(sandbox))
