@@ -51,9 +51,7 @@ def _payment_and_organizer(session):
 
 def paid_how(session, payment) -> str:
     """How the order was paid, as the receipt says it: "Card", "Multibanco", "MB WAY"…"""
-    if session.is_free:
-        return gettext("Free order")
-    if payment is None:
+    if session.is_free or payment is None:  # a free order says "Free" as its amount
         return ""
     if payment.method in METHODS:
         return str(METHODS[payment.method])

@@ -99,13 +99,6 @@ class Event(models.Model):
 
         return reverse("checkout:event", args=[self.public_id])
 
-    @property
-    def zone(self):
-        """The event's time zone as a ``ZoneInfo``."""
-        import zoneinfo
-
-        return zoneinfo.ZoneInfo(self.timezone)
-
 
 class TicketType(models.Model):
     """A kind of ticket. ``reserved`` counts tickets held by open checkouts plus those sold."""

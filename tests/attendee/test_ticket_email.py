@@ -76,3 +76,22 @@ def test_calendar_text_is_escaped_and_long_lines_are_folded_without_splitting_ch
     assert all(len(line.encode()) <= 75 for line in lines)
     description = "".join(line[1:] if line.startswith(" ") else line for line in lines if "ã" in line)
     assert description == "DESCRIPTION:" + "ã" * 100
+
+
+def test_a_free_orders_email_says_free_and_names_no_payment_method(client, organization,
+                                                                  django_capture_on_commit_callbacks):
+    from checkout.models import CheckoutSession
+
+    from .conftest import details, make_attendee_event, pick
+
+    english(client)
+    event = make_attendee_event(organization, price=0, name="Open day")
+    review_url = client.post(pick(client, event), details(event))["Location"]
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(review_url)
+    session = CheckoutSession.objects.get()
+    assert session.status == "completed" and session.is_free
+    [email] = mail.outbox
+    assert "Paid: Free\n" in email.body and "Organizer: Acme Events" in email.body
+    assert sorted(decoded(image.get_payload(decode=True))[0] for image in email.attachments
+                  if isinstance(image, MIMEImage)) == sorted(t.code for t in session.tickets.all())
