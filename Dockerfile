@@ -34,5 +34,6 @@ USER ievents
 EXPOSE 8000
 
 # The web by default; compose overrides the command for the worker and beat.
-CMD ["gunicorn", "ievents.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", \
+# gunicorn.conf.py masks provider secrets in the access and error logs.
+CMD ["gunicorn", "ievents.wsgi:application", "-c", "gunicorn.conf.py", "--bind", "0.0.0.0:8000", "--workers", "4", \
      "--access-logfile", "-"]

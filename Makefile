@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8000
 
-.PHONY: run test lint bench venv deps deps-dev migrate messages worker clean
+.PHONY: run check-production test lint bench venv deps deps-dev migrate messages worker clean
 
 $(VENV)/.deps: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,15 +27,19 @@ migrate: deps messages
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py createcachetable
 
-## run: set up everything and serve the demo on http://127.0.0.1:$(PORT) with a worker
+## run: set up everything and serve the demo on http://127.0.0.1:$(PORT) with a worker and beat
+# run_demo starts runserver, a Celery worker and beat, prints where to click once they are
+# up, and stops all three within seconds on Ctrl-C or SIGTERM (see its docstring).
+# `make run CELERY_LOG_LEVEL=INFO` shows every task the worker runs.
+CELERY_LOG_LEVEL ?= WARNING
 run: migrate
-	$(PY) manage.py seed_demo
-	@echo "Open http://127.0.0.1:$(PORT)/  (admin: http://127.0.0.1:$(PORT)/admin/)"
 	@PUBLIC_BASE_URL=http://127.0.0.1:$(PORT) ; export PUBLIC_BASE_URL ; \
-	$(VENV)/bin/celery -A ievents worker -B --loglevel=INFO --concurrency=2 \
-	  --schedule=var/celerybeat-schedule & WORKER=$$! ; \
-	trap 'kill $$WORKER 2>/dev/null; wait $$WORKER 2>/dev/null' EXIT INT TERM ; \
-	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+	$(PY) manage.py seed_demo -v0 && \
+	exec $(PY) manage.py run_demo --port $(PORT) --celery-loglevel $(CELERY_LOG_LEVEL)
+
+## check-production: say what a production environment (DEBUG=0 …) still lacks, before it starts
+check-production: deps
+	$(PY) manage.py check_production
 
 ## test: set up and run the whole suite (uses DATABASE_URL / CELERY_BROKER_URL when set)
 test: deps-dev messages

@@ -28,36 +28,9 @@ After each phase the database is checked: every checkout the clients saw complet
 Knobs (environment): `BENCH_CLIENTS` (threads, default 8), `BENCH_WORKERS` (gunicorn
 workers, default 2 × cores + 1), `BENCH_SECONDS` (per phase, default 15).
 
-**Profile and optimisation (issue 6).** This is the slowest path. cProfile of the flow
-(Django's test client, 40 checkouts) put most of the app's CPU in building ORM queries
-(`SQLCompiler.as_sql`, `get_select`), not in running them: the cost is per statement.
-The return page was the heaviest request (a third of the flow's CPU: four row locks, an
-outbox event per transition, each re-reading the session's line items, answers and event).
-What changed, every lock and every re-check under a lock kept:
-answers are written in bulk under the session's lock (was `update_or_create` per answer,
-with two savepoints each); the attendee form reads answers with their questions (was one
-query per answer); rows re-read under a lock keep the event and organization the page
-already loaded; `state.apply` reads the event in its locking statement (`FOR UPDATE OF`
-the session only) and prefetches the line items and answers the announcement shows, from
-which `complete` then issues the tickets; the provider is handed the session the return
-page has; a payment's status is found and set in one `UPDATE`; `needs_attention` is
-re-read only when a success did not change the status. And *Pay* now locks the session's
-row only: it used to lock the event's row too (`select_related` under `FOR UPDATE`), which
-guarded nothing and made every checkout opened for the event (its insert takes `FOR KEY
-SHARE` on the event) wait for each payment start, and the other way round.
-
-Before and after: the *before* figures in the notes are from the run of 2026-11-23 10:04
-UTC on this machine (commit 89e02eb), under a different load; the fair comparison is the
-last three rows: the same purchase in one process, at the optimisation's last commit with
-and without its changes, in turns on the same database. What they say, plainly: 113 → 101
-statements per checkout (POST details 22 → 16, return page 41 → 36) and about 5 % fewer
-Python function calls, but app CPU per checkout moved by less than this machine's noise
-(2 cores shared with other work): the statements removed were the cheap ones, and most of
-the CPU left is spread over the ~100 that remain, the templates and the middleware. The
-change that matters under concurrency is the lock scope: opening a checkout no longer
-waits for another attendee's *Pay* on the same event. The statement ceilings per
-request are enforced by `tests/perf/test_checkout_queries.py`, the lock scope by
-`tests/perf/test_lock_scope.py`.
+The statement ceilings per request are enforced by `tests/perf/test_checkout_queries.py`,
+and *Pay* locking only the session's row (so opening a checkout never waits for another
+attendee's payment start) by `tests/perf/test_lock_scope.py`.
 """
 
 from __future__ import annotations
@@ -151,125 +124,6 @@ page = step("GET status page", lambda: client.get(status))
 assert b"ticket-code" in page.content
 print(json.dumps(steps))
 """
-
-
-# The same figures before the optimisation of issue 6 (run of 2026-11-23 10:04 UTC, same
-# machine, load average 3.9): the report shows them beside today's.
-BEFORE = {
-    "checkouts completed per second": "5.50 checkouts/s",
-    "checkout time, p50": "1,350 ms",
-    "app CPU per checkout": "137 ms",
-    "PostgreSQL CPU per checkout": "29.9 ms",
-    "SQL statements per checkout": "113 (POST tickets 15, POST details 22, POST Pay 17, GET return page 41)",
-}
-
-
-def _with_before(figure: Figure) -> Figure:
-    if figure.name in BEFORE:
-        figure.note = f"before the optimisation: {BEFORE[figure.name]}; {figure.note}"
-    return figure
-
-
-# App CPU per checkout in one process, without gunicorn, threads or other clients: the
-# same purchase through Django's test client, timed with the process's own CPU clock.
-# Two trees exported at the optimisation's last commit (git archive: the repository is left
-# alone), one with the optimisation's changes to the app taken back out, run in turns on the
-# same database so that the machine's load weighs on both alike and only those changes
-# differ. (At that commit they revert cleanly; later work by others no longer lets them.)
-IN_PROCESS = """
-import json, time
-from django.test import Client
-seed = json.loads(%r)
-rounds = %d
-# One client each, its cookies cleared per purchase: every new Client loads the middleware
-# again (WhiteNoise scans the static files), which a server does once per process.
-client = Client(HTTP_X_FORWARDED_PROTO="https")
-browser = Client(HTTP_X_FORWARDED_PROTO="https")
-def buy():
-    client.cookies.clear()
-    form = client.post(seed["event_url"], {seed["qty_field"]: "1"})["Location"]
-    review = client.post(form, {"name": "Q", "email": "q@example.com", seed["size_field"]: "M"})["Location"]
-    sandbox = client.post(review, {"provider": "sandbox"})["Location"]
-    back = client.post(sandbox, {"outcome": "success"})["Location"]
-    status = client.get(back)["Location"]
-    assert b"ticket-code" in client.get(status).content
-def home():
-    assert browser.get("/").status_code == 200
-for _ in range(3):
-    buy(); home()
-started = time.process_time()
-for _ in range(rounds):
-    buy()
-checkout = (time.process_time() - started) / rounds
-started = time.process_time()
-for _ in range(rounds * 6):
-    home()
-floor = (time.process_time() - started) / rounds
-# Python function calls per purchase: what the interpreter does, whatever the machine's load.
-import cProfile, pstats
-profile = cProfile.Profile()
-profile.enable()
-for _ in range(3):
-    buy()
-profile.disable()
-calls = pstats.Stats(profile).total_calls / 3
-print(json.dumps({"checkout": checkout * 1000, "floor": floor * 1000, "calls": calls}))
-"""
-# The commits of issue 6's checkout optimisation (first^..last); their changes to the app's
-# code (checkout/, payments/) are what "before" takes back out of HEAD.
-OPTIMISATION = os.environ.get("BENCH_CHECKOUT_OPTIMISATION", "c6f19c9^..6c82452")
-IN_PROCESS_ROUNDS = int(os.environ.get("BENCH_IN_PROCESS_ROUNDS", "15"))
-IN_PROCESS_REPEATS = 3
-
-
-def _git(*args: str, **kwargs):
-    import subprocess
-
-    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, check=False, **kwargs)
-
-
-def _export_trees(into: Path) -> dict[str, Path]:
-    """``now``: the optimisation's last commit; ``before``: the same without the optimisation."""
-    import subprocess
-
-    archive = _git("archive", "--format=tar", OPTIMISATION.split("..")[-1])
-    if archive.returncode:
-        return {}
-    trees = {"now": into / "now", "before": into / "before"}
-    for tree in trees.values():
-        tree.mkdir()
-        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
-    patch = _git("diff", OPTIMISATION, "--", "checkout", "payments")
-    undo = subprocess.run(["git", "apply", "-R"], cwd=trees["before"], input=patch.stdout, capture_output=True,
-                          check=False)
-    if patch.returncode or not patch.stdout or undo.returncode:
-        raise RuntimeError(f"cannot take {OPTIMISATION} back out: {undo.stderr.decode()[:300]}")
-    return trees
-
-
-def in_process_cpu(env: dict) -> dict[str, dict[str, float]]:
-    """Median CPU ms per checkout (and per 6 × GET /) with and without the optimisation."""
-    import statistics
-    import tempfile
-
-    collectstatic = ("from django.core.management import call_command; "
-                     "call_command('collectstatic', interactive=False, verbosity=0); print('ok')")
-    samples: dict[str, list[dict]] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-checkout-") as scratch:
-        trees = _export_trees(Path(scratch))
-        # Both trees are the code of the optimisation's last commit: they get a database with
-        # that commit's schema (later migrations add columns its inserts do not know).
-        with throwaway_postgres("checkout_then", migrate_env=env, tree=trees["now"]) as then_url:
-            env = {**env, "DATABASE_URL": then_url}
-            seed = json.loads(_shell(SEED, env, cwd=trees["now"]))
-            for tree in trees.values():
-                _shell(collectstatic, env, cwd=tree)
-            for _ in range(IN_PROCESS_REPEATS):
-                for name, tree in trees.items():
-                    result = _shell(IN_PROCESS % (json.dumps(seed), IN_PROCESS_ROUNDS), env, cwd=tree)
-                    samples.setdefault(name, []).append(json.loads(result))
-    return {name: {key: statistics.median(s[key] for s in runs) for key in ("checkout", "floor", "calls")}
-            for name, runs in samples.items()}
 
 
 class FlowError(RuntimeError):
@@ -462,7 +316,6 @@ def run() -> list[Figure]:
             after = database_counts(env)
         test_client_env = {**env, "ALLOWED_HOSTS": env["ALLOWED_HOSTS"] + ",testserver"}
         statements = json.loads(_shell(QUERIES % json.dumps(seed), test_client_env))
-        in_process = in_process_cpu(test_client_env)
 
     errors = floor.errors + created.errors + bought.errors
     if not (floor.done and created.done and bought.done):
@@ -530,26 +383,7 @@ def run() -> list[Figure]:
                note=f"p95 {summarize(seconds)['p95']:.0f} ms; floor = GET / p50 under the same load")
         for step, seconds in bought.steps.items()
     ]
-    at = OPTIMISATION.split("..")[-1]
-    if in_process:
-        now, before = in_process["now"], in_process["before"]
-        figures += [
-            Figure("app CPU per checkout, one process, optimised", now["checkout"], "ms CPU", goal="lower is better",
-                   floor=now["floor"],
-                   note=f"the purchase through Django's test client at {at}, no gunicorn, no other clients, the "
-                        f"process's own CPU clock, median of {IN_PROCESS_REPEATS} × {IN_PROCESS_ROUNDS}; "
-                        f"floor = 6 × GET / in the same process"),
-            Figure("app CPU per checkout, one process, before the optimisation", before["checkout"], "ms CPU",
-                   floor=before["floor"],
-                   note=f"the same at {at} with {OPTIMISATION}'s changes to checkout/ and payments/ reverted, in turns "
-                        f"with the optimised tree on the same database; optimised ÷ before = "
-                        f"{now['checkout'] / before['checkout']:.2f}"),
-            Figure("Python function calls per checkout, one process, optimised", now["calls"], "calls",
-                   goal="lower is better", floor=before["calls"],
-                   note="counted by cProfile over 3 purchases: unlike CPU time, the same on a busy machine; "
-                        "floor = the same before the optimisation, so the ratio is optimised ÷ before"),
-        ]
-    return [_with_before(figure) for figure in figures]
+    return figures
 
 
 if __name__ == "__main__":

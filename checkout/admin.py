@@ -4,6 +4,7 @@ from django.contrib import admin
 
 from ievents.admin import ReadOnlyInline, ReadOnlyTenantAdmin
 
+from .admin_actions import OrderActionsMixin
 from .models import Answer, CheckoutSession, LineItem, Ticket, Transition
 
 
@@ -21,7 +22,7 @@ class AnswerInline(ReadOnlyInline):
 
 class TicketInline(ReadOnlyInline):
     model = Ticket
-    fields = ["code", "ticket_type", "created_at"]
+    fields = ["code", "ticket_type", "created_at", "voided_at"]
     readonly_fields = fields
 
 
@@ -33,7 +34,7 @@ class TransitionInline(ReadOnlyInline):
 
 
 @admin.register(CheckoutSession)
-class CheckoutSessionAdmin(ReadOnlyTenantAdmin):
+class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
     list_display = ["public_id", "event", "status", "customer_email", "amount_total", "currency", "created_at",
                     "needs_attention"]
     # RelatedOnly: the plain filter would offer every organization's events by name.

@@ -57,11 +57,14 @@ class SessionList(APIView):
         v = data.validated_data
         event = get_object_or_404(Event, organization=request.organization, public_id=v["event"])
         types = {tt.public_id: tt for tt in TicketType.objects.filter(event=event)}
-        items = []
+        # One ticket type on several lines is one order of their sum: max_per_order is
+        # checked against that, not line by line.
+        wanted: dict[str, int] = {}
         for line in v["line_items"]:
             if line["ticket_type"] not in types:
                 raise ApiError(f"No ticket type {line['ticket_type']} in this event.", "unknown_ticket_type")
-            items.append(services.Item(types[line["ticket_type"]], line["quantity"]))
+            wanted[line["ticket_type"]] = wanted.get(line["ticket_type"], 0) + line["quantity"]
+        items = [services.Item(types[public_id], quantity) for public_id, quantity in wanted.items()]
         try:
             session = services.create_session(
                 event, items, source=Source.API, customer_email=v.get("customer_email", ""),

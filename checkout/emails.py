@@ -71,7 +71,7 @@ def calendar_for(session) -> str:
 def build(session) -> TicketEmail:
     """The email for a completed session, from its tickets, event and payment."""
     event = session.event
-    issued = list(session.tickets.all())
+    issued = list(session.tickets.filter(voided_at__isnull=True).select_related("ticket_type"))
     payment, organizer = _payment_and_organizer(session)
     context = {
         "session": session,

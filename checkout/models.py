@@ -6,6 +6,7 @@
 import secrets
 from functools import partial
 
+from django.conf import settings
 from django.db import models
 
 from ievents.crypto import new_public_id
@@ -66,6 +67,10 @@ class CheckoutSession(models.Model):
     # can be recorded in one conditional UPDATE: only if nobody changed them meanwhile.
     details_version = models.PositiveIntegerField(default=0, editable=False)
 
+    # Who took the tickets, as checkout.limits counts them (an IPv4 address or an IPv6 /64);
+    # empty for sessions opened through the API or from an exempt address.
+    client_address = models.CharField(max_length=64, blank=True, default="", editable=False)
+
     # Reconciliation: money that arrived but could not be turned into tickets.
     needs_attention = models.CharField(max_length=300, blank=True, editable=False)
 
@@ -85,6 +90,9 @@ class CheckoutSession(models.Model):
             # The confirmation sweep: completed sessions whose email is not sent yet (few).
             models.Index(fields=["completed_at"], condition=models.Q(confirmation_sent_at__isnull=True),
                          name="session_unconfirmed"),
+            # checkout.limits: one address's holds and recent checkouts for an event.
+            models.Index(fields=["event", "client_address", "created_at"], condition=~models.Q(client_address=""),
+                         name="session_client_recent"),
         ]
 
     def __str__(self):
@@ -138,6 +146,8 @@ class Ticket(models.Model):
     ticket_type = models.ForeignKey(TicketType, on_delete=models.PROTECT)
     code = models.CharField(max_length=20, unique=True, default=new_ticket_code)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set when its order is refunded or canceled: the code no longer admits anyone.
+    voided_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["id"]
@@ -159,3 +169,33 @@ class Transition(models.Model):
 
     def __str__(self):
         return f"{self.from_status} → {self.to_status} ({self.trigger})"
+
+
+class OrderAction(models.Model):
+    """Something an organizer did to an order from the admin, and who did it.
+
+    State changes (a refund, a cancellation) also have their ``Transition``; this row is the
+    organizer's side of it, and the only record of the actions that change no state
+    (resending the tickets, resolving a flag).
+    """
+
+    class Kind(models.TextChoices):
+        REFUND = "refund", "Refund"
+        CANCEL = "cancel", "Cancel order"
+        RESEND = "resend", "Resend tickets"
+        RESOLVE = "resolve", "Resolve"
+
+    session = models.ForeignKey(CheckoutSession, on_delete=models.CASCADE, related_name="actions")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    summary = models.CharField(max_length=300, help_text="What was done, in words.")
+    note = models.CharField(max_length=500, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = "action taken"
+        verbose_name_plural = "actions taken"
+
+    def __str__(self):
+        return self.summary

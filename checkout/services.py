@@ -10,22 +10,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ievents import writes
 from ievents.models import Event, TicketType
 
 from . import emails, inventory, state
 from .models import Answer, CheckoutSession, LineItem, Source, Status, Ticket
-from .representation import LINE_ITEM_ROWS_SELECT, load_listed_rows, read_listed_rows
+from .representation import session_as_api, with_listed_rows
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +50,6 @@ class SessionNotOpen(CheckoutError):
 
 class GateApprovalRequired(CheckoutError):
     code = "gate_approval_required"
-
-
-class PaymentStartFailed(CheckoutError):
-    code = "payment_start_failed"
 
 
 # --- Creating a session and holding its tickets ------------------------------------------
@@ -99,9 +93,9 @@ def create_session(
             LineItem(session=session, ticket_type=locked[pk], quantity=qty, unit_price=locked[pk].price)
             for pk, qty in sorted(wanted.items())
         )
-        from webhooks.outbox import record_event
+        from webhooks.outbox import record_events
 
-        record_event(session, "checkout.session.created")
+        record_events(session, [("checkout.session.created", session_as_api(session))])
     log.info("checkout %s opened by %s for %s", session.public_id, source, event.public_id)
     return session
 
@@ -129,21 +123,13 @@ def _check_items(event: Event, items: list[Item]) -> None:
 EDITABLE = {Status.OPEN, Status.REJECTED, Status.UNPAID, Status.PAYMENT_PENDING}
 
 
-def save_attendee_details(session: CheckoutSession, *, name: str, email: str, answers: dict[int, str],
-                          read_also: tuple[str, list] | None = None,
-                          on_saved: Callable[[CheckoutSession], None] | None = None) -> CheckoutSession:
-    """Store what the attendee typed. Any change voids an earlier gate approval.
-
-    The session comes back with its line items and answers as saved, read under its lock
-    and kept as if prefetched: the gate builds its fingerprint and payload from them without
-    reading again. ``read_also`` is (SQL, parameters) of more rows, in
-    ``LISTED_ROWS_SELECT``'s columns with a kind of 2 or more, to read in the same statement
-    (the gate's rate-limit counts); they come back as the session's ``rows_read_also``.
-    ``on_saved(session)`` runs last, still under the lock and before the commit: the gate
-    starts its call there, so the commit's wait for the disk overlaps the gate's.
-    """
+def save_attendee_details(session: CheckoutSession, *, name: str, email: str,
+                          answers: dict[int, str]) -> CheckoutSession:
+    """Store what the attendee typed, under the session's lock. Any change voids an earlier
+    gate approval. Returns the session as saved, with its line items and answers read under
+    the lock, for the gate to judge."""
     with transaction.atomic():
-        locked = CheckoutSession.objects.select_for_update().get(pk=session.pk)
+        locked = state.lock(session.pk)
         if locked.status not in EDITABLE:
             raise SessionNotOpen("This checkout can no longer be changed.")
         if locked.expires_at <= timezone.now():
@@ -151,12 +137,9 @@ def save_attendee_details(session: CheckoutSession, *, name: str, email: str, an
         locked.customer_name = name.strip()
         locked.customer_email = email.strip()
         locked.details_version += 1
-        if connection.vendor == "postgresql":
-            locked.rows_read_also = _write_details(locked, answers, read_also)
-        else:
-            locked.save(update_fields=["customer_name", "customer_email", "details_version", "updated_at"])
-            _save_answers(locked, answers)
-            locked.rows_read_also = load_listed_rows(locked, read_also)
+        locked.save(update_fields=["customer_name", "customer_email", "details_version", "updated_at"])
+        _save_answers(locked, answers)
+        with_listed_rows(locked)  # as saved, read under the lock: what the gate will judge
         if locked.gate_approved_fingerprint and locked.gate_approved_fingerprint != details_fingerprint(locked):
             if locked.status == Status.PAYMENT_PENDING and gate_is_active(locked):
                 # The payment under way was approved for the old details and can still be
@@ -168,43 +151,7 @@ def save_attendee_details(session: CheckoutSession, *, name: str, email: str, an
             locked.gate_approved_fingerprint = ""
             locked.gate_approved_at = None
             locked.save(update_fields=["gate_approved_fingerprint", "gate_approved_at"])
-        _keep_cached_relations(locked, session)
-        if on_saved is not None:
-            on_saved(locked)
         return locked
-
-
-# PostgreSQL: the session's new details, its answers made exactly the ones given (upserted,
-# the rest deleted) and the details read back as LISTED_ROWS_SELECT lists them, in one
-# statement under the session's lock. The answers listed are the upsert's own rows: a
-# statement's sub-statements all see one snapshot, so a plain read would see the old ones.
-_WRITE_DETAILS_SQL = " ".join((
-    "WITH details AS ("
-    " UPDATE checkout_checkoutsession SET customer_name = %s, customer_email = %s, details_version = %s,"
-    " updated_at = %s WHERE id = %s),"
-    " saved AS ("
-    " INSERT INTO checkout_answer (session_id, question_id, value)"
-    " SELECT %s, given.question_id, given.value FROM UNNEST(%s::bigint[], %s::text[]) AS given (question_id, value)"
-    " ON CONFLICT (session_id, question_id) DO UPDATE SET value = EXCLUDED.value"
-    " RETURNING id, question_id, value),"
-    " gone AS (DELETE FROM checkout_answer WHERE session_id = %s AND NOT question_id = ANY(%s::bigint[]))",
-    LINE_ITEM_ROWS_SELECT,
-    "UNION ALL SELECT 1, saved.id, saved.question_id, NULL, NULL, NULL, q.text, saved.value"
-    " FROM saved JOIN ievents_question q ON q.id = saved.question_id",
-))
-
-
-def _write_details(locked: CheckoutSession, answers: dict[int, str], read_also: tuple[str, list] | None) -> list:
-    """What ``save`` and ``_save_answers`` do, and the read after them, in one round trip:
-    the attendee waits for each. Returns the rows of ``read_also``."""
-    locked.updated_at = timezone.now()
-    question_ids = list(answers)
-    return read_listed_rows(locked, _WRITE_DETAILS_SQL, [
-        locked.customer_name, locked.customer_email, locked.details_version, locked.updated_at, locked.pk,
-        locked.pk, question_ids, [answers[question_id] for question_id in question_ids],
-        locked.pk, question_ids,
-        locked.pk,
-    ], read_also)
 
 
 def _save_answers(locked: CheckoutSession, answers: dict[int, str]) -> None:
@@ -231,31 +178,15 @@ def _save_answers(locked: CheckoutSession, answers: dict[int, str]) -> None:
         Answer.objects.filter(pk__in=gone).delete()
 
 
-def _keep_cached_relations(locked: CheckoutSession, seen: CheckoutSession) -> None:
-    """Give the row re-read under the lock the event and organization already loaded with
-    ``seen`` (the same row: neither can change), so later steps need not fetch them again."""
-    for relation in ("event", "organization"):
-        descriptor = getattr(CheckoutSession, relation)
-        if descriptor.is_cached(seen) and not descriptor.is_cached(locked):
-            setattr(locked, relation, getattr(seen, relation))
-
-
 def details_fingerprint(session: CheckoutSession) -> str:
     """A digest of everything the gate is asked to judge: who, what, how much.
 
-    Built from the session's answers and line items as prefetched with it when they are (the
-    gate prefetches them once for this and for the payload it sends, so the approval is
-    bound to exactly the rows the gate saw); read fresh otherwise, as under a lock.
+    Built from the session's line items and answers as prefetched with it (read now if they
+    are not), so the gate's approval is bound to exactly the rows its payload was built from.
     """
-    cache = getattr(session, "_prefetched_objects_cache", {})
-    if "answers" in cache:
-        answers = sorted((a.question_id, a.value) for a in cache["answers"])
-    else:
-        answers = sorted(Answer.objects.filter(session=session).values_list("question_id", "value"))
-    if "line_items" in cache:
-        items = sorted((i.ticket_type_id, i.quantity, i.unit_price) for i in cache["line_items"])
-    else:
-        items = sorted(LineItem.objects.filter(session=session).values_list("ticket_type_id", "quantity", "unit_price"))
+    with_listed_rows(session)
+    answers = sorted((a.question_id, a.value) for a in session.answers.all())
+    items = sorted((i.ticket_type_id, i.quantity, i.unit_price) for i in session.line_items.all())
     material = json.dumps(
         [session.customer_name, session.customer_email.lower(), answers, items, session.amount_total, session.currency]
     )
@@ -273,9 +204,8 @@ def record_gate_approval(session: CheckoutSession, fingerprint: str) -> bool:
     ``session`` is the row as ``save_attendee_details`` left it and ``fingerprint`` that of
     the details the gate was shown, read after that save. If they were saved again since (a
     second tab), ``details_version`` moved on and nothing is recorded: False is returned.
-    One conditional ``UPDATE`` (the database takes the row's lock for it) does what a
-    lock, a re-read of the details and a write did, on the path every attendee waits on.
-    ``begin_payment`` still re-reads the details under the lock before money moves.
+    One conditional ``UPDATE``: the database takes the row's lock for it. Starting a
+    payment re-reads the details under the lock before money moves.
     """
     recorded = CheckoutSession.objects.filter(pk=session.pk, details_version=session.details_version).update(
         gate_approved_fingerprint=fingerprint, gate_approved_at=timezone.now()
@@ -298,51 +228,52 @@ def has_gate_approval(session: CheckoutSession) -> bool:
 
 
 # --- Payment -----------------------------------------------------------------------------
-def begin_payment(session: CheckoutSession, provider: str, *, method: str = "", phone: str = "",
-                  source: str = Source.ATTENDEE):
-    """Start paying, once the gate approved the submitted details. Returns the ``Payment``,
-    or ``None`` for a free order, which completes here without a provider."""
-    from payments import services as payments
+def check_payable(locked: CheckoutSession) -> None:
+    """May payment start for this session, read under its lock? Raises why not."""
+    if not state.can_apply(locked.status, "start_payment") and locked.status != Status.PAYMENT_PENDING:
+        raise SessionNotOpen("This checkout can no longer be paid.")
+    if locked.expires_at <= timezone.now():
+        raise SessionNotOpen("Your ticket hold has expired.")
+    if not has_gate_approval(locked):
+        raise GateApprovalRequired("Please confirm your details before paying.")
 
-    with transaction.atomic():
-        # The session's row only ("of"): locking the event too guarded nothing and made every
-        # checkout opened for the event wait for this one (tests/perf/test_lock_scope.py).
-        locked = CheckoutSession.objects.select_for_update(of=("self",)).select_related("event").get(pk=session.pk)
-        _keep_cached_relations(locked, session)  # the provider needs the organization
-        if not state.can_apply(locked.status, "start_payment") and locked.status != Status.PAYMENT_PENDING:
-            raise SessionNotOpen("This checkout can no longer be paid.")
-        if locked.expires_at <= timezone.now():
-            raise SessionNotOpen("Your ticket hold has expired.")
-        if not has_gate_approval(locked):
-            raise GateApprovalRequired("Please confirm your details before paying.")
-        if locked.is_free:
-            state.apply(locked.pk, "pay", source, detail="free order")
-            complete(locked.pk, source)
-            return None
-        if locked.status == Status.PAYMENT_PENDING:
-            # A second tab or a double click: send the attendee to the payment already
-            # started rather than start a second one that could be charged too.
-            under_way = locked.payments.filter(provider=provider, status="pending").exclude(redirect_url="").first()
-            if under_way is not None and (not method or under_way.method == method):
-                return under_way
-        else:
-            state.apply(locked.pk, "start_payment", source, detail=provider)
-        locked.provider = provider
-        locked.save(update_fields=["provider", "updated_at"])
-        payment = payments.create_payment(locked, provider, method=method)
-    # The provider is called outside the lock: a slow API must not block webhooks.
-    return payments.start_payment(payment, method=method, phone=phone)
+
+def complete_free_order(locked: CheckoutSession, source: str) -> CheckoutSession:
+    """A free order passed the gate like any other and completes without a provider."""
+    state.apply_steps(locked, source, [state.Step("pay", "free order"), state.Step("complete", effects=_issue_tickets)])
+    _send_confirmation_on_commit(locked, source)
+    return locked
+
+
+def approval_lapsed(session: CheckoutSession, approved_fingerprint: str | None) -> str:
+    """Why money started under ``approved_fingerprint`` (the details' fingerprint when the
+    payment began) must not turn into tickets now, or "" if it may.
+
+    The details must still be the ones the payment was started for, and while a gate is on,
+    the gate's approval must still stand for them: details changed after payment began (a
+    second payment failed, then the attendee typed someone the gate denies) make the older
+    payment's money a refund, never tickets. ``None``: no payment to compare with (legacy
+    rows), so the session's own approval decides.
+    """
+    current = details_fingerprint(session)
+    if approved_fingerprint and approved_fingerprint != current:
+        return "paid for details that changed after the payment started"
+    if gate_is_active(session) and session.gate_approved_fingerprint != (approved_fingerprint or current):
+        return "paid for details the gate has not approved"
+    return ""
 
 
 def record_payment_succeeded(session: int | CheckoutSession, *, amount: int | None, currency: str, source: str,
-                             detail: str = "") -> CheckoutSession:
-    """Money arrived. Complete the order if amount, currency and inventory allow; else flag it.
+                             detail: str = "", approved_fingerprint: str | None = None) -> CheckoutSession:
+    """Money arrived. Complete the order if the approval, amount, currency and inventory
+    allow; otherwise record the money and flag the order for the organizer.
 
     ``session``: a primary key, or the session its caller read with ``state.lock()`` in the
-    current transaction (a webhook that found it under the lock). Idempotent: news of a
-    payment already recorded changes nothing.
+    current transaction. ``approved_fingerprint``: that of the details the payment was
+    started for (``approval_lapsed``). Idempotent: news of a payment already recorded
+    changes nothing.
     """
-    with transaction.atomic(savepoint=False):  # in a caller's transaction, all or nothing with it
+    with transaction.atomic(savepoint=False):  # all or nothing with the caller's transaction
         if not isinstance(session, CheckoutSession):
             session = state.lock(session)
             if session is None:
@@ -352,6 +283,11 @@ def record_payment_succeeded(session: int | CheckoutSession, *, amount: int | No
         if amount is not None and (amount != session.amount_total or (currency and currency.upper() != session.currency)):
             _flag(session, f"paid {amount} {currency.upper()} but the order is {session.amount_total} {session.currency}")
             return session
+        lapsed = approval_lapsed(session, approved_fingerprint)
+        if lapsed:
+            state.apply(session, "pay", source, detail=detail or lapsed, effects=_paid_in_full)
+            _flag(session, f"{lapsed}: no tickets issued, refund needed")
+            return session
         if session.holds_released:
             try:
                 inventory.reserve(inventory.quantities_of(session))
@@ -359,12 +295,9 @@ def record_payment_succeeded(session: int | CheckoutSession, *, amount: int | No
                 state.apply(session, "pay", source, detail=detail or "paid after the hold ended",
                             effects=_paid_in_full)
                 _flag(session, f"paid after the hold ended and sold out ({exc}): refund needed")
-                writes.flush_gathered()  # "paid" may wait in a webhook's gathered writes: read it as written
-                return CheckoutSession.objects.get(pk=session.pk)
-            CheckoutSession.objects.filter(pk=session.pk).update(holds_released=False)
+                return session
             session.holds_released = False
-        # Paid, then completed, under the one lock: both transitions and both events, as
-        # when they were applied one by one, with one write each of session, history, outbox.
+            session.save(update_fields=["holds_released"])
         state.apply_steps(session, source, [state.Step("pay", detail, effects=_paid_in_full),
                                             state.Step("complete", effects=_issue_tickets)])
         _send_confirmation_on_commit(session, source)
@@ -394,6 +327,7 @@ def _flag(session: CheckoutSession, reason: str) -> None:
     reason = reason[:300]
     if not CheckoutSession.objects.filter(pk=session.pk).exclude(needs_attention=reason).update(needs_attention=reason):
         return
+    session.needs_attention = reason
     log.warning("checkout %s needs attention: %s", session.public_id, reason)
     to = session.organization.notification_email
     if to:
@@ -413,13 +347,11 @@ def complete(session_id: int, source: str) -> CheckoutSession:
 
 def _issue_tickets(session: CheckoutSession) -> None:
     # Before the state machine announces "completed": that event carries the codes.
-    with writes.gathering() as batch:  # the state machine's: written with the transition
-        tickets = batch.insert(
-            Ticket(session=session, ticket_type=item.ticket_type)
-            for item in session.line_items.all()
-            for _ in range(item.quantity)
-        )
-    state.tickets_issued(session, tickets)
+    Ticket.objects.bulk_create(
+        Ticket(session=session, ticket_type=item.ticket_type)
+        for item in session.line_items.all()
+        for _ in range(item.quantity)
+    )
 
 
 # --- The attendee's ticket email ------------------------------------------------------------
@@ -490,7 +422,8 @@ def sweep_confirmations(now=None, limit: int = 200) -> int:
 
 
 # --- Ending sessions -------------------------------------------------------------------
-def _end(session_id: int, trigger: str, source: str, detail: str = "") -> CheckoutSession:
+def end_session(session_id: int, trigger: str, source: str, detail: str = "") -> CheckoutSession:
+    """Expire or cancel a session and give its held tickets back."""
     with transaction.atomic():
         session = state.apply(session_id, trigger, source, detail=detail).session
         if not session.holds_released:
@@ -501,11 +434,11 @@ def _end(session_id: int, trigger: str, source: str, detail: str = "") -> Checko
 
 
 def expire_session(session_id: int, source: str = Source.TIMER, detail: str = "") -> CheckoutSession:
-    return _end(session_id, "expire", source, detail)
+    return end_session(session_id, "expire", source, detail)
 
 
 def cancel_session(session_id: int, source: str, detail: str = "") -> CheckoutSession:
-    return _end(session_id, "cancel", source, detail)
+    return end_session(session_id, "cancel", source, detail)
 
 
 def release_expired_holds(now=None) -> int:

@@ -9,10 +9,11 @@ from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods
 
 from ievents.models import Event
+from payments import services as payments
 from payments.models import Payment
 from payments.registry import enabled_providers
 
-from . import drafts, services, texts
+from . import drafts, limits, services, texts
 from .emails import calendar_for
 from .forms import AttendeeForm, PaymentChoiceForm, TicketSelectionForm
 from .inventory import SoldOut
@@ -24,7 +25,7 @@ WAITING = (Status.PAYMENT_PENDING, Status.PROCESSING, Status.AUTHORIZED, Status.
 
 
 def client_ip(request) -> str:
-    return request.META.get("REMOTE_ADDR", "")
+    return limits.client_address(request)
 
 
 @require_http_methods(["GET", "POST"])
@@ -33,11 +34,13 @@ def event_page(request, event_id):
     ticket_types = [tt for tt in event.ticket_types.all() if tt.on_sale()]
     form = TicketSelectionForm(request.POST or None, ticket_types=ticket_types,
                                initial=drafts.picks(request, event))
-    error = ""
+    error, retry_after = "", None
     if request.method == "POST" and form.is_valid():
         items = [services.Item(tt, qty) for tt, qty in form.selected() if qty]
         try:
-            session = services.create_session(event, items)
+            session = limits.hold_tickets(event, items, address=client_ip(request))
+        except limits.LimitReached as exc:  # 429: the same page, the reason in its alert
+            error, retry_after = exc.message, exc.retry_after
         except SoldOut as exc:
             error = gettext("Sorry, only %(count)s %(name)s ticket(s) are left.") % {
                 "count": exc.ticket_type.available, "name": exc.ticket_type.name}
@@ -45,8 +48,12 @@ def event_page(request, event_id):
             error = texts.shown(exc.message)
         else:
             return redirect("checkout:session", session.public_id)
-    return render(request, "checkout/event.html", {"event": event, "form": form, "error": error,
-                                                   "ticket_types": ticket_types})
+    response = render(request, "checkout/event.html", {"event": event, "form": form, "error": error,
+                                                       "ticket_types": ticket_types},
+                      status=200 if retry_after is None else 429)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 def _session(session_id) -> CheckoutSession:
@@ -74,7 +81,7 @@ def _page(session, **context) -> dict:
 @require_http_methods(["GET", "POST"])
 def attendee_form(request, session_id):
     """Name, email and the organizer's questions; Continue runs the pre-payment gate."""
-    from webhooks.gate import finish_gate, rate_limit_read, start_gate
+    from webhooks.gate import run_gate
 
     session = _session(session_id)
     if session.status not in EDITABLE:
@@ -86,21 +93,14 @@ def attendee_form(request, session_id):
     form = AttendeeForm(request.POST or None, questions=questions, initial=initial)
     alert = ""
     if request.method == "POST" and form.is_valid():
-        address, started = client_ip(request), []
-
-        def start(saved):  # under the session's lock, before the commit: the commit overlaps the call
-            started.append(start_gate(saved, client_ip=address, in_background=True))
-
         try:
             session = services.save_attendee_details(
                 session, name=form.cleaned_data["name"], email=form.cleaned_data["email"], answers=form.answers(),
-                read_also=rate_limit_read(session, address),  # the gate's counts, read with the saved details
-                on_saved=start,
             )
         except services.CheckoutError as exc:
             alert = texts.shown(exc.message)
         else:
-            decision = finish_gate(session, started[0])
+            decision = run_gate(session, client_ip=client_ip(request))
             if decision.allowed:
                 return redirect("checkout:review", session.public_id)
             alert = texts.shown(decision.message)
@@ -147,7 +147,7 @@ def review(request, session_id):
     if request.method == "POST" and (session.is_free or form.is_valid()):
         provider = "" if session.is_free else form.cleaned_data["provider"]
         try:
-            payment = services.begin_payment(session, provider, phone=form.data.get("phone", ""))
+            payment = payments.begin_payment(session, provider, phone=form.data.get("phone", ""))
         except services.CheckoutError as exc:
             alert = texts.shown(exc.message)
         else:
@@ -165,13 +165,11 @@ def review(request, session_id):
 
 def return_page(request, session_id):
     """The attendee is back from the provider: confirm with it now, then show the status."""
-    from payments.services import confirm_on_return
-
     session = _session(session_id)
     payment_id = request.GET.get("payment", "")
     payment = Payment.objects.filter(session=session, public_id=payment_id).first()
     if payment is not None:
-        confirm_on_return(session, payment)
+        payments.confirm_on_return(session, payment)
     return redirect("checkout:status", session.public_id)
 
 
@@ -198,14 +196,12 @@ def status_page(request, session_id):
     if payment is not None and payment.method == "mbway" and session.status == Status.PAYMENT_PENDING:
         # The attendee is waiting for the MB WAY push on their phone; each refresh of this
         # page asks the provider (the callback may be slower than the attendee).
-        from payments.services import confirm_on_return
-
-        if confirm_on_return(session, payment) == "applied":
+        if payments.confirm_on_return(session, payment) == "applied":
             session = _session(session_id)
     if session.status == Status.COMPLETED:
         drafts.forget(request, session.event)
     context = _page(
-        session, payment=payment, tickets=session.tickets.select_related("ticket_type"),
+        session, payment=payment, tickets=session.tickets.filter(voided_at__isnull=True).select_related("ticket_type"),
         waiting=session.status in WAITING,
         live_url=reverse("checkout:status", args=[session.public_id]) + "?live=1",
     )

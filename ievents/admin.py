@@ -141,8 +141,27 @@ class MembershipAdmin(admin.ModelAdmin):
         return request.user.is_superuser
 
 
+class TicketTypeFormSet(forms.BaseInlineFormSet):
+    """A quantity below what is held or sold is a form error (the ``no_oversell`` check
+    constraint made it a server error)."""
+
+    def clean(self):
+        super().clean()
+        lowered = {form.instance.pk: form for form in self.forms
+                   if form.instance.pk and "quantity" in form.changed_data and not form.cleaned_data.get("DELETE")
+                   and form.cleaned_data.get("quantity") is not None}
+        # Locked (inside the admin's transaction, in primary-key order as checkouts lock them)
+        # so no checkout can hold more between this check and the save.
+        reserved = TicketType.objects.select_for_update().filter(pk__in=lowered).order_by("pk")
+        for pk, held in reserved.values_list("pk", "reserved"):
+            form = lowered[pk]
+            if form.cleaned_data["quantity"] < held:
+                form.add_error("quantity", f"{held} ticket(s) are held or sold: the quantity cannot be lower.")
+
+
 class TicketTypeInline(admin.TabularInline):
     model = TicketType
+    formset = TicketTypeFormSet
     extra = 0
     fields = ["name", "price", "quantity", "reserved", "max_per_order", "sales_start", "sales_end", "position"]
     readonly_fields = ["reserved"]

@@ -6,14 +6,13 @@
     → the next (older) page
 
 A cursor is an opaque token for "after this row" (rows are ordered by primary key,
-descending), so a page never repeats or skips a row when new ones arrive meanwhile, as
-offset pagination would. ``limit`` is 1 to ``API_MAX_PAGE_SIZE`` (default ``API_PAGE_SIZE``).
+descending; the key is encrypted in it, see ``encode_cursor``), so a page never repeats
+or skips a row when new ones arrive meanwhile, as offset pagination would. ``limit`` is
+1 to ``API_MAX_PAGE_SIZE`` (default ``API_PAGE_SIZE``).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable
 
 from django.conf import settings
@@ -22,22 +21,28 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from .api_errors import ApiError
+from .crypto import PREFIX as ENCRYPTED_PREFIX
+from .crypto import DecryptionError, decrypt, encrypt
+
+# Inside the encryption: what the cursor is, so no other token we encrypt passes for one.
+CURSOR_PREFIX = "cursor:"
 
 
 def encode_cursor(pk: int) -> str:
-    return base64.urlsafe_b64encode(str(pk).encode()).decode().rstrip("=")
+    """``pk`` encrypted (Fernet, the field-encryption keys): a global row number would tell
+    any key holder how many rows the whole platform has, and how fast they grow."""
+    return encrypt(CURSOR_PREFIX + str(pk)).removeprefix(ENCRYPTED_PREFIX).rstrip("=")
 
 
 def decode_cursor(cursor: str) -> int:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        pk = int(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise ApiError("The cursor is not one we gave out; use next_cursor from the previous page.",
-                       "invalid_cursor") from None
-    if pk < 1 or not raw.isdigit():
+        raw = decrypt(ENCRYPTED_PREFIX + cursor + "=" * (-len(cursor) % 4))
+    except DecryptionError:
+        raw = ""
+    number = raw.removeprefix(CURSOR_PREFIX)
+    if not raw.startswith(CURSOR_PREFIX) or not number.isascii() or not number.isdigit() or int(number) < 1:
         raise ApiError("The cursor is not one we gave out; use next_cursor from the previous page.", "invalid_cursor")
-    return pk
+    return int(number)
 
 
 def page_limit(request) -> int:

@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import celeryd_after_setup, task_postrun
+from celery.signals import after_setup_logger, after_setup_task_logger, celeryd_after_setup, task_postrun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ievents.settings")
 
@@ -36,3 +36,14 @@ def size_the_delivery_senders(instance=None, **_):
 
     if instance is not None and instance.concurrency:
         delivery.size_sender_pool(instance.concurrency)
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def mask_secrets_in_worker_logs(logger=None, **_):
+    """A worker logs through handlers of Celery's own, not settings.LOGGING's: they get the
+    same filter, so a provider URL with its key in a message is masked there too."""
+    from .log_redaction import add_filter_once
+
+    for handler in logger.handlers if logger is not None else ():
+        add_filter_once(handler)

@@ -41,13 +41,22 @@ def decrypt(token: str) -> str:
         raise DecryptionError("no configured key decrypts this value") from exc
 
 
+# Prefixes that say what kind of secret it is and nothing of its value (Standard Webhooks,
+# Stripe): shown, so an organizer can tell which secret a field holds.
+KIND_PREFIXES = ("whsec_", "sk_live_", "sk_test_", "rk_live_", "rk_test_")
+
+
 def mask(secret: str) -> str:
-    """What a form or list shows of a secret: enough to recognise it, not to use it."""
+    """What a form or list shows of a secret: enough to recognise it, not to use it.
+
+    At most its last 4 characters, and never more than a quarter of what follows a kind
+    prefix, so a short secret is not all but guessed from its hint."""
     if not secret:
         return ""
-    if len(secret) <= 10:
-        return "•" * 6
-    return f"{secret[:6]}…{secret[-4:]}"
+    prefix = next((p for p in KIND_PREFIXES if secret.startswith(p)), "")
+    rest = secret[len(prefix):]
+    shown = min(4, len(rest) // 4)
+    return f"{prefix}…{rest[-shown:]}" if shown else f"{prefix}••••••"
 
 
 class EncryptedTextField(models.TextField):

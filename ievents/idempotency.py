@@ -11,6 +11,13 @@ second checkout session or a second endpoint. The rules:
   ``idempotency_key_in_use``.
 - Responses below 500 are kept for ``IDEMPOTENCY_KEY_TTL_SECONDS`` (a 400 is an answer
   too); server errors and 401s are not kept, so a retry runs again.
+- The API key is authenticated before anything is replayed: a key revoked since its first
+  request gets 401, never the stored answer.
+- A secret is never kept: an answer that shows one (``secret`` of a new webhook endpoint or
+  gate, or of a rotation) is stored without it, and its replay says so in ``replay_note``
+  (rotate the secret to get a new one). An answer that would still hold a ``whsec_…``
+  secret anywhere else is not stored at all; its repeat is refused with 409
+  ``idempotency_replay_withheld``.
 
 It is a middleware rather than a view mixin so that every ``POST`` under ``/v1/`` gets it,
 whoever wrote the view. Storage is the configured cache (the database cache by default,
@@ -20,11 +27,16 @@ shared by every web process); ``cache.add`` is the atomic "first one wins".
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpResponse, JsonResponse
+from rest_framework import serializers
+from rest_framework.exceptions import AuthenticationFailed
+
+from .api_auth import ApiKeyAuthentication
 
 HEADER = "Idempotency-Key"
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
@@ -32,6 +44,13 @@ KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
 # for the whole TTL.
 RUNNING_TTL_SECONDS = 120
 API_PREFIX = "/v1/"
+# Fields an answer shows once (the ``secret`` of a new endpoint or gate, of a rotation): the
+# replay record, kept a day in the cache table, holds the answer without them.
+SHOWN_ONCE_FIELDS = ("secret",)
+# A whole secret (a masked hint such as ``whsec_…abcd`` is not one).
+SECRET_PATTERN = re.compile(rb"whsec_[A-Za-z0-9+/=_-]{16,}")
+REPLAY_NOTE = (f"A replay of the first response to this {HEADER}, without its secret: a secret is shown only "
+               "once and never stored for replays. Rotate it (POST .../rotate_secret) to get a new one.")
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
@@ -50,6 +69,8 @@ class IdempotencyKeyMiddleware:
         if not KEY_PATTERN.match(key):
             return _error(400, "invalid_idempotency_key",
                           f"{HEADER} must be 1 to 255 printable ASCII characters without spaces.")
+        if not _authenticates(request):
+            return self.get_response(request)  # the view answers 401; nothing is replayed or kept
         scope = hashlib.sha256(authorization.encode("latin-1", "replace")).hexdigest()
         cache_key = "idem:" + hashlib.sha256(f"{scope}:{key}".encode()).hexdigest()
         fingerprint = hashlib.sha256(
@@ -67,11 +88,12 @@ class IdempotencyKeyMiddleware:
         if response.status_code >= 500 or response.status_code == 401 or getattr(response, "streaming", False):
             cache.delete(cache_key)
             return response
+        content = _without_secrets(bytes(response.content))
         cache.set(cache_key, {
-            "state": "done",
+            "state": "done" if content is not None else "withheld",
             "fingerprint": fingerprint,
             "status": response.status_code,
-            "content": bytes(response.content),
+            "content": content or b"",
             "content_type": response.get("Content-Type", "application/json"),
         }, settings.IDEMPOTENCY_KEY_TTL_SECONDS)
         return response
@@ -81,12 +103,51 @@ class IdempotencyKeyMiddleware:
         if stored["fingerprint"] != fingerprint:
             return _error(422, "idempotency_key_reused",
                           f"This {HEADER} was used for a different request; use a new key for a new request.")
+        if stored["state"] == "withheld":
+            return _error(409, "idempotency_replay_withheld",
+                          f"The first response to this {HEADER} held a secret, which is shown only once and not "
+                          "kept for replays; the request was not repeated.")
         if stored["state"] != "done":
             return _error(409, "idempotency_key_in_use",
                           f"A request with this {HEADER} is still being processed; retry in a moment.")
         replay = HttpResponse(stored["content"], status=stored["status"], content_type=stored["content_type"])
         replay["Idempotent-Replayed"] = "true"
         return replay
+
+
+def _authenticates(request) -> bool:
+    try:
+        return ApiKeyAuthentication().authenticate(request) is not None
+    except AuthenticationFailed:
+        return False
+
+
+def _without_secrets(content: bytes) -> bytes | None:
+    """``content`` as a replay may keep it: the shown-once fields dropped and a note in
+    their place; None when a secret would remain anyway (then nothing is kept)."""
+    if not SECRET_PATTERN.search(content) and not any(f'"{name}"'.encode() in content for name in SHOWN_ONCE_FIELDS):
+        return content
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    withheld = [name for name in SHOWN_ONCE_FIELDS if body.pop(name, None) is not None]
+    if withheld:
+        body["replay_note"] = REPLAY_NOTE
+    kept = json.dumps(body, separators=(",", ":")).encode()
+    return None if SECRET_PATTERN.search(kept) else kept
+
+
+class ShownOnceSecret(serializers.Serializer):
+    """For the schema: an answer whose ``secret`` is shown once, so never in its replay."""
+
+    secret = serializers.CharField(required=False, help_text=(
+        "whsec_…: verify our signatures with it. Shown only in this response: a repeat with the same "
+        f"{HEADER} answers without it, with replay_note instead."))
+    replay_note = serializers.CharField(required=False, help_text=(
+        f"Only in a replay ({HEADER}): the secret is not kept for replays; rotate it to get a new one."))
 
 
 def document_idempotency_key(result, generator, request, public):

@@ -205,6 +205,24 @@ PAYMENT_PROVIDER_TIMEOUT = float(os.environ.get("PAYMENT_PROVIDER_TIMEOUT", "10"
 # How long a Multibanco reference stays payable; the ticket hold is extended to match.
 MULTIBANCO_DEADLINE_HOURS = int(os.environ.get("MULTIBANCO_DEADLINE_HOURS", "48"))
 
+# --- Limits on taking tickets from the attendee pages (checkout/limits.py) ------------------
+# Per client address and event: tickets held at once, and checkouts opened in the window
+# (0 turns a limit off). The API is exempt: its caller is the organizer's own server.
+CHECKOUT_MAX_HELD_TICKETS_PER_ADDRESS = int(os.environ.get("CHECKOUT_MAX_HELD_TICKETS_PER_ADDRESS", "20"))
+CHECKOUT_MAX_CHECKOUTS_PER_ADDRESS = int(os.environ.get("CHECKOUT_MAX_CHECKOUTS_PER_ADDRESS", "10"))
+CHECKOUT_LIMIT_WINDOW_SECONDS = int(os.environ.get("CHECKOUT_LIMIT_WINDOW_SECONDS", "600"))
+# Addresses or networks the limits never apply to (a box office's terminals behind one
+# address); in development, the machine itself.
+CHECKOUT_LIMITS_EXEMPT_ADDRESSES = env_list("CHECKOUT_LIMITS_EXEMPT_ADDRESSES", "127.0.0.1,::1" if DEBUG else "")
+# A hold stretched for a pending payment (a Multibanco reference) ends at most this long
+# after the checkout opened, whatever deadline the reference has.
+CHECKOUT_MAX_PENDING_HOLD_HOURS = int(os.environ.get("CHECKOUT_MAX_PENDING_HOLD_HOURS",
+                                                     str(MULTIBANCO_DEADLINE_HOURS)))
+# Proxies in front of the web processes that append the client's address to
+# X-Forwarded-For (a load balancer: 1). 0: the connection's own address, X-Forwarded-For
+# ignored (anyone can send one). Used for these limits and the gate's rate limit.
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+
 # --- Outbound webhooks ----------------------------------------------------------------
 # Seconds between delivery attempts; the default sums to about a day over 8 attempts.
 WEBHOOK_RETRY_SCHEDULE = [
@@ -311,11 +329,29 @@ CACHES = {
     }
 }
 
+# Every line is written through the RedactSecrets filter (ievents/log_redaction.py): a URL
+# parameter that carries a secret (an Ifthenpay callback's key, an Easypay secret) is
+# masked, in runserver's access log (django.server) as in everything else. Django's own
+# loggers write through the root's handler, so no unfiltered handler of Django's defaults
+# is left. gunicorn's logs get the same filter from gunicorn.conf.py.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"redact_secrets": {"()": "ievents.log_redaction.RedactSecrets"}},
+    "formatters": {
+        "django.server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}",
+                          "style": "{"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"]},
+        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server",
+                          "filters": ["redact_secrets"]},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+    },
 }
 
 # --- Production hardening (checked by `manage.py check --deploy`) ---------------------

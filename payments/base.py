@@ -44,6 +44,10 @@ class ProviderUnavailable(ProviderError):
     """
 
 
+class RefundNotSupported(ProviderError):
+    """The provider has no refund API for this payment (a paid Multibanco reference)."""
+
+
 class SignatureError(Exception):
     """An inbound webhook failed verification. Nothing it says may be trusted."""
 
@@ -106,6 +110,15 @@ class StartResult:
 
 
 @dataclass(frozen=True)
+class RefundResult:
+    """What the provider said to a refund: its id there, and whether the money went back
+    already (``succeeded``) or is on its way (``pending``)."""
+
+    provider_reference: str
+    status: str = "succeeded"
+
+
+@dataclass(frozen=True)
 class ProviderConfig:
     """Credentials for one provider: the tenant's own, or the environment's."""
 
@@ -116,14 +129,44 @@ class ProviderConfig:
 
 
 class PaymentProvider:
-    """Base class. Subclasses set ``name`` and implement the four methods."""
+    """Base class. Subclasses declare their facts below and implement the four methods."""
 
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""
     methods: ClassVar[tuple[str, ...]] = ()
+    # The credentials an organization enters in the admin, with the form's label for each.
+    credential_fields: ClassVar[dict[str, str]] = {}
+    # The platform's fallback (org ``_``, or an organization without its own): credential
+    # name → setting, and the setting holding the webhook secret.
+    environment_credentials: ClassVar[dict[str, str]] = {}
+    environment_webhook_secret: ClassVar[str] = ""
+    webhook_secret_help: ClassVar[str] = ""
+    # Appended to our webhook URL: what the organizer must add when registering it.
+    webhook_url_suffix: ClassVar[str] = ""
+    # The setting with the address of the provider's JSON API (``call_api``'s providers).
+    api_base_setting: ClassVar[str] = ""
 
     def __init__(self, config: ProviderConfig):
         self.config = config
+
+    @classmethod
+    def environment_config(cls) -> ProviderConfig:
+        """The fallback credentials from the environment; unset ones are left out."""
+        from django.conf import settings
+
+        credentials = {name: getattr(settings, setting) for name, setting in cls.environment_credentials.items()}
+        secret = getattr(settings, cls.environment_webhook_secret) if cls.environment_webhook_secret else ""
+        return ProviderConfig(organization_id=None, credentials={k: v for k, v in credentials.items() if v},
+                              webhook_secret=secret, from_environment=True)
+
+    @classmethod
+    def webhook_url(cls, organization) -> str:
+        """The exact URL to paste into the provider's dashboard."""
+        from django.conf import settings
+        from django.urls import reverse
+
+        org = organization.public_id if organization else "_"
+        return settings.PUBLIC_BASE_URL + reverse("inbound:provider_webhook", args=[cls.name, org]) + cls.webhook_url_suffix
 
     def start(self, payment: Payment, session: CheckoutSession, *, return_url: str, cancel_url: str,
               method: str = "", phone: str = "") -> StartResult:
@@ -137,6 +180,20 @@ class PaymentProvider:
         """Raise ``SignatureError`` unless the request provably comes from the provider."""
         raise NotImplementedError
 
+    def parse_webhook(self, request: InboundRequest) -> ParsedWebhook:
+        """Turn a verified request into updates; raise ``MalformedWebhook`` if it can't."""
+        raise NotImplementedError
+
+    # --- Refunds (payments.refunds decides when and how much) ----------------------------
+    def can_refund(self, payment: Payment) -> bool:
+        """True if the provider's API can give this payment's money back."""
+        return False
+
+    def refund(self, payment: Payment, amount: int, *, key: str) -> RefundResult:
+        """Give ``amount`` (minor units) of ``payment`` back. ``key`` is ours for this refund
+        (the provider's idempotency key, where it has one). Raises ``ProviderError``."""
+        raise RefundNotSupported(f"{self.name}: no refund API for this payment")
+
     def require_secret(self) -> str:
         """The webhook secret, or ``SignatureError``: with no secret nothing can be verified."""
         if not self.config.webhook_secret:
@@ -148,6 +205,13 @@ class PaymentProvider:
         if not value:
             raise ProviderNotConfigured(f"{self.name}: {name} is not configured")
         return value
+
+    def _url(self, path: str) -> str:
+        """``path`` on the provider's API: the credentials' ``api_base`` if set, else the setting's."""
+        from django.conf import settings
+
+        base = self.config.credentials.get("api_base") or getattr(settings, self.api_base_setting)
+        return base.rstrip("/") + path
 
     def call_api(self, method: str, url: str, *, headers: dict | None = None, json_body: Any = None,
                  params: dict | None = None) -> Any:
@@ -273,10 +337,6 @@ def json_object(body: bytes) -> dict:
     if not isinstance(data, dict):
         raise MalformedWebhook("body is not a JSON object")
     return data
-
-    def parse_webhook(self, request: InboundRequest) -> ParsedWebhook:
-        """Turn a verified request into updates; raise ``MalformedWebhook`` if it can't."""
-        raise NotImplementedError
 
 
 def normalize_phone(phone: str) -> str:

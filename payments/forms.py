@@ -5,40 +5,20 @@ from __future__ import annotations
 import json
 
 from django import forms
-from django.conf import settings
-from django.urls import reverse
 
 from ievents.crypto import mask
 
 from .models import IntegrationSettings, Provider
+from .registry import PROVIDER_CLASSES
 
-# Which credentials each provider needs, and how the form labels them.
-CREDENTIAL_FIELDS: dict[str, dict[str, str]] = {
-    Provider.STRIPE: {"secret_key": "Secret key (sk_live_… or sk_test_…)"},
-    Provider.EASYPAY: {"account_id": "Account ID", "api_key": "API key"},
-    Provider.IFTHENPAY: {"mb_key": "Multibanco key (mbKey)", "mbway_key": "MB WAY key (mbWayKey)"},
-    Provider.SANDBOX: {},
-}
+# Which credentials each provider needs, and how the form labels them (the providers say).
+CREDENTIAL_FIELDS: dict[str, dict[str, str]] = {name: cls.credential_fields for name, cls in PROVIDER_CLASSES.items()}
 ALL_CREDENTIALS = {name: label for fields in CREDENTIAL_FIELDS.values() for name, label in fields.items()}
-
-WEBHOOK_SECRET_HELP = {
-    Provider.STRIPE: "The endpoint's signing secret (whsec_…) from Stripe's dashboard.",
-    Provider.EASYPAY: "A long random secret of your choosing; put it in the notification URL you give Easypay.",
-    Provider.IFTHENPAY: "The anti-phishing key you agreed with Ifthenpay.",
-    Provider.SANDBOX: "A Standard Webhooks secret (whsec_…) for simulated webhooks.",
-}
 
 
 def webhook_url(provider: str, organization) -> str:
     """The exact URL to paste into the provider's dashboard."""
-    org = organization.public_id if organization else "_"
-    url = settings.PUBLIC_BASE_URL + reverse("inbound:provider_webhook", args=[provider, org])
-    if provider == Provider.EASYPAY:
-        return url + "?secret=<your webhook secret>"
-    if provider == Provider.IFTHENPAY:
-        return url + ("?key=[ANTI_PHISHING_KEY]&orderId=[ORDER_ID]&amount=[AMOUNT]&requestId=[REQUEST_ID]"
-                      "&entity=[ENTITY]&reference=[REFERENCE]&payment_datetime=[PAYMENT_DATETIME]")
-    return url
+    return PROVIDER_CLASSES[provider].webhook_url(organization)
 
 
 def _write_only(label: str) -> forms.CharField:
@@ -46,14 +26,14 @@ def _write_only(label: str) -> forms.CharField:
                            widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
 
 
-class IntegrationSettingsForm(forms.ModelForm):
+# One write-only input, ``cred_<name>``, per credential any provider declares.
+CredentialInputs = type("CredentialInputs", (forms.Form,),
+                        {f"cred_{name}": _write_only(label) for name, label in ALL_CREDENTIALS.items()})
+
+
+class IntegrationSettingsForm(CredentialInputs, forms.ModelForm):
     """Credentials and the webhook secret as write-only fields: blank keeps what is stored."""
 
-    cred_secret_key = _write_only(ALL_CREDENTIALS["secret_key"])
-    cred_account_id = _write_only(ALL_CREDENTIALS["account_id"])
-    cred_api_key = _write_only(ALL_CREDENTIALS["api_key"])
-    cred_mb_key = _write_only(ALL_CREDENTIALS["mb_key"])
-    cred_mbway_key = _write_only(ALL_CREDENTIALS["mbway_key"])
     webhook_secret_input = _write_only("Webhook secret")
     clear_webhook_secret = forms.BooleanField(
         label="Remove the stored webhook secret (fall back to the platform's)", required=False)
@@ -72,7 +52,7 @@ class IntegrationSettingsForm(forms.ModelForm):
                 self.fields[f"cred_{name}"].help_text = (
                     f"Stored: {mask(current)}. Leave blank to keep it." if current else "Not set.")
         secret = self.instance.webhook_secret
-        help_text = WEBHOOK_SECRET_HELP.get(provider, "")
+        help_text = PROVIDER_CLASSES[provider].webhook_secret_help if provider in PROVIDER_CLASSES else ""
         self.fields["webhook_secret_input"].help_text = (
             f"{help_text} Stored: {mask(secret)}. Leave blank to keep it." if secret else f"{help_text} Not set."
         )

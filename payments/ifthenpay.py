@@ -24,6 +24,7 @@ from .base import (
     PaymentProvider,
     PaymentUpdate,
     ProviderError,
+    RefundResult,
     SignatureError,
     StartResult,
     UpdateKind,
@@ -49,10 +50,20 @@ class IfthenpayProvider(PaymentProvider):
     name = "ifthenpay"
     label = "Multibanco or MB WAY (Ifthenpay)"
     methods = ("multibanco", "mbway")
-
-    def _url(self, path: str) -> str:
-        base = self.config.credentials.get("api_base") or settings.IFTHENPAY_API_BASE
-        return base.rstrip("/") + path
+    credential_fields = {"mb_key": "Multibanco key (mbKey)", "mbway_key": "MB WAY key (mbWayKey)",
+                         "backoffice_key": "Backoffice key (for MB WAY refunds)"}
+    environment_credentials = {
+        "mb_key": "IFTHENPAY_MB_KEY",
+        "mbway_key": "IFTHENPAY_MBWAY_KEY",
+        "entity": "IFTHENPAY_ENTITY",
+        "sub_entity": "IFTHENPAY_SUB_ENTITY",
+    }
+    environment_webhook_secret = "IFTHENPAY_ANTI_PHISHING_KEY"
+    webhook_secret_help = "The anti-phishing key you agreed with Ifthenpay."
+    api_base_setting = "IFTHENPAY_API_BASE"
+    # The callback template registered in Ifthenpay's backoffice (docs/payments.md).
+    webhook_url_suffix = ("?key=[ANTI_PHISHING_KEY]&orderId=[ORDER_ID]&amount=[AMOUNT]&requestId=[REQUEST_ID]"
+                          "&entity=[ENTITY]&reference=[REFERENCE]&payment_datetime=[PAYMENT_DATETIME]")
 
     def start(self, payment, session, *, return_url, cancel_url, method="", phone=""):
         method = method or ("mbway" if phone else "multibanco")
@@ -100,6 +111,28 @@ class IfthenpayProvider(PaymentProvider):
             return None
         return PaymentUpdate(kind, provider_reference=payment.provider_reference,
                              detail=f"ifthenpay MB WAY status {answer.get('Status')}")
+
+    # --- Refunds: MB WAY only (a Multibanco reference has no refund API) ---------------
+    def can_refund(self, payment):
+        """MB WAY, once the organizer gave the backoffice key the refund API needs."""
+        return (payment.method == "mbway" and bool(payment.provider_reference)
+                and bool(self.config.credentials.get("backoffice_key")))
+
+    def refund(self, payment, amount, *, key):
+        """``POST /endpoint/payments/refund`` with the backoffice key and the MB WAY request
+        id. Ifthenpay answers ``{"Code": 1}`` when the money went back; it has no refund id."""
+        if not self.can_refund(payment):
+            return super().refund(payment, amount, key=key)
+        answer = self.call_api("POST", self._url("/endpoint/payments/refund"), json_body={
+            "backofficekey": self.credential("backoffice_key"), "requestId": payment.provider_reference,
+            "amount": to_major_units(amount),
+        })
+        code = str(answer.get("Code"))
+        if code == "-1":
+            raise ProviderError("ifthenpay: not enough balance at Ifthenpay for this refund yet")
+        if code != "1":
+            raise ProviderError(f"ifthenpay: refund refused: {str(answer.get('Message'))[:200]}")
+        return RefundResult("")
 
     def verify_webhook(self, request: InboundRequest) -> None:
         secret = self.require_secret()

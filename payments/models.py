@@ -2,6 +2,7 @@
 
 from functools import partial
 
+from django.conf import settings
 from django.db import models
 
 from ievents.crypto import EncryptedTextField, new_public_id
@@ -55,8 +56,44 @@ class Payment(models.Model):
     amount_received = models.PositiveIntegerField(default=0)
     instructions = models.JSONField(default=dict, blank=True, help_text="What the attendee needs: entity, reference…")
     redirect_url = models.URLField(max_length=2000, blank=True)
+    # The fingerprint of the attendee's details when this payment began (the details the
+    # gate approved): its money turns into tickets only while the session still carries
+    # those details and that approval (checkout.services.approval_lapsed).
+    approved_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-id"]
+
+
+class Refund(models.Model):
+    """Money given back for an order: through the provider's refund API, or made outside it
+    (a bank transfer for a paid Multibanco reference) and recorded here with a note."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending at the provider"
+        SUCCEEDED = "succeeded", "Refunded"
+        FAILED = "failed", "Failed"
+
+    session = models.ForeignKey("checkout.CheckoutSession", on_delete=models.CASCADE, related_name="refunds")
+    payment = models.ForeignKey(Payment, on_delete=models.RESTRICT, related_name="refunds")
+    public_id = models.CharField(max_length=40, unique=True, default=partial(new_public_id, "rf"), editable=False)
+    amount = models.PositiveIntegerField(help_text="Minor units.")
+    currency = models.CharField(max_length=3)
+    provider = models.CharField(max_length=20, choices=Provider.choices)
+    provider_reference = models.CharField(max_length=200, blank=True, db_index=True,
+                                          help_text="The refund's id at the provider.")
+    made_outside = models.BooleanField(default=False, help_text="Refunded outside the provider (bank transfer…).")
+    status = models.CharField(max_length=10, choices=Status.choices)
+    # One per click on the refund form: the same form sent twice refunds once.
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return self.public_id

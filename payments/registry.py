@@ -6,63 +6,29 @@ import json
 import time
 from dataclasses import dataclass
 
-from django.conf import settings
-
 from ievents.models import Organization
 
 from .base import PaymentProvider, ProviderConfig, ProviderNotConfigured
+from .easypay import EasypayProvider
+from .ifthenpay import IfthenpayProvider
 from .models import IntegrationSettings, Provider
+from .sandbox import SandboxProvider
+from .stripe import StripeProvider
+
+# Every provider, by name. Each class declares its own credentials, environment fallback
+# and webhook URL; adding a provider is adding its class here.
+PROVIDER_CLASSES: dict[str, type[PaymentProvider]] = {
+    cls.name: cls for cls in (SandboxProvider, StripeProvider, EasypayProvider, IfthenpayProvider)
+}
 
 
 def provider_classes() -> dict[str, type[PaymentProvider]]:
-    from .sandbox import SandboxProvider
-
-    classes: dict[str, type[PaymentProvider]] = {"sandbox": SandboxProvider}
-    try:  # Adapters arrive one by one; the registry lists those present.
-        from .stripe import StripeProvider
-
-        classes["stripe"] = StripeProvider
-    except ImportError:
-        pass
-    try:
-        from .easypay import EasypayProvider
-
-        classes["easypay"] = EasypayProvider
-    except ImportError:
-        pass
-    try:
-        from .ifthenpay import IfthenpayProvider
-
-        classes["ifthenpay"] = IfthenpayProvider
-    except ImportError:
-        pass
-    return classes
-
-
-def environment_config(provider: str) -> ProviderConfig:
-    """The fallback credentials from the environment (org ``_`` or no tenant secret)."""
-    credentials, secret = {}, ""
-    if provider == "stripe":
-        credentials = {"secret_key": settings.STRIPE_SECRET_KEY}
-        secret = settings.STRIPE_WEBHOOK_SECRET
-    elif provider == "easypay":
-        credentials = {"account_id": settings.EASYPAY_ACCOUNT_ID, "api_key": settings.EASYPAY_API_KEY}
-        secret = settings.EASYPAY_WEBHOOK_SECRET
-    elif provider == "ifthenpay":
-        credentials = {
-            "mb_key": settings.IFTHENPAY_MB_KEY,
-            "mbway_key": settings.IFTHENPAY_MBWAY_KEY,
-            "entity": settings.IFTHENPAY_ENTITY,
-            "sub_entity": settings.IFTHENPAY_SUB_ENTITY,
-        }
-        secret = settings.IFTHENPAY_ANTI_PHISHING_KEY
-    return ProviderConfig(organization_id=None, credentials={k: v for k, v in credentials.items() if v},
-                          webhook_secret=secret, from_environment=True)
+    return PROVIDER_CLASSES
 
 
 def config_for(provider: str, organization: Organization | None) -> ProviderConfig:
     """The tenant's settings where it has them, each missing piece from the environment."""
-    fallback = environment_config(provider)
+    fallback = PROVIDER_CLASSES[provider].environment_config()
     if organization is None:
         return fallback
     row = IntegrationSettings.objects.filter(organization=organization, provider=provider).first()
@@ -78,16 +44,15 @@ def config_for(provider: str, organization: Organization | None) -> ProviderConf
 
 
 def get_provider(provider: str, organization: Organization | None) -> PaymentProvider:
-    classes = provider_classes()
-    if provider not in classes:
+    if provider not in PROVIDER_CLASSES:
         raise ProviderNotConfigured(f"unknown provider {provider!r}")
-    return classes[provider](config_for(provider, organization))
+    return PROVIDER_CLASSES[provider](config_for(provider, organization))
 
 
 def enabled_providers(organization: Organization, event=None) -> list[str]:
     """Providers the attendee may choose: enabled for the organization (and the event)."""
     rows = IntegrationSettings.objects.filter(organization=organization, enabled=True).values_list("provider", flat=True)
-    names = [p for p in Provider.values if p in set(rows) and p in provider_classes()]
+    names = [p for p in Provider.values if p in set(rows) and p in PROVIDER_CLASSES]
     if event is not None and event.payment_providers:
         names = [p for p in names if p in event.payment_providers]
     return names

@@ -13,6 +13,7 @@ from .base import (
     ParsedWebhook,
     PaymentProvider,
     PaymentUpdate,
+    RefundResult,
     SignatureError,
     StartResult,
     UpdateKind,
@@ -25,6 +26,7 @@ class SandboxProvider(PaymentProvider):
     name = "sandbox"
     label = "Sandbox (test payment)"
     methods = ("card",)
+    webhook_secret_help = "A Standard Webhooks secret (whsec_…) for simulated webhooks."
 
     def start(self, payment, session, *, return_url, cancel_url, method="", phone=""):
         return StartResult(
@@ -43,6 +45,13 @@ class SandboxProvider(PaymentProvider):
             return PaymentUpdate(UpdateKind.FAILED, session_public_id=payment.session.public_id,
                                  provider_reference=payment.provider_reference, detail="sandbox: simulated failure")
         return None
+
+    def can_refund(self, payment):
+        return True
+
+    def refund(self, payment, amount, *, key):
+        """Test money goes back at once."""
+        return RefundResult(f"sbx_{key}")
 
     def verify_webhook(self, request: InboundRequest) -> None:
         if not self.config.webhook_secret:

@@ -12,9 +12,9 @@ from django.db import transaction
 
 from checkout import services as checkout
 from checkout import state
-from checkout.models import CheckoutSession, Status
-from ievents import writes
+from checkout.models import CheckoutSession, Source, Status
 
+from . import refunds
 from .base import PaymentDetailsRejected, PaymentUpdate, ProviderError, UpdateKind
 from .models import IntegrationSettings, Payment
 from .registry import get_provider
@@ -22,10 +22,42 @@ from .registry import get_provider
 log = logging.getLogger(__name__)
 
 
-def create_payment(session: CheckoutSession, provider: str, *, method: str = "") -> Payment:
-    return Payment.objects.create(
-        session=session, provider=provider, method=method, amount=session.amount_total, currency=session.currency
-    )
+class PaymentStartFailed(checkout.CheckoutError):
+    code = "payment_start_failed"
+
+
+def begin_payment(session: CheckoutSession, provider: str, *, method: str = "", phone: str = "",
+                  source: str = Source.ATTENDEE) -> Payment | None:
+    """Start paying, once the gate approved the submitted details. Returns the ``Payment``,
+    or ``None`` for a free order, which completes here without a provider.
+
+    The payment is bound to the details it was started for (``approved_fingerprint``). An
+    older payment of the same session stays open at its provider, bound to its own details:
+    if it is paid after the details changed, its money is flagged for a refund, not turned
+    into tickets (``checkout.services.approval_lapsed``).
+    """
+    with transaction.atomic():
+        locked = state.lock(session.pk)
+        checkout.check_payable(locked)
+        if locked.is_free:
+            checkout.complete_free_order(locked, source)
+            return None
+        if locked.status == Status.PAYMENT_PENDING:
+            # A second tab or a double click: send the attendee to the payment already
+            # started rather than start a second one that could be charged too.
+            under_way = locked.payments.filter(provider=provider, status="pending").exclude(redirect_url="").first()
+            if under_way is not None and (not method or under_way.method == method):
+                return under_way
+        else:
+            state.apply(locked, "start_payment", source, detail=provider)
+        locked.provider = provider
+        locked.save(update_fields=["provider", "updated_at"])
+        payment = Payment.objects.create(
+            session=locked, provider=provider, method=method, amount=locked.amount_total, currency=locked.currency,
+            approved_fingerprint=checkout.details_fingerprint(locked),
+        )
+    # The provider is called outside the lock: a slow API must not block webhooks.
+    return start_payment(payment, method=method, phone=phone)
 
 
 def start_payment(payment: Payment, *, method: str = "", phone: str = "") -> Payment:
@@ -43,11 +75,11 @@ def start_payment(payment: Payment, *, method: str = "", phone: str = "") -> Pay
                                 method=method, phone=phone)
     except PaymentDetailsRejected as exc:
         Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.FAILED)
-        raise checkout.PaymentStartFailed(str(exc)) from exc
+        raise PaymentStartFailed(str(exc)) from exc
     except ProviderError as exc:
         Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.FAILED)
         log.warning("payment %s could not start: %s", payment.public_id, exc)
-        raise checkout.PaymentStartFailed("The payment could not be started. Please try again or choose another method.") from exc
+        raise PaymentStartFailed("The payment could not be started. Please try again or choose another method.") from exc
     payment.provider_reference = result.provider_reference
     payment.redirect_url = result.redirect_url
     payment.method = result.method or payment.method
@@ -55,43 +87,43 @@ def start_payment(payment: Payment, *, method: str = "", phone: str = "") -> Pay
     payment.status = Payment.Status.PENDING
     payment.save()
     deadline = result.instructions.get("deadline_at")
-    if deadline:
-        # A Multibanco reference is paid at an ATM, maybe tomorrow: keep the tickets until then.
+    if deadline and result.provider_reference and result.instructions.get("reference"):
+        # A Multibanco reference is paid at an ATM, maybe tomorrow: keep the tickets until
+        # then, if the provider gave one, and no longer than checkout.limits allows.
         from django.utils.dateparse import parse_datetime
 
-        checkout.extend_hold(session.pk, parse_datetime(deadline))
+        from checkout.limits import pending_hold_until
+
+        checkout.extend_hold(session.pk, pending_hold_until(session, parse_datetime(deadline)))
     return payment
 
 
-def find_session(update: PaymentUpdate, organization_id: int | None, provider: str = "", *,
-                 lock: bool = False) -> CheckoutSession | None:
-    """The session an update is about, only within the organization it came for.
+def find_session(update: PaymentUpdate, organization_id: int | None, provider: str) -> CheckoutSession | None:
+    """The session an update is about: one with a payment of ``provider`` (the one the
+    update names, when it names one), within the organization the news was verified for.
 
-    An update verified with the environment's secret (org ``_``) may only touch sessions of
-    organizations that have no webhook secret of their own for that provider: whoever holds
-    the platform's secret must not reach a tenant that chose its own.
-
-    ``lock``: read it under its row lock (``state.lock``; inside the caller's transaction),
-    ready for ``apply_update``, in the statement that finds it.
+    An update verified with the environment's secret (``organization_id`` None, org ``_``)
+    may only touch sessions of organizations that have no webhook secret of their own for
+    that provider: whoever holds the platform's secret must not reach a tenant that chose
+    its own. News of one provider never touches another provider's payments.
     """
     if "\x00" in update.session_public_id + update.provider_reference:
         return None  # no id of ours contains NUL, and PostgreSQL would refuse the query
-    if lock and organization_id is not None and update.session_public_id:
-        return state.lock_by_public_id(organization_id, update.session_public_id)  # the common case, written out
-    sessions = CheckoutSession.objects.all()
+    payments = Payment.objects.filter(provider=provider)
+    if update.session_public_id:
+        sessions = CheckoutSession.objects.filter(public_id=update.session_public_id)
+    elif update.provider_reference:
+        sessions = CheckoutSession.objects.filter(
+            pk__in=payments.filter(provider_reference=update.provider_reference).values("session_id"))
+    else:
+        return None
+    sessions = sessions.filter(pk__in=payments.values("session_id"))
     if organization_id is not None:
         sessions = sessions.filter(organization_id=organization_id)
     else:
         own_secret = IntegrationSettings.objects.filter(provider=provider).exclude(webhook_secret="")
         sessions = sessions.exclude(organization_id__in=own_secret.values("organization_id"))
-    if update.session_public_id:
-        sessions = sessions.filter(public_id=update.session_public_id)
-    elif update.provider_reference:
-        paid_with = Payment.objects.filter(provider_reference=update.provider_reference).values("session_id")
-        sessions = sessions.filter(pk__in=paid_with)
-    else:
-        return None
-    return state.lock(sessions) if lock else sessions.first()
+    return sessions.first()
 
 
 # What each kind of update asks of the state machine (money-in is special: see below).
@@ -107,39 +139,41 @@ TRIGGER_FOR_KIND = {
 }
 
 
-def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str) -> str:
-    """Apply one provider update to a session. Returns ``"applied"`` or ``"ignored"``.
+def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str, provider: str) -> str:
+    """Apply one piece of ``provider``'s news to a session. Returns ``"applied"`` or ``"ignored"``.
 
-    Updates that would move the session backwards (``processing`` after ``paid``) have no
-    row in the transition table: they are ignored, never applied.
+    Runs in the caller's transaction (a webhook's) when there is one. Updates that would
+    move the session backwards (``processing`` after ``paid``) have no row in the
+    transition table: they are ignored, never applied.
     """
-    # Within a caller's transaction (a webhook's), part of it: nothing here is retried on its
-    # own, so a savepoint would only cost two statements. What it writes is gathered
-    # (ievents.writes): the payment's status goes with the completion, in one statement.
-    with transaction.atomic(savepoint=False), writes.gathering():
-        # The session as ``find_session(lock=True)`` read it in this transaction, or read now.
-        locked = session if state.is_locked(session) else state.lock(session.pk)
+    # Part of a webhook's transaction: nothing here is retried on its own, so a savepoint
+    # would only cost two statements.
+    with transaction.atomic(savepoint=False):
+        locked = state.lock(session.pk)
         if locked is None:
             raise CheckoutSession.DoesNotExist(f"no checkout session {session.pk}")
-        if update.kind == UpdateKind.SUCCEEDED and _paid_twice(locked, update):
+        payment = _payment_told_of(locked, update, provider)
+        if payment is None:
+            return "ignored"  # none of this provider's payments: not its news to give
+        if refunds.already_recorded(locked, update):  # a refund made from the admin: recorded then
+            return "ignored"
+        if update.kind == UpdateKind.SUCCEEDED and _paid_twice(locked, payment, update):
             return "applied"
-        _record_on_payment(locked, update)
+        _record_on_payment(payment, update)
         if update.kind == UpdateKind.SUCCEEDED:
-            before = locked.status
-            after = checkout.record_payment_succeeded(
-                locked, amount=update.amount, currency=update.currency, source=source, detail=update.detail
+            before = (locked.status, locked.needs_attention)
+            checkout.record_payment_succeeded(
+                locked, amount=update.amount, currency=update.currency, source=source, detail=update.detail,
+                approved_fingerprint=payment.approved_fingerprint or None,
             )
-            if after.status != before:
-                return "applied"
-            attention = CheckoutSession.objects.filter(pk=locked.pk).values_list("needs_attention", flat=True).get()
-            return "applied" if attention != locked.needs_attention else "ignored"
+            return "applied" if (locked.status, locked.needs_attention) != before else "ignored"
         trigger = TRIGGER_FOR_KIND[update.kind]
         if not state.can_apply(locked.status, trigger):
             return "ignored"
         if trigger == "partial_refund" and update.amount is not None and update.amount <= locked.amount_refunded:
             return "ignored"  # the same refund told twice (charge.refunded and refund.created)
         if trigger in ("expire", "cancel"):
-            checkout._end(locked.pk, trigger, source, update.detail)
+            checkout.end_session(locked.pk, trigger, source, update.detail)
         else:
             state.apply(locked, trigger, source, detail=update.detail)
             if trigger in ("refund", "partial_refund") and update.amount is not None:
@@ -147,54 +181,54 @@ def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str
         return "applied"
 
 
-def _paid_twice(session: CheckoutSession, update: PaymentUpdate) -> bool:
+def _payment_told_of(session: CheckoutSession, update: PaymentUpdate, provider: str) -> Payment | None:
+    """The session's payment the news is about: the one with the reference it names, else
+    the newest of that provider's (a payment intent's news names the session, not the
+    Checkout Session we stored)."""
+    payments = Payment.objects.filter(session=session, provider=provider).order_by("-id")
+    if update.provider_reference:
+        named = payments.filter(provider_reference=update.provider_reference).first()
+        if named is not None:
+            return named
+    return payments.first()
+
+
+def _paid_twice(session: CheckoutSession, payment: Payment, update: PaymentUpdate) -> bool:
     """A second, different payment succeeded for an order already paid (a Multibanco
     reference paid at the ATM after the attendee switched to a card, say): that money must
     go back. Flag it once; news of the payment that did pay is not this."""
     if not update.provider_reference or session.status not in (Status.PAID, Status.COMPLETED):
         return False
-    payments = Payment.objects.filter(session=session)
-    this = payments.filter(provider_reference=update.provider_reference).first()
-    if this is None or this.status == Payment.Status.SUCCEEDED:
+    if payment.status == Payment.Status.SUCCEEDED:
         return False
-    if not payments.filter(status=Payment.Status.SUCCEEDED).exclude(pk=this.pk).exists():
+    if not Payment.objects.filter(session=session, status=Payment.Status.SUCCEEDED).exclude(pk=payment.pk).exists():
         return False
-    fields = {"status": Payment.Status.SUCCEEDED}
-    if update.amount is not None:
-        fields["amount_received"] = update.amount
-    Payment.objects.filter(pk=this.pk).update(**fields)
-    checkout.flag_for_attention(session, f"paid twice: {this.provider} payment {this.public_id} arrived after the "
-                                         f"order was paid; refund it")
+    _record_on_payment(payment, update)
+    checkout.flag_for_attention(session, f"paid twice: {payment.provider} payment {payment.public_id} arrived after "
+                                         f"the order was paid; refund it")
     return True
 
 
-# The newest of the session's payments (with that provider reference, when the update
-# names one) takes the update's status, found and updated in one statement. Written out:
-# the ORM's nested ``pk__in`` query cost about four times as much to compile as to run.
-# Parameters: status, amount, session id, reference, reference.
-_RECORD_ON_PAYMENT_SQL = (
-    "UPDATE payments_payment SET status = %s, amount_received = COALESCE(%s, amount_received)"
-    " WHERE id = (SELECT id FROM payments_payment WHERE session_id = %s"
-    " AND (%s = '' OR provider_reference = %s) ORDER BY id DESC LIMIT 1)"
-)
+PAYMENT_STATUS_FOR_KIND = {
+    UpdateKind.SUCCEEDED: Payment.Status.SUCCEEDED,
+    UpdateKind.AUTHORIZED: Payment.Status.AUTHORIZED,
+    UpdateKind.FAILED: Payment.Status.FAILED,
+    UpdateKind.CAPTURE_FAILED: Payment.Status.FAILED,
+    UpdateKind.CANCELED: Payment.Status.CANCELED,
+    UpdateKind.REFUNDED: Payment.Status.REFUNDED,
+}
 
 
-def _record_on_payment(session: CheckoutSession, update: PaymentUpdate) -> None:
-    status = {
-        UpdateKind.SUCCEEDED: Payment.Status.SUCCEEDED,
-        UpdateKind.AUTHORIZED: Payment.Status.AUTHORIZED,
-        UpdateKind.FAILED: Payment.Status.FAILED,
-        UpdateKind.CAPTURE_FAILED: Payment.Status.FAILED,
-        UpdateKind.CANCELED: Payment.Status.CANCELED,
-        UpdateKind.REFUNDED: Payment.Status.REFUNDED,
-    }.get(update.kind)
+def _record_on_payment(payment: Payment, update: PaymentUpdate) -> None:
+    status = PAYMENT_STATUS_FOR_KIND.get(update.kind)
     if status is None:
         return
-    amount = update.amount if update.kind == UpdateKind.SUCCEEDED else None
-    reference = update.provider_reference
-    # Nothing reads the payment again in this transaction: it is written with the rest.
-    with writes.gathering() as batch:
-        batch.execute(_RECORD_ON_PAYMENT_SQL, [status, amount, session.pk, reference, reference])
+    payment.status = status
+    fields = ["status", "updated_at"]
+    if update.kind == UpdateKind.SUCCEEDED and update.amount is not None:
+        payment.amount_received = update.amount
+        fields.append("amount_received")
+    payment.save(update_fields=fields)
 
 
 def confirm_on_return(session: CheckoutSession, payment: Payment) -> str:
@@ -210,6 +244,4 @@ def confirm_on_return(session: CheckoutSession, payment: Payment) -> str:
         return "ignored"  # the webhook is the safety net
     if update is None:
         return "ignored"
-    from checkout.models import Source
-
-    return apply_update(session, update, source=Source.RETURN_PAGE)
+    return apply_update(session, update, source=Source.RETURN_PAGE, provider=payment.provider)

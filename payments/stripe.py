@@ -23,6 +23,7 @@ from .base import (
     PaymentUpdate,
     ProviderError,
     ProviderUnavailable,
+    RefundResult,
     SignatureError,
     StartResult,
     UpdateKind,
@@ -61,6 +62,10 @@ class StripeProvider(PaymentProvider):
     name = "stripe"
     label = "Card (Stripe)"
     methods = ("card",)
+    credential_fields = {"secret_key": "Secret key (sk_live_… or sk_test_…)"}
+    environment_credentials = {"secret_key": "STRIPE_SECRET_KEY"}
+    environment_webhook_secret = "STRIPE_WEBHOOK_SECRET"
+    webhook_secret_help = "The endpoint's signing secret (whsec_…) from Stripe's dashboard."
 
     def _client(self) -> stripe.StripeClient:
         from django.conf import settings
@@ -122,6 +127,28 @@ class StripeProvider(PaymentProvider):
         found = self._call("retrieve checkout session", self._client().v1.checkout.sessions.retrieve,
                            payment.provider_reference)
         return _from_checkout_session("checkout.session.completed", _as_dict(found))
+
+    # --- Refunds (Refunds API) ----------------------------------------------------------
+    def can_refund(self, payment):
+        return bool(payment.provider_reference)
+
+    def refund(self, payment, amount, *, key):
+        """``POST /v1/refunds`` for the checkout session's payment intent, with our refund's
+        key as Stripe's idempotency key: the same refund asked twice is made once."""
+        client = self._client()
+        found = _as_dict(self._call("retrieve checkout session", client.v1.checkout.sessions.retrieve,
+                                    payment.provider_reference))
+        intent = found.get("payment_intent")
+        intent = intent.get("id") if isinstance(intent, dict) else intent
+        if not isinstance(intent, str) or not intent:
+            raise ProviderError("stripe: this payment has no payment intent to refund")
+        made = _as_dict(self._call("create refund", client.v1.refunds.create, params={
+            "payment_intent": intent, "amount": amount, "metadata": {"refund": key},
+        }, options={"idempotency_key": f"ievents-refund-{key}"}))
+        status = made.get("status")
+        if status in ("failed", "canceled"):
+            raise ProviderError(f"stripe: the refund {status} ({made.get('failure_reason') or 'no reason given'})")
+        return RefundResult(str(made.get("id") or ""), "succeeded" if status == "succeeded" else "pending")
 
     # --- Webhooks ---------------------------------------------------------------------
     def verify_webhook(self, request: InboundRequest) -> None:

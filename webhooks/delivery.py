@@ -1,57 +1,54 @@
-"""Delivering outbox events: claim with a lease, send, record, then succeed, retry or give up.
+"""Delivering outbox events: claim with a lease, send, record.
 
 The rules, in the order a delivery meets them:
 
-1. **Claim.** A worker takes a due delivery under ``SELECT … FOR UPDATE SKIP LOCKED`` and
-   sets ``lease_until``; while the lease lasts nobody else may send it. Claiming also
+1. **Claim.** A worker takes due deliveries under ``SELECT … FOR UPDATE SKIP LOCKED`` and
+   sets ``lease_until``; while the lease lasts nobody else may send them. Claiming also
    reserves the attempt number (``attempts_count``), which fences late results: a worker
    whose lease ran out cannot fail a delivery another worker has since taken over.
 2. **Send.** One POST through ``webhooks.http`` (total deadline, no redirects, capped
    response, address checked at connect time), signed with Standard Webhooks headers
    whose ``webhook-id`` is the event id, the same on every retry.
-3. **Record.** Every attempt becomes a ``DeliveryAttempt`` row. 2xx: succeeded. Otherwise
-   the next attempt waits ``WEBHOOK_RETRY_SCHEDULE[n]`` seconds (with jitter, at least
-   what a 429/503 ``Retry-After`` asked); after the last one the delivery is ``failed``
-   (the dead letter, retried only by hand). 410 Gone disables the endpoint at once; an
-   endpoint without a success for ``WEBHOOK_DISABLE_AFTER_DAYS`` is disabled and its
-   organizer emailed.
+3. **Record.** Every attempt becomes a ``DeliveryAttempt`` row. 2xx: succeeded. Anything
+   else: ``webhooks.retry_policy.decide`` says when to try again, whether the delivery is
+   failed (the dead letter, retried only by hand) and whether the endpoint is disabled.
 
-Waits live in the database (``next_attempt_at``): the periodic ``sweep`` enqueues what is
-due, so a lost broker message or a killed worker only delays a delivery. Short waits are
-also handed to the broker as a countdown, purely to be on time.
+Waits live in the database (``next_attempt_at``): the periodic sweep enqueues what is due
+(``overdue``), so a lost broker message or a killed worker only delays a delivery. This
+module decides and writes; ``webhooks.tasks`` enqueues, using the ``retry_in`` of each
+``DeliveryReport`` to hand short waits to the broker.
 
-A worker does this in batches (``deliver_batch``): one statement claims the message's
-delivery and other due ones, each with its own lease and attempt number; their POSTs go
-out side by side; one statement records every success. Each member meets the rules above
-exactly as a lone delivery would.
+A worker does this in batches (``deliver_batch``): it claims the message's delivery and
+other due ones, each with its own lease and attempt number; their POSTs go out side by
+side; the successes are recorded together. Each member meets the rules above exactly as
+a lone delivery would.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import os
-import random
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import connection, transaction
-from django.db.models import Q
+from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
-from ievents.crypto import decrypt
+from ievents.models import Organization
 
 from . import http
 from .models import Delivery, DeliveryAttempt, OutboxEvent, WebhookEndpoint
+from .retry_policy import acknowledged, decide
 from .signing import sign_headers, signing_secrets
 
 log = logging.getLogger(__name__)
@@ -60,13 +57,17 @@ TEST_EVENT_TYPE = "webhook_endpoint.test"
 USER_AGENT = "iEvents-Webhooks/1.0"
 # Stored response bodies and error texts are capped: the receiver's text is data, not ours.
 STORED_RESPONSE_CHARS = 2000
-JITTER = 0.1  # ±10% on every wait, so failing endpoints' retries don't arrive in lockstep
-# Waits up to this long are also given to the broker as a countdown (to be on time); the
-# database stays the truth, and anything longer waits for the sweep alone.
-BROKER_COUNTDOWN_MAX = 60
-# A Retry-After longer than this is treated as this: we still want to try within the day.
-RETRY_AFTER_MAX = 6 * 3600
 LOST_ATTEMPT_ERROR = "No result: the worker stopped during this attempt (lease expired); sent again."
+
+# A task claims its delivery and up to BATCH_SIZE - 1 other due ones, sends them side by
+# side and records the successes together: a few statements per batch, not per delivery.
+# Failures are rare and take the careful path, one at a time, under the row lock.
+BATCH_SIZE = 16
+# Threads that send the batches' POSTs, per process. A worker sizes them to its own
+# ``--concurrency`` at start (``ievents.celery``), so it keeps as many POSTs in flight as
+# it has threads, as when each thread sent one delivery. They only sign and POST: no
+# database connection each.
+SENDER_THREADS = 16
 
 
 class NotRetryable(Exception):
@@ -90,12 +91,15 @@ class Claim:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class DeliveryReport:
+    """What became of one delivery after a worker's go at it."""
+
     delivery_id: int
     status: str
     attempt: int | None = None
     status_code: int | None = None
     error: str = ""
+    retry_in: float | None = None  # pending: seconds until it is due again (the broker may be told)
 
 
 # --- What is due -------------------------------------------------------------------------
@@ -107,129 +111,39 @@ def due(now: datetime | None = None):
     )
 
 
-def sweep(*, limit: int = 1000, enqueue=None) -> int:
-    """Enqueue deliveries overdue by more than one sweep interval; return how many.
+def overdue(*, limit: int = 1000) -> list[int]:
+    """Deliveries the sweep must enqueue: due for longer than one sweep interval, and those
+    whose lease expired (their worker died mid-send).
 
     Fresh ones are left alone: their on-commit task or countdown is on its way, and the
-    claim makes a duplicate harmless anyway — this only keeps duplicates rare.
+    claim makes a duplicate harmless anyway; this only keeps duplicates rare.
     """
-    if enqueue is None:
-        from .tasks import enqueue_delivery as enqueue
     cutoff = timezone.now() - timedelta(seconds=settings.WEBHOOK_SWEEP_SECONDS)
     ids = list(due().filter(next_attempt_at__lte=cutoff).order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
-    # Leases that expired mean a worker died mid-send; they are due now, whatever the cutoff.
     seen = set(ids)
     ids += [pk for pk in due().filter(lease_until__isnull=False).values_list("pk", flat=True)[:limit] if pk not in seen]
-    for position, pk in enumerate(ids):
-        if enqueue(pk) is False:
-            # The broker is down: every further try would wait for its timeout again. The
-            # rows stay due; the next sweep tries again.
-            log.warning("sweep: broker unavailable, %d due deliveries wait for the next sweep", len(ids) - position)
-            return position
-    if ids:
-        log.info("sweep enqueued %d due deliveries", len(ids))
-    return len(ids)
+    return ids
 
 
-# --- Claim, send, record -----------------------------------------------------------------
-# The claim and a success's record are the hot path (hundreds per second per worker). On
-# PostgreSQL a task claims its delivery and up to BATCH_SIZE - 1 other due ones in one
-# statement, sends them side by side, and records every success in one more statement:
-# two statements per batch instead of two per delivery. Failures are rare and take the
-# careful path, one at a time, under the row lock.
-BATCH_SIZE = 16
-# Threads that send the batches' POSTs, per process. A worker sizes them to its own
-# ``--concurrency`` at start (``ievents.celery``), so it keeps as many POSTs in flight as
-# it has threads, as when each thread sent one delivery. They only sign and POST: no
-# database connection each.
-SENDER_THREADS = 16
-
-CLAIM_SQL = """
-WITH named AS (
-    -- The delivery the message is about, when it is due and free...
-    SELECT id, endpoint_id, lease_until AS previous_lease FROM webhooks_delivery
-     WHERE id = %(id)s AND status = 'pending' AND next_attempt_at <= %(now)s
-       AND (lease_until IS NULL OR lease_until <= %(now)s)
-       FOR UPDATE SKIP LOCKED
-), more AS (
-    -- ...and, to fill the batch, the longest-due others nobody holds.
-    SELECT id, endpoint_id, lease_until AS previous_lease FROM webhooks_delivery
-     WHERE id <> %(id)s AND status = 'pending' AND next_attempt_at <= %(now)s
-       AND (lease_until IS NULL OR lease_until <= %(now)s)
-     ORDER BY next_attempt_at, id LIMIT %(others)s
-       FOR UPDATE SKIP LOCKED
-), due AS (
-    SELECT * FROM named UNION ALL SELECT * FROM more
-), claimed AS (
-    UPDATE webhooks_delivery AS d
-       SET attempts_count = d.attempts_count + 1, lease_until = %(lease_until)s, updated_at = %(now)s,
-           target_url = COALESCE(now_at.url, d.target_url)
-      FROM due LEFT JOIN webhooks_webhookendpoint AS now_at ON now_at.id = due.endpoint_id
-     WHERE d.id = due.id
- RETURNING d.id, d.attempts_count, due.previous_lease, d.target_url, d.endpoint_id, d.event_id
-), lost AS (
-    -- A previous claim that never reported back: its worker died. Say so in the history.
-    INSERT INTO webhooks_deliveryattempt (delivery_id, number, started_at, duration_ms, status_code, response_body, error)
-    SELECT id, attempts_count - 1, %(now)s, 0, NULL, '', %(lost_error)s FROM claimed WHERE previous_lease IS NOT NULL
-)
-SELECT c.id, c.attempts_count, c.target_url, c.endpoint_id,
-       e.public_id, e.type, e.payload::text, o.signing_secret,
-       ep.enabled, ep.disabled_reason, ep.secret, ep.previous_secret, ep.previous_secret_expires_at, ep.failing_since
-  FROM claimed c
-  JOIN webhooks_outboxevent e ON e.id = c.event_id
-  JOIN ievents_organization o ON o.id = e.organization_id
-  LEFT JOIN webhooks_webhookendpoint ep ON ep.id = c.endpoint_id
- ORDER BY c.id = %(id)s DESC, c.id
-"""
-
-
-@dataclass(frozen=True)
-class _EndpointAsClaimed:
-    """What a claim needs of its endpoint, as the claim read it. (An unsaved
-    ``WebhookEndpoint`` would do, but building one generates a public id and a signing
-    secret, only to overwrite them: for every delivery.)"""
-
-    enabled: bool
-    disabled_reason: str
-    secret: str
-    previous_secret: str
-    previous_secret_expires_at: datetime | None
-    failing_since: datetime | None
-
-
-@dataclass(frozen=True)
-class _Claimed:
-    """A claimed row and what sending it needs, however it was read."""
-
-    delivery_id: int
-    number: int
-    url: str
-    endpoint_id: int | None
-    event_id: str
-    event_type: str
-    body: bytes
-    organization_secret: str
-    endpoint: WebhookEndpoint | _EndpointAsClaimed | None  # its secrets and state as claimed
-
-
+# --- Claim ---------------------------------------------------------------------------------
 def claim(delivery_id: int, *, even_if_disabled: bool = False) -> Claim | None:
     """Take the delivery for one attempt, or ``None`` if it is not ours to send now.
 
-    Claiming is atomic: the row is due, pending and not leased, and it leaves with the
-    next attempt number and a lease (``SKIP LOCKED``: a row another worker is claiming
-    at this instant is simply not ours). An endpoint's delivery goes to the endpoint's URL
-    as it is now, so fixing a wrong URL also fixes the retries already scheduled."""
+    The row must be due, pending and not leased; it leaves with the next attempt number
+    and a lease (``SKIP LOCKED``: a row another worker is claiming at this instant is
+    simply not ours). An endpoint's delivery goes to the endpoint's URL as it is now, so
+    fixing a wrong URL also fixes the retries already scheduled."""
     held = claim_batch(delivery_id, others=0, even_if_disabled=even_if_disabled)
     return held[0] if held else None
 
 
 def claim_batch(delivery_id: int, *, others: int | None = None, even_if_disabled: bool = False) -> list[Claim]:
     """Claim ``delivery_id`` if it is due and free, and up to ``others`` more due ones
-    (``BATCH_SIZE - 1`` when not given).
+    (``BATCH_SIZE - 1`` when not given), longest due first.
 
     The named delivery comes first when it was claimed. Every claim follows the rules of
-    ``claim``; one statement takes them all on PostgreSQL (elsewhere, batches are of one:
-    SQLite serialises writers anyway)."""
+    ``claim``. A delivery whose endpoint was disabled is failed instead of claimed (unless
+    it is the named one and ``even_if_disabled``: a test event)."""
     now = timezone.now()
     # A lease shorter than the POST's deadline would let a second worker send while the
     # first is still waiting for the answer: whatever the setting, it outlasts the timeout.
@@ -237,108 +151,90 @@ def claim_batch(delivery_id: int, *, others: int | None = None, even_if_disabled
     # The last moment a POST of this batch may start and still end (deadline included)
     # within the lease; taken before the claim, so it errs on the early side.
     send_by = time.monotonic() + lease - settings.WEBHOOK_TIMEOUT_SECONDS
-    lease_until = now + timedelta(seconds=lease)
-    if connection.vendor == "postgresql":
-        taken = _claim_postgresql(delivery_id, BATCH_SIZE - 1 if others is None else others, now, lease_until)
-    else:
-        taken = _claim_portable(delivery_id, now, lease_until)
-    claims = []
-    for row in taken:
-        endpoint = row.endpoint
-        if endpoint is not None and not endpoint.enabled and not (even_if_disabled and row.delivery_id == delivery_id):
-            # No next attempt (as for every failed delivery): a failed row that kept its due
-            # time would stay in the range every batch scans for due deliveries.
-            Delivery.objects.filter(pk=row.delivery_id).update(
-                status=Delivery.Status.FAILED, lease_until=None, next_attempt_at=None, attempts_count=row.number - 1,
-                updated_at=now,
-                last_error=f"Not sent: the endpoint is disabled ({endpoint.disabled_reason or 'by hand'})."[:500],
-            )
-            continue
-        secrets = signing_secrets(endpoint) if endpoint is not None else [row.organization_secret]
-        claims.append(Claim(
-            delivery_id=row.delivery_id,
-            number=row.number,
-            url=row.url,
-            event_id=row.event_id,
-            body=row.body,
-            secrets=tuple(secrets),
-            single_shot=row.event_type == TEST_EVENT_TYPE,
-            endpoint_id=row.endpoint_id,
-            endpoint_failing=bool(endpoint and endpoint.failing_since),
-            send_by=send_by,
-        ))
-    return claims
-
-
-@contextmanager
-def _claim_cursor():
-    """A cursor in a transaction whose commit does not wait for the disk, for claims.
-
-    A claim that a PostgreSQL crash loses is harmless: the delivery is simply due again
-    and claimed anew (no attempt was recorded under it; one that was sent is sent again,
-    which at-least-once delivery allows). Not waiting for the WAL flush keeps it off the
-    path from commit to the receiver. Records of successes, by contrast, are committed
-    durably (``_record_successes``): a lost one would make us send again what the
-    receiver already has, and with batches their flush is shared by the whole batch."""
-    if connection.in_atomic_block:  # inside a caller's transaction: never change its durability
-        with connection.cursor() as cursor:
-            yield cursor
-        return
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        yield cursor
-
-
-def _claim_postgresql(delivery_id: int, others: int, now: datetime, lease_until: datetime) -> list[_Claimed]:
-    with _claim_cursor() as cursor:
-        cursor.execute(CLAIM_SQL, {"id": delivery_id, "others": others, "now": now, "lease_until": lease_until,
-                                   "lost_error": LOST_ATTEMPT_ERROR})
-        rows = cursor.fetchall()
-    claimed = []
-    for (pk, number, url, endpoint_id, event_id, event_type, payload_text, org_secret,
-         enabled, disabled_reason, secret, previous_secret, previous_expires, failing_since) in rows:
-        endpoint = None
-        if endpoint_id is not None:
-            endpoint = _EndpointAsClaimed(
-                enabled=enabled, disabled_reason=disabled_reason, secret=decrypt(secret),
-                previous_secret=decrypt(previous_secret) if previous_secret else "",
-                previous_secret_expires_at=previous_expires, failing_since=failing_since,
-            )
-        # The organization's secret signs only what goes to a session's own webhook_url.
-        claimed.append(_Claimed(pk, number, url, endpoint_id, event_id, event_type, payload_text.encode(),
-                                decrypt(org_secret) if endpoint_id is None else "", endpoint))
-    return claimed
-
-
-def _claim_portable(delivery_id: int, now: datetime, lease_until: datetime) -> list[_Claimed]:
-    """The same claim through the ORM, for SQLite (whose writers are serialised anyway)."""
     with transaction.atomic():
-        delivery = (
-            due(now).select_for_update(skip_locked=True, of=("self",))
-            .select_related("event", "endpoint", "event__organization")
-            .filter(pk=delivery_id).first()
+        rows = _lock_due(delivery_id, BATCH_SIZE - 1 if others is None else others, now)
+        _note_lost_attempts(rows, now)
+        refused = [d for d in rows if d.endpoint is not None and not d.endpoint.enabled
+                   and not (even_if_disabled and d.pk == delivery_id)]
+        _fail_for_disabled_endpoints(refused, now)
+        rows = [d for d in rows if d not in refused]
+        _take(rows, now, now + timedelta(seconds=lease))
+        organization_secrets = _organization_secrets(rows)
+    return [
+        Claim(
+            delivery_id=d.pk,
+            number=d.attempts_count,
+            url=d.target_url,
+            event_id=d.event.public_id,
+            body=event_body(d.event),
+            # The organization's secret signs only what goes to a session's own webhook_url.
+            secrets=tuple(signing_secrets(d.endpoint) if d.endpoint is not None
+                          else [organization_secrets[d.event.organization_id]]),
+            single_shot=d.event.type == TEST_EVENT_TYPE,
+            endpoint_id=d.endpoint_id,
+            endpoint_failing=bool(d.endpoint and d.endpoint.failing_since),
+            send_by=send_by,
         )
-        if delivery is None:
-            return []
-        previous_lease = delivery.lease_until
-        delivery.attempts_count += 1
-        delivery.lease_until = lease_until
-        if delivery.endpoint is not None:
-            delivery.target_url = delivery.endpoint.url
-        delivery.save(update_fields=["attempts_count", "lease_until", "target_url", "updated_at"])
-        if previous_lease is not None:
-            DeliveryAttempt.objects.create(delivery_id=delivery.pk, number=delivery.attempts_count - 1,
-                                           started_at=now, error=LOST_ATTEMPT_ERROR)
-    event = delivery.event
-    return [_Claimed(delivery.pk, delivery.attempts_count, delivery.target_url, delivery.endpoint_id,
-                     event.public_id, event.type, event_body(event), event.organization.signing_secret,
-                     delivery.endpoint)]
+        for d in rows
+    ]
+
+
+def _lock_due(delivery_id: int, others: int, now: datetime) -> list[Delivery]:
+    """The named delivery if it is due and free, then up to ``others`` of the longest-due
+    others, locked; rows another worker is claiming at this instant are skipped."""
+    locked = due(now).select_for_update(skip_locked=True, of=("self",)).select_related("event", "endpoint")
+    rows = list(locked.filter(pk=delivery_id))
+    if others > 0:
+        rows += locked.exclude(pk=delivery_id).order_by("next_attempt_at", "pk")[:others]
+    return rows
+
+
+def _note_lost_attempts(rows: list[Delivery], now: datetime) -> None:
+    """A due row with a lease was claimed by a worker that never reported back: it died.
+    Say so in the history, under the attempt number it had reserved."""
+    lost = [DeliveryAttempt(delivery_id=d.pk, number=d.attempts_count, started_at=now, error=LOST_ATTEMPT_ERROR)
+            for d in rows if d.lease_until is not None]
+    if lost:
+        DeliveryAttempt.objects.bulk_create(lost)
+
+
+def _fail_for_disabled_endpoints(rows: list[Delivery], now: datetime) -> None:
+    """No next attempt (as for every failed delivery): a failed row that kept its due time
+    would stay in the range every batch scans for due deliveries."""
+    for d in rows:
+        Delivery.objects.filter(pk=d.pk).update(
+            status=Delivery.Status.FAILED, lease_until=None, next_attempt_at=None, updated_at=now,
+            last_error=f"Not sent: the endpoint is disabled ({d.endpoint.disabled_reason or 'by hand'})."[:500],
+        )
+
+
+def _take(rows: list[Delivery], now: datetime, lease_until: datetime) -> None:
+    """Give each locked row its lease and its next attempt number, here and in memory."""
+    if not rows:
+        return
+    Delivery.objects.filter(pk__in=[d.pk for d in rows]).update(
+        attempts_count=F("attempts_count") + 1, lease_until=lease_until, updated_at=now)
+    for d in rows:
+        d.attempts_count += 1
+        d.lease_until = lease_until
+        if d.endpoint is not None and d.target_url != d.endpoint.url:  # the organizer changed the URL
+            d.target_url = d.endpoint.url
+            Delivery.objects.filter(pk=d.pk).update(target_url=d.target_url)
+
+
+def _organization_secrets(rows: list[Delivery]) -> dict[int, str]:
+    """The signing secrets of the organizations whose sessions' own URLs are in ``rows``."""
+    wanted = {d.event.organization_id for d in rows if d.endpoint is None}
+    if not wanted:
+        return {}
+    return dict(Organization.objects.filter(pk__in=wanted).values_list("pk", "signing_secret"))
 
 
 def event_body(event: OutboxEvent) -> bytes:
     return json.dumps(event.payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+# --- Send ----------------------------------------------------------------------------------
 def send(claim: Claim) -> http.HttpResult:
     headers = sign_headers(claim.event_id, claim.body, list(claim.secrets))
     headers["Content-Type"] = "application/json"
@@ -447,172 +343,125 @@ class _InThisProcess:
 in_this_process = _InThisProcess()
 
 
-def deliver(delivery_id: int, *, even_if_disabled: bool = False) -> Outcome:
+def deliver(delivery_id: int, *, even_if_disabled: bool = False) -> DeliveryReport:
     """One attempt at ``delivery_id`` alone, if it is due and free: a retry by hand, a test
     event, ``sweep_deliveries --inline``. (A worker's task takes others along:
     ``deliver_batch``.)"""
     held = claim(delivery_id, even_if_disabled=even_if_disabled)
     if held is None:
         status = Delivery.objects.filter(pk=delivery_id).values_list("status", flat=True).first() or "missing"
-        return Outcome(delivery_id, status)
+        return DeliveryReport(delivery_id, status)
     return record_all(send_all([held]))[0]
 
 
-def deliver_batch(delivery_id: int, *, size: int | None = None) -> list[Outcome]:
+def deliver_batch(delivery_id: int, *, size: int | None = None) -> list[DeliveryReport]:
     """A worker's job for one message: ``delivery_id`` if it is due and free, and up to
     ``size - 1`` other due deliveries with it, sent side by side and recorded together.
 
     Nothing is done (not even a query) for a delivery this process is already sending or
-    has seen succeed. Returns the outcomes of the deliveries attempted."""
+    has seen succeed. Returns the reports of the deliveries attempted."""
     if in_this_process.knows(delivery_id):
         return []
     held = claim_batch(delivery_id, others=(size or BATCH_SIZE) - 1)
     ids = [c.delivery_id for c in held]
     in_this_process.sending(ids)
-    outcomes: list[Outcome] = []
+    reports: list[DeliveryReport] = []
     try:
-        outcomes = record_all(send_all(held))
+        reports = record_all(send_all(held))
     finally:
-        in_this_process.done(ids, [o.delivery_id for o in outcomes if o.status == Delivery.Status.SUCCEEDED])
-    return outcomes
+        in_this_process.done(ids, [r.delivery_id for r in reports if r.status == Delivery.Status.SUCCEEDED])
+    return reports
 
 
-def record_all(sent: list[Sent]) -> list[Outcome]:
-    """Record a batch's attempts: every success in one statement, each failure on its own
-    (under the row lock, as ``record`` does), and hand back what was never started."""
+# --- Record --------------------------------------------------------------------------------
+def record_all(sent: list[Sent]) -> list[DeliveryReport]:
+    """Record a batch's attempts: every success together, each failure on its own (under
+    the row lock, as ``record`` does), and give back what was never started."""
     successes = [s for s in sent if s.result is not None and acknowledged(s.result)]
     never_started = [s.claim for s in sent if s.result is None]
-    outcomes = {o.delivery_id: o for o in _record_successes(successes)}
+    reports = {r.delivery_id: r for r in _record_successes(successes)}
     for s in sent:
-        if s.result is not None and s.claim.delivery_id not in outcomes:
-            outcomes[s.claim.delivery_id] = record(s.claim, s.result, s.started_at)
+        if s.result is not None and s.claim.delivery_id not in reports:
+            reports[s.claim.delivery_id] = record(s.claim, s.result, s.started_at)
     if never_started:
-        outcomes.update((o.delivery_id, o) for o in give_back(never_started))
-    return [outcomes[s.claim.delivery_id] for s in sent]
+        reports.update((r.delivery_id, r) for r in give_back(never_started))
+    return [reports[s.claim.delivery_id] for s in sent]
 
 
-def give_back(claims: list[Claim]) -> list[Outcome]:
+def give_back(claims: list[Claim]) -> list[DeliveryReport]:
     """Undo claims whose POST was never started: no attempt happened, so the attempt
-    number is returned with the lease, and the delivery is enqueued again. A claim another
-    worker has since taken over (its lease ran out) is left alone."""
-    from .tasks import enqueue_delivery
-
+    number is returned with the lease, and the delivery is due again at once. A claim
+    another worker has since taken over (its lease ran out) is left alone."""
     with transaction.atomic():
         for claim in claims:
             Delivery.objects.filter(pk=claim.delivery_id, status=Delivery.Status.PENDING,
                                     attempts_count=claim.number).update(
                 attempts_count=claim.number - 1, lease_until=None, updated_at=timezone.now())
-            transaction.on_commit(lambda pk=claim.delivery_id: enqueue_delivery(pk), robust=True)
     log.warning("%d claimed deliveries were given back unsent: their lease could no longer cover a POST", len(claims))
-    return [Outcome(claim.delivery_id, Delivery.Status.PENDING) for claim in claims]
+    return [DeliveryReport(claim.delivery_id, Delivery.Status.PENDING, retry_in=0) for claim in claims]
 
 
-def record(claim: Claim, result: http.HttpResult, started_at: datetime) -> Outcome:
-    """Write the attempt and decide what happens next."""
+def record(claim: Claim, result: http.HttpResult, started_at: datetime) -> DeliveryReport:
+    """Write the attempt and apply what ``retry_policy.decide`` says follows it."""
     if acknowledged(result):
         return _record_successes([Sent(claim, result, started_at)])[0]
-    error = _describe_error(result)
+    error = result.error or f"HTTP {result.status_code}"
     attempt = DeliveryAttempt(
         delivery_id=claim.delivery_id, number=claim.number, started_at=started_at, duration_ms=result.elapsed_ms,
-        status_code=result.status_code, error=error[:500],
-        response_body=stored_text(result.body),
+        status_code=result.status_code, error=error[:500], response_body=stored_text(result.body),
     )
-    after_commit = []
+    report = DeliveryReport(claim.delivery_id, Delivery.Status.PENDING, claim.number, result.status_code, error)
     with transaction.atomic():
         delivery = Delivery.objects.select_for_update(of=("self",)).select_related("endpoint").get(pk=claim.delivery_id)
         attempt.save()
         # Only the current claim may schedule or dead-letter: a worker whose lease ran out
         # (and whose delivery another worker has taken over) only adds to the history.
-        if delivery.status == Delivery.Status.PENDING and delivery.attempts_count == claim.number:
-            after_commit = _after_failure(delivery, claim, result, error)
-    for callback in after_commit:
-        transaction.on_commit(callback, robust=True)
-    return Outcome(claim.delivery_id, delivery.status, claim.number, result.status_code, error)
+        if delivery.status != Delivery.Status.PENDING or delivery.attempts_count != claim.number:
+            return dataclasses.replace(report, status=delivery.status)
+        now = timezone.now()
+        decision = decide(result, attempt=claim.number, endpoint=delivery.endpoint, now=now,
+                          single_shot=claim.single_shot)
+        if delivery.endpoint is not None:
+            _endpoint_failed(delivery.endpoint, now, disable_reason=decision.disable_reason)
+        delivery.lease_until = None
+        delivery.last_status_code = result.status_code
+        delivery.last_error = error[:500]
+        if decision.gives_up:
+            delivery.status = Delivery.Status.FAILED
+            delivery.next_attempt_at = None
+        else:
+            delivery.next_attempt_at = now + timedelta(seconds=decision.wait_seconds)
+        delivery.save(update_fields=["status", "next_attempt_at", "lease_until", "last_status_code", "last_error",
+                                     "updated_at"])
+    return dataclasses.replace(report, status=delivery.status, retry_in=decision.wait_seconds)
 
 
-RECORD_SUCCESSES_SQL = """
-WITH attempts AS (
-    INSERT INTO webhooks_deliveryattempt (delivery_id, number, started_at, duration_ms, status_code, response_body, error)
-    SELECT id, number, started_at, duration_ms, status_code, response_body, ''
-      FROM unnest(%(ids)s::bigint[], %(numbers)s::integer[], %(started_at)s::timestamptz[],
-                  %(durations)s::integer[], %(status_codes)s::integer[], %(response_bodies)s::text[])
-           AS sent(id, number, started_at, duration_ms, status_code, response_body)
-)
-UPDATE webhooks_delivery AS d
-   SET status = 'succeeded', lease_until = NULL, next_attempt_at = NULL, last_status_code = sent.status_code,
-       last_error = '', updated_at = %(now)s
-  FROM unnest(%(ids)s::bigint[], %(status_codes)s::integer[]) AS sent(id, status_code)
- WHERE d.id = sent.id AND d.status <> 'succeeded'
-"""
-
-
-def _record_successes(sent: list[Sent]) -> list[Outcome]:
+def _record_successes(sent: list[Sent]) -> list[DeliveryReport]:
     """A success is a success even from a worker whose lease ran out: the receiver has it.
-    So nothing needs re-reading or checking, only writing (on PostgreSQL, one statement
-    for the whole batch: every attempt row, every status)."""
+    So nothing needs re-reading or checking, only writing: every attempt row in one
+    statement, every status in one per status code (usually one)."""
     if not sent:
         return []
     now = timezone.now()
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:  # one statement: its own transaction, durable
-            cursor.execute(RECORD_SUCCESSES_SQL, {
-                "ids": [s.claim.delivery_id for s in sent],
-                "numbers": [s.claim.number for s in sent],
-                "started_at": [s.started_at for s in sent],
-                "durations": [s.result.elapsed_ms for s in sent],
-                "status_codes": [s.result.status_code for s in sent],
-                "response_bodies": [stored_text(s.result.body) for s in sent],
-                "now": now,
-            })
-    else:
-        with transaction.atomic():
-            for s in sent:
-                DeliveryAttempt.objects.create(
-                    delivery_id=s.claim.delivery_id, number=s.claim.number, started_at=s.started_at,
-                    duration_ms=s.result.elapsed_ms, status_code=s.result.status_code,
-                    response_body=stored_text(s.result.body))
-                Delivery.objects.filter(pk=s.claim.delivery_id).exclude(status=Delivery.Status.SUCCEEDED).update(
-                    status=Delivery.Status.SUCCEEDED, lease_until=None, next_attempt_at=None,
-                    last_status_code=s.result.status_code, last_error="", updated_at=now,
-                )
+    by_status_code = defaultdict(list)
+    for s in sent:
+        by_status_code[s.result.status_code].append(s.claim.delivery_id)
     recovered = {s.claim.endpoint_id for s in sent if s.claim.endpoint_failing}
-    if recovered:
-        WebhookEndpoint.objects.filter(pk__in=recovered, failing_since__isnull=False).update(failing_since=None)
-    return [Outcome(s.claim.delivery_id, Delivery.Status.SUCCEEDED, s.claim.number, s.result.status_code, "")
+    with transaction.atomic():
+        DeliveryAttempt.objects.bulk_create([
+            DeliveryAttempt(delivery_id=s.claim.delivery_id, number=s.claim.number, started_at=s.started_at,
+                            duration_ms=s.result.elapsed_ms, status_code=s.result.status_code,
+                            response_body=stored_text(s.result.body))
+            for s in sent
+        ])
+        for status_code, ids in by_status_code.items():
+            Delivery.objects.filter(pk__in=ids).exclude(status=Delivery.Status.SUCCEEDED).update(
+                status=Delivery.Status.SUCCEEDED, lease_until=None, next_attempt_at=None,
+                last_status_code=status_code, last_error="", updated_at=now)
+        if recovered:
+            WebhookEndpoint.objects.filter(pk__in=recovered, failing_since__isnull=False).update(failing_since=None)
+    return [DeliveryReport(s.claim.delivery_id, Delivery.Status.SUCCEEDED, s.claim.number, s.result.status_code)
             for s in sent]
-
-
-def _after_failure(delivery: Delivery, claim: Claim, result: http.HttpResult, error: str) -> list:
-    """Schedule the next attempt or dead-letter; look after the endpoint's health."""
-    callbacks = []
-    endpoint = delivery.endpoint
-    gone = result.status_code == 410
-    if endpoint is not None:
-        callbacks += endpoint_failed(endpoint, gone=gone)
-    wait = next_wait(claim.number, result)
-    if gone or claim.single_shot or wait is None:
-        _finish(delivery, Delivery.Status.FAILED, result, error)
-        return callbacks
-    delivery.next_attempt_at = timezone.now() + timedelta(seconds=wait)
-    delivery.lease_until = None
-    delivery.last_status_code = result.status_code
-    delivery.last_error = error[:500]
-    delivery.save(update_fields=["next_attempt_at", "lease_until", "last_status_code", "last_error", "updated_at"])
-    if wait <= BROKER_COUNTDOWN_MAX:
-        from .tasks import enqueue_delivery
-
-        callbacks.append(lambda pk=delivery.pk, wait=wait: enqueue_delivery(pk, countdown=wait))
-    return callbacks
-
-
-def _finish(delivery: Delivery, status: str, result: http.HttpResult, error: str) -> None:
-    delivery.status = status
-    delivery.lease_until = None
-    delivery.next_attempt_at = None
-    delivery.last_status_code = result.status_code
-    delivery.last_error = error[:500]
-    delivery.save(update_fields=["status", "lease_until", "next_attempt_at", "last_status_code", "last_error",
-                                 "updated_at"])
 
 
 def stored_text(body: bytes) -> str:
@@ -621,91 +470,33 @@ def stored_text(body: bytes) -> str:
     return body[:STORED_RESPONSE_CHARS * 4].decode("utf-8", "replace")[:STORED_RESPONSE_CHARS].replace("\x00", "\ufffd")
 
 
-def acknowledged(result: http.HttpResult) -> bool:
-    """2xx means the receiver has the event, even if its reply was longer than we keep."""
-    status_2xx = result.status_code is not None and 200 <= result.status_code < 300
-    return result.ok or (status_2xx and result.error_kind == "too_large")
-
-
-def _describe_error(result: http.HttpResult) -> str:
-    if acknowledged(result):
-        return ""
-    if result.error:
-        return result.error
-    if not result.ok:
-        return f"HTTP {result.status_code}"
-    return ""
-
-
-# --- The schedule --------------------------------------------------------------------------
-def next_wait(attempt: int, result: http.HttpResult | None = None) -> float | None:
-    """Seconds before attempt ``attempt + 1``, or ``None`` when ``attempt`` was the last.
-
-    ``WEBHOOK_RETRY_SCHEDULE`` lists the waits after attempts 1, 2, …; jitter spreads them
-    by ±10%. A 429 or 503 with ``Retry-After`` is honoured when it asks for longer.
-    """
-    schedule = settings.WEBHOOK_RETRY_SCHEDULE
-    if attempt > len(schedule):
-        return None
-    wait = schedule[attempt - 1] * random.uniform(1 - JITTER, 1 + JITTER)
-    if result is not None and result.status_code in (429, 503):
-        asked = retry_after_seconds(result.headers)
-        if asked is not None:
-            wait = max(wait, min(asked, RETRY_AFTER_MAX))
-    return wait
-
-
-def retry_after_seconds(headers: dict[str, str], now: datetime | None = None) -> float | None:
-    """``Retry-After`` as seconds from now (delta-seconds or an HTTP date), else ``None``."""
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None or when.tzinfo is None:
-        return None
-    return max((when - (now or timezone.now())).total_seconds(), 0.0)
-
-
 # --- Endpoint health -----------------------------------------------------------------------
-def endpoint_failed(endpoint: WebhookEndpoint, *, gone: bool = False) -> list:
-    """Note a failure; disable the endpoint when it is gone or has failed for too long.
-
-    Returns the callbacks to run on commit (the organizer's email)."""
-    now = timezone.now()
+def _endpoint_failed(endpoint: WebhookEndpoint, now: datetime, *, disable_reason: str) -> None:
+    """Start the endpoint's failure clock if it is not running; disable it if the policy says so."""
     WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(failing_since=now)
-    endpoint.refresh_from_db(fields=["failing_since", "enabled", "disabled_reason"])
-    if not endpoint.enabled:
-        return []
-    if gone:
-        reason = f"The endpoint answered 410 Gone on {now:%Y-%m-%d %H:%M} UTC."
-    elif now - endpoint.failing_since >= timedelta(days=settings.WEBHOOK_DISABLE_AFTER_DAYS):
-        reason = f"Every delivery failed since {endpoint.failing_since:%Y-%m-%d %H:%M} UTC."
-    else:
-        return []
-    return disable_endpoint(endpoint, reason)
+    if disable_reason:
+        disable_endpoint(endpoint, disable_reason)
 
 
-def disable_endpoint(endpoint: WebhookEndpoint, reason: str, *, notify: bool = True) -> list:
-    endpoint.enabled = False
-    endpoint.disabled_reason = reason[:300]
-    endpoint.save(update_fields=["enabled", "disabled_reason"])
+def disable_endpoint(endpoint: WebhookEndpoint, reason: str, *, notify: bool = True) -> None:
+    """Stop sending to ``endpoint``. Its organizer is emailed (when ``notify``) once the
+    transaction commits, and only by whoever disabled it: two failures at once send one."""
+    reason = reason[:300]
+    changed = WebhookEndpoint.objects.filter(pk=endpoint.pk, enabled=True).update(enabled=False, disabled_reason=reason)
+    endpoint.enabled, endpoint.disabled_reason = False, reason
+    if not changed:
+        return
     log.warning("webhook endpoint %s disabled: %s", endpoint.public_id, reason)
     email = endpoint.organization.notification_email if notify else ""
-    if not email:
-        return []
-    return [lambda: send_mail(
-        "A webhook endpoint was disabled",
-        f"We stopped sending notifications to {endpoint.url} ({endpoint.public_id}).\n\n"
-        f"Why: {reason}\n\nFix the receiver, then enable the endpoint again in the admin or with\n"
-        f"PATCH /v1/webhook_endpoints/{endpoint.public_id} {{\"enabled\": true}}. Failed deliveries\n"
-        f"can be retried from the admin or with POST /v1/deliveries/<id>/retry.",
-        settings.DEFAULT_FROM_EMAIL, [email],
-    )]
+    if email:
+        transaction.on_commit(lambda: send_mail(
+            "A webhook endpoint was disabled",
+            f"We stopped sending notifications to {endpoint.url} ({endpoint.public_id}).\n\n"
+            f"Why: {reason}\n\nFix the receiver, then enable the endpoint again in the admin or with\n"
+            f"PATCH /v1/webhook_endpoints/{endpoint.public_id} {{\"enabled\": true}}. Failed deliveries\n"
+            f"can be retried from the admin or with POST /v1/deliveries/<id>/retry.",
+            settings.DEFAULT_FROM_EMAIL, [email],
+        ), robust=True)
 
 
 def enable_endpoint(endpoint: WebhookEndpoint) -> WebhookEndpoint:
@@ -718,7 +509,8 @@ def enable_endpoint(endpoint: WebhookEndpoint) -> WebhookEndpoint:
 
 # --- By hand: retry, test ------------------------------------------------------------------
 def retry_now(delivery_id: int) -> Delivery:
-    """Make a pending or failed delivery due at once (the dead letter's way back).
+    """Make a pending or failed delivery due at once (the dead letter's way back); the
+    caller enqueues it (``webhooks.tasks.retry_delivery``).
 
     A failed delivery that is retried by hand gets one more attempt, not a new schedule.
     """
@@ -732,13 +524,10 @@ def retry_now(delivery_id: int) -> Delivery:
         delivery.next_attempt_at = timezone.now()
         delivery.lease_until = None
         delivery.save(update_fields=["status", "next_attempt_at", "lease_until", "updated_at"])
-        from .tasks import enqueue_delivery
-
-        transaction.on_commit(lambda: enqueue_delivery(delivery_id), robust=True)
     return delivery
 
 
-def send_test_event(endpoint: WebhookEndpoint) -> tuple[Delivery, Outcome]:
+def send_test_event(endpoint: WebhookEndpoint) -> tuple[Delivery, DeliveryReport]:
     """Send one ``webhook_endpoint.test`` event to ``endpoint`` now, and report.
 
     It is signed and recorded like any delivery, works on a disabled endpoint (to check a
@@ -755,6 +544,5 @@ def send_test_event(endpoint: WebhookEndpoint) -> tuple[Delivery, Outcome]:
         event.save()
         delivery = Delivery.objects.create(event=event, endpoint=endpoint, target_url=endpoint.url,
                                            next_attempt_at=timezone.now())
-    outcome = deliver(delivery.pk, even_if_disabled=True)
-    delivery.refresh_from_db()
-    return delivery, outcome
+    report = deliver(delivery.pk, even_if_disabled=True)
+    return Delivery.objects.get(pk=delivery.pk), report

@@ -26,8 +26,10 @@ from rest_framework.views import APIView
 from ievents.api_errors import ApiError
 from ievents.api_pagination import PAGINATION_PARAMETERS, paginate, paginated
 from ievents.crypto import mask
+from ievents.idempotency import ShownOnceSecret
 
 from . import delivery as delivery_service
+from . import tasks
 from .models import Delivery, OutboxEvent, WebhookEndpoint
 from .outbox import SESSION_EVENT_TYPES
 from .signing import rotate_secret
@@ -56,12 +58,11 @@ class EndpointOut(serializers.Serializer):
         return mask(endpoint.secret)
 
 
-class EndpointCreated(EndpointOut):
-    secret = serializers.CharField(help_text="whsec_…: verify our signatures with it. Shown only in this response.")
+class EndpointCreated(EndpointOut, ShownOnceSecret):
+    pass
 
 
-class SecretOut(serializers.Serializer):
-    secret = serializers.CharField()
+class SecretOut(ShownOnceSecret):
     previous_secret_expires_at = serializers.DateTimeField(
         help_text="Until then every request is signed with the old and the new secret.")
 
@@ -272,7 +273,7 @@ class DeliveryRetry(APIView):
     def post(self, request, delivery_id):
         found = get_object_or_404(own_deliveries(request), public_id=delivery_id)
         try:
-            delivery_service.retry_now(found.pk)
+            tasks.retry_delivery(found.pk)
         except delivery_service.NotRetryable as exc:
             raise ApiError(str(exc), "not_retryable", status.HTTP_409_CONFLICT) from exc
         return Response(DeliveryOut(own_deliveries(request).get(pk=found.pk)).data)

@@ -25,21 +25,18 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
 from checkout import services as checkout
 from checkout import state
 from checkout.models import Source
-from checkout.representation import load_listed_rows, session_as_api
+from checkout.representation import session_as_api, with_listed_rows
 from ievents.crypto import new_public_id
 
 from . import http
@@ -53,7 +50,6 @@ EVENT_TYPE = "checkout.validate"
 TIMEOUT_MS_MIN, TIMEOUT_MS_MAX = 500, 10_000
 RATE_LIMITED_MESSAGE = "Too many attempts. Please wait a few minutes before trying again."
 DETAILS_CHANGED_MESSAGE = "Your details changed while we were checking them. Please check them and continue again."
-Outcome = GateCall.Outcome
 
 
 class GateSettingsInvalid(ValueError):
@@ -111,27 +107,26 @@ def _signed(gate: GateSettings, payload: dict) -> tuple[bytes, dict[str, str]]:
 
 
 def _send(url: str, timeout_ms: int, body: bytes, headers: dict[str, str]) -> GateAnswer:
-    """The call itself: no database, no settings object, so it may run on another thread."""
     return interpret(http.post(url, body, headers, timeout=timeout_ms / 1000))
 
 
 def interpret(result: http.HttpResult) -> GateAnswer:
     latency = result.elapsed_ms
     if result.error:
-        return GateAnswer(Outcome.ERROR, result.status_code, latency, error=result.error)
+        return GateAnswer(GateCall.Outcome.ERROR, result.status_code, latency, error=result.error)
     code = result.status_code
     if 200 <= code < 300:
         if result.body.strip():
             try:
                 json.loads(result.body)
             except (ValueError, RecursionError):  # RecursionError: a "[[[[…" bomb within the size cap
-                return GateAnswer(Outcome.ERROR, code, latency, error=f"HTTP {code} with a body that is not JSON.")
-        return GateAnswer(Outcome.ALLOWED, code, latency)
+                return GateAnswer(GateCall.Outcome.ERROR, code, latency, error=f"HTTP {code} with a body that is not JSON.")
+        return GateAnswer(GateCall.Outcome.ALLOWED, code, latency)
     if 400 <= code < 500 and code not in (408, 429):
-        return GateAnswer(Outcome.DENIED, code, latency, message=remote_message(result.body))
+        return GateAnswer(GateCall.Outcome.DENIED, code, latency, message=remote_message(result.body))
     if 300 <= code < 400:
-        return GateAnswer(Outcome.ERROR, code, latency, error=f"HTTP {code}: redirects are not followed.")
-    return GateAnswer(Outcome.ERROR, code, latency, error=f"HTTP {code}.")
+        return GateAnswer(GateCall.Outcome.ERROR, code, latency, error=f"HTTP {code}: redirects are not followed.")
+    return GateAnswer(GateCall.Outcome.ERROR, code, latency, error=f"HTTP {code}.")
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]+")
@@ -183,42 +178,21 @@ def sample_payload(gate: GateSettings) -> dict:
     }
 
 
+def lets_through(gate: GateSettings, answer: GateAnswer) -> bool:
+    """The gate's policy: an approval lets the attendee pay, and so does an error when the
+    organizer chose ``on_error = allow``."""
+    return answer.outcome == GateCall.Outcome.ALLOWED or (
+        answer.outcome == GateCall.Outcome.ERROR and gate.on_error == GateSettings.OnError.ALLOW
+    )
+
+
 # --- Deciding for a checkout ----------------------------------------------------------------
 def run_gate(session, *, client_ip: str = "") -> GateDecision:
     """Ask the event's gate about the details ``session`` holds now, and record the outcome.
 
-    No transaction is held open while the gate thinks. What follows the call is written in as
-    few round trips as we can (the attendee waits for each): the call log with the approval,
-    or with the revocation, in one statement; a denial is then announced through the state
-    machine. The checkout's own submit starts the call inside the save of the details instead
-    (``start_gate`` then ``finish_gate``), so that the save's commit overlaps the call.
-    """
-    return finish_gate(session, start_gate(session, client_ip=client_ip))
-
-
-@dataclass
-class GateStarted:
-    """A decision under way: the call (an answer, or a future of one) and what it was about."""
-
-    gate: GateSettings
-    client_ip: str | None
-    fingerprint: str
-    breaker_open: bool
-    answer: GateAnswer | Future
-
-    def result(self) -> GateAnswer:
-        return self.answer.result() if isinstance(self.answer, Future) else self.answer
-
-
-def start_gate(session, *, client_ip: str = "", in_background: bool = False) -> GateDecision | GateStarted:
-    """Everything before the gate's answer: the guards, the fingerprint and the call, started.
-
-    A ``GateDecision`` when no call is needed (no gate, or the rate limit refuses), else a
-    ``GateStarted`` for ``finish_gate``. ``in_background``: send the request from a thread
-    of its own and return at once, for a caller still inside the details' transaction (the
-    checkout's submit, through ``save_attendee_details(on_saved=…)``), whose commit then
-    runs while the gate thinks. Everything that reads or writes the database stays on the
-    caller's thread; the other one only sends and reads (``_send``).
+    No transaction is held open while the gate thinks. An approval is recorded only if the
+    details were not saved again meanwhile (``checkout.record_gate_approval``); a refusal
+    revokes any earlier approval, and a denial is announced through the state machine.
     """
     if not checkout.gate_is_active(session):
         # No gate, nothing to approve: payment may start while it stays off. An approval
@@ -228,75 +202,29 @@ def start_gate(session, *, client_ip: str = "", in_background: bool = False) -> 
         return GateDecision(True)
     gate = session.event.gate
     client_ip = client_ip or None
-    # The details and the rate limit's counts, read by the save that stored them when the
-    # caller asked it to (``rate_limit_read``), else here: one statement either way.
-    counts = getattr(session, "rows_read_also", None)
-    recent = _recent_calls(counts) if counts else load_details(session, client_ip)
-    if rate_limited(recent, client_ip):
+    if rate_limited(recent_calls(session, client_ip), client_ip):
         checkout.revoke_gate_approval(session)
         log.warning("gate rate limit hit: session %s, ip %s", session.public_id, client_ip or "?")
         return GateDecision(False, RATE_LIMITED_MESSAGE, "rate_limited")
-    fingerprint = checkout.details_fingerprint(session)  # of the rows the payload below is built from
+    with_listed_rows(session)  # the fingerprint and the payload are built from the same rows
+    fingerprint = checkout.details_fingerprint(session)
     breaker_open = not breaker_admits(gate)
     if breaker_open:
-        answer = GateAnswer(Outcome.ERROR, error="Circuit breaker open: the gate was not called.")
-    elif in_background:
-        answer = _in_background(_send, gate.url, gate.timeout_ms, *_signed(gate, validate_payload(session)))
+        answer = GateAnswer(GateCall.Outcome.ERROR, error="Circuit breaker open: the gate was not called.")
     else:
         answer = ask_gate(gate, validate_payload(session))
-    return GateStarted(gate, client_ip, fingerprint, breaker_open, answer)
-
-
-def finish_gate(session, started: GateDecision | GateStarted) -> GateDecision:
-    """The gate's answer (waited for), the policy, and the outcome recorded. ``session`` is
-    the row the call was started for, as ``start_gate`` had it."""
-    if isinstance(started, GateDecision):
-        return started
-    gate, client_ip, breaker_open = started.gate, started.client_ip, started.breaker_open
-    answer = started.result()
-    allowed = answer.outcome == Outcome.ALLOWED or (
-        answer.outcome == Outcome.ERROR and gate.on_error == GateSettings.OnError.ALLOW
-    )
-    if not breaker_open:
         record_breaker_result(gate, answer.outcome)
+    allowed = lets_through(gate, answer)
+    call = log_call(gate, session, answer, allowed=allowed, breaker_open=breaker_open, client_ip=client_ip)
     if allowed:
-        call, approved = log_call_and_approve(gate, session, answer, started.fingerprint, breaker_open=breaker_open,
-                                              client_ip=client_ip)
-        if not approved:
+        if not checkout.record_gate_approval(session, fingerprint):
             return GateDecision(False, DETAILS_CHANGED_MESSAGE, answer.outcome, call)
         return GateDecision(True, "", answer.outcome, call)
-    call = log_call_and_revoke(gate, session, answer, breaker_open=breaker_open, client_ip=client_ip)
-    if answer.outcome == Outcome.DENIED:
+    checkout.revoke_gate_approval(session)
+    if answer.outcome == GateCall.Outcome.DENIED:
         announce_denial(session, answer)
         return GateDecision(False, answer.message or gate.denial_message, answer.outcome, call)
     return GateDecision(False, gate.error_message, answer.outcome, call)
-
-
-def _in_background(send, *args) -> Future:
-    """Run ``send(*args)`` on a thread of its own, started now: a pool would make a call wait
-    for a free thread behind calls to a hanging gate, and its deadline with it."""
-    future: Future = Future()
-
-    def run():
-        try:
-            future.set_result(send(*args))
-        except BaseException as exc:  # handed to the request's thread, which re-raises it
-            future.set_exception(exc)
-
-    threading.Thread(target=run, name="gate-call", daemon=True).start()
-    return future
-
-
-# Kind 2, one row added to checkout's listed rows: the rate limit's counts (see
-# ``rate_limited``), read in the same round trip.
-_COUNTS_SQL = (
-    "SELECT 2,"
-    " (SELECT COUNT(*) FROM (SELECT 1 FROM webhooks_gatecall WHERE session_id = %s AND created_at > %s"
-    " AND is_test = %s LIMIT %s) AS by_session),"
-    " (SELECT COUNT(*) FROM (SELECT 1 FROM webhooks_gatecall WHERE event_id = %s AND client_ip = %s"
-    " AND created_at > %s AND is_test = %s LIMIT %s) AS by_address),"
-    " NULL, NULL, NULL, NULL, NULL"
-)
 
 
 @dataclass(frozen=True)
@@ -307,38 +235,17 @@ class RecentCalls:
     by_address: int
 
 
-def rate_limit_read(session, client_ip: str | None) -> tuple[str, list] | None:
-    """The rate limit's counts as (SQL, parameters) for ``checkout.save_attendee_details``
-    to read with the details it saves (``read_also``), or None when no gate will be asked.
-    The attendee's "Continue" then reads once, under the lock, instead of twice."""
-    return _counts_read(session, client_ip) if checkout.gate_is_active(session) else None
-
-
-def _counts_read(session, client_ip: str | None) -> tuple[str, list]:
-    ops = connection.ops
-    since = ops.adapt_datetimefield_value(
-        timezone.now() - timedelta(seconds=settings.GATE_RATE_LIMIT_WINDOW_SECONDS))
-    address = ops.adapt_ipaddressfield_value(client_ip) if client_ip else None
-    return _COUNTS_SQL, [session.pk, since, False, settings.GATE_RATE_LIMIT_PER_SESSION,
-                         session.event_id, address, since, False, settings.GATE_RATE_LIMIT_PER_IP]
-
-
-def _recent_calls(rows: list[tuple]) -> RecentCalls:
-    _kind, by_session, by_address, *_ = rows[0]
+def recent_calls(session, client_ip: str | None) -> RecentCalls:
+    """The calls the rate limit weighs. Each count walks its own index
+    (``gatecall_session_recent``, ``gatecall_address_recent``) and stops at its limit."""
+    since = timezone.now() - timedelta(seconds=settings.GATE_RATE_LIMIT_WINDOW_SECONDS)
+    calls = GateCall.objects.filter(created_at__gt=since, is_test=False)
+    by_session = calls.filter(session=session)[:settings.GATE_RATE_LIMIT_PER_SESSION].count()
+    by_address = 0
+    if client_ip:
+        by_address = (calls.filter(event_id=session.event_id, client_ip=client_ip)
+                      [:settings.GATE_RATE_LIMIT_PER_IP].count())
     return RecentCalls(by_session=by_session, by_address=by_address)
-
-
-def load_details(session, client_ip: str | None = None) -> RecentCalls:
-    """Read the session's line items and answers fresh, in one statement, with what the
-    payload shows of them (ticket type's id and name, question's text), and keep them as
-    if prefetched with the session: the fingerprint and the payload are both built from
-    these rows, so the approval is bound to exactly what the gate was shown. The same
-    statement counts the recent calls the rate limit weighs, and returns them.
-
-    The checkout's own submit does not need this: its save reads the same rows and counts
-    under the session's lock (``rate_limit_read``). Other callers of ``run_gate`` do.
-    """
-    return _recent_calls(load_listed_rows(session, _counts_read(session, client_ip or None)))
 
 
 def announce_denial(session, answer: GateAnswer) -> None:
@@ -359,88 +266,11 @@ def log_call(gate, session, answer: GateAnswer, *, allowed: bool, breaker_open: 
     )
 
 
-_CALL_COLUMNS = ("event_id", "session_id", "outcome", "decision", "status_code", "latency_ms", "message", "error",
-                 "is_test", "breaker_open", "client_ip", "created_at")
-# The call log's INSERT with the session's approval set or cleared as a CTE: PostgreSQL runs
-# both as one statement, in one transaction. The approval's UPDATE is
-# checkout.services.record_gate_approval's, word for word; the revocation, revoke_gate_approval's.
-# ``{commit}``: what ``synchronous_commit`` is for this transaction (set inside the statement,
-# ``set_config(…, true)`` being SET LOCAL, so it stays one statement with parameters bound by
-# the server too; the commit reads the setting).
-_LOG_CALL_WITH_SQL = (
-    "WITH relaxed AS (SELECT set_config('synchronous_commit', {commit}, true) AS setting), changed AS ({update})"
-    " INSERT INTO webhooks_gatecall (event_id, session_id, outcome, decision, status_code, latency_ms, message, error,"
-    " is_test, breaker_open, client_ip, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-    " RETURNING id, (SELECT COUNT(*) FROM changed), (SELECT setting FROM relaxed)"
-)
-_APPROVE_SQL = ("UPDATE checkout_checkoutsession SET gate_approved_fingerprint = %s, gate_approved_at = %s"
-                " WHERE id = %s AND details_version = %s RETURNING id")
-_REVOKE_SQL = ("UPDATE checkout_checkoutsession SET gate_approved_fingerprint = '', gate_approved_at = NULL"
-               " WHERE id = %s RETURNING id")
-# The approval's commit does not wait for the disk (the row is visible at once and on disk
-# within a fraction of a second). Lost only if PostgreSQL itself crashes in that moment, and
-# then it fails closed: with no approval the attendee is asked to continue again, and the
-# gate is asked again. Every payment start re-reads the approval under the session's lock and
-# commits durably, which flushes it too. A denial, or an error's revocation, keeps the
-# setting as it is (durable), and so does anything run inside a caller's transaction.
-_WITHOUT_WAITING_FOR_DISK = "'off'"
-_AS_IT_IS = "current_setting('synchronous_commit')"
-
-
-def log_call_and_approve(gate, session, answer: GateAnswer, fingerprint: str, *, breaker_open: bool,
-                         client_ip: str | None) -> tuple[GateCall, bool]:
-    """Log an allowing call and record the approval (``checkout.record_gate_approval``):
-    (the call, whether the approval was recorded; False if the details were saved again
-    while the gate was asked). The attendee waits for this, so on PostgreSQL it is one
-    round trip and one commit instead of two of each; elsewhere (SQLite for ``make run``)
-    it is the two calls it stands for."""
-    if connection.vendor != "postgresql":
-        call = log_call(gate, session, answer, allowed=True, breaker_open=breaker_open, client_ip=client_ip)
-        return call, checkout.record_gate_approval(session, fingerprint)
-    now = timezone.now()
-    # Only when the statement is its own transaction: inside a caller's, SET LOCAL would
-    # spare the disk wait for everything else that transaction writes.
-    commit = _AS_IT_IS if connection.in_atomic_block else _WITHOUT_WAITING_FOR_DISK
-    return _log_call_with(_LOG_CALL_WITH_SQL.format(commit=commit, update=_APPROVE_SQL),
-                          [fingerprint, now, session.pk, session.details_version],
-                          gate, session, answer, allowed=True, breaker_open=breaker_open, client_ip=client_ip, now=now)
-
-
-def log_call_and_revoke(gate, session, answer: GateAnswer, *, breaker_open: bool, client_ip: str | None) -> GateCall:
-    """Log a refusing call (a denial, or an error under the ``block`` policy) and revoke any
-    earlier approval (``checkout.revoke_gate_approval``): one statement on PostgreSQL."""
-    if connection.vendor != "postgresql":
-        call = log_call(gate, session, answer, allowed=False, breaker_open=breaker_open, client_ip=client_ip)
-        checkout.revoke_gate_approval(session)
-        return call
-    sql = _LOG_CALL_WITH_SQL.format(commit=_AS_IT_IS, update=_REVOKE_SQL)
-    call, _revoked = _log_call_with(sql, [session.pk], gate, session, answer, allowed=False,
-                                    breaker_open=breaker_open, client_ip=client_ip, now=timezone.now())
-    return call
-
-
-def _log_call_with(sql: str, update_params: list, gate, session, answer: GateAnswer, *, allowed: bool,
-                   breaker_open: bool, client_ip: str | None, now) -> tuple[GateCall, bool]:
-    call = GateCall(event_id=gate.event_id, session=session, outcome=answer.outcome,
-                    decision="allow" if allowed else "deny", status_code=answer.status_code,
-                    latency_ms=answer.latency_ms, message=answer.message[:500], error=answer.error[:500],
-                    is_test=False, breaker_open=breaker_open, client_ip=client_ip, created_at=now)
-    values = [getattr(call, column) for column in _CALL_COLUMNS]
-    values[_CALL_COLUMNS.index("client_ip")] = connection.ops.adapt_ipaddressfield_value(client_ip) if client_ip else None
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*update_params, *values])
-        call.pk, changed, *_ = cursor.fetchone()
-    call._state.adding = False
-    return call, bool(changed)
-
-
 def send_test_request(gate: GateSettings) -> GateCall:
     """One real, signed call with a sample session, for the organizer ("Send test request").
     Logged as a test call; it does not move the breaker and decides nothing."""
     answer = ask_gate(gate, sample_payload(gate))
-    allowed = answer.outcome == Outcome.ALLOWED or (
-        answer.outcome == Outcome.ERROR and gate.on_error == GateSettings.OnError.ALLOW
-    )
+    allowed = lets_through(gate, answer)
     return log_call(gate, None, answer, allowed=allowed, is_test=True)
 
 
@@ -449,7 +279,7 @@ def rate_limited(recent: RecentCalls, client_ip: str | None) -> bool:
     """True when this session, or this client address for this event, already had its
     share of gate decisions in the last ``GATE_RATE_LIMIT_WINDOW_SECONDS``.
 
-    The call log is the counter (``load_details`` reads it): a sliding window over real
+    The call log is the counter (``recent_calls`` reads it): a sliding window over real
     rows, the same for every web process, no extra writes. Each count walks its own index
     (``gatecall_session_recent``, ``gatecall_address_recent``) and stops at the limit, so
     its cost does not grow with the event's traffic or with an attacker's attempts.
@@ -480,7 +310,7 @@ def breaker_admits(gate: GateSettings) -> bool:
 
 def record_breaker_result(gate: GateSettings, outcome: str) -> None:
     """A real answer (allow or deny) closes the breaker; an error counts towards opening it."""
-    if outcome != Outcome.ERROR:
+    if outcome != GateCall.Outcome.ERROR:
         if gate.consecutive_failures or gate.breaker_open_until:  # else nothing to reset: no query
             GateSettings.objects.filter(pk=gate.pk).update(consecutive_failures=0, breaker_open_until=None)
         return

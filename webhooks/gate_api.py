@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from ievents.api_errors import ApiError
 from ievents.crypto import mask
+from ievents.idempotency import ShownOnceSecret
 from ievents.models import Event
 
 from . import gate as gate_service
@@ -62,8 +63,8 @@ class GateCreated(GateOut):
                                    help_text="whsec_…: verify our signatures with it. Shown only when created.")
 
 
-class GateSecretOut(serializers.Serializer):
-    secret = serializers.CharField()
+class GateSecretOut(ShownOnceSecret):
+    pass
 
 
 class GateCallOut(serializers.Serializer):

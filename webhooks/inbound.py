@@ -12,11 +12,10 @@ The order of things is the security model:
    (``payments.registry.inbound_route``); a request they refuse is verified again with
    fresh ones before it is refused;
 3. only then is the body parsed (``MalformedWebhook`` → 400, recorded);
-4. a copy of a delivery already recorded is recorded as a duplicate (200) by the one
-   statement that finds the first; otherwise a row with a unique ``dedupe_key`` is
-   inserted in the same transaction that applies the update, so of 50 copies arriving at
-   once exactly one gets past the insert; the others wait on the unique index, then see
-   the committed row and answer 200 "duplicate";
+4. a copy of a delivery already recorded is recorded as a duplicate (200); otherwise a
+   row with a unique ``dedupe_key`` is inserted in the same transaction that applies the
+   update, so of 50 copies arriving at once exactly one gets past the insert; the others
+   wait on the unique index, then fail it and answer 200 "duplicate";
 5. a transient failure (the provider's API is down, our database hiccups) rolls all of
    that back and answers 503, so the provider sends the event again.
 
@@ -32,14 +31,12 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.http import JsonResponse
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from checkout.models import Source
-from ievents import writes
 from ievents.models import Organization
 from payments import services as payments
 from payments.base import (
@@ -64,7 +61,6 @@ ENVIRONMENT_ORG = "_"
 SECRET_PARAMS = {"key", "secret"}
 STORED_PAYLOAD_CHARS = 64 * 1024
 
-Outcome = InboundWebhook.Outcome
 
 
 class UnknownRoute(Exception):
@@ -94,9 +90,9 @@ def receive(provider_name: str, org: str, request: InboundRequest) -> Received:
         organization, provider = _verified(provider_name, org, request)
     except _Refused as refused:
         base = {"provider": provider_name, "organization": refused.organization, "payload": stored_payload(request)}
-        row = InboundWebhook.objects.create(**base, verified=False, outcome=Outcome.REJECTED,
+        row = InboundWebhook.objects.create(**base, verified=False, outcome=InboundWebhook.Outcome.REJECTED,
                                             error=storable(str(refused.error), 500))
-        return Received(400, Outcome.REJECTED, "signature verification failed", row)
+        return Received(400, InboundWebhook.Outcome.REJECTED, "signature verification failed", row)
     base = {"provider": provider_name, "organization": organization, "payload": stored_payload(request)}
     return process_verified(provider, organization, request, base)
 
@@ -143,129 +139,74 @@ def process_verified(provider: PaymentProvider, organization: Organization | Non
     try:
         parsed = provider.parse_webhook(request)
     except MalformedWebhook as exc:
-        return _record_failure(base, reprocess_row, Outcome.REJECTED, f"malformed: {exc}", 400)
+        return _record_failure(base, reprocess_row, InboundWebhook.Outcome.REJECTED, f"malformed: {exc}", 400)
     except (ProviderUnavailable, ProviderNotConfigured) as exc:
-        return _record_failure(base, reprocess_row, Outcome.FAILED, str(exc), 503)
+        return _record_failure(base, reprocess_row, InboundWebhook.Outcome.FAILED, str(exc), 503)
     except ProviderError as exc:  # the provider's API denies what the webhook claims
-        return _record_failure(base, reprocess_row, Outcome.REJECTED, str(exc), 400)
+        return _record_failure(base, reprocess_row, InboundWebhook.Outcome.REJECTED, str(exc), 400)
 
     org_key = str(organization.pk) if organization else ENVIRONMENT_ORG
     event_id = storable(parsed.event_id, 200)
     dedupe_key = f"{provider_name}:{org_key}:{event_id}"[:300]
     fields = {**base, "verified": True, "event_id": event_id, "type": storable(parsed.type, 100)}
     try:
-        if reprocess_row is None:
-            duplicate = _record_if_duplicate(fields, dedupe_key)
-            if duplicate is not None:
-                return duplicate  # the common retry: one statement, no transaction
-        # What applying it writes (payment, session, history, outbox, tickets) and this
-        # delivery's outcome go to the database together (ievents.writes): on PostgreSQL,
-        # one statement before the commit.
-        with transaction.atomic(), writes.gathering() as batch:
+        if reprocess_row is None and InboundWebhook.objects.filter(dedupe_key=dedupe_key).exists():
+            return _duplicate(fields)  # the common retry
+        with transaction.atomic():
             if reprocess_row is not None:
                 row = InboundWebhook.objects.select_for_update().get(pk=reprocess_row.pk)
             else:
                 row = _record_first(fields, dedupe_key)
                 if row is None:
-                    # A copy racing this one got the key first: the unique index made this
-                    # insert wait for that copy's commit, then skip (no savepoint needed).
                     return _duplicate(fields)
-            outcome, session, note = _apply(parsed, organization, provider_name, batch)
-            row.outcome, row.session, row.error = outcome, session, storable(note, 500)
-            batch.update(row, ["outcome", "session", "error"])
+            row.outcome, row.session, row.error = _apply(parsed, organization, provider_name)
+            row.save(update_fields=["outcome", "session", "error"])
     except (ProviderUnavailable, DatabaseError) as exc:
         log.warning("inbound %s webhook %s failed, the provider will retry: %s", provider_name, parsed.event_id, exc)
-        return _record_failure(fields, reprocess_row, Outcome.FAILED, f"transient: {type(exc).__name__}: {exc}", 503)
-    return Received(200, outcome, note, row)
-
-
-# The two statements every verified delivery runs, written out: the ORM's compile cost
-# (its ``exists()`` then ``create()``, a savepoint around the insert) was the larger part
-# of a duplicate's time. Columns as in ``InboundWebhook``.
-#
-# A copy of a delivery already recorded is recorded as a duplicate by the statement that
-# finds the first one (nothing is inserted when there is none).
-_DUPLICATE_SQL = (
-    "INSERT INTO webhooks_inboundwebhook"
-    " (provider, organization_id, event_id, type, verified, payload, received_at, outcome, error, dedupe_key)"
-    " SELECT %(provider)s, %(organization_id)s, %(event_id)s, %(type)s, TRUE, %(payload)s, %(received_at)s,"
-    " 'duplicate', 'already received', NULL"
-    " WHERE EXISTS (SELECT 1 FROM webhooks_inboundwebhook WHERE dedupe_key = %(dedupe_key)s)"
-    " RETURNING id"
-)
-# The first copy is inserted with its key, or nothing is when another copy holds the key:
-# the unique index decides, making this insert wait for that copy's transaction to end.
-_FIRST_SQL = (
-    "INSERT INTO webhooks_inboundwebhook"
-    " (provider, organization_id, event_id, type, verified, payload, received_at, outcome, error, dedupe_key)"
-    " VALUES (%(provider)s, %(organization_id)s, %(event_id)s, %(type)s, TRUE, %(payload)s, %(received_at)s,"
-    " 'ignored', '', %(dedupe_key)s)"
-    " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
-)
-
-
-def _insert(sql: str, fields: dict, dedupe_key: str | None, outcome: str, error: str = "") -> InboundWebhook | None:
-    """Run one of the two statements above; the row inserted, as ``create`` returns it, or None."""
-    row = InboundWebhook(**fields, dedupe_key=dedupe_key, outcome=outcome, error=error, received_at=timezone.now())
-    params = {
-        "provider": row.provider, "organization_id": row.organization_id, "event_id": row.event_id,
-        "type": row.type, "payload": row.payload, "received_at": row.received_at, "dedupe_key": dedupe_key,
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        found = cursor.fetchone()
-    if found is None:
-        return None
-    row.pk = found[0]
-    row._state.adding = False
-    return row
-
-
-def _record_if_duplicate(fields: dict, dedupe_key: str) -> Received | None:
-    row = _insert(_DUPLICATE_SQL, fields, dedupe_key, Outcome.DUPLICATE, "already received")
-    if row is None:
-        return None
-    row.dedupe_key = None  # the first copy holds the key
-    return Received(200, Outcome.DUPLICATE, "already received", row)
+        return _record_failure(fields, reprocess_row, InboundWebhook.Outcome.FAILED,
+                               f"transient: {type(exc).__name__}: {exc}", 503)
+    return Received(200, row.outcome, row.error, row)
 
 
 def _record_first(fields: dict, dedupe_key: str) -> InboundWebhook | None:
-    return _insert(_FIRST_SQL, fields, dedupe_key, Outcome.IGNORED)
+    """Insert the first copy with its key, or None when another copy holds the key: the
+    unique index decides, making this insert wait for that copy's transaction to end."""
+    try:
+        with transaction.atomic():
+            return InboundWebhook.objects.create(**fields, dedupe_key=dedupe_key, outcome=InboundWebhook.Outcome.IGNORED)
+    except IntegrityError:
+        return None
 
 
 def _duplicate(fields: dict) -> Received:
-    row = InboundWebhook.objects.create(**fields, outcome=Outcome.DUPLICATE, error="already received")
-    return Received(200, Outcome.DUPLICATE, "already received", row)
+    row = InboundWebhook.objects.create(**fields, outcome=InboundWebhook.Outcome.DUPLICATE, error="already received")
+    return Received(200, InboundWebhook.Outcome.DUPLICATE, "already received", row)
 
 
-def _apply(parsed: ParsedWebhook, organization: Organization | None, provider_name: str, batch: writes.Writes):
-    """Apply each update to its session (only this organization's). Returns (outcome, session, note).
-
-    ``batch``: the writes gathered around this; flushed before each update's session is
-    read, so a second update of the same session reads what the first one wrote.
-    """
-    outcome, session, notes = Outcome.IGNORED, None, []
+def _apply(parsed: ParsedWebhook, organization: Organization | None, provider_name: str) -> tuple:
+    """Apply each update to its session (only this organization's, only this provider's
+    payments). Returns (outcome, session, note)."""
+    outcome, session, notes = InboundWebhook.Outcome.IGNORED, None, []
     if not parsed.updates:
         notes.append(f"{parsed.type}: nothing to do")
     for update in parsed.updates:
-        batch.flush()
-        found = payments.find_session(update, organization.pk if organization else None, provider_name, lock=True)
+        found = payments.find_session(update, organization.pk if organization else None, provider_name)
         if found is None:
             notes.append(f"{update.kind}: no session of this organization matches")
             continue
         session = found
-        result = payments.apply_update(found, update, source=Source.PROVIDER_WEBHOOK)
+        result = payments.apply_update(found, update, source=Source.PROVIDER_WEBHOOK, provider=provider_name)
         notes.append(f"{update.kind}: {result}")
         if result == "applied":
-            outcome = Outcome.PROCESSED
-    return outcome, session, "; ".join(notes)
+            outcome = InboundWebhook.Outcome.PROCESSED
+    return outcome, session, storable("; ".join(notes), 500)
 
 
 def _record_failure(fields: dict, row: InboundWebhook | None, outcome: str, error: str, status: int) -> Received:
     error = storable(error, 500)
     if row is not None:
-        InboundWebhook.objects.filter(pk=row.pk).update(outcome=outcome, error=error[:500])
-        row.refresh_from_db()
+        row.outcome, row.error = outcome, error[:500]
+        row.save(update_fields=["outcome", "error"])
     else:
         fields = {k: v for k, v in fields.items() if k != "dedupe_key"}
         fields.setdefault("verified", True)

@@ -40,7 +40,7 @@ def check_target_url(url: str, *, allow_private: bool | None = None, resolve: bo
     if parts.username or parts.password:
         raise TargetRefused("Credentials in the URL are not allowed; use the signing secret.")
     try:
-        port = parts.port  # a ValueError here (":99999", Django's URL check lets it through) was a 500
+        port = parts.port  # raises ValueError for ":99999", which Django's URL check lets through
     except ValueError as exc:
         raise TargetRefused("The URL's port is not a number from 0 to 65535.") from exc
     if allow_private or not resolve:

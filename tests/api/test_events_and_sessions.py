@@ -1,4 +1,4 @@
-"""The first API: events and checkout sessions, as CONTRACT.md writes them."""
+"""The first API: events and checkout sessions, as docs/api.md writes them."""
 
 import pytest
 
@@ -90,6 +90,22 @@ def test_a_session_for_more_than_is_left_is_409_sold_out(api, organization):
         "event": event.public_id, "line_items": [{"ticket_type": tt.public_id, "quantity": 2}]}, format="json")
     assert response.status_code == 409 and response.json()["error"]["code"] == "sold_out"
     assert not CheckoutSession.objects.exists()
+
+
+def test_one_ticket_type_on_several_lines_is_checked_against_max_per_order_as_their_sum(api, event, ticket_type):
+    """Finding 6 of issue 13: ``[{tt, 10}] × 3`` with ``max_per_order`` 10 held 30."""
+    line = {"ticket_type": ticket_type.public_id, "quantity": 10}
+    response = api.post("/v1/checkout/sessions", {"event": event.public_id, "line_items": [line] * 3}, format="json")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_order"
+    assert "At most 10" in response.json()["error"]["message"]
+    ticket_type.refresh_from_db()
+    assert ticket_type.reserved == 0 and not CheckoutSession.objects.exists()
+    # Lines that add up to the maximum are one line of it.
+    split = [{"ticket_type": ticket_type.public_id, "quantity": q} for q in (4, 6)]
+    response = api.post("/v1/checkout/sessions", {"event": event.public_id, "line_items": split}, format="json")
+    assert response.status_code == 201
+    session = CheckoutSession.objects.get()
+    assert [(li.ticket_type_id, li.quantity) for li in session.line_items.all()] == [(ticket_type.pk, 10)]
 
 
 def test_expiring_a_session_through_the_api_releases_its_tickets(api, open_session, ticket_type):

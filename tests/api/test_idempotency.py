@@ -1,5 +1,6 @@
 """``Idempotency-Key``: a repeated POST returns the first response and does nothing twice."""
 
+import re
 import threading
 
 import pytest
@@ -22,7 +23,9 @@ def test_a_repeated_create_returns_the_first_response_and_creates_one_endpoint(a
     first = post(api)
     again = post(api)
     assert first.status_code == again.status_code == 201
-    assert again.json() == first.json()  # same id, same secret
+    replayed = again.json()
+    assert replayed.pop("replay_note").startswith("A replay of the first response")  # the secret is not kept
+    assert replayed == {k: v for k, v in first.json().items() if k != "secret"}  # same id
     assert again["Idempotent-Replayed"] == "true" and not first.has_header("Idempotent-Replayed")
     assert WebhookEndpoint.objects.count() == 1
 
@@ -113,3 +116,63 @@ def test_a_repeat_while_the_first_is_still_running_is_told_to_wait(api):
     assert second.status_code == 409 and second.json()["error"]["code"] == "idempotency_key_in_use"
     assert results["first"].status_code == 200
     assert len(server.requests) == 1 and Delivery.objects.count() == 1
+
+
+# --- Issue 13, finding 4: replays authenticate first and never keep a secret ----------------
+WHOLE_SECRET = re.compile(rb"whsec_[A-Za-z0-9+/=_-]{16,}")
+
+
+def cache_rows() -> list[bytes]:
+    """Every value in the cache table as stored (the database cache keeps base64 of a
+    pickle), decoded from base64 so a secret in it would be readable bytes."""
+    import base64
+
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT value FROM ievents_cache")  # read raw: what a database reader sees
+        return [base64.b64decode(value) for (value,) in cursor.fetchall()]
+
+
+def test_a_revoked_key_replaying_its_post_gets_401_not_the_stored_answer(api, api_key, organization):
+    from django.utils import timezone
+
+    from ievents.models import ApiKey
+
+    assert post(api).status_code == 201
+    ApiKey.objects.filter(organization=organization).update(revoked_at=timezone.now())
+    again = post(api)
+    assert again.status_code == 401 and not again.has_header("Idempotent-Replayed")
+    assert b"whsec_" not in again.content and b"we_" not in again.content
+    stranger = APIClient()
+    stranger.credentials(HTTP_AUTHORIZATION="Bearer not-a-key")
+    assert post(stranger).status_code == 401
+    assert WebhookEndpoint.objects.count() == 1
+
+
+def test_the_cache_table_never_holds_a_secret_after_secret_bearing_posts(api, event):
+    """Create an endpoint, rotate its secret, create a gate and rotate its secret, each with
+    an Idempotency-Key, each twice: the replays answer without the secret, and no row of
+    the cache table holds one."""
+    created = post(api, key="create")
+    endpoint = created.json()
+    rotate = f"/v1/webhook_endpoints/{endpoint['id']}/rotate_secret"
+    rotated = post(api, {}, key="rotate", path=rotate)
+    api.put(f"/v1/events/{event.public_id}/gate", {"url": "https://gate.example.com/check"}, format="json")
+    gate_rotated = post(api, {}, key="gate-rotate", path=f"/v1/events/{event.public_id}/gate/rotate_secret")
+    secrets = [created.json()["secret"], rotated.json()["secret"], gate_rotated.json()["secret"]]
+    assert all(secret.startswith("whsec_") for secret in secrets)
+
+    for response, again in ((created, post(api, key="create")), (rotated, post(api, {}, key="rotate", path=rotate)),
+                            (gate_rotated, post(api, {}, key="gate-rotate",
+                                                path=f"/v1/events/{event.public_id}/gate/rotate_secret"))):
+        assert again.status_code == response.status_code and again["Idempotent-Replayed"] == "true"
+        assert "secret" not in again.json() and "rotate" in again.json()["replay_note"]
+        assert not WHOLE_SECRET.search(again.content)
+    assert post(api, {}, key="rotate", path=rotate).json()["previous_secret_expires_at"] == rotated.json()[
+        "previous_secret_expires_at"]  # the replay still answers what it can
+
+    rows = cache_rows()
+    assert rows, "the replays must have been stored"
+    assert not [row for row in rows if WHOLE_SECRET.search(row)]  # masked hints (whsec_…abcd) are fine
+    assert not [row for row in rows for secret in secrets if secret.encode() in row]

@@ -77,3 +77,27 @@ def test_a_cursor_cannot_reach_another_organizations_rows(api, organization, oth
     mine = make_endpoints(organization, 2)
     ids, _ = walk(api, "/v1/webhook_endpoints", limit=1)
     assert ids == [e.public_id for e in reversed(mine)]
+
+
+def test_a_cursor_does_not_reveal_the_row_number_behind_it(api, organization):
+    """Finding 6 of issue 13: cursors were base64 of a global primary key (``MTIz`` = 123)."""
+    import base64
+
+    make_endpoints(organization, 3)
+    cursor = api.get("/v1/webhook_endpoints", {"limit": 1}).json()["next_cursor"]
+    decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    assert not decoded.isdigit() and b"cursor:" not in decoded  # encrypted, not encoded
+    # The same row gives a different cursor each time: nothing to compare between two lists.
+    assert api.get("/v1/webhook_endpoints", {"limit": 1}).json()["next_cursor"] != cursor
+
+
+def test_a_tampered_cursor_is_a_clear_400(api, organization):
+    make_endpoints(organization, 3)
+    cursor = api.get("/v1/webhook_endpoints", {"limit": 1}).json()["next_cursor"]
+    flipped = cursor[:20] + ("A" if cursor[20] != "A" else "B") + cursor[21:]
+    for bad in (flipped, cursor[:-3], cursor + "x", "MTIz"):  # MTIz: the old form of row 123
+        response = api.get("/v1/webhook_endpoints", {"cursor": bad})
+        assert response.status_code == 400, bad
+        body = response.json()["error"]
+        assert body["code"] == "invalid_cursor" and "next_cursor" in body["message"]
+    assert api.get("/v1/webhook_endpoints", {"cursor": cursor}).status_code == 200

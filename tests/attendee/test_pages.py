@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from checkout import services
 from checkout.models import CheckoutSession, Status
+from payments import services as payments
 
 from .conftest import RULES, details, english, pick, portuguese
 
@@ -182,7 +183,7 @@ def test_a_pending_payment_updates_politely_without_a_meta_refresh(client, event
     english(client)
     session = services.create_session(event, [services.Item(event.ticket_types.get(), 1)])
     session = services.save_attendee_details(session, name="Ana", email="ana@example.com", answers={})
-    services.begin_payment(session, "sandbox")
+    payments.begin_payment(session, "sandbox")
     page = page_of(client.get(f"/c/{session.public_id}/status/"))
     assert "http-equiv" not in page
     assert re.search(r'<div id="order-status" aria-live="polite" data-poll="/c/\w+/status/\?live=1">', page)

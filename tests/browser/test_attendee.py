@@ -24,6 +24,7 @@ from playwright.sync_api import expect
 
 from checkout import services
 from checkout.models import CheckoutSession, Status
+from payments import services as payments
 from tests.attendee.conftest import RULES, make_attendee_event
 from tests.browser.conftest import DESKTOP, MOBILE
 from tests.servers import LocalServer, Reply
@@ -292,7 +293,7 @@ def test_cancelling_asks_first_and_the_switcher_changes_the_language(open_page, 
 def test_a_pending_payment_updates_in_place_when_it_arrives(open_page, shot, attendee_event, language):
     session = services.create_session(attendee_event, [services.Item(attendee_event.ticket_types.get(), 1)])
     session = services.save_attendee_details(session, name="Ana", email="ana@example.com", answers={})
-    services.begin_payment(session, "sandbox")
+    payments.begin_payment(session, "sandbox")
     page = open_page(language, "phone")
     page.goto(f"/c/{session.public_id}/status/")
     region = page.locator("#order-status")

@@ -1,10 +1,8 @@
 """Saving the attendee's details: the answers become exactly the ones given, and the session
 comes back with what was saved, read under its lock.
 
-On PostgreSQL the save is one written-out statement (the session's new details, the answers'
-upsert and delete, the read back); elsewhere it is the ORM's statements and a read. Either
-way the rows it hands back must be the rows in the database, and nothing but the answers
-given may be left.
+The rows it hands back must be the rows in the database, and nothing but the answers given
+may be left.
 """
 
 import pytest
@@ -61,17 +59,6 @@ def test_the_session_comes_back_with_the_rows_as_saved_and_needs_no_further_read
     assert kept == session_as_api(fresh) and kept_fingerprint == services.details_fingerprint(fresh)
     assert kept["answers"] == {"T-shirt size": "M", "Company": "<b>New</b>"}
     assert kept["customer"] == {"name": "Ana Silva", "email": "ana@example.com"}
-    assert saved.rows_read_also == []
-
-
-def test_rows_read_also_come_back_from_the_same_statement(open_session, questions):
-    extra = ("SELECT 2, %s, NULL, NULL, NULL, NULL, NULL, NULL", [41])
-    with CaptureQueriesContext(connection) as queries:
-        saved = services.save_attendee_details(open_session, name="Ana", email="ana@example.com",
-                                               answers={questions["Company"].pk: "Acme"}, read_also=extra)
-    assert saved.rows_read_also == [(2, 41, None, None, None, None, None, None)]
-    assert sum("SELECT 2," in q["sql"] for q in queries.captured_queries) == 1
-    assert session_as_api(saved)["answers"] == {"Company": "Acme"}
 
 
 def test_a_refused_save_changes_nothing(open_session, questions):

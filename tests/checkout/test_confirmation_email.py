@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from checkout import services, tasks
 from checkout.models import CheckoutSession, Source, Status
+from payments import services as payments_services
 
 pytestmark = pytest.mark.django_db
 LOCMEM = "django.core.mail.backends.locmem.EmailBackend"
@@ -25,7 +26,7 @@ class MailServerDown(BaseEmailBackend):
 
 def complete(open_session, source, capture):
     session = services.save_attendee_details(open_session, name="Ana", email="ana@example.com", answers={})
-    services.begin_payment(session, "sandbox")
+    payments_services.begin_payment(session, "sandbox")
     with capture(execute=True):
         services.record_payment_succeeded(session.pk, amount=session.amount_total, currency="EUR", source=source)
     return CheckoutSession.objects.get(pk=session.pk)

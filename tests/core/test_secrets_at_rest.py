@@ -46,4 +46,17 @@ def test_masking_shows_enough_to_recognise_and_not_enough_to_use():
     secret = "whsec_" + "A" * 40 + "wxyz"
     shown = mask(secret)
     assert shown.startswith("whsec_") and shown.endswith("wxyz") and "A" * 10 not in shown
-    assert mask("short") == "••••••" and mask("") == ""
+    assert mask("abc") == "••••••" and mask("") == ""
+
+
+@pytest.mark.parametrize("secret", [
+    "anti-phishing-key-20", "k" * 7 + "abcd", "0123456789", "ep-notify-" + "c" * 22, "sk_live_" + "x" * 9,
+    "whsec_" + "y" * 12, "1234567",
+])
+def test_a_mask_shows_at_most_the_last_4_characters_and_never_more_than_a_quarter(secret):
+    shown = mask(secret)
+    kind = next((p for p in ("whsec_", "sk_live_") if secret.startswith(p)), "")
+    visible = shown.removeprefix(kind).lstrip("…•")
+    assert secret.endswith(visible) and shown.startswith(kind)
+    assert len(visible) <= 4 and len(visible) <= (len(secret) - len(kind)) // 4
+    assert mask("anti-phishing-key-20") == "…y-20"  # was "anti-p…y-20": 10 of its 20 characters

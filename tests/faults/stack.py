@@ -36,7 +36,10 @@ import psycopg
 import requests
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from tests.outbound.workers import CeleryWorker  # noqa: F401 (re-exported for the fixtures)
+from tests.outbound.workers import (
+    CeleryWorker,  # noqa: F401 (re-exported for the fixtures)
+    wait_until_nothing_more_can_be_sent,  # noqa: F401 (re-exported for the tests)
+)
 from tests.outbound.workers import test_database_url as _test_database_url
 from tests.servers import LocalServer, Received, Reply
 
@@ -510,6 +513,14 @@ def event_ids(database_url: str) -> set[str]:
 def delivery_statuses(database_url: str) -> Counter:
     with psycopg.connect(database_url, connect_timeout=5) as conn:
         return Counter(dict(conn.execute("SELECT status, COUNT(*) FROM webhooks_delivery GROUP BY status").fetchall()))
+
+
+def all_overdue_for_the_sweep(database_url: str, sweep_seconds: float) -> bool:
+    """Every pending delivery has been due for longer than one sweep interval."""
+    with psycopg.connect(database_url, connect_timeout=5) as conn:
+        fresh = conn.execute("SELECT COUNT(*) FROM webhooks_delivery WHERE status = 'pending' AND next_attempt_at > "
+                             "now() - make_interval(secs => %s)", [sweep_seconds]).fetchone()[0]
+    return fresh == 0
 
 
 def all_delivered(database_url: str) -> bool:

@@ -66,8 +66,10 @@ def test_a_hanging_gate_under_20_concurrent_checkouts_decides_for_everyone_opens
     asked = [c for c in calls if not c.breaker_open]
     assert len(asked) >= 5  # enough failures to open the breaker
     assert len(gate_server.requests) <= len(asked)  # (one may still sit in its accept queue)
-    # The gate's deadline held for every call, as measured by the app itself.
-    assert all(TIMEOUT_MS * 0.9 <= c.latency_ms <= TIMEOUT_MS * 1.1 for c in asked), [c.latency_ms for c in asked]
+    # Every call the gate left hanging was ended by its deadline, and not before it (the app's
+    # own measure); how soon after it the attendees had their answer is checked below.
+    assert all(c.error == "No complete answer within the timeout." for c in asked), {c.error for c in asked}
+    assert all(c.latency_ms >= TIMEOUT_MS - 1 for c in asked), [c.latency_ms for c in asked]  # - 1: whole ms
     gate.refresh_from_db()
     assert gate.breaker_open_until is not None and gate.consecutive_failures >= 5
 
@@ -78,8 +80,7 @@ def test_a_hanging_gate_under_20_concurrent_checkouts_decides_for_everyone_opens
     second_wave = GateCall.objects.order_by("-id")[:ATTENDEES]
     assert all(c.breaker_open and c.latency_ms == 0 for c in second_wave)
     assert len(gate_server.requests) <= len(asked)
-    assert all(attendee.alert() == gate.error_message for attendee in attendees)
-    assert max(open_breaker.values()) < timeout / 2  # nobody waited for the gate
+    assert all(attendee.alert() == gate.error_message for attendee in attendees)  # nobody waited: no call was made
     # Every attendee of the first wave had a decision within the timeout plus a margin for
     # the request's own work under this load: the timeout again, or three times the slowest
     # answer of the second wave (the same requests minus the gate) if the machine is so

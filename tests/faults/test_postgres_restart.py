@@ -24,6 +24,7 @@ from .stack import (
     record_observation,
     seed_in,
     wait_for,
+    wait_until_nothing_more_can_be_sent,
 )
 
 BEFORE, AFTER = 2, 3
@@ -62,7 +63,10 @@ def test_web_and_worker_recover_from_a_postgres_restart_with_nothing_stuck(proce
     wait_for(lambda: all_delivered(database), 30, "the worker to deliver again after the restart",
              explain=lambda: worker.output()[-4000:])
     delivered_after = time.monotonic() - back_at
-    time.sleep(1.5)
+    requests_when_delivered = len(receiver.requests)
+    wait_until_nothing_more_can_be_sent([worker], queued=redis.queued)
+
+    assert len(receiver.requests) == requests_when_delivered  # nothing was sent again
 
     events = event_ids(database)
     assert len(events) == (BEFORE + AFTER) * 3

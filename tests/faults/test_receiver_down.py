@@ -22,6 +22,7 @@ from .stack import (
     run_database_url,
     seed,
     wait_for,
+    wait_until_nothing_more_can_be_sent,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
@@ -36,7 +37,7 @@ def test_a_receiver_down_for_several_attempts_gets_each_event_once_with_every_at
     setup = seed(f"http://127.0.0.1:{port}/hook")
     redis = processes.redis()
     web = processes.web(database, redis.url)
-    processes.worker("persistent", database, redis.url, beat=True)
+    worker = processes.worker("persistent", database, redis.url, beat=True)
 
     for _ in range(ATTENDEES):
         Attendee(web.url, setup).take_tickets()
@@ -53,7 +54,7 @@ def test_a_receiver_down_for_several_attempts_gets_each_event_once_with_every_at
     up_at = time.monotonic()
     wait_for(lambda: all_delivered(database), 20, "delivery once the receiver is up")
     delivered_after = time.monotonic() - up_at
-    time.sleep(1.5)  # more sweeps and retries would show up as repeats
+    wait_until_nothing_more_can_be_sent([worker], queued=redis.queued)  # more sweeps and retries would show up as repeats
 
     events = event_ids(database)
     assert set(receiver.processed) == events and set(receiver.processed.values()) == {1}

@@ -13,10 +13,12 @@ import pytest
 from ievents.models import Event
 from webhooks.models import WebhookEndpoint
 
+from .conftest import FAST
 from .stack import (
     Attendee,
     DedupReceiver,
     all_delivered,
+    all_overdue_for_the_sweep,
     check_invariants,
     delivery_statuses,
     event_ids,
@@ -24,6 +26,7 @@ from .stack import (
     run_database_url,
     seed,
     wait_for,
+    wait_until_nothing_more_can_be_sent,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
@@ -39,7 +42,7 @@ def test_checkouts_work_while_redis_is_down_and_the_sweep_delivers_everything_on
     receiver.secret = setup["secret"]
     redis = processes.redis()
     web = processes.web(database, redis.url)
-    processes.worker("survivor", database, redis.url, beat=True)
+    worker = processes.worker("survivor", database, redis.url, beat=True)
 
     up_timings = []
     for _ in range(BEFORE):
@@ -59,14 +62,18 @@ def test_checkouts_work_while_redis_is_down_and_the_sweep_delivers_everything_on
     waiting = delivery_statuses(database)
     assert waiting["pending"] == DURING * 3  # created, paid, completed: written, not sent
     assert len(receiver.processed) == delivered_before
-    time.sleep(2)  # deliveries are due, overdue for the sweep, and the broker is still down
+    # The broker is still down when the deliveries become overdue: only the sweep can send them.
+    wait_for(lambda: all_overdue_for_the_sweep(database, float(FAST["WEBHOOK_SWEEP_SECONDS"])), 10,
+             "the waiting deliveries to be overdue for the sweep")
 
     redis.start()
     back_at = time.monotonic()
     assert redis.queued() == 0  # it came back empty: every message sent to it is gone
     wait_for(lambda: all_delivered(database), 60, "the sweep to deliver what waited while Redis was down")
     recovered_after = time.monotonic() - back_at
-    time.sleep(1.5)  # more sweeps: nothing is sent twice
+    requests_when_delivered = len(receiver.requests)
+    wait_until_nothing_more_can_be_sent([worker], queued=redis.queued)
+    assert len(receiver.requests) == requests_when_delivered  # more sweeps sent nothing twice
 
     events = event_ids(database)
     assert len(events) == (BEFORE + DURING) * 3
@@ -101,7 +108,7 @@ def test_a_frozen_broker_costs_attendees_at_most_its_timeout_and_loses_nothing(p
     redis = processes.redis()
     timeout = 1.0
     web = processes.web(database, redis.url, BROKER_TIMEOUT_SECONDS=str(timeout))
-    processes.worker("patient", database, redis.url, beat=True, BROKER_TIMEOUT_SECONDS=str(timeout))
+    worker = processes.worker("patient", database, redis.url, beat=True, BROKER_TIMEOUT_SECONDS=str(timeout))
 
     redis.freeze()
     attendee = Attendee(web.url, setup, timeout=30)
@@ -126,7 +133,9 @@ def test_a_frozen_broker_costs_attendees_at_most_its_timeout_and_loses_nothing(p
     thawed_at = time.monotonic()
     wait_for(lambda: all_delivered(database), 60, "delivery once the broker answers again")
     recovered_after = time.monotonic() - thawed_at
-    time.sleep(1.5)
+    requests_when_delivered = sum(len(r.requests) for r in receivers)
+    wait_until_nothing_more_can_be_sent([worker], queued=redis.queued)
+    assert sum(len(r.requests) for r in receivers) == requests_when_delivered
     events = event_ids(database)
     for receiver in receivers:
         assert set(receiver.processed) == events and set(receiver.processed.values()) == {1}

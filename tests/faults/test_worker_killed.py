@@ -23,6 +23,7 @@ from .stack import (
     run_database_url,
     seed,
     wait_for,
+    wait_until_nothing_more_can_be_sent,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
@@ -46,10 +47,10 @@ def test_a_worker_killed_mid_delivery_ends_in_exactly_one_success_per_event(proc
     killed_at = time.monotonic()
     assert not receiver.processed  # nothing was answered: the killed worker delivered nothing
 
-    processes.worker("rescuer", database, redis.url, beat=True)
+    rescuer = processes.worker("rescuer", database, redis.url, beat=True)
     wait_for(lambda: all_delivered(database), 40, "every delivery to succeed after the kill")
     recovered_after = time.monotonic() - killed_at
-    time.sleep(1.5)  # a few more sweeps: nothing is sent again
+    wait_until_nothing_more_can_be_sent([rescuer], queued=redis.queued)  # a few more sweeps: nothing is sent again
 
     events = event_ids(database)
     assert len(events) == ATTENDEES and len(sessions) == ATTENDEES

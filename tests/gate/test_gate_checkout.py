@@ -12,6 +12,7 @@ from django.test import override_settings
 
 from checkout import services
 from checkout.models import CheckoutSession, Status, Transition
+from payments import services as payments_services
 from payments.models import Payment
 from tests.conftest import make_event
 from tests.servers import Reply, refused_url
@@ -263,7 +264,7 @@ def test_changed_details_after_approval_must_be_approved_again(client, event, ga
 def test_the_service_refuses_payment_without_an_approval(event, gate, open_session):
     services.save_attendee_details(open_session, name="Ana", email="ana@acme.test", answers={})
     with pytest.raises(services.GateApprovalRequired):
-        services.begin_payment(CheckoutSession.objects.get(pk=open_session.pk), "sandbox")
+        payments_services.begin_payment(CheckoutSession.objects.get(pk=open_session.pk), "sandbox")
     assert not Payment.objects.exists()
 
 

@@ -149,3 +149,33 @@ def test_a_notification_about_another_tenants_payment_changes_nothing(client, ea
     assert response.status_code == 200 and response.json()["outcome"] == "ignored"
     rival.refresh_from_db()
     assert rival.status == Status.PAYMENT_PENDING
+
+
+def basic(user: str, password: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@responses.activate
+def test_the_secret_as_the_urls_password_arrives_as_basic_auth_and_is_accepted(client, easypay_org, paying):
+    """Issue 13, finding 2: ``https://easypay:<secret>@host/…`` (what the admin shows) keeps
+    the secret out of the request line; the client sends it as HTTP Basic authentication."""
+    responses.get(f"{EASYPAY_API}/single/{EP_ID}", json=easypay_single(EP_ID, value=50.0))
+    response = client.post(f"/api/webhooks/easypay/{easypay_org.public_id}", data=json.dumps(easypay_notification(EP_ID)),
+                           content_type="application/json", HTTP_AUTHORIZATION=basic("easypay", EASYPAY_SECRET))
+    assert response.status_code == 200 and response.json()["outcome"] == "processed"
+    paying.refresh_from_db()
+    assert paying.status == Status.COMPLETED
+
+
+@pytest.mark.parametrize("authorization", [
+    basic("easypay", "wrong-" + EASYPAY_SECRET), basic(EASYPAY_SECRET, ""), basic("easypay", EASYPAY_SECRET[:-1]),
+    "Basic !!!not-base64", "Bearer " + EASYPAY_SECRET, "Basic " + EASYPAY_SECRET,
+])
+def test_a_wrong_basic_password_is_refused_and_changes_nothing(client, easypay_org, paying, authorization):
+    response = client.post(f"/api/webhooks/easypay/{easypay_org.public_id}", data=json.dumps(easypay_notification(EP_ID)),
+                           content_type="application/json", HTTP_AUTHORIZATION=authorization)
+    assert response.status_code == 400 and response.json()["outcome"] == "rejected"
+    paying.refresh_from_db()
+    assert paying.status == Status.PAYMENT_PENDING

@@ -182,19 +182,23 @@ def test_a_receiver_that_always_fails_ends_failed_after_the_last_attempt(setting
     assert dead.last_error == "HTTP 500"
 
 
-def test_the_next_attempt_waits_as_scheduled_with_jitter_and_not_before(settings, endpoint_for, new_session):
+def test_the_next_attempt_waits_as_the_policy_decided_and_not_before(settings, endpoint_for, new_session, monkeypatch):
+    from webhooks import retry_policy
+
+    monkeypatch.setattr(retry_policy.random, "uniform", lambda low, high: high)  # the longest jitter
     settings.WEBHOOK_RETRY_SCHEDULE = [100, 1000]
     with LocalServer(Reply(500)) as server:
         endpoint_for(server.url)
         new_session()
         pk = only_delivery().pk
         before = timezone.now()
-        service.deliver(pk)
+        first = service.deliver(pk)
+        after = timezone.now()
         again = service.deliver(pk)
     delivery = Delivery.objects.get(pk=pk)
     assert again.status == "pending" and len(server.requests) == 1
-    wait = (delivery.next_attempt_at - before).total_seconds()
-    assert 90 - 1 <= wait <= 110 + 1
+    assert first.retry_in == pytest.approx(110)
+    assert before + timedelta(seconds=110) <= delivery.next_attempt_at <= after + timedelta(seconds=110)
     assert delivery.lease_until is None
 
 
@@ -443,9 +447,7 @@ def test_the_sweep_enqueues_overdue_free_deliveries_only(settings, endpoint_for,
     Delivery.objects.create(event=overdue.event, target_url="http://127.0.0.1:9/x", status="succeeded",
                             next_attempt_at=now - timedelta(hours=1))
 
-    enqueued = []
-    assert service.sweep(enqueue=enqueued.append) == 2
-    assert sorted(enqueued) == sorted([overdue.pk, expired_lease.pk])
+    assert sorted(service.overdue()) == sorted([overdue.pk, expired_lease.pk])
 
 
 # --- By hand ---------------------------------------------------------------------------------------
@@ -536,7 +538,9 @@ def test_an_answer_with_nul_bytes_is_still_recorded(settings, endpoint_for, new_
     assert attempt.response_body.startswith("ok") and attempt.response_body.endswith("<evil>")
 
 
-def test_the_sweep_stops_at_the_first_enqueue_the_broker_refuses(settings, endpoint_for, new_session):
+def test_the_sweep_stops_at_the_first_enqueue_the_broker_refuses(settings, endpoint_for, new_session, monkeypatch):
+    from webhooks import tasks
+
     settings.WEBHOOK_SWEEP_SECONDS = 1
     endpoint_for("http://127.0.0.1:9/hook")
     for _ in range(3):
@@ -544,11 +548,12 @@ def test_the_sweep_stops_at_the_first_enqueue_the_broker_refuses(settings, endpo
     Delivery.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=10))
     tries = []
 
-    def broker_down(pk):
-        tries.append(pk)
-        return False
+    def broker_down(*args, **kwargs):
+        tries.append(args)
+        raise ConnectionError("broker unreachable")
 
-    assert service.sweep(enqueue=broker_down) == 0
+    monkeypatch.setattr(tasks.deliver, "apply_async", broker_down)
+    assert tasks.sweep_deliveries() == 0
     assert len(tries) == 1 and service.due().count() == 3  # still due for the next sweep
 
 
@@ -563,8 +568,7 @@ def test_a_lease_always_outlasts_the_post_deadline(settings, endpoint_for, new_s
 
 
 def test_the_worker_task_delivers_its_delivery_and_then_has_nothing_left_to_do(endpoint_for, new_session, monkeypatch):
-    """The task's path (``deliver_batch``) on whichever database runs the tests: on SQLite
-    a batch is the named delivery alone, on PostgreSQL it may take others along."""
+    """The task's path (``deliver_batch``), on whichever database runs the tests."""
     from webhooks import tasks
 
     monkeypatch.setattr(service, "in_this_process", service._InThisProcess())
@@ -575,3 +579,40 @@ def test_the_worker_task_delivers_its_delivery_and_then_has_nothing_left_to_do(e
         assert tasks.deliver(pk) == 1
         assert tasks.deliver(pk) == 0  # a duplicate message
     assert only_delivery().status == "succeeded" and len(server.requests) == 1
+
+
+@pytest.mark.parametrize(("schedule", "enqueued_again"), [([5], True), ([600], False)])
+def test_the_task_hands_a_short_retry_to_the_broker_and_leaves_a_long_one_to_the_sweep(
+        settings, endpoint_for, new_session, monkeypatch, schedule, enqueued_again):
+    from webhooks import retry_policy, tasks
+
+    monkeypatch.setattr(service, "in_this_process", service._InThisProcess())
+    monkeypatch.setattr(retry_policy.random, "uniform", lambda low, high: 1.0)
+    enqueued = []
+    monkeypatch.setattr(tasks.deliver, "apply_async", lambda args, countdown=None: enqueued.append((args[0], countdown)))
+    settings.WEBHOOK_RETRY_SCHEDULE = schedule
+    with LocalServer(Reply(500)) as server:
+        endpoint_for(server.url)
+        new_session()
+        pk = only_delivery().pk
+        assert tasks.deliver(pk) == 1
+    assert len(server.requests) == 1
+    assert enqueued == ([(pk, 5)] if enqueued_again else [])
+
+
+def test_a_retry_by_hand_is_enqueued_only_once_it_commits(endpoint_for, new_session, monkeypatch,
+                                                         django_capture_on_commit_callbacks):
+    from webhooks import tasks
+
+    enqueued = []
+    monkeypatch.setattr(tasks.deliver, "apply_async", lambda args, countdown=None: enqueued.append(args[0]))
+    endpoint_for("http://127.0.0.1:9/hook")
+    new_session()
+    pk = only_delivery().pk
+    Delivery.objects.filter(pk=pk).update(status="failed", next_attempt_at=None)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        tasks.retry_delivery(pk)
+    assert enqueued == [] and only_delivery().status == "pending"
+    for callback in callbacks:
+        callback()
+    assert enqueued == [pk]

@@ -14,7 +14,7 @@ from standardwebhooks.webhooks import Webhook
 from tests.servers import LocalServer, Reply
 from webhooks.models import Delivery, DeliveryAttempt
 
-from .workers import CeleryWorker, purge_broker
+from .workers import CeleryWorker, purge_broker, wait_until_nothing_more_can_be_sent
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
@@ -44,6 +44,13 @@ def wait_for(condition, timeout=20.0, what="condition"):
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def queued() -> int:
+    from ievents.celery import app
+
+    with app.connection_for_write() as conn:
+        return conn.default_channel.client.llen("celery")
 
 
 def settled(*statuses):
@@ -78,10 +85,10 @@ def test_a_receiver_failing_twice_then_succeeding_gets_one_event_three_times(end
 def test_a_receiver_that_always_fails_ends_failed_after_the_schedule(endpoint_for, new_session):
     with LocalServer(Reply(500)) as server:
         endpoint_for(server.url)
-        with worker():
+        with worker() as w:
             new_session()
             wait_for(settled("failed"), what="the delivery to be dead-lettered")
-            time.sleep(1.5)  # nothing more is sent after the last attempt
+            wait_until_nothing_more_can_be_sent([w], queued=queued)  # a retry after the last attempt would run first
     assert len(server.requests) == 3
     delivery = Delivery.objects.get()
     assert delivery.attempts_count == 3 and delivery.next_attempt_at is None
@@ -110,16 +117,13 @@ def test_a_worker_killed_mid_delivery_still_ends_in_exactly_one_success(endpoint
 
 
 def test_a_message_the_broker_lost_is_delivered_once_after_the_sweep(receiver, endpoint_for, new_session):
-    from ievents.celery import app
-
     endpoint_for(receiver.url)
     new_session()  # committed, its task enqueued, but no worker is running
-    with app.connection_for_write() as conn:
-        assert conn.default_channel.client.llen("celery") == 1
+    assert queued() == 1
     purge_broker()  # the broker loses it
-    with worker(beat=True):
+    with worker(beat=True) as w:
         wait_for(settled("succeeded"), what="the sweep to find the lost delivery")
-        time.sleep(1.5)  # a few more sweeps: nothing is sent twice
+        wait_until_nothing_more_can_be_sent([w], queued=queued)  # sweeps that would send it twice
     assert len(receiver.requests) == 1
     assert DeliveryAttempt.objects.count() == 1
 
@@ -137,7 +141,7 @@ def test_two_workers_never_send_the_same_attempt_twice(endpoint_for, new_session
                 for _ in range(3):  # duplicate messages: both workers race for each delivery
                     enqueue_delivery(pk)
             wait_for(settled("succeeded"), timeout=30, what="30 deliveries")
-            time.sleep(0.5)
+            wait_until_nothing_more_can_be_sent([alpha, beta], queued=queued)  # every duplicate message handled
             logs = alpha.output(), beta.output()
     ids = [r.headers["webhook-id"] for r in server.requests]
     assert len(ids) == 30 and len(set(ids)) == 30

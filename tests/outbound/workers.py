@@ -9,6 +9,7 @@ periodic sweep) and be SIGKILLed like a crashed machine.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +21,10 @@ from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
+SWEEP_TASK = "webhooks.tasks.sweep_deliveries"
+# Celery's own log lines (at INFO) for a task received and a task that ended, however.
+TASK_RECEIVED = re.compile(r"Task (\S+)\[([0-9a-f-]+)\] received")
+TASK_ENDED = re.compile(r"Task (\S+)\[([0-9a-f-]+)\] (?:succeeded in \S+: (.*)|raised|retry|failed)")
 
 
 def test_database_url() -> str:
@@ -79,6 +84,18 @@ class CeleryWorker:
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")
 
+    def idle(self) -> bool:
+        """Every task this worker received has ended (a countdown it holds has run, a POST
+        it was making has its answer)."""
+        log = self.output()
+        received = {task_id for _, task_id in TASK_RECEIVED.findall(log)}
+        ended = {task_id for _, task_id, _ in TASK_ENDED.findall(log)}
+        return received <= ended
+
+    def sweep_results(self) -> list[str]:
+        """What each sweep this worker ran returned (how many deliveries it enqueued), in order."""
+        return [result.strip() for name, _, result in TASK_ENDED.findall(self.output()) if name == SWEEP_TASK]
+
     def kill(self) -> None:
         """SIGKILL, as a crash would: no task finishes, no message is acknowledged."""
         if self.process and self.process.poll() is None:
@@ -99,3 +116,28 @@ class CeleryWorker:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def wait_until_nothing_more_can_be_sent(workers, *, quiet_sweeps: int = 2, queued=None, timeout: float = 30) -> None:
+    """Wait for the events after which no further request can reach a receiver, so that
+    a count taken next is final: each worker is idle, and each worker running the periodic
+    sweep has since finished ``quiet_sweeps`` sweeps in a row that found nothing overdue
+    (a delivery wrongly left due would be enqueued by them, and so be counted);
+    ``queued()``, when given, says the broker holds no message. ``timeout`` only bounds
+    the wait: it is not a time that must pass."""
+    sweeping = [w for w in workers if w.beat]
+    already = {w: len(w.sweep_results()) for w in sweeping}
+
+    def quiet():
+        for w in sweeping:
+            results = w.sweep_results()[already[w]:]
+            if len(results) < quiet_sweeps or set(results[-quiet_sweeps:]) != {"0"}:
+                return False
+        return (queued is None or queued() == 0) and all(w.idle() for w in workers)
+
+    deadline = time.monotonic() + timeout
+    while not quiet():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {quiet_sweeps} sweeps that found nothing "
+                                 f"to send and idle workers")
+        time.sleep(0.05)

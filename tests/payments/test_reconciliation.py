@@ -127,12 +127,13 @@ def test_a_payment_after_the_hold_expired_and_sold_out_is_flagged_for_refund(
 
 def test_apply_update_ignores_a_partial_refund_told_twice(stripe_org, event):
     session, _ = pending_session(event, provider="stripe")
-    apply_update(session, PaymentUpdate(UpdateKind.SUCCEEDED, amount=5000, currency="EUR"), source=Source.PROVIDER_WEBHOOK)
+    apply_update(session, PaymentUpdate(UpdateKind.SUCCEEDED, amount=5000, currency="EUR"),
+                 source=Source.PROVIDER_WEBHOOK, provider="stripe")
     partial = PaymentUpdate(UpdateKind.PARTIALLY_REFUNDED, amount=2000)
-    assert apply_update(session, partial, source=Source.PROVIDER_WEBHOOK) == "applied"
-    assert apply_update(session, partial, source=Source.PROVIDER_WEBHOOK) == "ignored"
+    assert apply_update(session, partial, source=Source.PROVIDER_WEBHOOK, provider="stripe") == "applied"
+    assert apply_update(session, partial, source=Source.PROVIDER_WEBHOOK, provider="stripe") == "ignored"
     assert apply_update(session, PaymentUpdate(UpdateKind.PARTIALLY_REFUNDED, amount=3000),
-                        source=Source.PROVIDER_WEBHOOK) == "applied"
+                        source=Source.PROVIDER_WEBHOOK, provider="stripe") == "applied"
     session.refresh_from_db()
     assert session.amount_refunded == 3000 and _events(session).count("checkout.session.refunded") == 2
 
@@ -148,10 +149,10 @@ def test_a_second_payment_for_a_paid_order_is_flagged_for_refund_once(client, st
                                        method="multibanco", amount=session.amount_total, currency="EUR",
                                        status=Payment.Status.PENDING)
     card_paid = PaymentUpdate(UpdateKind.SUCCEEDED, provider_reference="cs_test_card", amount=5000, currency="EUR")
-    assert apply_update(session, card_paid, source=Source.PROVIDER_WEBHOOK) == "applied"
+    assert apply_update(session, card_paid, source=Source.PROVIDER_WEBHOOK, provider="stripe") == "applied"
     atm_paid = PaymentUpdate(UpdateKind.SUCCEEDED, provider_reference="REQ-mb", amount=5000, currency="EUR")
     with django_capture_on_commit_callbacks(execute=True):
-        assert apply_update(session, atm_paid, source=Source.PROVIDER_WEBHOOK) == "applied"
+        assert apply_update(session, atm_paid, source=Source.PROVIDER_WEBHOOK, provider="ifthenpay") == "applied"
     session.refresh_from_db()
     reference.refresh_from_db()
     assert session.status == Status.COMPLETED and "paid twice" in session.needs_attention
@@ -159,8 +160,8 @@ def test_a_second_payment_for_a_paid_order_is_flagged_for_refund_once(client, st
     assert [m.to for m in mail.outbox] == [["ops@acme.test"]]
     # The same news again, and news of the card payment again, change nothing more.
     with django_capture_on_commit_callbacks(execute=True):
-        assert apply_update(session, atm_paid, source=Source.PROVIDER_WEBHOOK) == "ignored"
-        assert apply_update(session, card_paid, source=Source.PROVIDER_WEBHOOK) == "ignored"
+        assert apply_update(session, atm_paid, source=Source.PROVIDER_WEBHOOK, provider="ifthenpay") == "ignored"
+        assert apply_update(session, card_paid, source=Source.PROVIDER_WEBHOOK, provider="stripe") == "ignored"
     assert len(mail.outbox) == 1
     card.refresh_from_db()
     assert card.status == Payment.Status.SUCCEEDED

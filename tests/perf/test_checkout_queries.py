@@ -1,9 +1,7 @@
 """SQL statements per checkout page: a ceiling that only goes down.
 
 Speed is measured in bench/, never asserted here; the number of statements a page runs
-is deterministic, so it can be. Each ceiling is the count after the optimisation of
-issue 6 (part 4); the count before is in the comment beside it and in
-docs/benchmarks.md. A change that needs more statements must raise the ceiling on
+is deterministic, so it can be. A change that needs more statements must raise the ceiling on
 purpose, in the same commit, and say why.
 
 Counted with Django's test client on the test database, savepoints included (each nested
@@ -21,37 +19,25 @@ from webhooks.models import Delivery, OutboxEvent, WebhookEndpoint
 
 pytestmark = pytest.mark.django_db
 
-# step -> (ceiling now, count before the optimisation)
+# step -> (ceiling, count before the checkout was first made lean). The same on every
+# database: there is one code path.
 CEILINGS = {
     "GET event page": (2, 2),
-    "POST tickets": (14, 16),  # the session locked by a statement written out; its event gathered
+    "POST tickets": (15, 16),  # tickets reserved under their row locks, the session, its created event
     "GET attendee form": (4, 4),
-    # answers in bulk; the event kept from the page's read; then (issue 3's latency work) the
-    # session's new details, the answers' upsert and delete and the read back in one statement
-    "POST details": (7, 28),
+    "POST details": (12, 28),  # the session locked and saved, answers in bulk, its rows read back under the lock
     "GET review": (4, 5),
-    "POST Pay": (14, 17),  # the organization kept from the page's read; the lock and the writes as below
+    "POST Pay": (14, 17),
     "GET sandbox page": (1, 1),
     "POST Simulate success": (2, 2),
-    # pay and complete under one lock, written in one go (checkout.state.apply_steps; the
-    # inbound webhook's optimisation, issue 4): was 36 after issue 6, 12 before the lock was
-    # written out and the writes (the payment's status too) gathered into one statement
-    # (ievents.writes)
-    # + 1 (issue 16): the ticket email is a receipt, so it reads how the order was paid and
-    # the organizer's name (the payment with its session's organization, one statement)
-    "GET return page": (7, 42),
+    # pay and complete under one lock: one save of the session, transitions and events in bulk
+    "GET return page": (22, 42),
     "GET status page": (4, 4),
 }
 
-# What the pages run more on other databases (SQLite, in development), where the paths
-# written as one PostgreSQL statement are the ORM calls they stand for: the details' save
-# (session, answers' read and insert, rows read back) and the gathered writes of a
-# completion (ievents.writes: payment, tickets, session, transitions, events).
-ELSEWHERE = {"POST tickets": 1, "POST details": 3, "POST Pay": 1, "GET return page": 5}
-
 
 def ceiling(name: str) -> int:
-    return CEILINGS[name][0] + (0 if connection.vendor == "postgresql" else ELSEWHERE.get(name, 0))
+    return CEILINGS[name][0]
 
 
 class Flow:

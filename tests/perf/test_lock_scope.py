@@ -15,6 +15,7 @@ from django.db import OperationalError, connection, connections, transaction
 
 from checkout import services
 from checkout.models import CheckoutSession, Status
+from payments import services as payments_services
 from payments.models import Payment
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -62,7 +63,7 @@ def test_starting_a_payment_does_not_wait_for_a_checkout_being_opened_for_the_sa
     session = _approved(services.create_session(event, [services.Item(ticket_type, 1)]))
     # What an INSERT of a session (or a gate call) for this event holds until it commits.
     with HeldLock("SELECT id FROM ievents_event WHERE id = %s FOR KEY SHARE", [event.pk]):
-        payment = _with_lock_timeout(lambda: services.begin_payment(session, "sandbox"))
+        payment = _with_lock_timeout(lambda: payments_services.begin_payment(session, "sandbox"))
     assert payment.status == Payment.Status.PENDING
     assert CheckoutSession.objects.get(pk=session.pk).status == Status.PAYMENT_PENDING
 
@@ -73,6 +74,6 @@ def test_starting_a_payment_still_waits_for_the_sessions_own_lock(event, ticket_
     session = _approved(services.create_session(event, [services.Item(ticket_type, 1)]))
     with HeldLock("SELECT id FROM checkout_checkoutsession WHERE id = %s FOR UPDATE", [session.pk]):
         with pytest.raises(OperationalError, match="lock timeout"):
-            _with_lock_timeout(lambda: services.begin_payment(session, "sandbox"))
+            _with_lock_timeout(lambda: payments_services.begin_payment(session, "sandbox"))
     assert CheckoutSession.objects.get(pk=session.pk).status == Status.OPEN
     assert not Payment.objects.exists()

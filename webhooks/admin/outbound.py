@@ -18,6 +18,7 @@ from ievents.admin import ReadOnlyInline, ReadOnlyTenantAdmin, TenantScopedAdmin
 from ievents.crypto import mask
 
 from .. import delivery as service
+from .. import tasks
 from ..models import Delivery, DeliveryAttempt, OutboxEvent, WebhookEndpoint
 from ..outbox import SESSION_EVENT_TYPES
 from ..signing import rotate_secret
@@ -195,7 +196,7 @@ class DeliveryAdmin(ReadOnlyTenantAdmin):
         retried = 0
         for delivery in queryset:
             try:
-                service.retry_now(delivery.pk)
+                tasks.retry_delivery(delivery.pk)
                 retried += 1
             except service.NotRetryable as exc:
                 self.message_user(request, f"{delivery.public_id}: {exc}", messages.WARNING)

@@ -1,6 +1,7 @@
 import os
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
@@ -10,6 +11,8 @@ from ievents.models import Event, Membership, Organization, Question, TicketType
 from payments.models import IntegrationSettings
 
 ORGANIZER_APPS = ("ievents", "checkout", "webhooks", "payments")
+DEMO_ORGANIZER = "organizer"
+DEFAULT_DEMO_PASSWORD = "demo-organizer"
 
 
 def organizer_group() -> Group:
@@ -28,8 +31,8 @@ class Command(BaseCommand):
     def handle(self, **options):
         org, _ = Organization.objects.get_or_create(slug="demo", defaults={"name": "Demo Events"})
         User = get_user_model()
-        password = os.environ.get("DEMO_ADMIN_PASSWORD", "demo-organizer")
-        user, created = User.objects.get_or_create(username="organizer", defaults={"is_staff": True})
+        password = os.environ.get("DEMO_ADMIN_PASSWORD", DEFAULT_DEMO_PASSWORD)
+        user, created = User.objects.get_or_create(username=DEMO_ORGANIZER, defaults={"is_staff": True})
         if created:
             user.set_password(password)
             user.save()
@@ -52,5 +55,30 @@ class Command(BaseCommand):
                                     required=True, position=1)
             Question.objects.create(event=event, text="I accept the code of conduct", kind="checkbox",
                                     required=True, position=2)
-        self.stdout.write(f"Admin:      /admin/  user 'organizer', password '{password if created else '(unchanged)'}'")
-        self.stdout.write(f"Demo event: {event.get_absolute_url()}")
+        if options["verbosity"] > 0:
+            self.stdout.write("\n".join(demo_links(settings.PUBLIC_BASE_URL)))
+
+
+def demo_links(base_url: str) -> list[str]:
+    """Where to click, as full URLs on ``base_url``, and the organizer's login.
+
+    The password is shown only while it still opens the account: once the organizer has
+    changed it in the admin, the demo no longer knows it and says so.
+    """
+    event = Event.objects.filter(organization__slug="demo").first()
+    user = get_user_model().objects.filter(username=DEMO_ORGANIZER).first()
+    password = os.environ.get("DEMO_ADMIN_PASSWORD", DEFAULT_DEMO_PASSWORD)
+    if user is None:
+        login = "(none: run `python manage.py seed_demo`)"
+    elif user.check_password(password):
+        login = f"user {DEMO_ORGANIZER}, password {password}"
+    else:
+        login = f"user {DEMO_ORGANIZER}, password (changed since the demo was seeded)"
+    base = base_url.rstrip("/")
+    return [
+        f"Home:        {base}/",
+        f"Demo event:  {base}{event.get_absolute_url()}" if event else
+        "Demo event:  (none: run `python manage.py seed_demo`)",
+        f"Admin:       {base}/admin/",
+        f"Login:       {login}",
+    ]

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from webhooks import delivery
+from webhooks import delivery, tasks
 
 
 class Command(BaseCommand):
@@ -15,10 +15,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, inline=False, limit=1000, **options):
         if inline:
-            outcomes = []
-            count = delivery.sweep(limit=limit, enqueue=lambda pk: outcomes.append(delivery.deliver(pk)))
-            succeeded = sum(1 for o in outcomes if o.status == "succeeded")
-            self.stdout.write(f"Attempted {count} overdue deliveries: {succeeded} succeeded.")
+            reports = [delivery.deliver(pk) for pk in delivery.overdue(limit=limit)]
+            succeeded = sum(1 for r in reports if r.status == "succeeded")
+            self.stdout.write(f"Attempted {len(reports)} overdue deliveries: {succeeded} succeeded.")
         else:
-            count = delivery.sweep(limit=limit)
+            count = tasks.enqueue_all(delivery.overdue(limit=limit))
             self.stdout.write(f"Enqueued {count} overdue deliveries.")

@@ -1,0 +1,187 @@
+"""Limits on taking tickets from the attendee pages, so nobody holds an event's inventory.
+
+Three anonymous ``POST /e/<event>/`` could hold all 30 tickets of a type, and starting a
+Multibanco payment stretched that hold to 48 hours. With no account to count by, the buyer
+is the client address, and for each address and event:
+
+- at most ``CHECKOUT_MAX_HELD_TICKETS_PER_ADDRESS`` tickets held at once (held: in a
+  checkout that is neither paid nor ended, its hold not released);
+- at most ``CHECKOUT_MAX_CHECKOUTS_PER_ADDRESS`` checkouts opened in
+  ``CHECKOUT_LIMIT_WINDOW_SECONDS`` (the rate of taking tickets);
+- a hold stretched for a pending payment only when the provider gave a reference to pay,
+  and never past ``CHECKOUT_MAX_PENDING_HOLD_HOURS`` after the checkout opened
+  (``pending_hold_until``), however often a payment is started again.
+
+The address is the connection's (``REMOTE_ADDR``), or, behind ``TRUSTED_PROXY_COUNT``
+proxies, the one the nearest of them put in ``X-Forwarded-For``: a header anyone can send
+is never trusted further than the proxies we run. An IPv6 address counts as its /64, the
+network one subscriber is given. ``CHECKOUT_LIMITS_EXEMPT_ADDRESSES`` (a box office behind
+one address) are not limited.
+
+The API is exempt: its caller is the organizer's own server, known by its key, opening
+checkouts for many attendees from one address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+import threading
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Min, Q, Sum
+from django.utils import timezone
+
+from ievents.models import Event, TicketType
+
+from . import services, state
+from .models import CheckoutSession, Status
+
+log = logging.getLogger(__name__)
+
+# A session holding tickets that are not sold yet: payment may still come, or never.
+HOLDING = state.LIVE | {Status.UNPAID}
+
+
+class LimitReached(services.CheckoutError):
+    """This address may not take (more) tickets for this event now; ``retry_after`` seconds."""
+
+    code = "limit_reached"
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = max(int(retry_after), 1)
+
+
+# --- The client's address ---------------------------------------------------------------------
+def client_address(request) -> str:
+    """The client's IP address as far as we can trust it ("" when there is none)."""
+    remote = request.META.get("REMOTE_ADDR", "")
+    hops = settings.TRUSTED_PROXY_COUNT
+    if hops <= 0 and "HTTP_X_FORWARDED_FOR" in request.META:
+        _warn_about_a_proxy_once(remote)
+    if hops > 0:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        forwarded = [part for part in forwarded if part]
+        if forwarded:
+            # Each trusted proxy appends the address it was connected from: the entry our
+            # farthest proxy appended is the client; anything before it the client wrote.
+            candidate = forwarded[-min(hops, len(forwarded))]
+            if _ip(candidate) is not None:
+                return candidate
+    return remote if _ip(remote) is not None else ""
+
+
+_proxy_warned = threading.Event()
+
+
+def _warn_about_a_proxy_once(remote: str) -> None:
+    # A proxy in front that nobody told us about makes every attendee one address (its
+    # own), and the limits then refuse them together: say so once per process.
+    if not _proxy_warned.is_set():
+        _proxy_warned.set()
+        log.warning("requests carry X-Forwarded-For (from %s) but TRUSTED_PROXY_COUNT is 0: the per-address "
+                    "limits count the connection's address; behind a proxy, set TRUSTED_PROXY_COUNT", remote)
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def address_key(address: str) -> str:
+    """What the limits count by: an IPv4 address, or an IPv6 address's /64 ("" for none)."""
+    ip = _ip(address)
+    if ip is None:
+        return ""
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+@lru_cache(maxsize=8)
+def _exempt_networks(entries: tuple[str, ...]) -> tuple:
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+
+
+def is_exempt(address: str) -> bool:
+    ip = _ip(address)
+    if ip is None:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in _exempt_networks(tuple(settings.CHECKOUT_LIMITS_EXEMPT_ADDRESSES)))
+
+
+# --- Taking tickets ------------------------------------------------------------------------------
+def hold_tickets(event: Event, items: list[services.Item], *, address: str) -> CheckoutSession:
+    """Open a checkout holding ``items`` for the client at ``address``, within its limits.
+
+    Raises ``LimitReached``, or what ``services.create_session`` raises. The ticket types
+    are locked first (in primary-key order, as ``inventory.reserve`` locks them): two
+    requests from one address for the same tickets are counted one after the other, so
+    sending many at once does not get past the cap.
+    """
+    key = address_key(address)
+    if not key or is_exempt(address):
+        return services.create_session(event, items)
+    with transaction.atomic():
+        wanted = sorted({item.ticket_type.pk for item in items if item.quantity})
+        list(TicketType.objects.select_for_update().filter(pk__in=wanted).order_by("pk").values_list("pk", flat=True))
+        check(event, key, sum(item.quantity for item in items))
+        session = services.create_session(event, items)
+        CheckoutSession.objects.filter(pk=session.pk).update(client_address=key)
+        session.client_address = key
+        return session
+
+
+def check(event: Event, key: str, quantity: int, now: datetime | None = None) -> None:
+    """Raise ``LimitReached`` if the address ``key`` may not take ``quantity`` more tickets
+    for ``event`` now. One statement: what it holds and what it opened lately."""
+    now = now or timezone.now()
+    cap, rate = settings.CHECKOUT_MAX_HELD_TICKETS_PER_ADDRESS, settings.CHECKOUT_MAX_CHECKOUTS_PER_ADDRESS
+    window = timedelta(seconds=settings.CHECKOUT_LIMIT_WINDOW_SECONDS)
+    holding = Q(status__in=HOLDING, holds_released=False)
+    recent = Q(created_at__gt=now - window)
+    mine = CheckoutSession.objects.filter(event=event, client_address=key).aggregate(
+        held=Sum("line_items__quantity", filter=holding, default=0),
+        first_release=Min("expires_at", filter=holding),
+        opened=Count("pk", filter=recent, distinct=True),
+        first_opened=Min("created_at", filter=recent),
+    )
+    if cap and mine["held"] + quantity > cap:
+        wait = (mine["first_release"] - now).total_seconds() if mine["first_release"] else 60
+        if mine["held"]:
+            raise LimitReached(
+                f"You already hold {mine['held']} ticket(s) for this event, and one connection may hold at most "
+                f"{cap} at a time. Finish or cancel the checkout you started, or wait until its hold ends "
+                f"(in about {_minutes(wait)}).", wait)
+        raise LimitReached(f"One connection may hold at most {cap} tickets for this event at a time.", 60)
+    if rate and mine["opened"] >= rate:
+        wait = (mine["first_opened"] + window - now).total_seconds()
+        raise LimitReached(
+            f"Too many checkouts were started from your connection for this event. Please try again in about "
+            f"{_minutes(wait)}.", wait)
+
+
+def _minutes(seconds: float) -> str:
+    minutes = max(1, math.ceil(seconds / 60))
+    if minutes >= 120:
+        return f"{math.ceil(minutes / 60)} hours"
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+# --- Holds stretched for a pending payment ------------------------------------------------------
+def pending_hold_until(session: CheckoutSession, deadline: datetime) -> datetime:
+    """How long a pending payment with ``deadline`` (a Multibanco reference's) may keep
+    ``session``'s tickets: until the deadline, but never more than
+    ``CHECKOUT_MAX_PENDING_HOLD_HOURS`` after the checkout opened."""
+    return min(deadline, session.created_at + timedelta(hours=settings.CHECKOUT_MAX_PENDING_HOLD_HOURS))

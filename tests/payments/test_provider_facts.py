@@ -1,0 +1,64 @@
+"""Each provider declares its own facts: credentials, environment fallback, webhook URL."""
+
+import pytest
+
+from payments.models import Provider
+from payments.registry import PROVIDER_CLASSES, config_for
+
+from .helpers import configure
+
+ENVIRONMENT = {
+    "STRIPE_SECRET_KEY": "sk_env", "STRIPE_WEBHOOK_SECRET": "whsec_env",
+    "EASYPAY_ACCOUNT_ID": "acc-env", "EASYPAY_API_KEY": "key-env", "EASYPAY_WEBHOOK_SECRET": "ep-env",
+    "IFTHENPAY_MB_KEY": "MB-env", "IFTHENPAY_MBWAY_KEY": "MBW-env", "IFTHENPAY_ENTITY": "12345",
+    "IFTHENPAY_SUB_ENTITY": "", "IFTHENPAY_ANTI_PHISHING_KEY": "anti-env",
+}
+
+
+def test_every_provider_a_tenant_can_choose_has_an_adapter():
+    assert set(PROVIDER_CLASSES) == set(Provider.values)
+
+
+@pytest.mark.parametrize(("provider", "credentials", "secret"), [
+    ("stripe", {"secret_key": "sk_env"}, "whsec_env"),
+    ("easypay", {"account_id": "acc-env", "api_key": "key-env"}, "ep-env"),
+    ("ifthenpay", {"mb_key": "MB-env", "mbway_key": "MBW-env", "entity": "12345"}, "anti-env"),  # unset ones left out
+    ("sandbox", {}, ""),
+])
+def test_the_environment_fallback_is_read_from_each_providers_own_settings(settings, provider, credentials, secret):
+    for name, value in ENVIRONMENT.items():
+        setattr(settings, name, value)
+    config = config_for(provider, None)
+    assert (config.credentials, config.webhook_secret, config.from_environment) == (credentials, secret, True)
+
+
+@pytest.mark.django_db
+def test_a_tenants_own_settings_win_over_the_environment(settings, organization):
+    settings.STRIPE_SECRET_KEY, settings.STRIPE_WEBHOOK_SECRET = "sk_env", "whsec_env"
+    configure(organization, "stripe", secret="whsec_mine", credentials={"secret_key": "sk_mine"})
+    config = config_for("stripe", organization)
+    assert (config.credentials, config.webhook_secret, config.from_environment) == ({"secret_key": "sk_mine"},
+                                                                                   "whsec_mine", False)
+
+
+@pytest.mark.parametrize(("provider", "suffix"), [
+    ("stripe", ""),
+    ("sandbox", ""),
+    ("easypay", "?secret=<your webhook secret>"),
+    ("ifthenpay", "?key=[ANTI_PHISHING_KEY]&orderId=[ORDER_ID]&amount=[AMOUNT]&requestId=[REQUEST_ID]"
+                  "&entity=[ENTITY]&reference=[REFERENCE]&payment_datetime=[PAYMENT_DATETIME]"),
+])
+def test_each_provider_gives_the_webhook_url_its_dashboard_needs(settings, provider, suffix):
+    settings.PUBLIC_BASE_URL = "https://tickets.example.com"
+    url = PROVIDER_CLASSES[provider].webhook_url(None)
+    assert url == f"https://tickets.example.com/api/webhooks/{provider}/_{suffix}"
+
+
+@pytest.mark.django_db
+def test_the_admin_form_offers_only_the_providers_own_credential_fields(client, organizer, organization):
+    row = configure(organization, "easypay")
+    client.force_login(organizer)
+    page = client.get(f"/admin/payments/integrationsettings/{row.pk}/change/").content.decode()
+    assert "Account ID" in page and "API key" in page
+    assert "Secret key (sk_live_" not in page and "mbWayKey" not in page
+    assert "put it in the notification URL you give Easypay" in page  # its webhook secret help
