@@ -236,7 +236,10 @@ class OrderActionsMixin:
             pending = " The provider is processing it." if made.status == Refund.Status.PENDING else ""
             return f"Refunded {money(made.amount, made.currency)}.{pending}"
         if action == "cancel":
-            canceled = order_actions.cancel_order(session, by=user, note=data.get("note", ""), key=key)
+            if session.status in order_actions.PAID_STATES:
+                canceled = refunds.cancel_paid_order(session, by=user, note=data.get("note", ""), key=key)
+            else:
+                canceled = order_actions.cancel_order(session, by=user, note=data.get("note", ""))
             return f"Order {canceled.public_id} canceled ({canceled.get_status_display().lower()})."
         if action == "resend":
             address = order_actions.resend_tickets(session, to=data["email"], by=user)

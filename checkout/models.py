@@ -114,6 +114,9 @@ class LineItem(models.Model):
     class Meta:
         ordering = ["id"]
 
+    def __str__(self):
+        return f"{self.quantity} × {self.ticket_type.name}"
+
     @property
     def amount(self) -> int:
         return self.quantity * self.unit_price
@@ -126,6 +129,9 @@ class Answer(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["session", "question"], name="one_answer_per_question")]
+
+    def __str__(self):
+        return f"{self.question.text}: {self.value}"
 
 
 TICKET_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # 32 symbols, none that read as another
@@ -151,6 +157,9 @@ class Ticket(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+    def __str__(self):
+        return self.code
 
 
 class Transition(models.Model):

@@ -73,21 +73,12 @@ def available_actions(session: CheckoutSession) -> list[str]:
     return actions
 
 
-def cancel_order(session: CheckoutSession, *, by, note: str = "", key: str = "") -> CheckoutSession:
-    """Cancel an order. Unpaid: its tickets' hold ends (``checkout.services.cancel_session``).
-    Paid: only together with a full refund of what is left, its tickets voided and put back
-    on sale (``key``: the refund's idempotency key, one per click)."""
+def cancel_order(session: CheckoutSession, *, by, note: str = "") -> CheckoutSession:
+    """Cancel an unpaid order: its tickets' hold ends (``checkout.services.cancel_session``).
+    A paid order is canceled only with a full refund (``payments.refunds.cancel_paid_order``)."""
     note = note.strip()
     if session.status in PAID_STATES:
-        from payments import refunds
-
-        left = session.amount_paid - session.amount_refunded
-        if left <= 0:
-            raise OrderActionRefused("This order has nothing left to refund, so there is nothing to cancel.")
-        made = refunds.refund(session, left, by=by, note=note, restock=True, key=key)
-        record(session, OrderAction.Kind.CANCEL, by,
-               f"Canceled by {who(by)}, with a refund of {money_text(made.amount, made.currency)}", note)
-        return CheckoutSession.objects.get(pk=session.pk)
+        raise OrderActionRefused("A paid order is canceled together with a full refund.")
     detail = f"Canceled by {who(by)}" + (f": {note}" if note else "")
     with transaction.atomic():
         try:

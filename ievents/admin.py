@@ -1,92 +1,68 @@
 """Admin for organizers. Each organizer sees only their own organization's objects."""
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.urls import path
 from django.utils.html import format_html
 
+from webhooks.admin.gate import (
+    GateSettingsInline,
+    announce_new_gate_secret,
+    gate_test_page,
+    rotate_gate_secret,
+    send_gate_test_request,
+    warn_if_gate_off,
+)
+
+from .admin_base import TenantScopedAdmin, TenantScopedInline, request_roles, show_secret_once
+from .admin_money import MoneyField, MoneyFormMixin
 from .crypto import mask
-from .models import ApiKey, Event, Membership, Organization, Question, TicketType, new_signing_secret
+from .models import ApiKey, Event, Membership, Organization, Question, Role, TicketType, new_signing_secret
 
 
-def user_organization_ids(user) -> list[int]:
-    return list(Membership.objects.filter(user=user).values_list("organization_id", flat=True))
+class MembershipFormSet(forms.BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        kept = [form.cleaned_data.get("role", form.instance.role) for form in self.forms
+                if form.cleaned_data and not form.cleaned_data.get("DELETE")]
+        if Role.OWNER not in kept:
+            raise forms.ValidationError("An organization keeps at least one owner.")
 
 
-class TenantScopedAdmin(admin.ModelAdmin):
-    """Base for every organizer-facing admin: filters rows and choices by membership.
+class MembershipInline(admin.TabularInline):
+    """The organization's members and their roles. Owners change a role or remove a member;
+    giving someone a login and adding them is for the platform's operators (a list of every
+    user to choose from would show other organizations' people)."""
 
-    ``tenant_path`` is the lookup from the model to its organization.
-    """
-
-    tenant_path = "organization"
-
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        if request.user.is_superuser:
-            return qs
-        return qs.filter(**{f"{self.tenant_path}__in": user_organization_ids(request.user)})
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
-        if request.user.is_superuser or field is None:
-            return field
-        model = db_field.related_model
-        if model is Organization:
-            field.queryset = field.queryset.filter(pk__in=user_organization_ids(request.user))
-        elif hasattr(model, "organization"):
-            field.queryset = field.queryset.filter(organization__in=user_organization_ids(request.user))
-        return field
-
-    def save_model(self, request, obj, form, change):
-        if not change and self.tenant_path == "organization" and not getattr(obj, "organization_id", None):
-            ids = user_organization_ids(request.user)
-            if ids:
-                obj.organization_id = ids[0]
-        super().save_model(request, obj, form, change)
-
-
-class ReadOnlyTenantAdmin(TenantScopedAdmin):
-    """A record (history, logs, what was sent): seen and acted on, never edited or deleted here.
-
-    Without change permission the admin shows the page without a misleading Save button.
-    """
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class ReadOnlyInline(admin.TabularInline):
+    model = Membership
+    formset = MembershipFormSet
     extra = 0
-    can_delete = False
+    fields = ["user", "role"]
+    verbose_name_plural = "members"
+
+    def _is_owner(self, request, obj) -> bool:
+        return request.user.is_superuser or (obj is not None and request_roles(request).get(obj.pk) == Role.OWNER)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if request.user.is_superuser else ["user"]
 
     def has_add_permission(self, request, obj=None):
-        return False
+        return request.user.is_superuser
 
     def has_change_permission(self, request, obj=None):
-        return False
+        return self._is_owner(request, obj)
 
-
-class TenantScopedInline:
-    """Mixin for inlines: limit foreign-key choices to the organizer's organizations."""
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
-        if request.user.is_superuser or field is None:
-            return field
-        if hasattr(db_field.related_model, "organization"):
-            field.queryset = field.queryset.filter(organization__in=user_organization_ids(request.user))
-        return field
+    def has_delete_permission(self, request, obj=None):
+        return self._is_owner(request, obj)
 
 
 @admin.register(Organization)
 class OrganizationAdmin(TenantScopedAdmin):
     tenant_path = "pk"
+    inlines = [MembershipInline]
     list_display = ["name", "slug", "public_id"]
     readonly_fields = ["public_id", "signing_secret_shown"]
     exclude = ["signing_secret"]
@@ -98,17 +74,12 @@ class OrganizationAdmin(TenantScopedAdmin):
         # only once, when the "Rotate signing secret" action makes a new one.
         return mask(obj.signing_secret) if obj.pk else "—"
 
-    @admin.action(description="Rotate signing secret (the new one is shown once)")
+    @admin.action(description="Rotate signing secret (the new one is shown once)", permissions=["see_secrets"])
     def rotate_signing_secret(self, request, queryset):
         for organization in queryset:
             organization.signing_secret = new_signing_secret()
             organization.save(update_fields=["signing_secret"])
-            messages.warning(request, f"New signing secret for {organization.name} (shown once, copy it now): "
-                                      f"{organization.signing_secret}")
-
-    def get_queryset(self, request):
-        qs = admin.ModelAdmin.get_queryset(self, request)
-        return qs if request.user.is_superuser else qs.filter(pk__in=user_organization_ids(request.user))
+            show_secret_once(request, f"New signing secret for {organization.name}", organization.signing_secret)
 
     def has_add_permission(self, request):
         return request.user.is_superuser
@@ -159,15 +130,37 @@ class TicketTypeFormSet(forms.BaseInlineFormSet):
                 form.add_error("quantity", f"{held} ticket(s) are held or sold: the quantity cannot be lower.")
 
 
-class TicketTypeInline(admin.TabularInline):
+class TicketTypeForm(MoneyFormMixin, forms.ModelForm):
+    """A ticket type with its price in the event's currency units: 18 is €18.00."""
+
+    price = MoneyField(label="Price")
+    money_fields = ("price",)
+
+    class Meta:
+        model = TicketType
+        fields = ["name", "price", "quantity", "max_per_order", "sales_start", "sales_end", "position"]
+
+    def form_currency(self) -> str:
+        # While the event is being saved, the currency is the one just typed on it.
+        event = getattr(self, "cleaned_data", {}).get("event")
+        if event is None and self.instance.event_id:
+            event = self.instance.event
+        return event.currency if event is not None else "EUR"
+
+
+class TicketTypeInline(TenantScopedInline, admin.TabularInline):
     model = TicketType
+    form = TicketTypeForm
     formset = TicketTypeFormSet
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("event")  # each row's price needs its currency
     extra = 0
     fields = ["name", "price", "quantity", "reserved", "max_per_order", "sales_start", "sales_end", "position"]
     readonly_fields = ["reserved"]
 
 
-class QuestionInline(admin.TabularInline):
+class QuestionInline(TenantScopedInline, admin.TabularInline):
     model = Question
     extra = 0
 
@@ -203,32 +196,36 @@ class EventAdmin(TenantScopedAdmin):
     list_filter = ["published"]
     search_fields = ["name"]
     readonly_fields = ["public_id", "public_link"]
-    inlines = [TicketTypeInline, QuestionInline]
+    inlines = [TicketTypeInline, QuestionInline, GateSettingsInline]
     actions = ["send_gate_test_request", "rotate_gate_secret"]
 
-    # The pre-payment gate's admin lives in webhooks.admin.gate, which imports this module:
-    # imported when used, not at the top.
-    def get_inlines(self, request, obj):
-        from webhooks.admin.gate import GateSettingsInline
-
-        return [*self.inlines, GateSettingsInline]
+    change_form_template = "admin/ievents/event/change_form.html"
 
     def save_formset(self, request, form, formset, change):
-        from webhooks.admin.gate import announce_new_gate_secret
-
         super().save_formset(request, form, formset, change)
-        announce_new_gate_secret(request, formset)
+        announce_new_gate_secret(request, formset, shown=self.has_see_secrets_permission(request, form.instance))
+        warn_if_gate_off(request, formset)
 
-    @admin.action(description="Send a test request to the pre-payment gate")
+    def get_urls(self):
+        test = path("<path:object_id>/gate-test/", self.admin_site.admin_view(self.gate_test_view),
+                    name="ievents_event_gate_test")
+        return [test, *super().get_urls()]
+
+    def gate_test_view(self, request, object_id):
+        """The event page's "Send test request" button (a POST: the call is real)."""
+        event = self.get_object(request, unquote(object_id))
+        if event is None:
+            raise Http404("No such event.")
+        if request.method != "POST" or not self.has_act_permission(request, event):
+            raise PermissionDenied
+        return gate_test_page(self, request, event)
+
+    @admin.action(description="Send a test request to the pre-payment gate", permissions=["act"])
     def send_gate_test_request(self, request, queryset):
-        from webhooks.admin.gate import send_gate_test_request
-
         send_gate_test_request(self, request, queryset)
 
-    @admin.action(description="Rotate the gate's signing secret (shows the new one once)")
+    @admin.action(description="Rotate the gate's signing secret (shows the new one once)", permissions=["see_secrets"])
     def rotate_gate_secret(self, request, queryset):
-        from webhooks.admin.gate import rotate_gate_secret
-
         rotate_gate_secret(self, request, queryset)
 
     @admin.display(description="Public page")
@@ -240,15 +237,13 @@ class EventAdmin(TenantScopedAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(TenantScopedAdmin):
-    list_display = ["prefix", "name", "organization", "created_at", "last_used_at", "revoked_at"]
-    fields = ["organization", "name", "revoked_at"]
+    title = "API keys"
+    list_display = ["prefix", "name", "role", "organization", "created_at", "last_used_at", "revoked_at"]
+    fields = ["organization", "name", "role", "revoked_at"]
 
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)
-        row, key = ApiKey.issue(obj.organization or self._default_org(request), name=obj.name)
+        row, key = ApiKey.issue(obj.organization, name=obj.name, role=obj.role)
         obj.pk = row.pk
-        messages.warning(request, f"Your new API key (shown once, copy it now): {key}")
-
-    def _default_org(self, request):
-        return Organization.objects.filter(pk__in=user_organization_ids(request.user)).first()
+        show_secret_once(request, f"Your new API key “{obj.name}” ({obj.get_role_display()})", key)

@@ -4,6 +4,16 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
 from .models import ApiKey
+from .roles import CHANGE, SEE_SECRETS, VIEW, allows
+
+# Routes whose answer carries a secret (a new or rotated signing secret; a gate created by
+# PUT answers with its secret): only owner keys reach them.
+SECRET_BEARING_ROUTES = frozenset({
+    ("POST", "api:webhook-endpoints"),
+    ("POST", "api:webhook-endpoint-rotate-secret"),
+    ("PUT", "api:event-gate"),
+    ("POST", "api:event-gate-rotate-secret"),
+})
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -27,10 +37,21 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
 
 class HasOrganization(permissions.BasePermission):
-    """Every API call acts for exactly one organization: the key's."""
+    """Every API call acts for exactly one organization, the key's, as far as the key's role
+    allows: viewer keys read; manager keys also write, but never reach a secret."""
+
+    message = "This API key's role does not allow this."
 
     def has_permission(self, request, view):
-        return getattr(request, "organization", None) is not None
+        if getattr(request, "organization", None) is None:
+            return False
+        role = getattr(request.auth, "role", None)
+        if request.method in permissions.SAFE_METHODS:
+            return allows(role, VIEW)
+        match = request.resolver_match
+        if match is not None and (request.method, match.view_name) in SECRET_BEARING_ROUTES:
+            return allows(role, SEE_SECRETS)
+        return allows(role, CHANGE)
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):

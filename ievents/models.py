@@ -38,12 +38,18 @@ class Organization(models.Model):
         return self.name
 
 
-class Membership(models.Model):
-    """Who may act for an organization in the admin."""
+class Role(models.TextChoices):
+    """What a member (or an API key) may do for its organization; the rules are in ``ievents.roles``."""
 
-    class Role(models.TextChoices):
-        OWNER = "owner", "Owner"
-        STAFF = "staff", "Staff"
+    OWNER = "owner", "Owner"
+    MANAGER = "manager", "Manager"
+    VIEWER = "viewer", "Viewer"
+
+
+class Membership(models.Model):
+    """Who may act for an organization in the admin, and as what."""
+
+    Role = Role
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
@@ -163,6 +169,8 @@ class ApiKey(models.Model):
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100, default="default")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.OWNER,
+                            help_text="Viewer keys only read; manager keys cannot reach secret-bearing routes.")
     prefix = models.CharField(max_length=16, db_index=True, editable=False)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -177,11 +185,12 @@ class ApiKey(models.Model):
         return hashlib.sha256(key.encode()).hexdigest()
 
     @classmethod
-    def issue(cls, organization: Organization, name: str = "default") -> tuple["ApiKey", str]:
+    def issue(cls, organization: Organization, name: str = "default", role: str = Role.OWNER) -> tuple["ApiKey", str]:
         """Create a key; return the row and the plaintext key (never stored)."""
         prefix = "iev_" + secrets.token_hex(4)
         key = f"{prefix}_{secrets.token_urlsafe(32)}"
-        row = cls.objects.create(organization=organization, name=name, prefix=prefix, key_hash=cls.hash(key))
+        row = cls.objects.create(organization=organization, name=name, role=role, prefix=prefix,
+                                 key_hash=cls.hash(key))
         return row, key
 
     @classmethod

@@ -51,7 +51,7 @@ if not FIELD_ENCRYPTION_KEYS:
     ]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "ievents.admin_apps.IEventsAdminConfig",  # django.contrib.admin with the iEvents site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

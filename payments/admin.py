@@ -1,10 +1,14 @@
+from urllib.parse import quote, urlencode
+
 from django.contrib import admin
-from django.utils.html import format_html
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
-from ievents.admin import TenantScopedAdmin
+from ievents.admin_base import ReadOnlyTenantAdmin, TenantScopedAdmin
+from ievents.admin_money import format_money
 
-from .forms import ALL_CREDENTIALS, CREDENTIAL_FIELDS, IntegrationSettingsForm, webhook_url
-from .models import IntegrationSettings, Payment
+from .forms import CREDENTIAL_FIELDS, IntegrationSettingsForm, webhook_url
+from .models import IntegrationSettings, Payment, Provider
 
 
 @admin.register(IntegrationSettings)
@@ -12,19 +16,29 @@ class IntegrationSettingsAdmin(TenantScopedAdmin):
     """Per-organization provider settings. Secrets are write-only; the webhook URL is shown."""
 
     form = IntegrationSettingsForm
+    title = "Payment providers"
     list_display = ["organization", "provider", "enabled", "has_webhook_secret", "webhook_address"]
     list_filter = ["provider", "enabled"]
     readonly_fields = ["webhook_address"]
 
     def get_fieldsets(self, request, obj=None):
-        provider = obj.provider if obj else None
-        names = CREDENTIAL_FIELDS[provider] if provider in CREDENTIAL_FIELDS else ALL_CREDENTIALS
-        return [
-            (None, {"fields": ["organization", "provider", "enabled"]}),
-            ("Credentials", {"fields": [f"cred_{name}" for name in names],
-                             "description": "Stored encrypted; never shown again in full."}),
-            ("Webhooks", {"fields": ["webhook_secret_input", "clear_webhook_secret", "webhook_address"]}),
-        ]
+        """A saved integration shows its provider's fields only. A new one shows each
+        provider's in its own section; a little script (``admin_ievents.js``) hides all but
+        the chosen provider's, and without it the sections still say whose they are."""
+        providers = [obj.provider] if obj else [p for p in CREDENTIAL_FIELDS if CREDENTIAL_FIELDS[p]]
+        sections = [(None, {"fields": ["organization", "provider", "enabled"]})]
+        for provider in providers:
+            if CREDENTIAL_FIELDS.get(provider):
+                sections.append((f"{Provider(provider).label} credentials", {
+                    "fields": [f"cred_{name}" for name in CREDENTIAL_FIELDS[provider]],
+                    "classes": ["provider-fields", f"provider-{provider}"],
+                    "description": "Stored encrypted; never shown again in full."}))
+        # The sandbox takes no webhooks from outside: no URL to paste anywhere.
+        webhook_fields = ["webhook_secret_input", "clear_webhook_secret"]
+        if obj is None or obj.provider != Provider.SANDBOX:
+            webhook_fields.append("webhook_address")
+        sections.append(("Webhooks", {"fields": webhook_fields}))
+        return sections
 
     @admin.display(description="Webhook secret", boolean=True)
     def has_webhook_secret(self, obj):
@@ -33,7 +47,7 @@ class IntegrationSettingsAdmin(TenantScopedAdmin):
     @admin.display(description="Webhook URL for the provider's dashboard")
     def webhook_address(self, obj):
         if not obj or not obj.pk:
-            return "Shown once saved."
+            return "Shown once saved (not for the sandbox, which takes no webhooks from outside)."
         return format_html("<code>{}</code>", webhook_url(obj.provider, obj.organization))
 
     def get_readonly_fields(self, request, obj=None):
@@ -41,15 +55,69 @@ class IntegrationSettingsAdmin(TenantScopedAdmin):
         return ["webhook_address"] + (["organization", "provider"] if obj else [])
 
 
+# What the attendee was told, under the names the status page uses; other keys are ours.
+INSTRUCTION_LABELS = {"method": "Method", "entity": "Entity", "reference": "Reference", "deadline": "Pay by",
+                      "phone": "Phone", "order_id": "Order ID"}
+
+
+def provider_link(payment: Payment) -> str | None:
+    """The payment's page at the provider, where the provider has one we can link to."""
+    reference = payment.provider_reference
+    if payment.provider != Provider.STRIPE or not reference:
+        return None
+    mode = "test/" if "_test_" in reference else ""
+    if reference.startswith("pi_"):
+        return f"https://dashboard.stripe.com/{mode}payments/{quote(reference)}"
+    return f"https://dashboard.stripe.com/{mode}search?{urlencode({'query': reference})}"
+
+
+def readable_instructions(payment: Payment) -> list[tuple[str, str]]:
+    """The instructions as (label, value) pairs, for people rather than JSON."""
+    shown = []
+    for key, value in (payment.instructions or {}).items():
+        if key in INSTRUCTION_LABELS and value not in (None, ""):
+            shown.append((INSTRUCTION_LABELS[key], str(value)))
+    return shown
+
+
 @admin.register(Payment)
-class PaymentAdmin(TenantScopedAdmin):
+class PaymentAdmin(ReadOnlyTenantAdmin):
+    """Payments are financial records: read-only, never deleted."""
+
     tenant_path = "session__organization"
-    list_display = ["public_id", "session", "provider", "method", "status", "amount", "amount_received", "created_at"]
+    list_display = ["public_id", "order", "provider", "method", "status", "amount_shown", "received_shown",
+                    "created_at"]
     list_filter = ["provider", "status"]
+    list_select_related = ["session"]
+    search_fields = ["public_id", "provider_reference", "session__public_id"]
+    fields = ["public_id", "order", "provider", "method", "status", "amount_shown", "received_shown",
+              "reference_shown", "instructions_shown", "redirect_url", "created_at", "updated_at"]
+    readonly_fields = fields
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
+    @admin.display(description="Order", ordering="session__public_id")
+    def order(self, payment):
+        url = reverse("admin:checkout_checkoutsession_change", args=[payment.session_id])
+        return format_html('<a href="{}">{}</a>', url, payment.session.public_id)
 
-    def has_add_permission(self, request):
-        return False
+    @admin.display(description="Amount", ordering="amount")
+    def amount_shown(self, payment):
+        return format_money(payment.amount, payment.currency)
 
+    @admin.display(description="Received", ordering="amount_received")
+    def received_shown(self, payment):
+        return format_money(payment.amount_received, payment.currency)
+
+    @admin.display(description="Provider reference")
+    def reference_shown(self, payment):
+        link = provider_link(payment)
+        if link:
+            return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', link, payment.provider_reference)
+        return payment.provider_reference or "—"
+
+    @admin.display(description="Instructions")
+    def instructions_shown(self, payment):
+        pairs = readable_instructions(payment)
+        if not pairs:
+            return "—"
+        return format_html('<dl class="instructions">{}</dl>',
+                           format_html_join("", "<dt>{}</dt><dd>{}</dd>", pairs))

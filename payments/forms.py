@@ -14,11 +14,22 @@ from .registry import PROVIDER_CLASSES
 # Which credentials each provider needs, and how the form labels them (the providers say).
 CREDENTIAL_FIELDS: dict[str, dict[str, str]] = {name: cls.credential_fields for name, cls in PROVIDER_CLASSES.items()}
 ALL_CREDENTIALS = {name: label for fields in CREDENTIAL_FIELDS.values() for name, label in fields.items()}
+# Providers that work with any one of their credentials (Ifthenpay: Multibanco, MB WAY or both).
+ANY_ONE_CREDENTIAL = {Provider.IFTHENPAY}
 
 
 def webhook_url(provider: str, organization) -> str:
     """The exact URL to paste into the provider's dashboard."""
     return PROVIDER_CLASSES[provider].webhook_url(organization)
+
+
+def missing_credentials(provider: str, credentials: dict) -> list[str]:
+    """The labels of what ``provider`` still needs before it can take a payment."""
+    needed = CREDENTIAL_FIELDS.get(provider, {})
+    missing = [label for name, label in needed.items() if not credentials.get(name)]
+    if provider in ANY_ONE_CREDENTIAL:
+        return [" or ".join(missing)] if missing and len(missing) == len(needed) else []
+    return missing
 
 
 def _write_only(label: str) -> forms.CharField:
@@ -65,15 +76,30 @@ class IntegrationSettingsForm(CredentialInputs, forms.ModelForm):
             extra = [name for name in ALL_CREDENTIALS if cleaned.get(f"cred_{name}") and name not in allowed]
             for name in extra:
                 self.add_error(f"cred_{name}", f"{Provider(provider).label} does not use this.")
+            if cleaned.get("enabled") and not extra:
+                self._check_credentials(provider)
         return cleaned
 
-    def save(self, commit=True):
-        row = super().save(commit=False)
+    def _check_credentials(self, provider: str) -> None:
+        """An enabled provider is offered to attendees: it must be able to take their money."""
+        credentials = self.credentials_after_save()
+        # Without credentials of its own, the organization uses the platform's (as config_for does).
+        missing = missing_credentials(provider, credentials or PROVIDER_CLASSES[provider].environment_config().credentials)
+        if missing:
+            self.add_error("enabled", f"{Provider(provider).label} needs its {', '.join(missing)} before it can be "
+                                      "enabled. Enter it, or untick Enabled to save it for later.")
+
+    def credentials_after_save(self) -> dict:
         credentials = dict(self.stored)
         for name in ALL_CREDENTIALS:
             value = self.cleaned_data.get(f"cred_{name}")
             if value:
                 credentials[name] = value
+        return credentials
+
+    def save(self, commit=True):
+        row = super().save(commit=False)
+        credentials = self.credentials_after_save()
         row.credentials = json.dumps(credentials) if credentials else ""
         if self.cleaned_data.get("clear_webhook_secret"):
             row.webhook_secret = ""

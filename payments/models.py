@@ -66,6 +66,8 @@ class Payment(models.Model):
     class Meta:
         ordering = ["-id"]
 
+    def __str__(self):
+        return f"{self.public_id} ({self.get_provider_display()}, {self.get_status_display().lower()})"
 
 class Refund(models.Model):
     """Money given back for an order: through the provider's refund API, or made outside it

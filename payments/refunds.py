@@ -30,7 +30,7 @@ from django.db.models import F
 
 from checkout import state
 from checkout.models import CheckoutSession, OrderAction, Source
-from checkout.order_actions import PAID_STATES, money_text, record, void_tickets, who
+from checkout.order_actions import PAID_STATES, OrderActionRefused, money_text, record, void_tickets, who
 
 from .base import PaymentUpdate, ProviderError, RefundResult, UpdateKind
 from .models import Payment, Refund
@@ -169,3 +169,16 @@ def already_recorded(session: CheckoutSession, update: PaymentUpdate) -> bool:
         return 0 < update.amount <= session.amount_refunded
     return bool(update.provider_reference) and Refund.objects.filter(
         session=session, provider_reference=update.provider_reference).exists()
+
+
+def cancel_paid_order(session: CheckoutSession, *, by, note: str = "", key: str) -> CheckoutSession:
+    """Cancel a paid order: a full refund of what is left, its tickets voided and put back on
+    sale (``key``: the refund's idempotency key, one per click)."""
+    note = note.strip()
+    left = session.amount_paid - session.amount_refunded
+    if left <= 0:
+        raise OrderActionRefused("This order has nothing left to refund, so there is nothing to cancel.")
+    made = refund(session, left, by=by, note=note, restock=True, key=key)
+    record(session, OrderAction.Kind.CANCEL, by,
+           f"Canceled by {who(by)}, with a refund of {money_text(made.amount, made.currency)}", note)
+    return CheckoutSession.objects.get(pk=session.pk)

@@ -79,6 +79,9 @@ class GateCall(models.Model):
             models.Index(fields=["event", "client_ip", "created_at"], name="gatecall_address_recent"),
         ]
 
+    def __str__(self):
+        return f"{'Test call' if self.is_test else 'Call'} {self.pk}: {self.get_outcome_display().lower()}"
+
 
 # --- Outbound notifications ------------------------------------------------------------
 class WebhookEndpoint(models.Model):
@@ -198,3 +201,6 @@ class InboundWebhook(models.Model):
 
     class Meta:
         ordering = ["-id"]
+
+    def __str__(self):
+        return f"{self.provider} {self.type or 'webhook'} {self.event_id or self.pk}"

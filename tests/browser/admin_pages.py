@@ -1,9 +1,23 @@
 """Steps in the Django admin that several browser stories take."""
 
 
+def choose_organization(page, organization):
+    """An organizer of several organizations picks one; of one, it is chosen for them (hidden)."""
+    choice = page.locator("select[name=organization]")
+    if choice.count():
+        choice.select_option(label=organization.name)
+
+
+def secret_shown_once(page) -> str:
+    """The secret in the "copy it now" box the admin shows once; then on to the next page."""
+    secret = page.locator("input.secret-value").first.input_value()
+    page.get_by_role("link", name="I have copied it — continue").click()
+    return secret
+
+
 def fill_new_event(page, organization, *, name="Porto Data Night"):
     """On the event add form: the event's fields and one ticket type (Standard, 15.00, 40)."""
-    page.locator("select[name=organization]").select_option(label=organization.name)
+    choose_organization(page, organization)
     page.get_by_label("Name:").fill(name)
     page.locator("input[name=starts_at_0]").fill("2030-05-17")
     page.locator("input[name=starts_at_1]").fill("19:30:00")
@@ -11,5 +25,5 @@ def fill_new_event(page, organization, *, name="Porto Data Night"):
     page.get_by_text("Add another Ticket type").click()
     row = page.locator("tr.form-row.dynamic-ticket_types").first
     row.locator("input[name$=-name]").fill("Standard")
-    row.locator("input[name$=-price]").fill("1500")
+    row.locator("input[name$=-price]").fill("15.00")
     row.locator("input[name$=-quantity]").fill("40")

@@ -95,4 +95,4 @@ def log_in(page, shot):
     page.get_by_label("Password").fill(ORGANIZER_PASSWORD)
     shot("organizer-login")
     page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Site administration")).to_be_visible()
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()

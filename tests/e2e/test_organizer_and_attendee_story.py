@@ -27,9 +27,10 @@ from playwright.sync_api import expect
 from standardwebhooks.webhooks import Webhook
 
 from checkout.models import CheckoutSession, Status, Ticket
+from ievents.admin_money import format_money
 from ievents.models import Event
 from payments.models import IntegrationSettings, Payment
-from tests.browser.admin_pages import fill_new_event
+from tests.browser.admin_pages import choose_organization, fill_new_event, secret_shown_once
 from tests.faults.stack import check_invariants, run_database_url
 from tests.outbound.workers import CeleryWorker, purge_broker
 from webhooks.models import Delivery, GateCall, GateSettings, OutboxEvent, WebhookEndpoint
@@ -80,13 +81,9 @@ def worker():
     purge_broker()
 
 
-def messages_of(page) -> str:
-    return page.locator(".messagelist").inner_text()
-
-
 def add_sandbox_integration(page, shot, organization):
     page.goto("/admin/payments/integrationsettings/add/")
-    page.locator("select[name=organization]").select_option(label=organization.name)
+    choose_organization(page, organization)
     page.locator("select[name=provider]").select_option(label="Sandbox (test payments)")
     shot("integration-new")
     page.get_by_role("button", name="Save", exact=True).click()
@@ -97,15 +94,15 @@ def add_sandbox_integration(page, shot, organization):
 def add_webhook_endpoint(page, shot, organization, url) -> str:
     """Returns the signing secret the admin showed once."""
     page.goto("/admin/webhooks/webhookendpoint/add/")
-    page.locator("select[name=organization]").select_option(label=organization.name)
+    choose_organization(page, organization)
     page.get_by_label("URL:").fill(url)
     page.get_by_label("Description:").fill("Fulfilment system")
     page.get_by_label("Every event (also types added later)").check()
     shot("endpoint-new")
     page.get_by_role("button", name="Save", exact=True).click()
-    expect(page.locator(".messagelist")).to_contain_text("shown once")
+    expect(page.locator(".secret-box")).to_contain_text("signing secret")
     shot("endpoint-saved-secret-shown-once")
-    return secret_in(messages_of(page))
+    return secret_in(secret_shown_once(page))
 
 
 def add_event_with_gate(page, shot, organization, gate_url) -> str:
@@ -120,9 +117,9 @@ def add_event_with_gate(page, shot, organization, gate_url) -> str:
     shot("event-new-with-gate")
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator(".messagelist")).to_contain_text("was added successfully")
-    expect(page.locator(".messagelist")).to_contain_text("pre-payment gate's signing secret")
+    expect(page.locator(".secret-box")).to_contain_text("pre-payment gate's signing secret")
     shot("event-saved-gate-secret-shown-once")
-    return secret_in(messages_of(page))
+    return secret_in(secret_shown_once(page))
 
 
 def give_details(attendee, email):
@@ -213,10 +210,10 @@ def test_an_organizer_sets_up_an_event_an_attendee_buys_and_every_notification_a
     page.goto("/admin/checkout/checkoutsession/")
     page.get_by_role("link", name=session.public_id).click()
     expect(page.get_by_text("rui@example.com").first).to_be_visible()
-    history = ["open → open (gate_deny)", "open → payment_pending (start_payment)", "payment_pending → paid (pay)",
-               "paid → completed (complete)"]
+    history = ["Your pre-payment gate refused the details", "Payment started with Sandbox (test payments)",
+               f"Paid {format_money(session.amount_total, session.currency)}", "Completed: tickets issued"]
     for step in history:
-        expect(page.get_by_text(step, exact=True)).to_be_visible()
+        expect(page.locator(".order-history").get_by_text(step, exact=True)).to_be_visible()
     for code in codes:
         expect(page.get_by_text(code, exact=True)).to_be_visible()
     # A record, not a form: nothing to save, nothing to delete.
@@ -299,7 +296,9 @@ def test_an_organizer_sets_up_an_event_an_attendee_buys_and_every_notification_a
 
     session.refresh_from_db()
     assert session.status == Status.COMPLETED and session.customer_email == "rui@example.com"
-    assert [str(t) for t in session.transitions.order_by("id")] == history
+    assert [str(t) for t in session.transitions.order_by("id")] == [
+        "open → open (gate_deny)", "open → payment_pending (start_payment)", "payment_pending → paid (pay)",
+        "paid → completed (complete)"]
     ticket_type = event.ticket_types.get()
     assert (ticket_type.quantity, ticket_type.reserved) == (40, 2)
     found = check_invariants(run_database_url())

@@ -44,7 +44,6 @@ def test_a_tenants_own_settings_win_over_the_environment(settings, organization)
 @pytest.mark.parametrize(("provider", "suffix"), [
     ("stripe", ""),
     ("sandbox", ""),
-    ("easypay", "?secret=<your webhook secret>"),
     ("ifthenpay", "?key=[ANTI_PHISHING_KEY]&orderId=[ORDER_ID]&amount=[AMOUNT]&requestId=[REQUEST_ID]"
                   "&entity=[ENTITY]&reference=[REFERENCE]&payment_datetime=[PAYMENT_DATETIME]"),
 ])
@@ -54,6 +53,12 @@ def test_each_provider_gives_the_webhook_url_its_dashboard_needs(settings, provi
     assert url == f"https://tickets.example.com/api/webhooks/{provider}/_{suffix}"
 
 
+def test_easypays_url_carries_the_secret_as_its_password_not_in_its_query(settings):
+    settings.PUBLIC_BASE_URL = "https://tickets.example.com"
+    url = PROVIDER_CLASSES["easypay"].webhook_url(None)
+    assert url == "https://easypay:<your webhook secret>@tickets.example.com/api/webhooks/easypay/_"
+
+
 @pytest.mark.django_db
 def test_the_admin_form_offers_only_the_providers_own_credential_fields(client, organizer, organization):
     row = configure(organization, "easypay")
@@ -61,4 +66,4 @@ def test_the_admin_form_offers_only_the_providers_own_credential_fields(client, 
     page = client.get(f"/admin/payments/integrationsettings/{row.pk}/change/").content.decode()
     assert "Account ID" in page and "API key" in page
     assert "Secret key (sk_live_" not in page and "mbWayKey" not in page
-    assert "put it in the notification URL you give Easypay" in page  # its webhook secret help
+    assert "it is the password in the notification URL you give Easypay" in page  # its webhook secret help

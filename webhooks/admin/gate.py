@@ -1,16 +1,19 @@
 """Admin: the pre-payment gate, inline on its event, and the log of its calls.
 
 The inline and the two event actions (send a test request, rotate the secret) are hooked
-into ``ievents.admin.EventAdmin``; the call log is its own read-only list. The secret is
+into ``ievents.admin.EventAdmin`` (which imports this module; this one imports
+only ``ievents.admin_base``); the call log is its own read-only list. The secret is
 never shown in full here except once, right after a rotation, so it can be copied.
 """
 
 from django import forms
 from django.contrib import admin, messages
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
-from ievents.admin import ReadOnlyTenantAdmin
+from ievents.admin_base import ReadOnlyTenantAdmin, TenantScopedInline, show_secret_once
 from ievents.crypto import mask
 
 from ..gate import GateSettingsInvalid, check_gate_settings, send_test_request
@@ -37,6 +40,12 @@ class GateSettingsForm(forms.ModelForm):
             "error_message": "Shown when the gate fails and the policy blocks.",
         }
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.instance.pk:
+            # An organizer who types a URL means the gate to run: on unless they untick it.
+            self.initial["enabled"] = True
+
     def clean(self):
         data = super().clean()
         if "timeout_ms" in data and "url" in data:
@@ -47,15 +56,24 @@ class GateSettingsForm(forms.ModelForm):
         return data
 
 
-class GateSettingsInline(admin.StackedInline):
+class GateSettingsInline(TenantScopedInline, admin.StackedInline):
     model = GateSettings
     form = GateSettingsForm
     extra = 0
     max_num = 1
     verbose_name = verbose_name_plural = "pre-payment gate"
     fields = ["enabled", "url", "timeout_ms", "on_error", "denial_message", "error_message", "secret_hint",
-              "breaker_state", "calls"]
-    readonly_fields = ["secret_hint", "breaker_state", "calls"]
+              "breaker_state", "calls", "test_button"]
+    readonly_fields = ["secret_hint", "breaker_state", "calls", "test_button"]
+
+    @admin.display(description="Test")
+    def test_button(self, gate):
+        if not gate.pk:
+            return "Save the event, then send a test request from here."
+        # The button belongs to a form outside the event's own (forms cannot nest): see
+        # templates/admin/ievents/event/change_form.html.
+        return mark_safe('<button type="submit" form="gate-test-form" class="button">Send test request</button>'  # noqa: S308  (constant text)
+                         ' <span class="help">One real, signed call with a sample order; nothing is bought.</span>')
 
     @admin.display(description="Signing secret")
     def secret_hint(self, gate):
@@ -77,14 +95,49 @@ class GateSettingsInline(admin.StackedInline):
         return format_html('<a href="{}">See every call to this gate</a>', url)
 
 
-def announce_new_gate_secret(request, formset) -> None:
-    """Show a gate's secret once, in a message, when the save created it: the organizer's
-    gate cannot verify our calls without it (as a new endpoint's and the API's do)."""
+def announce_new_gate_secret(request, formset, *, shown: bool) -> None:
+    """Show a gate's secret once when the save created it: the organizer's gate cannot verify
+    our calls without it (as a new endpoint's and the API's do). Only to those who may see
+    secrets; others are told who can."""
     if formset.model is not GateSettings:
         return
     for gate in formset.new_objects:
-        messages.warning(request, f"{gate.event}: the pre-payment gate's signing secret (shown once, copy it to your "
-                                  f"gate now): {gate.secret}")
+        if shown:
+            show_secret_once(request, f"{gate.event}: the pre-payment gate's signing secret", gate.secret)
+        else:
+            messages.info(request, f"{gate.event}: the gate has a signing secret; an owner can rotate it to copy it.")
+
+
+def warn_if_gate_off(request, formset) -> None:
+    """A gate saved with a URL but not enabled checks nobody: say so, every time."""
+    if formset.model is not GateSettings:
+        return
+    for form in formset.forms:
+        gate = form.instance
+        if gate.pk and gate.url and not gate.enabled:
+            messages.warning(request, f"{gate.event}: the pre-payment gate is disabled, so attendees go to payment "
+                                      "without it. Tick Enabled and save to turn it on.")
+
+
+def attendee_would_see(gate: GateSettings, call: GateCall) -> str:
+    """What the checkout would do with this answer (``webhooks.gate.finish_gate``'s rule)."""
+    if call.decision == "allow":
+        return "Nothing: they go on to payment."
+    if call.outcome == GateCall.Outcome.DENIED:
+        return call.message or gate.denial_message
+    return gate.error_message
+
+
+def gate_test_page(modeladmin, request, event):
+    """One real, signed call to the event's gate, and a page with its answer."""
+    gate = GateSettings.objects.filter(event=event).select_related("event").first()
+    context = {**modeladmin.admin_site.each_context(request), "title": f"Gate test: {event}", "event": event,
+               "gate": gate, "opts": modeladmin.opts,
+               "back": reverse("admin:ievents_event_change", args=[event.pk]) + "#gate-group"}
+    if gate is not None and gate.url:
+        call = send_test_request(gate)
+        context.update(call=call, attendee_sees=attendee_would_see(gate, call))
+    return TemplateResponse(request, "admin/ievents/event/gate_test.html", context)
 
 
 def send_gate_test_request(modeladmin, request, queryset):
@@ -110,12 +163,8 @@ def rotate_gate_secret(modeladmin, request, queryset):
             modeladmin.message_user(request, f"{event}: there is no gate to rotate.", messages.WARNING)
             continue
         secret = rotate_secret(gate)
-        modeladmin.message_user(
-            request,
-            f"{event}: the gate's new signing secret (shown once, copy it now): {secret} — "
-            "the old one keeps signing alongside it for 24 hours.",
-            messages.WARNING,
-        )
+        show_secret_once(request, f"{event}: the gate's new signing secret (the old one keeps signing alongside it "
+                                  "for 24 hours)", secret)
 
 
 @admin.register(GateCall)

@@ -2,7 +2,7 @@
 
 from django.contrib import admin, messages
 
-from ievents.admin import TenantScopedAdmin
+from ievents.admin_base import TenantScopedAdmin
 
 from ..inbound import reprocess
 from ..models import InboundWebhook

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from ievents.admin import ReadOnlyInline, ReadOnlyTenantAdmin, TenantScopedAdmin, user_organization_ids
+from ievents.admin_base import ReadOnlyInline, ReadOnlyTenantAdmin, TenantScopedAdmin, show_secret_once, user_organization_ids
 from ievents.crypto import mask
 
 from .. import delivery as service
@@ -108,10 +108,10 @@ class WebhookEndpointAdmin(TenantScopedAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        if not change:
-            messages.warning(request, f"The endpoint's signing secret (shown once, copy it now): {obj.secret}")
+        if not change and self.has_see_secrets_permission(request, obj):
+            show_secret_once(request, f"The signing secret of {obj.url}", obj.secret)
 
-    @admin.action(description="Send test event")
+    @admin.action(description="Send test event", permissions=["change"])
     def send_test_event(self, request, queryset):
         for endpoint in queryset:
             delivery, outcome = service.send_test_event(endpoint)
@@ -120,20 +120,19 @@ class WebhookEndpointAdmin(TenantScopedAdmin):
             else:
                 self.message_user(request, f"{endpoint.url}: failed ({outcome.error}).", messages.ERROR)
 
-    @admin.action(description="Rotate secret")
+    @admin.action(description="Rotate secret", permissions=["see_secrets"])
     def rotate_endpoint_secret(self, request, queryset):
         for endpoint in queryset:
             secret = rotate_secret(endpoint)
-            messages.warning(request, f"New secret for {endpoint.url} (shown once; the old one keeps signing for "
-                                      f"24 hours): {secret}")
+            show_secret_once(request, f"New secret for {endpoint.url} (the old one keeps signing for 24 hours)", secret)
 
-    @admin.action(description="Enable")
+    @admin.action(description="Enable", permissions=["change"])
     def enable_endpoints(self, request, queryset):
         for endpoint in queryset:
             service.enable_endpoint(endpoint)
         self.message_user(request, f"Enabled {len(queryset)} endpoint(s). Retry their failed deliveries if needed.")
 
-    @admin.action(description="Disable")
+    @admin.action(description="Disable", permissions=["change"])
     def disable_endpoints(self, request, queryset):
         for endpoint in queryset.filter(enabled=True):
             service.disable_endpoint(endpoint, f"Disabled in the admin by {request.user}.", notify=False)
@@ -171,7 +170,8 @@ class DeliveryAdmin(ReadOnlyTenantAdmin):
     # target URL, which pushed the status out of view at a laptop's width.
     list_display = ["public_id", "event_type", "status", "last_status_code", "attempts_count", "next_attempt_at",
                     "target_url", "updated_at"]
-    list_filter = ["status", "event__type", EndpointFilter]
+    # RelatedOnly: events (of the organizer's sessions) that have deliveries, and no one else's.
+    list_filter = ["status", "event__type", EndpointFilter, ("event__session__event", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["public_id", "event__public_id", "target_url", "event__session__public_id"]
     fields = ["public_id", "event_link", "endpoint", "target_url", "status", "attempts_count", "next_attempt_at",
               "lease_until", "last_status_code", "last_error", "created_at", "updated_at"]
@@ -191,7 +191,7 @@ class DeliveryAdmin(ReadOnlyTenantAdmin):
         url = reverse("admin:webhooks_outboxevent_change", args=[delivery.event_id])
         return format_html('<a href="{}">{} {}</a>', url, delivery.event.type, delivery.event.public_id)
 
-    @admin.action(description="Retry now")
+    @admin.action(description="Retry now", permissions=["act"])
     def retry_now(self, request, queryset):
         retried = 0
         for delivery in queryset:

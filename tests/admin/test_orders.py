@@ -1,0 +1,121 @@
+"""The orders list and an order's page: found in a second, read like an order."""
+
+import pytest
+
+from checkout.models import Status
+from payments.models import Payment
+from tests.conftest import make_event
+
+from .orders import make_order
+
+pytestmark = pytest.mark.django_db
+ORDERS = "/admin/checkout/checkoutsession/"
+
+
+@pytest.fixture
+def admin_client(client, organizer):
+    client.force_login(organizer)
+    return client
+
+
+@pytest.fixture
+def order(event):
+    company, size = event.questions.all()
+    return make_order(event, answers={company: "Acme", size: "M"}, codes=["ABCD-EFGH-JKLM", "NPQR-STUV-WXYZ"])
+
+
+def found(client, query) -> list[str]:
+    response = client.get(ORDERS, {"q": query})
+    assert response.status_code == 200
+    return [row.public_id for row in response.context["cl"].result_list]
+
+
+def test_the_list_is_titled_orders_and_shows_money_as_people_write_it(admin_client, order, event):
+    make_order(event, name="Inês Sá", email="ines@example.com", attention="paid after the hold ended: refund needed")
+    html = admin_client.get(ORDERS).content.decode()
+    assert "<h1>Orders</h1>" in html and "Export CSV" in html
+    assert "€50.00" in html and "5000" not in html  # 2 × €25.00
+    for text in ("Rui Costa", "rui@example.com", "Summit", "Completed", "Inês Sá", "Needs attention"):
+        assert text in html
+
+
+def test_orders_are_found_by_ticket_code_reference_email_and_name(admin_client, order, event):
+    other = make_order(event, name="Inês Sá", email="ines@example.com")
+    assert found(admin_client, "abcd-efgh-jklm") == [order.public_id]  # a ticket code, any case
+    assert found(admin_client, "NPQR-STUV-WXYZ") == [order.public_id]  # the order's other ticket, once
+    assert found(admin_client, order.public_id.lower()) == [order.public_id]
+    assert found(admin_client, order.public_id.upper()) == [order.public_id]
+    assert found(admin_client, "ines@") == [other.public_id]
+    assert found(admin_client, "costa") == [order.public_id]
+    assert found(admin_client, "ABCD-EFGH") == []  # a code is matched whole, not guessed from a part
+
+
+def test_another_organizations_ticket_code_finds_nothing(admin_client, order, other_organization):
+    theirs = make_order(make_event(other_organization, name="Theirs"), codes=["ZZZZ-ZZZZ-ZZZZ", "YYYY-YYYY-YYYY"])
+    assert found(admin_client, "ZZZZ-ZZZZ-ZZZZ") == []
+    assert found(admin_client, theirs.public_id) == []
+
+
+def test_filters_by_attention_sold_and_refunds(admin_client, order, event):
+    flagged = make_order(event, attention="amount does not match")
+    response = admin_client.get(ORDERS, {"attention": "yes"})
+    assert [s.public_id for s in response.context["cl"].result_list] == [flagged.public_id]
+    response = admin_client.get(ORDERS, {"sold": "yes", "event__id__exact": event.pk, "provider": "stripe"})
+    assert {s.public_id for s in response.context["cl"].result_list} == {order.public_id, flagged.public_id}
+    assert admin_client.get(ORDERS, {"refunded": "yes"}).context["cl"].result_count == 0
+    assert admin_client.get(ORDERS, {"status__exact": Status.EXPIRED}).context["cl"].result_count == 0
+
+
+def test_the_order_page_reads_like_an_order(admin_client, order):
+    html = admin_client.get(f"{ORDERS}{order.pk}/change/").content.decode()
+    for text in ("Order " + order.public_id, "ABCD-EFGH-JKLM", "NPQR-STUV-WXYZ", "Company", "Acme", "T-shirt size",
+                 "€50.00", "Payment started with Stripe", "Paid €50.00", "Completed: tickets issued",
+                 "by the attendee", "by the provider&#x27;s notification",
+                 'href="https://dashboard.stripe.com/payments/pi_3Abc"'):
+        assert text in html, text
+    # The technical fields are there, folded away; no code words, no nameless rows.
+    assert "<details><summary>" in html and "Gate approved fingerprint" in html
+    assert "start_payment" not in html and "object (" not in html
+    assert 'name="_save"' not in html and "deletelink" not in html
+
+
+def test_payment_instructions_are_shown_as_words_not_json(admin_client, event):
+    order = make_order(event, provider="easypay", reference="ep-123",
+                       instructions={"method": "mb", "entity": "21098", "reference": "123 456 789",
+                                     "sandbox_outcome": "x"})
+    html = admin_client.get(f"{ORDERS}{order.pk}/change/").content.decode()
+    assert "<dt>Entity</dt><dd>21098</dd>" in html and "<dt>Reference</dt><dd>123 456 789</dd>" in html
+    assert "{&quot;" not in html and "sandbox_outcome" not in html
+    assert "dashboard.stripe.com" not in html  # no provider page to link to
+
+
+def test_remote_text_on_the_order_page_is_escaped(admin_client, event):
+    order = make_order(event, name="<script>alert(1)</script>", attention="<b>paid twice</b>")
+    html = admin_client.get(f"{ORDERS}{order.pk}/change/").content.decode()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html and "<b>paid twice" not in html
+
+
+def test_payments_and_orders_cannot_be_deleted_or_edited(admin_client, order):
+    payment = Payment.objects.get(session=order)
+    listing = admin_client.get("/admin/payments/payment/").content.decode()
+    assert "delete_selected" not in listing and "€50.00" in listing
+    assert admin_client.post(f"/admin/payments/payment/{payment.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert admin_client.post(f"{ORDERS}{order.pk}/delete/", {"post": "yes"}).status_code == 403
+    response = admin_client.post(ORDERS, {"action": "delete_selected", "_selected_action": [order.pk], "post": "yes"})
+    assert response.status_code in (200, 302)
+    assert Payment.objects.filter(pk=payment.pk).exists() and order.transitions.count() == 3
+    page = admin_client.get(f"/admin/payments/payment/{payment.pk}/change/").content.decode()
+    assert "Payment object" not in page and "€50.00" in page
+
+
+def test_every_record_page_has_a_human_title(admin_client, order, event):
+    from webhooks.models import GateCall, InboundWebhook
+
+    call = GateCall.objects.create(event=event, outcome="denied", decision="deny", status_code=403)
+    inbound = InboundWebhook.objects.create(provider="stripe", organization=event.organization, event_id="evt_1",
+                                            type="charge.refunded", outcome="processed", verified=True)
+    payment = Payment.objects.get(session=order)
+    for url in (f"/admin/webhooks/gatecall/{call.pk}/change/", f"/admin/webhooks/inboundwebhook/{inbound.pk}/change/",
+                f"/admin/payments/payment/{payment.pk}/change/", f"{ORDERS}{order.pk}/change/"):
+        html = admin_client.get(url).content.decode()
+        assert "object (" not in html, url

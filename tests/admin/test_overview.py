@@ -1,0 +1,90 @@
+"""The admin's front page: per upcoming event, what sold, what is held, what needs the organizer."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from checkout import services
+from ievents.admin_overview import upcoming_overview
+from ievents.models import Event
+from tests.conftest import make_event
+from webhooks.models import Delivery, GateCall, OutboxEvent
+
+from .orders import make_order
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client, organizer):
+    client.force_login(organizer)
+    return client
+
+
+def test_the_front_page_shows_sold_held_and_available_per_ticket_type(admin_client, event, organization):
+    make_order(event, quantity=3)
+    make_order(event, quantity=1, attention="paid twice")
+    services.create_session(event, [services.Item(event.ticket_types.get(), 2)])  # held, not paid
+    GateCall.objects.create(event=event, outcome="denied", decision="deny", status_code=403)
+    GateCall.objects.create(event=event, outcome="denied", decision="deny", status_code=403, is_test=True)
+    outbox = OutboxEvent.objects.create(organization=organization, session=event.checkout_sessions.first(),
+                                        type="checkout.session.completed", payload={})
+    Delivery.objects.create(event=outbox, target_url="https://x.example/", status=Delivery.Status.FAILED)
+
+    (row,) = upcoming_overview([organization.pk])
+    (tt,) = row.ticket_types
+    assert (tt.sold, tt.held, tt.available, tt.quantity) == (4, 2, 94, 100)
+    assert (row.revenue, row.refunds, row.orders) == ("€100.00", "€0.00", 2)
+    assert (row.needs_attention, row.gate_denials, row.webhook_failures) == (1, 1, 1)
+
+    html = admin_client.get("/admin/").content.decode()
+    assert "Upcoming events" in html and "Summit" in html and "€100.00" in html
+    assert f"/admin/checkout/checkoutsession/?event__id__exact={event.pk}&amp;attention=yes" in html
+
+
+def test_every_link_on_the_overview_opens_its_filtered_list(admin_client, event, organization):
+    make_order(event, attention="paid twice")
+    (row,) = upcoming_overview([organization.pk])
+    for name, url in row.links.items():
+        response = admin_client.get(url)
+        assert response.status_code == 200, (name, url)
+        if "cl" in response.context:
+            assert response.context["cl"].result_count >= 0
+    attention = admin_client.get(row.links["needs_attention"]).context["cl"]
+    assert attention.result_count == 1
+
+
+def test_the_overview_takes_the_same_few_queries_for_one_event_or_many(organization):
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            upcoming_overview([organization.pk])
+        return len(captured)
+
+    make_order(make_event(organization, name="One"))
+    few = queries()
+    for n in range(4):
+        make_order(make_event(organization, name=f"More {n}"))
+    assert queries() == few <= 5
+
+
+def test_the_overview_shows_only_upcoming_events_of_the_organizers_organizations(admin_client, organization,
+                                                                                  other_organization):
+    make_event(organization, name="Coming")
+    past = make_event(organization, name="Long gone")
+    Event.objects.filter(pk=past.pk).update(starts_at=timezone.now() - timedelta(days=3))
+    make_order(make_event(other_organization, name="Their Gala"))
+    html = admin_client.get("/admin/").content.decode()
+    assert "Coming" in html and "Long gone" not in html and "Their Gala" not in html
+
+
+def test_a_viewer_sees_the_overview_too(client, organization, event):
+    from ievents.models import Membership
+    from tests.conftest import make_organizer
+
+    user = make_organizer(organization, username="vera")
+    Membership.objects.filter(user=user).update(role="viewer")
+    client.force_login(user)
+    assert "Summit" in client.get("/admin/").content.decode()
