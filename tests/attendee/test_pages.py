@@ -197,8 +197,8 @@ def test_the_tickets_page_shows_a_qr_code_per_ticket_a_calendar_link_and_both_re
     session = completed(client)
     page = page_of(client.get(f"/c/{session.public_id}/status/"))
     codes = [t.code for t in session.tickets.all()]
-    assert page.count('<svg role="img" aria-label="QR code of ticket') == len(codes) == 2
-    assert all(f'aria-label="QR code of ticket {code}"' in page for code in codes)
+    assert page.count('<svg role="img" aria-label="QR code"') == len(codes) == 2
+    assert all(page.count(code) == 1 for code in codes)  # each code said once, beside its picture
     assert f'href="/c/{session.public_id}/calendar.ics"' in page
     reference = session.public_id[-6:].upper()
     assert f"{reference[:3]}-{reference[3:]}" in page and session.public_id in page
