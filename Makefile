@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8000
 
-.PHONY: run check-production test lint bench venv deps deps-dev migrate worker clean
+.PHONY: run check-production test lint bench venv deps deps-dev migrate messages worker clean
 
 $(VENV)/.deps: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,11 @@ $(VENV)/.deps-dev: $(VENV)/.deps requirements-dev.txt
 deps: $(VENV)/.deps
 deps-dev: $(VENV)/.deps-dev
 
-migrate: deps
+# The attendee pages' translations (locale/*/LC_MESSAGES/django.po → .mo); needs GNU gettext's msgfmt.
+messages: deps
+	$(PY) manage.py compilemessages --ignore '$(VENV)' -v0
+
+migrate: deps messages
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py createcachetable
 
@@ -38,7 +42,7 @@ check-production: deps
 	$(PY) manage.py check_production
 
 ## test: set up and run the whole suite (uses DATABASE_URL / CELERY_BROKER_URL when set)
-test: deps-dev
+test: deps-dev messages
 	$(VENV)/bin/ruff check .
 	$(PY) manage.py makemigrations --check --dry-run -v0
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
@@ -51,4 +55,4 @@ bench: deps-dev
 	$(PY) -m bench.run_all
 
 clean:
-	rm -rf $(VENV) var db.sqlite3* staticfiles
+	rm -rf $(VENV) var db.sqlite3* staticfiles locale/*/LC_MESSAGES/*.mo

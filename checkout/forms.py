@@ -1,8 +1,18 @@
 """Attendee-facing forms. Labels are the public contract: Name, Email, each question's text."""
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from ievents.models import Question
+
+from . import texts
+
+
+def _count(value) -> int:
+    try:
+        return max(int(value or 0), 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 class TicketSelectionForm(forms.Form):
@@ -16,7 +26,7 @@ class TicketSelectionForm(forms.Form):
             limit = tt.max_per_order
             self.fields[f"qty_{tt.public_id}"] = forms.IntegerField(
                 label=tt.name, min_value=0, max_value=limit, initial=0, required=False,
-                widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+                widget=forms.NumberInput(attrs={"inputmode": "numeric", "data-price": tt.price}),
             )
 
     def clean(self):
@@ -24,16 +34,22 @@ class TicketSelectionForm(forms.Form):
         if self.errors:  # a quantity was invalid: its own error says why
             return data
         if not any(data.get(f"qty_{tt.public_id}") for tt in self.ticket_types):
-            raise forms.ValidationError("Choose at least one ticket.")
+            raise forms.ValidationError(_("Choose at least one ticket."), code="nothing_chosen")
         return data
 
     def selected(self):
         return [(tt, self.cleaned_data.get(f"qty_{tt.public_id}") or 0) for tt in self.ticket_types]
 
+    def total(self) -> int:
+        """The running total of what is chosen (minor units); 0 before anything valid is."""
+        if not self.is_bound or not hasattr(self, "cleaned_data"):
+            return sum(tt.price * _count(self.initial.get(f"qty_{tt.public_id}")) for tt in self.ticket_types)
+        return sum(tt.price * qty for tt, qty in self.selected())
+
 
 class AttendeeForm(forms.Form):
-    name = forms.CharField(label="Name", max_length=200, widget=forms.TextInput(attrs={"autocomplete": "name"}))
-    email = forms.EmailField(label="Email", widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    name = forms.CharField(label=_("Name"), max_length=200, widget=forms.TextInput(attrs={"autocomplete": "name"}))
+    email = forms.EmailField(label=_("Email"), widget=forms.EmailInput(attrs={"autocomplete": "email"}))
 
     def __init__(self, *args, questions, **kwargs):
         super().__init__(*args, **kwargs)
@@ -60,14 +76,15 @@ class AttendeeForm(forms.Form):
 
 
 class PaymentChoiceForm(forms.Form):
-    provider = forms.ChoiceField(label="Payment method", widget=forms.RadioSelect)
-    phone = forms.CharField(label="Phone (MB WAY)", required=False, max_length=20)
+    provider = forms.ChoiceField(label=_("Payment method"), widget=forms.RadioSelect)
+    phone = forms.CharField(label=_("Phone (MB WAY)"), required=False, max_length=20,
+                            widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel"}))
 
     def __init__(self, *args, providers, **kwargs):
         super().__init__(*args, **kwargs)
         from payments.registry import provider_classes
 
         classes = provider_classes()
-        self.fields["provider"].choices = [(p, classes[p].label) for p in providers]
+        self.fields["provider"].choices = [(p, texts.shown(classes[p].label)) for p in providers]
         if len(providers) == 1:
             self.fields["provider"].initial = providers[0]

@@ -17,12 +17,11 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
-from django.urls import reverse
 from django.utils import timezone
 
 from ievents.models import Event, TicketType
 
-from . import inventory, state
+from . import emails, inventory, state
 from .models import Answer, CheckoutSession, LineItem, Source, Status, Ticket
 from .representation import session_as_api, with_listed_rows
 
@@ -395,22 +394,12 @@ def _send_confirmation_on_commit(session: CheckoutSession, source: str) -> None:
         transaction.on_commit(lambda: send_confirmation(session.pk, email), robust=True)
 
 
-@dataclass(frozen=True)
-class Email:
-    to: str
-    subject: str
-    body: str
+Email = emails.TicketEmail
 
 
 def confirmation_email(session: CheckoutSession) -> Email:
-    """The ticket email, from the session's tickets and event."""
-    codes = "\n".join(f"  {t.code}  {t.ticket_type.name}" for t in session.tickets.select_related("ticket_type"))
-    link = settings.PUBLIC_BASE_URL + reverse("checkout:status", args=[session.public_id])
-    body = (
-        f"Hello {session.customer_name},\n\nYour tickets for {session.event.name}:\n\n{codes}\n\n"
-        f"Order {session.public_id}. See it any time at {link}\n"
-    )
-    return Email(session.customer_email, f"Your tickets for {session.event.name}", body)
+    """The ticket email, from the session's tickets and event (a receipt: checkout.emails)."""
+    return emails.build(session)
 
 
 def send_confirmation(session_id: int, email: Email | None = None, now=None) -> bool:
@@ -427,7 +416,7 @@ def send_confirmation(session_id: int, email: Email | None = None, now=None) -> 
         email = confirmation_email(CheckoutSession.objects.select_related("event")
                                    .prefetch_related("tickets__ticket_type").get(pk=session_id))
     try:
-        send_mail(email.subject, email.body, settings.DEFAULT_FROM_EMAIL, [email.to])
+        emails.send(email)
     except Exception as exc:  # any mail server failure: the sweep tries again once the lease is over
         log.warning("ticket email for session %s not sent, will retry: %s", session_id, exc)
         return False

@@ -1,8 +1,11 @@
 """Attendee pages. Thin: parse the form, call a service, render."""
 
 from django.contrib import messages
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods
 
 from ievents.models import Event
@@ -10,11 +13,15 @@ from payments import services as payments
 from payments.models import Payment
 from payments.registry import enabled_providers
 
-from . import limits, services
+from . import drafts, limits, services, texts
+from .emails import calendar_for
 from .forms import AttendeeForm, PaymentChoiceForm, TicketSelectionForm
 from .inventory import SoldOut
 from .models import CheckoutSession, Source, Status
 from .state import InvalidTransition
+
+EDITABLE = (Status.OPEN, Status.REJECTED, Status.UNPAID, Status.PAYMENT_PENDING)
+WAITING = (Status.PAYMENT_PENDING, Status.PROCESSING, Status.AUTHORIZED, Status.PAID)
 
 
 def client_ip(request) -> str:
@@ -25,7 +32,8 @@ def client_ip(request) -> str:
 def event_page(request, event_id):
     event = get_object_or_404(Event.objects.select_related("organization"), public_id=event_id, published=True)
     ticket_types = [tt for tt in event.ticket_types.all() if tt.on_sale()]
-    form = TicketSelectionForm(request.POST or None, ticket_types=ticket_types)
+    form = TicketSelectionForm(request.POST or None, ticket_types=ticket_types,
+                               initial=drafts.picks(request, event))
     error, retry_after = "", None
     if request.method == "POST" and form.is_valid():
         items = [services.Item(tt, qty) for tt, qty in form.selected() if qty]
@@ -34,9 +42,10 @@ def event_page(request, event_id):
         except limits.LimitReached as exc:  # 429: the same page, the reason in its alert
             error, retry_after = exc.message, exc.retry_after
         except SoldOut as exc:
-            error = f"Sorry, only {exc.ticket_type.available} {exc.ticket_type.name} ticket(s) are left."
+            error = gettext("Sorry, only %(count)s %(name)s ticket(s) are left.") % {
+                "count": exc.ticket_type.available, "name": exc.ticket_type.name}
         except services.CheckoutError as exc:
-            error = exc.message
+            error = texts.shown(exc.message)
         else:
             return redirect("checkout:session", session.public_id)
     response = render(request, "checkout/event.html", {"event": event, "form": form, "error": error,
@@ -59,18 +68,28 @@ def _line_items(session):
     return session.line_items.select_related("ticket_type")
 
 
+def _hold_seconds_left(session) -> int:
+    return max(int((session.expires_at - timezone.now()).total_seconds()), 0)
+
+
+def _page(session, **context) -> dict:
+    """What every step shows: the event, the order summary and the hold."""
+    return {"session": session, "event": session.event, "line_items": _line_items(session),
+            "hold_seconds_left": _hold_seconds_left(session), **context}
+
+
 @require_http_methods(["GET", "POST"])
 def attendee_form(request, session_id):
     """Name, email and the organizer's questions; Continue runs the pre-payment gate."""
     from webhooks.gate import run_gate
 
     session = _session(session_id)
-    if session.status not in (Status.OPEN, Status.REJECTED, Status.UNPAID, Status.PAYMENT_PENDING):
+    if session.status not in EDITABLE:
         return redirect("checkout:status", session.public_id)
     questions = session.event.questions.all()
-    initial = {"name": session.customer_name, "email": session.customer_email}
-    for answer in session.answers.select_related("question"):
-        initial[f"q_{answer.question_id}"] = answer.value == "yes" if answer.question.kind == "checkbox" else answer.value
+    initial = _saved_details(session)
+    if not (session.customer_name or session.customer_email):  # a new start: what they typed last time
+        initial.update(drafts.details(request, session.event))
     form = AttendeeForm(request.POST or None, questions=questions, initial=initial)
     alert = ""
     if request.method == "POST" and form.is_valid():
@@ -79,25 +98,48 @@ def attendee_form(request, session_id):
                 session, name=form.cleaned_data["name"], email=form.cleaned_data["email"], answers=form.answers(),
             )
         except services.CheckoutError as exc:
-            alert = exc.message
+            alert = texts.shown(exc.message)
         else:
             decision = run_gate(session, client_ip=client_ip(request))
             if decision.allowed:
                 return redirect("checkout:review", session.public_id)
-            alert = decision.message
-    return render(request, "checkout/attendee_form.html", {
-        "session": session, "form": form, "alert": alert, "line_items": _line_items(session),
-    })
+            alert = texts.shown(decision.message)
+    if request.method == "POST":  # not saved: kept for a new start, should the hold run out
+        drafts.keep(request, session.event, details=drafts.typed(form))
+    return render(request, "checkout/attendee_form.html", _page(session, form=form, alert=alert))
+
+
+def _saved_details(session) -> dict:
+    """The session's saved name, email and answers, as the attendee form's initial values."""
+    initial = {"name": session.customer_name, "email": session.customer_email}
+    for answer in session.answers.select_related("question"):
+        initial[f"q_{answer.question_id}"] = answer.value == "yes" if answer.question.kind == "checkbox" else answer.value
+    return initial
+
+
+@require_http_methods(["POST"])
+def start_again(request, session_id):
+    """The hold ran out: keep the tickets chosen and what was typed (posted from the form, or
+    saved before), and choose again on the event's page."""
+    session = _session(session_id)
+    form = AttendeeForm(request.POST, questions=session.event.questions.all())
+    if "name" in request.POST:
+        typed = drafts.typed(form)
+    else:  # from the status page: what was saved, or else what an earlier try kept
+        typed = _saved_details(session) if session.customer_name or session.customer_email else None
+    chosen = {f"qty_{item.ticket_type.public_id}": str(item.quantity) for item in _line_items(session)}
+    drafts.keep(request, session.event, details=typed, picks=chosen)
+    return redirect(session.event.get_absolute_url())
 
 
 @require_http_methods(["GET", "POST"])
 def review(request, session_id):
     """Order review and the choice of payment method; Pay starts the payment."""
     session = _session(session_id)
-    if session.status not in (Status.OPEN, Status.REJECTED, Status.UNPAID, Status.PAYMENT_PENDING):
+    if session.status not in EDITABLE:
         return redirect("checkout:status", session.public_id)
     if not services.has_gate_approval(session):
-        messages.info(request, "Please confirm your details first.")
+        messages.info(request, gettext("Please confirm your details first."))
         return redirect("checkout:session", session.public_id)
     providers = enabled_providers(session.organization, session.event)
     form = PaymentChoiceForm(request.POST or None, providers=providers)
@@ -107,17 +149,18 @@ def review(request, session_id):
         try:
             payment = payments.begin_payment(session, provider, phone=form.data.get("phone", ""))
         except services.CheckoutError as exc:
-            alert = exc.message
+            alert = texts.shown(exc.message)
         else:
             if payment is None:
                 return redirect("checkout:status", session.public_id)
             if payment.redirect_url:
                 return redirect(payment.redirect_url)
             return redirect("checkout:status", session.public_id)
-    return render(request, "checkout/review.html", {
-        "session": session, "form": form, "alert": alert, "line_items": _line_items(session),
-        "answers": session.answers.select_related("question"), "providers": providers,
-    })
+    return render(request, "checkout/review.html", _page(
+        session, form=form, alert=alert, providers=providers,
+        answers=session.answers.select_related("question"),
+        payment_failed=session.status in (Status.REJECTED, Status.UNPAID),
+    ))
 
 
 def return_page(request, session_id):
@@ -130,18 +173,24 @@ def return_page(request, session_id):
     return redirect("checkout:status", session.public_id)
 
 
-@require_http_methods(["POST"])
+@require_http_methods(["GET", "POST"])
 def cancel(request, session_id):
-    """The attendee gives up: release the tickets, go back where they came from."""
+    """The attendee gives up: asked once to confirm (GET), then the tickets are released."""
     session = _session(session_id)
+    if request.method == "GET":
+        if session.status not in EDITABLE:
+            return redirect("checkout:status", session.public_id)
+        return render(request, "checkout/cancel.html", _page(session))
     try:
         services.cancel_session(session.pk, Source.ATTENDEE, detail="canceled by the attendee")
     except InvalidTransition:
         return redirect("checkout:status", session.public_id)
+    messages.success(request, gettext("Your order was canceled and its tickets were released. Nothing was charged."))
     return redirect(session.cancel_url or session.event.get_absolute_url())
 
 
 def status_page(request, session_id):
+    """The order's state. With ``?live=1`` only the part that changes, for the page's polling."""
     session = _session(session_id)
     payment = session.payments.first()
     if payment is not None and payment.method == "mbway" and session.status == Status.PAYMENT_PENDING:
@@ -149,13 +198,20 @@ def status_page(request, session_id):
         # page asks the provider (the callback may be slower than the attendee).
         if payments.confirm_on_return(session, payment) == "applied":
             session = _session(session_id)
-    context = {
-        "session": session,
-        "payment": payment,
-        "line_items": _line_items(session),
-        "tickets": session.tickets.filter(voided_at__isnull=True).select_related("ticket_type"),
-        "hold_seconds_left": max(int((session.expires_at - timezone.now()).total_seconds()), 0),
-        "refresh": session.status in (Status.PAYMENT_PENDING, Status.PROCESSING, Status.AUTHORIZED, Status.PAID),
-    }
-    return render(request, "checkout/status.html", context)
+    if session.status == Status.COMPLETED:
+        drafts.forget(request, session.event)
+    context = _page(
+        session, payment=payment, tickets=session.tickets.filter(voided_at__isnull=True).select_related("ticket_type"),
+        waiting=session.status in WAITING,
+        live_url=reverse("checkout:status", args=[session.public_id]) + "?live=1",
+    )
+    template = "checkout/_status_live.html" if request.GET.get("live") else "checkout/status.html"
+    return render(request, template, context)
 
+
+def calendar(request, session_id):
+    """The event as an ``.ics`` file for the attendee's calendar."""
+    session = _session(session_id)
+    response = HttpResponse(calendar_for(session), content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{session.event.public_id}.ics"'
+    return response

@@ -176,7 +176,7 @@ class EventAdminForm(forms.ModelForm):
 
     class Meta:
         model = Event
-        fields = ["organization", "name", "description", "venue", "starts_at", "currency", "published",
+        fields = ["organization", "name", "description", "venue", "starts_at", "timezone", "currency", "published",
                   "payment_providers"]
 
     def __init__(self, *args, **kwargs):

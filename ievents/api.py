@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .api_pagination import PAGINATION_PARAMETERS, paginate, paginated
-from .models import Event, TicketType
+from .models import Event, TicketType, validate_time_zone
 
 
 class TicketTypeSerializer(serializers.ModelSerializer):
@@ -28,11 +28,13 @@ class EventSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="public_id", read_only=True)
     url = serializers.SerializerMethodField()
     currency = serializers.RegexField(r"^[A-Z]{3}$", max_length=3)
+    timezone = serializers.CharField(max_length=64, required=False, validators=[validate_time_zone],
+                                     help_text="IANA time zone name; default Europe/Lisbon.")
     ticket_types = TicketTypeSerializer(many=True, required=False)
 
     class Meta:
         model = Event
-        fields = ["id", "url", "name", "description", "venue", "starts_at", "currency", "published", "ticket_types"]
+        fields = ["id", "url", "name", "description", "venue", "starts_at", "currency", "timezone", "published", "ticket_types"]
 
     def get_url(self, event) -> str:
         return settings.PUBLIC_BASE_URL + event.get_absolute_url()

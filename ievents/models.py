@@ -65,6 +65,16 @@ class Membership(models.Model):
 currency_code = RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO 4217 code such as EUR.")
 
 
+def validate_time_zone(name: str) -> None:
+    """An IANA time zone name this machine knows, such as Europe/Lisbon."""
+    import zoneinfo
+
+    from django.core.exceptions import ValidationError
+
+    if name not in zoneinfo.available_timezones():
+        raise ValidationError("Use an IANA time zone name such as Europe/Lisbon.", code="invalid_time_zone")
+
+
 class Event(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="events")
     public_id = models.CharField(max_length=40, unique=True, default=partial(new_public_id, "ev"), editable=False)
@@ -73,6 +83,10 @@ class Event(models.Model):
     venue = models.CharField(max_length=200, blank=True)
     starts_at = models.DateTimeField()
     currency = models.CharField(max_length=3, default="EUR", validators=[currency_code])
+    timezone = models.CharField(
+        max_length=64, default="Europe/Lisbon", validators=[validate_time_zone],
+        help_text="IANA time zone of the venue, e.g. Europe/Lisbon: every time an attendee sees is shown in it.",
+    )
     published = models.BooleanField(default=True)
     payment_providers = models.JSONField(
         default=list, blank=True,

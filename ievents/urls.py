@@ -25,6 +25,7 @@ api_v1 = [
 urlpatterns = [
     path("", home, name="home"),
     path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),  # set_language: the attendee's language switcher
     # Provider webhooks forwarded to the API domain: a plain view with its own shared secret,
     # outside DRF's API-key authentication (webhooks.inbound.api_provider_webhook).
     path("v1/webhooks/payments/<str:provider>", inbound.api_provider_webhook, name="api_provider_webhook"),

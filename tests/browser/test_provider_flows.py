@@ -65,7 +65,7 @@ def test_easypay_multibanco_shows_the_reference_then_the_tickets_once_paid(page,
     page.get_by_label("Multibanco or MB WAY (Easypay)").check()
     page.get_by_role("button", name="Pay").click()
     expect(page.get_by_role("heading", name="Waiting for your payment")).to_be_visible()
-    for text in ("21098", "702358145", "50.00 EUR"):
+    for text in ("21098", "702358145", "€50.00"):
         expect(page.get_by_text(text, exact=False).first).to_be_visible()
     expect(page.get_by_text("Pay by", exact=True)).to_be_visible()
     shot("multibanco-reference")

@@ -5,6 +5,7 @@ import re
 import pytest
 from django.core import mail
 
+from checkout.formatting import money
 from checkout.models import CheckoutSession, Status
 from ievents.models import Question
 from payments.models import Payment
@@ -37,7 +38,7 @@ def test_sandbox_purchase_completes_with_ticket_codes_and_an_email(
     response = _fill(client, session)
     assert response["Location"] == f"/c/{session.public_id}/review/"
     review = client.get(response["Location"]).content.decode()
-    assert ">Pay</button>" in review
+    assert f">Pay {money(session.amount_total, session.currency)}</button>" in review  # "Pay €50.00"
 
     response = client.post(f"/c/{session.public_id}/review/", {"provider": "sandbox"})
     payment = Payment.objects.get()
