@@ -52,10 +52,10 @@ AT = "now() - interval '365 days' + interval '365 days' * ({i}::float8 / {n})"
 
 STATEMENTS = [
     ("events", f"""
-INSERT INTO ievents_event (public_id, name, description, venue, starts_at, currency, published, payment_providers,
-                           created_at, organization_id)
+INSERT INTO ievents_event (public_id, name, description, venue, starts_at, currency, timezone, published,
+                           payment_providers, created_at, organization_id)
 SELECT 'ev_scale_' || i, 'Event ' || i, '', 'Hall ' || (i %% 20), {AT.format(i="i", n="%(events)s")} + interval '60 days',
-       'EUR', true, '[]', {AT.format(i="i", n="%(events)s")}, (%(orgs)s::bigint[])[1 + i %% cardinality(%(orgs)s::bigint[])]
+       'EUR', 'Europe/Lisbon', true, '[]', {AT.format(i="i", n="%(events)s")}, (%(orgs)s::bigint[])[1 + i %% cardinality(%(orgs)s::bigint[])]
 FROM generate_series(1, %(events)s) AS i"""),
     ("ticket types", """
 INSERT INTO ievents_tickettype (public_id, name, price, quantity, reserved, max_per_order, position, event_id)
@@ -65,14 +65,14 @@ FROM ievents_event e WHERE e.public_id LIKE 'ev_scale_%%'"""),
 INSERT INTO checkout_checkoutsession (public_id, status, version, customer_name, customer_email, currency,
     amount_total, amount_paid, amount_refunded, expires_at, holds_released, provider, success_url, cancel_url,
     webhook_url, metadata, gate_approved_fingerprint, needs_attention, created_at, updated_at, completed_at,
-    event_id, organization_id, details_version)
+    event_id, organization_id, details_version, client_address)
 SELECT 'cs_scale_' || i, s.status, 3, 'Attendee ' || i, 'attendee' || i || '@example.com', 'EUR',
        10000, CASE WHEN s.status IN ('completed', 'paid', 'refunded', 'partially_refunded') THEN 10000 ELSE 0 END,
        CASE WHEN s.status = 'refunded' THEN 10000 ELSE 0 END,
        t.at + interval '15 minutes', s.status IN ('expired', 'canceled', 'refunded'), 'stripe', '', '', '', '{{}}',
        '', '', t.at, t.at + interval '15 minutes',
        CASE WHEN s.status = 'completed' THEN t.at + interval '5 minutes' END,
-       e.id, e.organization_id, 1
+       e.id, e.organization_id, 1, ''
 FROM generate_series(1, %(orders)s) AS i
 JOIN ievents_event e ON e.public_id = 'ev_scale_' || (1 + i %% %(events)s),
      LATERAL (SELECT ({STATUSES_SQL})[1 + i %% 100] AS status) AS s,

@@ -10,7 +10,7 @@ import uuid
 import stripe
 
 from checkout import services, state
-from checkout.models import Source
+from checkout.models import CheckoutSession, Source
 from payments.models import IntegrationSettings, Payment
 
 STRIPE_SECRET = "whsec_tenant_" + "a" * 24
@@ -36,9 +36,13 @@ def pending_session(event, *, provider: str, reference: str = "", quantity: int 
     tt = event.ticket_types.get()
     session = services.create_session(event, [services.Item(tt, quantity)], customer_email=email)
     state.apply(session.pk, "start_payment", Source.ATTENDEE, detail=provider)
+    # As payments.services.begin_payment leaves it: the payment bound to the details it was
+    # started for, the gate's approval of them recorded.
+    approved = services.details_fingerprint(session)
+    CheckoutSession.objects.filter(pk=session.pk).update(gate_approved_fingerprint=approved)
     payment = Payment.objects.create(session=session, provider=provider, provider_reference=reference,
                                      method=method, amount=session.amount_total, currency=session.currency,
-                                     status=Payment.Status.PENDING)
+                                     status=Payment.Status.PENDING, approved_fingerprint=approved)
     session.refresh_from_db()
     return session, payment
 

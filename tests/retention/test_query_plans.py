@@ -99,7 +99,7 @@ def test_no_hot_path_scans_a_large_table(client, settings, organization, year):
         assert response.status_code == 200 and CheckoutSession.objects.get(pk=paying.pk).status == "completed"
 
         Delivery.objects.filter(event__session=paying).update(next_attempt_at=timezone.now() - timezone.timedelta(hours=1))
-        paths.run("delivery sweep", lambda: delivery.sweep(enqueue=lambda pk: True))
+        paths.run("delivery sweep", lambda: delivery.overdue())
         due = Delivery.objects.filter(event__session=paying, status="pending").first()
         paths.run("one delivery", lambda: delivery.deliver(due.pk))
         assert Delivery.objects.get(pk=due.pk).status == "succeeded"

@@ -20,6 +20,7 @@ from bench.scale_data import Scale, fill
 from checkout import services
 from checkout.models import CheckoutSession, Source, Status
 from ievents import retention
+from payments import services as payments_services
 from webhooks import delivery
 from webhooks.models import DeliveryAttempt, GateCall, InboundWebhook
 
@@ -90,12 +91,12 @@ def purchase_under_lock_timeout(event, ticket_type) -> CheckoutSession:
                                                           answers={}))
     step(lambda: GateCall.objects.create(event=event, session=session, outcome="allowed", decision="allow",
                                          client_ip="203.0.113.9"))  # what the gate logs
-    step(lambda: services.begin_payment(session, "sandbox"))
+    step(lambda: payments_services.begin_payment(session, "sandbox"))
     step(lambda: InboundWebhook.objects.create(provider="sandbox", organization=event.organization, session=session,
                                                outcome="processed", dedupe_key=f"sandbox:{session.public_id}"))
     step(lambda: services.record_payment_succeeded(session.pk, amount=session.amount_total, currency="EUR",
                                                    source=Source.PROVIDER_WEBHOOK))
-    step(lambda: delivery.sweep(enqueue=lambda pk: True))
+    step(lambda: delivery.overdue())
     return CheckoutSession.objects.get(pk=session.pk)
 
 
