@@ -55,7 +55,8 @@ STATEMENTS = [
 INSERT INTO ievents_event (public_id, name, description, venue, starts_at, currency, timezone, published,
                            payment_providers, created_at, organization_id)
 SELECT 'ev_scale_' || i, 'Event ' || i, '', 'Hall ' || (i %% 20), {AT.format(i="i", n="%(events)s")} + interval '60 days',
-       'EUR', 'Europe/Lisbon', true, '[]', {AT.format(i="i", n="%(events)s")}, (%(orgs)s::bigint[])[1 + i %% cardinality(%(orgs)s::bigint[])]
+       'EUR', 'Europe/Lisbon', true, '[]', {AT.format(i="i", n="%(events)s")},
+       (%(orgs)s::bigint[])[1 + i %% cardinality(%(orgs)s::bigint[])]
 FROM generate_series(1, %(events)s) AS i"""),
     ("ticket types", """
 INSERT INTO ievents_tickettype (public_id, name, price, quantity, reserved, max_per_order, position, event_id)
