@@ -7,8 +7,9 @@ from django.urls import reverse
 from .models import Answer, LineItem, Status
 
 # Tickets are issued only when a paid session completes (``services.complete``), so a
-# session in any other status has none and its representation skips the read.
-STATUSES_WITH_TICKETS = {Status.PAID, Status.COMPLETED, Status.PARTIALLY_REFUNDED, Status.REFUNDED}
+# session in any other status has none (a ``paid`` one is not completed yet, or was flagged
+# instead) and its representation skips the read.
+STATUSES_WITH_TICKETS = {Status.COMPLETED, Status.PARTIALLY_REFUNDED, Status.REFUNDED}
 
 # The rows a representation lists besides the session itself. Line items and answers only
 # change under the session's row lock, so once prefetched for a locked session they stay true

@@ -127,7 +127,8 @@ def lock(session_id: int) -> CheckoutSession | None:
     """
     if not transaction.get_connection().in_atomic_block:
         raise transaction.TransactionManagementError("state.lock() outside a transaction locks nothing")
-    return (CheckoutSession.objects.select_for_update(of=("self",)).select_related("event", "organization")
+    # The event's gate comes along: whether a gate is on decides what a payment may complete.
+    return (CheckoutSession.objects.select_for_update(of=("self",)).select_related("event__gate", "organization")
             .filter(pk=session_id).first())
 
 
