@@ -18,6 +18,8 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
+from ievents.admin_money import format_money
+
 from . import inventory, state
 from . import services as checkout
 from .models import CheckoutSession, OrderAction, Source, Status, Ticket
@@ -35,14 +37,9 @@ class OrderActionRefused(Exception):
 PAID_STATES = {Status.PAID, Status.COMPLETED, Status.PARTIALLY_REFUNDED}
 WITH_TICKETS = {Status.COMPLETED, Status.PARTIALLY_REFUNDED}
 
-CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£"}
-
-
 def money_text(minor: int, currency: str) -> str:
-    """2500, "EUR" → "€25.00" (as English readers write it); an unknown currency keeps its code."""
-    amount = f"{minor / 100:,.2f}"
-    symbol = CURRENCY_SYMBOLS.get(currency.upper())
-    return f"{symbol}{amount}" if symbol else f"{amount} {currency.upper()}"
+    """2500, "EUR" → "€25.00": the back office's way of writing money (``ievents.admin_money``)."""
+    return format_money(minor, currency)
 
 
 def who(user) -> str:
