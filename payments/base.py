@@ -136,6 +136,9 @@ class PaymentProvider:
     methods: ClassVar[tuple[str, ...]] = ()
     # The credentials an organization enters in the admin, with the form's label for each.
     credential_fields: ClassVar[dict[str, str]] = {}
+    # A provider that takes payments with any one of these credentials (empty: it needs
+    # every credential it declares before it may be enabled).
+    any_one_credential_of: ClassVar[tuple[str, ...]] = ()
     # The platform's fallback (org ``_``, or an organization without its own): credential
     # name → setting, and the setting holding the webhook secret.
     environment_credentials: ClassVar[dict[str, str]] = {}

@@ -14,8 +14,6 @@ from .registry import PROVIDER_CLASSES
 # Which credentials each provider needs, and how the form labels them (the providers say).
 CREDENTIAL_FIELDS: dict[str, dict[str, str]] = {name: cls.credential_fields for name, cls in PROVIDER_CLASSES.items()}
 ALL_CREDENTIALS = {name: label for fields in CREDENTIAL_FIELDS.values() for name, label in fields.items()}
-# Providers that work with any one of their credentials (Ifthenpay: Multibanco, MB WAY or both).
-ANY_ONE_CREDENTIAL = {Provider.IFTHENPAY}
 
 
 def webhook_url(provider: str, organization) -> str:
@@ -26,10 +24,10 @@ def webhook_url(provider: str, organization) -> str:
 def missing_credentials(provider: str, credentials: dict) -> list[str]:
     """The labels of what ``provider`` still needs before it can take a payment."""
     needed = CREDENTIAL_FIELDS.get(provider, {})
-    missing = [label for name, label in needed.items() if not credentials.get(name)]
-    if provider in ANY_ONE_CREDENTIAL:
-        return [" or ".join(missing)] if missing and len(missing) == len(needed) else []
-    return missing
+    any_one = PROVIDER_CLASSES[provider].any_one_credential_of if provider in PROVIDER_CLASSES else ()
+    if any_one:
+        return [] if any(credentials.get(name) for name in any_one) else [" or ".join(needed[n] for n in any_one)]
+    return [label for name, label in needed.items() if not credentials.get(name)]
 
 
 def _write_only(label: str) -> forms.CharField:

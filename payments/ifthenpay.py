@@ -52,6 +52,7 @@ class IfthenpayProvider(PaymentProvider):
     methods = ("multibanco", "mbway")
     credential_fields = {"mb_key": "Multibanco key (mbKey)", "mbway_key": "MB WAY key (mbWayKey)",
                          "backoffice_key": "Backoffice key (for MB WAY refunds)"}
+    any_one_credential_of = ("mb_key", "mbway_key")  # Multibanco, MB WAY or both; refunds are optional
     environment_credentials = {
         "mb_key": "IFTHENPAY_MB_KEY",
         "mbway_key": "IFTHENPAY_MBWAY_KEY",
