@@ -125,7 +125,7 @@ def lock(session_id: int) -> CheckoutSession | None:
     Only the session's row is locked (``of``): locking the event too would make every
     checkout of the event wait for this one.
     """
-    if not transaction.get_connection().in_atomic_block:
+    if transaction.get_autocommit():
         raise transaction.TransactionManagementError("state.lock() outside a transaction locks nothing")
     # The event's gate comes along: whether a gate is on decides what a payment may complete.
     return (CheckoutSession.objects.select_for_update(of=("self",)).select_related("event__gate", "organization")
@@ -154,7 +154,7 @@ def apply_steps(session: int | CheckoutSession, source: str, steps: list[Step]) 
     if source not in Source.values:
         raise ValueError(f"unknown source {source!r}")
     if isinstance(session, CheckoutSession):
-        if not transaction.get_connection().in_atomic_block:
+        if transaction.get_autocommit():
             raise ValueError("apply() takes a primary key, or a session read with state.lock() in this transaction")
         return _apply_locked(session, source, steps)
     with transaction.atomic():

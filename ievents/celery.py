@@ -4,6 +4,7 @@ import os
 
 from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger, celeryd_after_setup, task_postrun
+from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ievents.settings")
 
@@ -18,14 +19,11 @@ def drop_broken_database_connections(**_):
 
     Celery's Django fixup keeps connections across tasks (``CELERY_DB_REUSE_MAX``) without
     Django's per-request checks, so after a database restart every later task in this
-    thread failed on the dead connection. Only a connection that saw an error is checked:
-    the happy path costs nothing.
+    thread failed on the dead connection. Django's own end-of-request check does it: only a
+    connection that saw an error is pinged, so the happy path costs nothing (one older than
+    ``CONN_MAX_AGE`` is reopened, as a web request would).
     """
-    from django.db import connections
-
-    for connection in connections.all(initialized_only=True):
-        if connection.errors_occurred:
-            connection.close_if_unusable_or_obsolete()
+    close_old_connections()
 
 
 @celeryd_after_setup.connect
