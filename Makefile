@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8000
 
-.PHONY: run check-production test lint bench venv deps deps-dev migrate messages worker clean
+.PHONY: run check-production test lint bench bench-smoke venv deps deps-dev migrate messages worker clean
 
 $(VENV)/.deps: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ lint: deps-dev
 ## bench: run every benchmark and rewrite docs/benchmarks.md
 bench: deps-dev
 	$(PY) -m bench.run_all
+
+## bench-smoke: every benchmark at a small size (CI); fails on a failed benchmark or a missed goal
+bench-smoke: deps-dev messages
+	$(PY) -m bench.run_all --smoke
 
 clean:
 	rm -rf $(VENV) var db.sqlite3* staticfiles locale/*/LC_MESSAGES/*.mo

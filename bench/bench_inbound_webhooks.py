@@ -17,9 +17,9 @@ Phases, each `BENCH_SECONDS` long:
 
 *Floor*: `POST /bench/floor` on the same gunicorn (`bench/inbound_floor_urls.py`): a
 minimal Django view, same middleware, that does one `INSERT` into the same table and
-answers JSON, with a body of the same size. Goals: unique events at ≥ 30% of the floor's
-rate, duplicates at ≥ 80%, p99 under 50 ms. Client, server and PostgreSQL share
-this machine's cores, so the absolute numbers are a lower bound; the ratios to the floor
+answers JSON, with a body of the same size. Goals: unique events at ≥ 20% of the floor's
+rate, duplicates at ≥ 80%, p99 under 100 ms (the budget issue 26 set). Client, server and
+PostgreSQL share this machine's cores, so the absolute numbers are a lower bound; the ratios to the floor
 are the figures to compare. After the run the database is checked: every event the
 clients saw processed completed exactly one session, with one `checkout.session.paid`.
 
@@ -294,7 +294,7 @@ def run() -> list[Figure]:
     setup = f"{CLIENTS} client threads, {WORKERS} gunicorn sync workers, {SECONDS:.0f} s per phase"
     ran_out = " (ran out of seeded sessions: raise BENCH_SESSIONS)" if unique_s < SECONDS - 0.5 else ""
     figures = [
-        Figure("unique verified events per second", rates["unique"], "events/s", goal="≥ 30% of the floor",
+        Figure("unique verified events per second", rates["unique"], "events/s", goal="≥ 20% of the floor",
                floor=floor_rate, note=f"each completes a session (verify, record, lock, tickets, 2 outbox events); "
                                       f"{unique.done} done{ran_out}; {setup}"),
         Figure("duplicate events per second", rates["dups"], "events/s", goal="≥ 80% of the floor", floor=floor_rate,
@@ -302,11 +302,11 @@ def run() -> list[Figure]:
         Figure("mixed (1 new : 1 duplicate) per second", rates["mixed"], "events/s", floor=floor_rate,
                note=f"outcomes {mixed.outcomes}"
                     + (" (ran out of seeded sessions: raise BENCH_SESSIONS)" if mixed_s < SECONDS - 0.5 else "")),
-        Figure("unique event latency, p99", lat["unique"]["p99"], "ms", goal="< 50 ms", floor=lat["floor"]["p99"],
+        Figure("unique event latency, p99", lat["unique"]["p99"], "ms", goal="< 100 ms", floor=lat["floor"]["p99"],
                note=f"p50 {lat['unique']['p50']:.1f} ms; floor = the one-insert view's p99"),
-        Figure("duplicate latency, p99", lat["dups"]["p99"], "ms", goal="< 50 ms", floor=lat["floor"]["p99"],
+        Figure("duplicate latency, p99", lat["dups"]["p99"], "ms", goal="< 100 ms", floor=lat["floor"]["p99"],
                note=f"p50 {lat['dups']['p50']:.1f} ms"),
-        Figure("mixed latency, p99", lat["mixed"]["p99"], "ms", goal="< 50 ms", floor=lat["floor"]["p99"],
+        Figure("mixed latency, p99", lat["mixed"]["p99"], "ms", goal="< 100 ms", floor=lat["floor"]["p99"],
                note=f"p50 {lat['mixed']['p50']:.1f} ms") if "mixed" in lat else
         Figure("mixed latency, p99", 0, "ms", note="no mixed requests completed"),
         Figure("app CPU per unique event", app_ms["unique"], "ms CPU", goal="lower is better", floor=app_ms["floor"],

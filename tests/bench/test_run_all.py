@@ -131,3 +131,65 @@ def test_the_report_gathers_every_checkable_goal_at_the_top_with_its_floor(fake_
     assert "| bench_good | rate | 90.0 ops/s | ≥ 80% of the floor | 100 | 0.90 | yes |" in glance
     assert "cpu" not in glance
     assert "| added latency | 7.50 | ms | < 5 ms |  |  | **no** |" in report
+
+
+def test_a_failed_benchmark_is_one_line_beside_its_last_good_figures(fake_modules):
+    sys.modules["bench.bench_bad"].run = lambda: [Figure("rate", 300, "ops/s", goal="≥ 200")]
+    assert run_all.main(["bad"]) == 0
+
+    def fails():
+        raise RuntimeError("worker never ready: see /work/main/var/worker.log\nTraceback (most recent call last)")
+
+    sys.modules["bench.bench_bad"].run = fails
+    assert run_all.main(["bad"]) == 1
+    report = fake_modules.read_text()
+    section = report[report.index("<!-- bench:bench_bad -->"):report.index("<!-- /bench:bench_bad -->")]
+    assert "**Failed**" in section and "RuntimeError: worker never ready: see …" in section
+    assert "Traceback" not in section and "/work/" not in section and "```" not in section
+    assert "Last good figures (" in section and "| rate | 300 | ops/s | ≥ 200 |" in section
+
+    assert run_all.main(["bad"]) == 1  # failing again keeps the same last good figures
+    again = fake_modules.read_text()
+    assert again.count("| rate | 300 | ops/s |") == 1 and "Last good figures (" in again
+
+
+def test_smoke_fails_on_a_missed_goal_and_leaves_the_docs_alone(fake_modules, monkeypatch, tmp_path):
+    monkeypatch.setattr(run_all, "SMOKE_REPORT", tmp_path / "smoke.md")
+    monkeypatch.setattr(run_all, "discover", lambda: ["bench_good"])
+    sys.modules["bench.bench_good"].run = lambda: [Figure("sold", 41, "tickets", goal="= 40")]
+    assert run_all.main(["--smoke"]) == 1
+    assert not fake_modules.exists() and "**no**" in (tmp_path / "smoke.md").read_text()
+
+    sys.modules["bench.bench_good"].run = lambda: [Figure("sold", 40, "tickets", goal="= 40"),
+                                                   Figure("rate", 90, "ops/s", goal="≥ 100")]
+    monkeypatch.delenv("BENCH_SMOKE_STRICT", raising=False)
+    assert run_all.main(["--smoke"]) == 0  # a speed goal missed in a small run is said, not judged
+    monkeypatch.setenv("BENCH_SMOKE_STRICT", "1")
+    assert run_all.main(["--smoke"]) == 1
+
+
+@pytest.mark.parametrize(("goal", "exact"), [("0", True), ("= 200", True), ("≥ 300", False), ("< 100 ms", False),
+                                             ("≥ 20% of the floor", False), ("lower is better", False)])
+def test_goals_of_exactness_are_told_from_goals_of_speed(goal, exact):
+    assert run_all.is_exact(goal) is exact
+
+
+def test_smoke_sizes_every_benchmark_small(monkeypatch):
+    # Every size knob a benchmark reads is set small by --smoke (a new knob must be added there).
+    import re
+    from pathlib import Path
+
+    knobs = set()
+    for path in Path(run_all.BENCH_DIR).glob("bench_*.py"):
+        knobs |= set(re.findall(r'os\.environ\.get\("(BENCH_[A-Z_]+)"', path.read_text()))
+    sizes = {k for k in knobs if not k.endswith(("_URL", "_WORKERS", "_THREADS", "_CLIENTS", "_DELAY_MS"))
+             and k not in ("BENCH_WORKERS", "BENCH_CLIENTS")}
+    assert sizes <= set(run_all.SMOKE_SIZES), sorted(sizes - set(run_all.SMOKE_SIZES))
+
+
+def test_the_benchmarks_page_holds_no_traceback_and_no_machine_path():
+    from pathlib import Path
+
+    page = (Path(run_all.ROOT) / "docs" / "benchmarks.md").read_text()
+    for telltale in ("Traceback", "site-packages", "/work/", "/root/", "/home/", "/tmp/", "/usr/"):
+        assert telltale not in page
