@@ -20,7 +20,6 @@ the database holds nothing impossible.
 """
 
 import json
-import time
 
 import pytest
 from playwright.sync_api import expect
@@ -33,6 +32,8 @@ from payments.models import IntegrationSettings, Payment
 from tests.browser.admin_pages import choose_organization, fill_new_event, secret_shown_once
 from tests.faults.stack import check_invariants, run_database_url
 from tests.outbound.workers import CeleryWorker, purge_broker
+from tests.waiting import wait_for
+from webhooks import delivery
 from webhooks.models import Delivery, GateCall, GateSettings, OutboxEvent, WebhookEndpoint
 
 from .actors import DomainGate, FlakyReceiver, log_in, secret_in
@@ -49,15 +50,6 @@ WORKER_ENV = {
     "WEBHOOK_LEASE_SECONDS": "5",
     "WEBHOOK_TIMEOUT_SECONDS": "3",
 }
-
-
-def wait_for(condition, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture
@@ -185,7 +177,7 @@ def test_an_organizer_sets_up_an_event_an_attendee_buys_and_every_notification_a
         statuses = dict(Delivery.objects.values_list("event__type", "status"))
         return statuses.get(FAILING_TYPE) == "failed" and set(statuses.values()) == {"succeeded", "failed"}
 
-    wait_for(settled, "every delivery but the completed one to succeed, and that one to fail")
+    wait_for(settled, what="every delivery but the completed one to succeed, and that one to fail")
     failed = Delivery.objects.get(status="failed")
     assert failed.event.type == FAILING_TYPE and failed.attempts_count == 2
     assert receiver.refused[FAILING_TYPE] == 2
@@ -249,7 +241,7 @@ def test_an_organizer_sets_up_an_event_an_attendee_buys_and_every_notification_a
     shot("organizer-retry-now")
     page.get_by_role("button", name="Go").click()
     expect(page.locator(".messagelist")).to_contain_text("1 delivery queued to be sent now.")
-    wait_for(lambda: Delivery.objects.get(pk=failed.pk).status == "succeeded", "the retried delivery to succeed")
+    wait_for(lambda: Delivery.objects.get(pk=failed.pk).status == "succeeded", what="the retried delivery to succeed")
     page.goto(f"/admin/webhooks/delivery/{failed.pk}/change/")
     expect(page.locator("div.field-status")).to_contain_text("Succeeded")
     shot("organizer-retried-delivery-succeeded")
@@ -258,7 +250,7 @@ def test_an_organizer_sets_up_an_event_an_attendee_buys_and_every_notification_a
     shot("organizer-every-delivery-succeeded")
 
     # --- What the receiver, the gate and the database hold at the end ---------------------------
-    time.sleep(1.5)  # a sweep or two more: nothing is sent again
+    assert not delivery.overdue()  # nothing is left for a sweep to send again
     events = dict(OutboxEvent.objects.values_list("public_id", "type"))
     assert set(receiver.processed) == set(events)  # every event processed...
     assert set(receiver.processed.values()) == {1}  # ...exactly once

@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from tests.outbound.workers import (
 )
 from tests.outbound.workers import test_database_url as _test_database_url
 from tests.servers import LocalServer, Received, Reply
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,19 +67,6 @@ def free_port() -> int:
 def run_database_url() -> str:
     """The URL of this pytest run's own test database (``test_…``), for child processes."""
     return _test_database_url()
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.05, explain=None):
-    """Poll ``condition`` until it is truthy; return its value, or fail saying ``what``
-    (and whatever ``explain()`` returns: a process's log, say)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    details = f"\n{explain()}" if explain else ""
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}{details}")
 
 
 def missing_binaries() -> list[str]:

@@ -13,6 +13,8 @@ import time
 import pytest
 import requests
 
+from tests.waiting import wait_for
+
 from .stack import (
     Attendee,
     DedupReceiver,
@@ -23,7 +25,6 @@ from .stack import (
     manage,
     record_observation,
     seed_in,
-    wait_for,
     wait_until_nothing_more_can_be_sent,
 )
 

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from tests.waiting import wait_for
 from webhooks.models import Delivery, WebhookEndpoint
 
 from .stack import (
@@ -21,7 +22,6 @@ from .stack import (
     record_observation,
     run_database_url,
     seed,
-    wait_for,
     wait_until_nothing_more_can_be_sent,
 )
 

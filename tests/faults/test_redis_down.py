@@ -11,6 +11,7 @@ import time
 import pytest
 
 from ievents.models import Event
+from tests.waiting import wait_for
 from webhooks.models import WebhookEndpoint
 
 from .conftest import FAST
@@ -25,7 +26,6 @@ from .stack import (
     record_observation,
     run_database_url,
     seed,
-    wait_for,
     wait_until_nothing_more_can_be_sent,
 )
 

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from tests.waiting import wait_for
 from webhooks.models import Delivery
 
 from .stack import (
@@ -22,7 +23,6 @@ from .stack import (
     record_observation,
     run_database_url,
     seed,
-    wait_for,
     wait_until_nothing_more_can_be_sent,
 )
 

@@ -24,8 +24,9 @@ import pytest
 import requests
 
 from ievents.log_redaction import RedactSecrets, redact
-from tests.faults.stack import ROOT, app_env, free_port, run_database_url, wait_for
+from tests.faults.stack import ROOT, app_env, free_port, run_database_url
 from tests.payments.helpers import EASYPAY_SECRET, IFTHENPAY_KEY, configure
+from tests.waiting import wait_for
 
 # Wrong keys an attacker tries (and an organizer's typos): no more loggable than the right one.
 GUESSES = ("guess-ifthenpay-7731", "guess-encoded-name-5512", "guess-easypay-9948", "guess-unknown-route-4410")

@@ -26,6 +26,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.waiting import wait_for
+
 from .processes import alive, command_line, descendants, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +36,7 @@ STOP_BOUND = 10.0  # seconds from the signal until no process of the demo is lef
 START_BOUND = 180.0  # a fresh checkout on a busy 2-core machine: migrations, then four processes
 ROUNDS = int(os.environ.get("MAKE_RUN_ROUNDS", "1"))
 DEMO_EVENT = re.compile(r"Demo event:\s+(http://127\.0\.0\.1:(\d+)/e/ev_[A-Za-z0-9]+/)")
+LAST_LINE = re.compile(r"Ctrl-C stops everything\.$")
 # What the test's own environment may say about services; `make run` must use its defaults.
 PROJECT_ENV = ("DATABASE_URL", "CELERY_BROKER_URL", "PUBLIC_BASE_URL", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE",
                "IEVENTS_VAR_DIR", "PORT")
@@ -80,17 +83,15 @@ class MakeRun:
     def output(self) -> str:
         return "\n".join(self.lines)
 
-    def wait_for_demo_event_url(self, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                match = DEMO_EVENT.search(line)
-                if match:
-                    return match.group(1)
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"`make run` printed no demo event URL:\n{self.output()}")
+    def wait_for_line(self, pattern: re.Pattern, timeout: float) -> re.Match:
+        """The first printed line matching ``pattern``, waiting for it; fail if make exits first."""
+        def printed():
+            match = next(filter(None, map(pattern.search, list(self.lines))), None)
+            if match is None and self.process.poll() is not None:
+                raise AssertionError(f"`make run` exited without printing {pattern.pattern!r}:\n{self.output()}")
+            return match
+
+        return wait_for(printed, timeout, f"`make run` to print {pattern.pattern!r}", interval=0.1, explain=self.output)
 
     def stop(self, signum: int) -> float:
         """Send ``signum`` to the group; the seconds until make and every process it started
@@ -143,8 +144,8 @@ def test_make_run_says_where_to_click_and_stops_whole_within_seconds(migrated_da
     port = free_port()
     demo = MakeRun(demo_env(database, tmp_path / "var", port))
     try:
-        event_url = demo.wait_for_demo_event_url(START_BOUND)
-        time.sleep(0.5)  # anything the processes still had to say would arrive now
+        event_url = demo.wait_for_line(DEMO_EVENT, START_BOUND).group(1)
+        demo.wait_for_line(LAST_LINE, 10)  # the closing block is whole
         assert_the_closing_lines_come_last(list(demo.lines), port)
         assert requests.get(event_url, timeout=10).status_code == 200
         names = " | ".join(command_line(pid) for pid in descendants(demo.process.pid))

@@ -5,13 +5,13 @@ Run with ``DATABASE_URL=postgres://… CELERY_BROKER_URL=redis://…``; skipped 
 Retry waits are shortened to one second for the worker (``WEBHOOK_RETRY_SCHEDULE=1,1``).
 """
 
-import time
 
 import pytest
 from django.db import transaction
 from standardwebhooks.webhooks import Webhook
 
 from tests.servers import LocalServer, Reply
+from tests.waiting import wait_for
 from webhooks.models import Delivery, DeliveryAttempt
 
 from .workers import CeleryWorker, purge_broker, wait_until_nothing_more_can_be_sent
@@ -35,15 +35,6 @@ def empty_queue():
 
 def worker(name="w1", *, beat=False, concurrency=4):
     return CeleryWorker(name=name, beat=beat, concurrency=concurrency, env=FAST)
-
-
-def wait_for(condition, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def queued() -> int:

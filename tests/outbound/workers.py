@@ -14,11 +14,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
+
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SWEEP_TASK = "webhooks.tasks.sweep_deliveries"
@@ -72,14 +73,13 @@ class CeleryWorker:
             cmd += ["--beat", "--schedule", os.path.join(self._beat_dir, "schedule")]
         self.process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
+        def ready():
             if self.process.poll() is not None:
                 raise RuntimeError(f"worker {self.name} exited:\n{self.output()}")
-            if " ready." in self.output():
-                return self
-            time.sleep(0.05)
-        raise RuntimeError(f"worker {self.name} not ready after {ready_timeout}s:\n{self.output()}")
+            return " ready." in self.output()
+
+        wait_for(ready, ready_timeout, f"worker {self.name} to be ready", explain=self.output)
+        return self
 
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")
@@ -135,9 +135,4 @@ def wait_until_nothing_more_can_be_sent(workers, *, quiet_sweeps: int = 2, queue
                 return False
         return (queued is None or queued() == 0) and all(w.idle() for w in workers)
 
-    deadline = time.monotonic() + timeout
-    while not quiet():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {quiet_sweeps} sweeps that found nothing "
-                                 f"to send and idle workers")
-        time.sleep(0.05)
+    wait_for(quiet, timeout, f"{quiet_sweeps} sweeps that found nothing to send and idle workers")
