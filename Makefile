@@ -39,7 +39,7 @@ run: migrate
 
 ## check-production: say what a production environment (DEBUG=0 …) still lacks, before it starts
 check-production: deps
-	$(PY) manage.py check_production
+	$(PY) manage.py check --deploy --fail-level WARNING
 
 ## test: set up and run the whole suite (uses DATABASE_URL / CELERY_BROKER_URL when set)
 test: deps-dev messages

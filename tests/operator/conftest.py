@@ -1,4 +1,4 @@
-"""The operator's tests: `make run`, `check_production`, the README's production commands.
+"""The operator's tests: `make run`, `check --deploy`, the README's production commands.
 
 The browser is the browser tests' own fixture (Debian's Chromium through Playwright,
 skipped or failed per REQUIRE_SERVICES when it is missing).

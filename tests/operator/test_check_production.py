@@ -1,9 +1,10 @@
-"""`manage.py check_production`: one line per check, each failure in plain words, non-zero exit.
+"""`manage.py check --deploy`: Django's deployment checks and ours (``ievents/checks.py``,
+tag ``ievents``), each problem in plain words, a non-zero exit on any.
 
 Each case starts from a production environment where every check passes (the ``production``
 fixture: DEBUG off, the hardening ``settings.py`` applies with DEBUG=0, a real Fernet key,
 an https PUBLIC_BASE_URL, a collected-static manifest, the test database, the real Redis)
-and breaks one thing, so the one FAIL line it causes is the whole difference.
+and breaks one thing, so the one problem it causes is the whole difference.
 """
 
 import os
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from django.core.management import CommandError, call_command
+from django.core.checks import WARNING, run_checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.db.migrations.recorder import MigrationRecorder
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db]
@@ -21,7 +24,6 @@ pytestmark = [pytest.mark.broker, pytest.mark.django_db]
 ROOT = Path(__file__).resolve().parents[2]
 KEY = Fernet.generate_key().decode()
 SECRET = "production-" + "k3y-" * 12 + "0123456789"
-ALL_CHECKS = 11
 
 
 @pytest.fixture
@@ -51,33 +53,28 @@ def production(settings, tmp_path, monkeypatch):
 
 
 def check_production() -> tuple[list[str], bool]:
-    """The lines it printed, and whether it passed."""
-    from io import StringIO
-
-    out = StringIO()
-    try:
-        call_command("check_production", stdout=out)
-        passed = True
-    except CommandError:
-        passed = False
-    return out.getvalue().splitlines(), passed
-
-
-def failures(lines: list[str]) -> list[str]:
-    return [line.removeprefix("FAIL  ") for line in lines if line.startswith("FAIL")]
+    """Every problem ``check --deploy`` finds, as "id: message", and whether there were none."""
+    problems = [f"{m.id}: {m.msg}" + (f" {m.hint}" if m.hint else "")
+                for m in run_checks(include_deployment_checks=True) if m.level >= WARNING and not m.is_silenced()]
+    return problems, not problems
 
 
 def test_a_ready_production_passes_every_check(production):
     lines, passed = check_production()
     assert passed, "\n".join(lines)
-    assert [line for line in lines if line.startswith("ok    ")] == lines[:-1] and len(lines) == ALL_CHECKS + 1
-    assert lines[-1] == "Production is ready."
+    call_command("check", deploy=True, fail_level="WARNING")  # as the operator runs it: no SystemCheckError
+
+
+def test_the_command_fails_and_names_the_problem(production):
+    production.DEBUG = True
+    with pytest.raises(SystemCheckError, match=r"\(ievents\.E001\) DEBUG is on\."):
+        call_command("check", deploy=True, tags=["ievents"])
 
 
 def assert_only_failure(*expected: str) -> None:
     lines, passed = check_production()
     assert not passed
-    found = failures(lines)
+    found = lines
     assert len(found) == len(expected), "\n".join(lines)
     for line, words in zip(found, expected, strict=True):
         assert words in line, "\n".join(lines)
@@ -87,13 +84,13 @@ def test_debug_on_fails(production):
     production.DEBUG = True
     lines, passed = check_production()
     assert not passed
-    assert "DEBUG is on: set DEBUG=0" in failures(lines)
-    assert any("security.W018" in line for line in failures(lines))  # Django's check --deploy says it too
+    assert "ievents.E001: DEBUG is on. Set DEBUG=0." in lines
+    assert any("security.W018" in line for line in lines)  # Django's check --deploy says it too
 
 
 def test_a_missing_static_manifest_fails_with_the_command_to_run(production):
     (production.STATIC_ROOT / "staticfiles.json").unlink()
-    assert_only_failure("staticfiles.json: run `python manage.py collectstatic --noinput`")
+    assert_only_failure("staticfiles.json: without it every page is a server error. Run `python manage.py collectstatic")
 
 
 def test_the_development_secret_key_fails(production):
@@ -123,24 +120,24 @@ def test_a_public_base_url_outside_allowed_hosts_fails(production):
 
 def test_a_deployment_check_warning_fails(production):
     production.SESSION_COOKIE_SECURE = False
-    assert_only_failure("check --deploy: security.W012")
+    assert_only_failure("security.W012")
 
 
 def test_an_unapplied_migration_fails(production):
     MigrationRecorder.Migration.objects.filter(app="checkout").order_by("-id").first().delete()
-    assert_only_failure("1 migration(s) not applied (first: checkout.")
+    assert_only_failure("ievents.E008: 1 migration(s) not applied (first: checkout.")
 
 
 def test_a_missing_cache_table_fails(production):
     production.CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
                                      "LOCATION": "no_such_cache_table"}}
-    assert_only_failure("cache table 'no_such_cache_table' is missing: run `python manage.py createcachetable`")
+    assert_only_failure("Cache table 'no_such_cache_table' is missing. Run `python manage.py createcachetable`")
 
 
 def test_an_unreachable_broker_fails(production):
     production.CELERY_BROKER_URL = "redis://:hunter2@127.0.0.1:1/0"  # nothing listens on port 1
     lines, _ = check_production()
-    assert_only_failure("cannot reach the broker redis://:**@127.0.0.1:1/0")
+    assert_only_failure("Cannot reach the broker redis://:**@127.0.0.1:1/0")
     assert "hunter2" not in "\n".join(lines)
 
 
@@ -153,7 +150,7 @@ def test_uncompiled_translations_fail_and_compiled_ones_pass(production):
     messages = production.LOCALE_PATHS[0] / "pt" / "LC_MESSAGES"
     messages.mkdir(parents=True)
     (messages / "django.po").write_text('msgid ""\nmsgstr ""\n')
-    assert_only_failure("django.po is not compiled: run `python manage.py compilemessages`")
+    assert_only_failure("django.po is not compiled. Run `python manage.py compilemessages`")
     (messages / "django.mo").write_bytes(b"")
     os.utime(messages / "django.mo", (os.path.getmtime(messages / "django.po") + 1,) * 2)
     assert check_production()[1]
@@ -165,12 +162,10 @@ def test_an_unreachable_database_fails_in_plain_words():
     env.update({"DEBUG": "0", "SECRET_KEY": SECRET, "ALLOWED_HOSTS": "tickets.example.com",
                 "FIELD_ENCRYPTION_KEYS": KEY, "PUBLIC_BASE_URL": "https://tickets.example.com",
                 "DATABASE_URL": "postgres://ievents:s3cret@127.0.0.1:1/ievents"})
-    result = subprocess.run([sys.executable, "manage.py", "check_production"], cwd=ROOT, env=env,
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--tag", "ievents"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
-    found = failures(result.stdout.splitlines())
-    assert any(line.startswith("cannot reach the database ievents at 127.0.0.1:1 (DATABASE_URL)") for line in found)
-    assert "migrations cannot be checked: the database is unreachable" in found
-    assert "the cache table cannot be checked: the database is unreachable" in found
-    assert "s3cret" not in result.stdout + result.stderr
-    assert "production is not ready" in result.stderr
+    said = result.stdout + result.stderr
+    assert "(ievents.E007) Cannot reach the database ievents at 127.0.0.1:1 (DATABASE_URL)" in said
+    assert "Migrations and the cache table are checked once it answers." in said
+    assert "s3cret" not in said

@@ -8,7 +8,7 @@ Then Chromium buys a ticket there through the sandbox.
 Two things differ from a real host, and only these: the dependencies are not installed
 again (the copy's ``.venv`` is this test run's virtualenv), and the site is served over
 plain http on 127.0.0.1, so ``SECURE_SSL_REDIRECT=0`` and ``PUBLIC_BASE_URL`` is
-``http://…`` (the README says so; check_production names exactly those two and nothing
+``http://…`` (the README says so; check --deploy names exactly those two and nothing
 else). ``seed_demo`` adds the event to buy from, as docs/docker.md's optional demo data.
 """
 
@@ -31,6 +31,8 @@ from cryptography.fernet import Fernet
 from django.conf import settings
 from playwright.sync_api import expect
 
+from tests.waiting import wait_for
+
 from .processes import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker, pytest.mark.browser]
@@ -40,8 +42,8 @@ NOT_COPIED = shutil.ignore_patterns(".git", ".venv", "var", "db.sqlite3*", "stat
                                     "__pycache__", ".pytest_cache", ".ruff_cache", "node_modules")
 STEP_TIMEOUT = 180
 STOP_BOUND = 35  # gunicorn's --graceful-timeout is 30 s; all three stop well within it here
-# What check_production must say about a plain-http trial on one machine, and nothing else.
-EXPECTED_OVER_HTTP = ["check --deploy: security.W008:", "PUBLIC_BASE_URL is 'http://"]
+# What check --deploy must say about a plain-http trial on one machine, and nothing else.
+EXPECTED_OVER_HTTP = ["(ievents.E004) PUBLIC_BASE_URL is 'http://", "(security.W008)"]  # errors, then warnings
 
 
 def readme_blocks() -> list[str]:
@@ -96,16 +98,14 @@ class Site:
         return "\n".join(f"--- {command}\n{log.read_text(errors='replace')[-3000:]}"
                          for command, _, log in self.processes)
 
-    def wait_for(self, condition, what: str, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_while_running(self, condition, what: str, timeout: float = 90) -> None:
+        def ready():
             for _, process, _ in self.processes:
                 if process.poll() is not None:
                     raise AssertionError(f"a process exited while waiting for {what}:\n{self.logs()}")
-            if condition():
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {what}:\n{self.logs()}")
+            return condition()
+
+        wait_for(ready, timeout, what, interval=0.2, explain=self.logs)
 
     def log_of(self, index: int) -> str:
         return self.processes[index][2].read_text(errors="replace")
@@ -165,11 +165,11 @@ def test_the_readme_production_commands_serve_a_sandbox_purchase(site, browser):
 
     steps = commands(release)
     assert [step.split("manage.py ")[1].split()[0] for step in steps] == [
-        "migrate", "createcachetable", "compilemessages", "collectstatic", "check_production"]
+        "migrate", "createcachetable", "compilemessages", "collectstatic", "check"]
     for step in steps:
         result = site.run(step)
-        if "check_production" in step:
-            problems = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
+        if "check --deploy" in step:
+            problems = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("?: (")]
             assert result.returncode != 0 and len(problems) == len(EXPECTED_OVER_HTTP), result.stdout
             assert all(words in line for line, words in zip(problems, EXPECTED_OVER_HTTP, strict=True)), result.stdout
         else:
@@ -186,9 +186,9 @@ def test_the_readme_production_commands_serve_a_sandbox_purchase(site, browser):
     assert sum(" beat " in command for command in started) == 1
     for command in started:
         site.start(command)
-    site.wait_for(lambda: answers(base + "/"), "gunicorn to answer")
-    site.wait_for(lambda: " ready." in site.log_of(1), "the Celery worker")
-    site.wait_for(lambda: "beat: Starting" in site.log_of(2), "Celery beat")
+    site.wait_while_running(lambda: answers(base + "/"), "gunicorn to answer")
+    site.wait_while_running(lambda: " ready." in site.log_of(1), "the Celery worker")
+    site.wait_while_running(lambda: "beat: Starting" in site.log_of(2), "Celery beat")
 
     # DEBUG=0: static files come from WhiteNoise under their hashed, collected names.
     page = requests.get(event_url, timeout=10)
