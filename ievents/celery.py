@@ -30,10 +30,10 @@ def drop_broken_database_connections(**_):
 def size_the_delivery_senders(instance=None, **_):
     """A delivery task sends its batch on sender threads (``webhooks.delivery``): as many as
     this worker has, so ``--concurrency 16`` still means 16 POSTs in flight at most."""
-    from webhooks import delivery
+    from webhooks import senders
 
     if instance is not None and instance.concurrency:
-        delivery.size_sender_pool(instance.concurrency)
+        senders.size_pool(instance.concurrency)
 
 
 @after_setup_logger.connect

@@ -30,11 +30,8 @@ import dataclasses
 import json
 import logging
 import math
-import os
-import threading
 import time
-from collections import OrderedDict, defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -46,7 +43,7 @@ from django.utils import timezone
 
 from ievents.models import Organization
 
-from . import http
+from . import http, senders
 from .models import Delivery, DeliveryAttempt, OutboxEvent, WebhookEndpoint
 from .retry_policy import acknowledged, decide
 from .signing import sign_headers, signing_secrets
@@ -63,11 +60,6 @@ LOST_ATTEMPT_ERROR = "No result: the worker stopped during this attempt (lease e
 # side and records the successes together: a few statements per batch, not per delivery.
 # Failures are rare and take the careful path, one at a time, under the row lock.
 BATCH_SIZE = 16
-# Threads that send the batches' POSTs, per process. A worker sizes them to its own
-# ``--concurrency`` at start (``ievents.celery``), so it keeps as many POSTs in flight as
-# it has threads, as when each thread sent one delivery. They only sign and POST: no
-# database connection each.
-SENDER_THREADS = 16
 
 
 class NotRetryable(Exception):
@@ -280,79 +272,9 @@ def send_all(claims: list[Claim]) -> list[Sent]:
     could only start too late for its lease is not started."""
     if len(claims) <= 1:
         return [_send_in_time(claim) for claim in claims]
-    pool = _sender_pool()
-    return [future.result() for future in [pool.submit(_send_in_time, claim) for claim in claims]]
+    return senders.side_by_side(_send_in_time, claims)
 
 
-_senders: ThreadPoolExecutor | None = None
-_senders_lock = threading.Lock()
-
-
-def _sender_pool() -> ThreadPoolExecutor:
-    global _senders
-    with _senders_lock:
-        if _senders is None:
-            _senders = ThreadPoolExecutor(max_workers=SENDER_THREADS, thread_name_prefix="webhook-send")
-        return _senders
-
-
-def size_sender_pool(threads: int) -> None:
-    """Send at most ``threads`` POSTs at once in this process (before the first batch)."""
-    global SENDER_THREADS
-    SENDER_THREADS = max(1, threads)
-
-
-def _forget_sender_pool() -> None:
-    """A forked child (Celery prefork) must not inherit a pool whose threads did not survive the fork."""
-    global _senders
-    _senders = None
-
-
-os.register_at_fork(after_in_child=_forget_sender_pool)
-
-
-class _InThisProcess:
-    """Deliveries this process is sending right now, or saw succeed moments ago.
-
-    A message about one of them has nothing left to do (a batch took its delivery along,
-    or it is a duplicate), so the task returns without a query. Only successes are
-    remembered once sent (a failure may be retried by hand or scheduled), and only for
-    one sweep interval: after that the database has the last word again, so a success
-    this process saw but the database no longer holds (a backup restored, a record lost
-    some other way) is sent again when the sweep's message comes, not skipped forever.
-    """
-
-    REMEMBERED = 20_000
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._sending: set[int] = set()
-        self._succeeded: OrderedDict[int, float] = OrderedDict()  # delivery id -> when (monotonic), oldest first
-
-    def knows(self, delivery_id: int) -> bool:
-        with self._lock:
-            if delivery_id in self._sending:
-                return True
-            when = self._succeeded.get(delivery_id)
-            return when is not None and time.monotonic() - when < settings.WEBHOOK_SWEEP_SECONDS
-
-    def sending(self, delivery_ids) -> None:
-        with self._lock:
-            self._sending.update(delivery_ids)
-
-    def done(self, delivery_ids, succeeded_ids=()) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self._sending.difference_update(delivery_ids)
-            for pk in succeeded_ids:
-                self._succeeded[pk] = now
-                self._succeeded.move_to_end(pk)
-            while self._succeeded and (len(self._succeeded) > self.REMEMBERED
-                                       or now - next(iter(self._succeeded.values())) >= settings.WEBHOOK_SWEEP_SECONDS):
-                self._succeeded.popitem(last=False)
-
-
-in_this_process = _InThisProcess()
 
 
 def deliver(delivery_id: int, *, even_if_disabled: bool = False) -> DeliveryReport:
@@ -372,16 +294,16 @@ def deliver_batch(delivery_id: int, *, size: int | None = None) -> list[Delivery
 
     Nothing is done (not even a query) for a delivery this process is already sending or
     has seen succeed. Returns the reports of the deliveries attempted."""
-    if in_this_process.knows(delivery_id):
+    if senders.in_this_process.knows(delivery_id):
         return []
     held = claim_batch(delivery_id, others=(size or BATCH_SIZE) - 1)
     ids = [c.delivery_id for c in held]
-    in_this_process.sending(ids)
+    senders.in_this_process.sending(ids)
     reports: list[DeliveryReport] = []
     try:
         reports = record_all(send_all(held))
     finally:
-        in_this_process.done(ids, [r.delivery_id for r in reports if r.status == Delivery.Status.SUCCEEDED])
+        senders.in_this_process.done(ids, [r.delivery_id for r in reports if r.status == Delivery.Status.SUCCEEDED])
     return reports
 
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from tests.servers import LocalServer, Reply, refused_url
 from webhooks import delivery as service
+from webhooks import senders
 from webhooks.http import HttpResult
 from webhooks.models import Delivery, DeliveryAttempt
 
@@ -24,7 +25,7 @@ from webhooks.models import Delivery, DeliveryAttempt
 @pytest.fixture(autouse=True)
 def fresh_process_memory(monkeypatch):
     """Each test starts as a new worker process would: remembering no delivery."""
-    monkeypatch.setattr(service, "in_this_process", service._InThisProcess())
+    monkeypatch.setattr(senders, "in_this_process", senders.InThisProcess())
 
 
 def due_ids():

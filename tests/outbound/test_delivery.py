@@ -12,6 +12,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.servers import LocalServer, Reply, refused_url
 from webhooks import delivery as service
+from webhooks import senders
 from webhooks.models import Delivery, DeliveryAttempt, OutboxEvent
 from webhooks.signing import rotate_secret
 
@@ -571,7 +572,7 @@ def test_the_worker_task_delivers_its_delivery_and_then_has_nothing_left_to_do(e
     """The task's path (``deliver_batch``), on whichever database runs the tests."""
     from webhooks import tasks
 
-    monkeypatch.setattr(service, "in_this_process", service._InThisProcess())
+    monkeypatch.setattr(senders, "in_this_process", senders.InThisProcess())
     with LocalServer(Reply(200)) as server:
         endpoint_for(server.url)
         new_session()
@@ -586,7 +587,7 @@ def test_the_task_hands_a_short_retry_to_the_broker_and_leaves_a_long_one_to_the
         settings, endpoint_for, new_session, monkeypatch, schedule, enqueued_again):
     from webhooks import retry_policy, tasks
 
-    monkeypatch.setattr(service, "in_this_process", service._InThisProcess())
+    monkeypatch.setattr(senders, "in_this_process", senders.InThisProcess())
     monkeypatch.setattr(retry_policy.random, "uniform", lambda low, high: 1.0)
     enqueued = []
     monkeypatch.setattr(tasks.deliver, "apply_async", lambda args, countdown=None: enqueued.append((args[0], countdown)))
