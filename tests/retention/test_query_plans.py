@@ -4,7 +4,7 @@ The database holds a scaled-down year of the platform (bench/scale_data.py: orde
 status, tickets, a hundred thousand delivery attempts, gate calls and provider messages,
 shared among twenty organizations), its tables ANALYZEd. Each hot path runs once while its
 SQL is captured: a gated *Continue*, a verified Stripe webhook, the delivery sweep and one
-delivery, the admin's order list and its searches by email and by ticket code, a retention
+delivery, the admin's overview, order list, an order's page and the searches by email and by ticket code, a retention
 batch of every rule and one erasure. Every statement that reads (SELECT, UPDATE, DELETE) is
 then EXPLAINed, and a plan with a ``Seq Scan`` on one of the large tables fails the test,
 naming the path and the statement. The planner is left free (``enable_seqscan`` on): what
@@ -111,6 +111,9 @@ def test_no_hot_path_scans_a_large_table(client, settings, organization, year):
                         ("admin search by ticket code", f"?q={code}")]:
         response = paths.run(name, lambda query=query: client.get(f"/admin/checkout/checkoutsession/{query}"))
         assert response.status_code == 200
+    for name, path in [("admin overview", "/admin/"),
+                       ("admin order page", f"/admin/checkout/checkoutsession/{someone.pk}/change/")]:
+        assert paths.run(name, lambda path=path: client.get(path)).status_code == 200
 
     # A batch is the same share of a table as in production: 1,000 rows of a year's millions
     # there, 20 of this year's tens of thousands here.
