@@ -171,3 +171,9 @@ def test_the_lock_out_page_has_no_violation(page, site, settings, organization, 
         page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("alert")).to_contain_text("Too many failed login attempts")
     assert violations == []
+
+
+def test_the_api_docs_load_without_a_violation(page, site, violations):
+    visit(page, "/v1/docs")
+    expect(page.get_by_text("iEvents checkout API").first).to_be_visible()
+    assert violations == []

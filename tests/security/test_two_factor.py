@@ -245,3 +245,14 @@ def test_the_demo_organizer_needs_no_second_factor(db):
                                                           "next": "/admin/"})
     assert response["Location"] == "/admin/"
     assert client.get("/admin/").status_code == 200
+
+
+def test_the_two_factor_pages_speak_portuguese(enrolled):
+    device, _ = enrolled
+    client = Client(HTTP_ACCEPT_LANGUAGE="pt-PT")
+    password_login(client)
+    page = client.get("/admin/two-factor/verify/").content.decode()
+    assert "Abra a sua aplicação autenticadora" in page and "Código de autenticação" in page
+    good = code_for(device, 1)
+    page = client.post("/admin/two-factor/verify/", {"code": f"{(int(good) + 1) % 1000000:06d}"}).content.decode()
+    assert "Esse código não está certo" in page
