@@ -8,6 +8,8 @@ stands (new recovery codes, turn it off). The rules are in ``ievents.two_factor`
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from django import forms
 from django.contrib import messages
 from django.shortcuts import redirect
@@ -47,8 +49,6 @@ class TwoFactorMiddleware:
 
 
 def _quoted(path: str) -> str:
-    from urllib.parse import quote
-
     return quote(path, safe="/")
 
 
