@@ -52,6 +52,11 @@ class TooManyAttempts(TwoFactorError):
         self.wait_seconds = max(1, wait_seconds)
 
 
+class SetUpOver(TwoFactorError):
+    """The authenticator being confirmed is no longer waiting: confirmed already (a second
+    click), or replaced by another set-up."""
+
+
 class TwoFactorRequired(TwoFactorError):
     """An organization of the member's requires two-factor sign-in: it cannot be turned off."""
 
@@ -108,7 +113,7 @@ def confirm_enrolment(user, device_id: int, code: str) -> tuple[TOTPDevice, list
     with transaction.atomic():
         device = TOTPDevice.objects.select_for_update().filter(pk=device_id, user=user, confirmed=False).first()
         if device is None:
-            raise WrongCode("This set-up has expired: start again.")
+            raise SetUpOver()
         refusal = _check(device, code.strip().replace(" ", ""))
         if refusal is None:
             TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()

@@ -111,18 +111,28 @@ def setup_view(admin_site, request):
     if two_factor.pending_step(request) == two_factor.VERIFY:
         # Someone who has only the password must not replace the member's authenticator.
         return redirect(f"{reverse('admin:two_factor_verify')}?next={_quoted(request.get_full_path())}")
-    device = two_factor.start_enrolment(request.user)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        # The device the page showed, not whichever is waiting now: a second click must not
+        # test the code against a new key.
+        posted = request.POST.get("device", "")
         try:
-            device, codes = two_factor.confirm_enrolment(request.user, device.pk, form.cleaned_data["code"])
+            device, codes = two_factor.confirm_enrolment(
+                request.user, int(posted) if posted.isdigit() else 0, form.cleaned_data["code"])
+        except two_factor.SetUpOver:
+            if two_factor.authenticator(request.user) is not None:
+                messages.info(request, gettext("Two-factor sign-in is already on. If you did not save your "
+                                               "recovery codes, make new ones here."))
+                return redirect("admin:two_factor")
+            form.add_error("code", gettext("This set-up has expired: scan the QR code below and type its code."))
         except two_factor.TwoFactorError as error:
             form.refuse(error)
         else:
             otp_login(request, device)
             return _recovery_codes_page(admin_site, request, codes, then=_next_url(request))
+    device = two_factor.start_enrolment(request.user)
     return _page(admin_site, request, "admin/two_factor/setup.html", gettext("Set up two-factor sign-in"),
-                 form=form, next=_next_url(request), secret=two_factor.secret_text(device),
+                 form=form, next=_next_url(request), device_id=device.pk, secret=two_factor.secret_text(device),
                  qr_code=two_factor.qr_code_svg(device, gettext("QR code to scan with your authenticator app")),
                  required=two_factor.is_required(request.user))
 

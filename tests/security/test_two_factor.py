@@ -45,7 +45,8 @@ def enrol(client):
     import base64
 
     assert base64.b32decode(shown_secret + "=" * (-len(shown_secret) % 8)) == device.bin_key
-    response = client.post("/admin/two-factor/setup/", {"code": code_for(device), "next": "/admin/"})
+    response = client.post("/admin/two-factor/setup/", {"code": code_for(device), "device": device.pk,
+                                                        "next": "/admin/"})
     assert response.status_code == 200
     codes = re.findall(r"<li><code>([a-z2-7]+)</code></li>", response.content.decode())
     return device, codes
@@ -192,7 +193,7 @@ def test_an_owner_requires_two_factor_and_a_member_without_it_must_enrol_first(o
     assert "Your organization requires two-factor sign-in" in page
     # Turning it off is refused while the organization requires it.
     device = TOTPDevice.objects.get(user=viewer, confirmed=False)
-    client.post("/admin/two-factor/setup/", {"code": code_for(device)})
+    client.post("/admin/two-factor/setup/", {"code": code_for(device), "device": device.pk})
     assert client.get("/admin/").status_code == 200
     client.post("/admin/two-factor/", {"action": "turn_off"})
     assert TOTPDevice.objects.filter(user=viewer, confirmed=True).exists()
@@ -256,3 +257,28 @@ def test_the_two_factor_pages_speak_portuguese(enrolled):
     good = code_for(device, 1)
     page = client.post("/admin/two-factor/verify/", {"code": f"{(int(good) + 1) % 1000000:06d}"}).content.decode()
     assert "Esse código não está certo" in page
+
+
+def test_a_second_click_on_turn_on_leads_to_the_two_factor_page_not_to_an_error(organizer):
+    client = Client()
+    password_login(client)
+    device, codes = enrol(client)
+    response = client.post("/admin/two-factor/setup/", {"code": code_for(device), "device": device.pk})
+    assert response["Location"] == "/admin/two-factor/"
+    assert "already on" in client.get("/admin/two-factor/").content.decode()
+    assert list(TOTPDevice.objects.filter(user=organizer).values_list("pk", "confirmed")) == [(device.pk, True)]
+    assert StaticToken.objects.filter(device__user=organizer).count() == len(codes) == 10
+
+
+def test_another_members_device_id_is_not_confirmed_by_my_code(organizer, organization):
+    rui = make_organizer(organization, username="rui")
+    other = Client()
+    password_login(other, "rui")
+    other.get("/admin/two-factor/setup/")
+    ruis = TOTPDevice.objects.get(user=rui)
+    client = Client()
+    password_login(client)
+    client.get("/admin/two-factor/setup/")
+    response = client.post("/admin/two-factor/setup/", {"code": code_for(ruis), "device": ruis.pk})
+    assert response.status_code == 200 and 'role="alert"' in response.content.decode()
+    assert not TOTPDevice.objects.filter(confirmed=True).exists()
