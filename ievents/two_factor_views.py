@@ -8,6 +8,7 @@ stands (new recovery codes, turn it off). The rules are in ``ievents.two_factor`
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 from django import forms
@@ -116,9 +117,9 @@ def setup_view(admin_site, request):
         # The device the page showed, not whichever is waiting now: a second click must not
         # test the code against a new key.
         posted = request.POST.get("device", "")
+        device_id = int(posted) if re.fullmatch(r"[0-9]{1,18}", posted) else 0  # a bigint, or none
         try:
-            device, codes = two_factor.confirm_enrolment(
-                request.user, int(posted) if posted.isdigit() else 0, form.cleaned_data["code"])
+            device, codes = two_factor.confirm_enrolment(request.user, device_id, form.cleaned_data["code"])
         except two_factor.SetUpOver:
             if two_factor.authenticator(request.user) is not None:
                 messages.info(request, gettext("Two-factor sign-in is already on. If you did not save your "

@@ -282,3 +282,13 @@ def test_another_members_device_id_is_not_confirmed_by_my_code(organizer, organi
     response = client.post("/admin/two-factor/setup/", {"code": code_for(ruis), "device": ruis.pk})
     assert response.status_code == 200 and 'role="alert"' in response.content.decode()
     assert not TOTPDevice.objects.filter(confirmed=True).exists()
+
+
+@pytest.mark.parametrize("posted", ["²", "99999999999999999999999", "-1", "", "1e3"])
+def test_a_forged_device_field_is_a_form_error_not_a_500(organizer, posted):
+    client = Client(raise_request_exception=False)
+    password_login(client)
+    client.get("/admin/two-factor/setup/")
+    response = client.post("/admin/two-factor/setup/", {"code": "123456", "device": posted})
+    assert response.status_code == 200 and 'role="alert"' in response.content.decode()
+    assert not TOTPDevice.objects.filter(confirmed=True).exists()
