@@ -9,12 +9,11 @@ X-Forwarded-For), so a forged header earns no fresh guesses. An IPv6 address cou
 /64, the network one subscriber is given, written as that network's first address (axes
 stores an address, not a network).
 
-This is an entry point (settings name it for axes), so it may use the checkout's helper.
+This is an entry point (settings name it for axes), so it may use the checkout's helpers.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import math
 
 from django.conf import settings
@@ -22,21 +21,13 @@ from django.contrib.admin import site as admin_site
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext, ngettext
 
-from checkout.limits import client_address
+from checkout.limits import address_key, client_address
 
 
 def login_address(request) -> str | None:
-    """The address axes counts a login attempt by (None: there is none to count)."""
-    address = client_address(request)
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return None
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.version == 6:
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False).network_address)
-    return str(ip)
+    """The address axes counts a login attempt by (None: there is none to count): what the
+    checkout limits count by (``address_key``), an IPv6 /64 written as its first address."""
+    return address_key(client_address(request)).split("/")[0] or None
 
 
 def lockout_message() -> str:
