@@ -110,3 +110,18 @@ def test_the_operator_unlocks_an_address_with_axes_reset_ip(client, organizer, o
     assert log_in(client, "ana", ORGANIZER_PASSWORD).status_code == 429
     call_command("axes_reset_ip", "203.0.113.7")
     assert log_in(Client(), "ana", ORGANIZER_PASSWORD).status_code == 302
+
+
+def test_the_lock_out_ends_when_the_cool_off_has_passed_since_the_last_try(client, settings, organizer):
+    from datetime import timedelta
+
+    from axes.models import AccessAttempt
+    from django.utils import timezone
+
+    fail(client, 3)
+    assert log_in(client, "ana", ORGANIZER_PASSWORD).status_code == 429
+    # 14 minutes later it is still locked; past 15, the right password works again.
+    AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(minutes=14))
+    assert log_in(client, "ana", ORGANIZER_PASSWORD).status_code == 429
+    AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(minutes=15, seconds=5))
+    assert log_in(client, "ana", ORGANIZER_PASSWORD).status_code == 302
