@@ -1,8 +1,12 @@
 """The organizer's back office: the admin site, branded iEvents, with the overview as its
 front page and our own names for the screens ("Orders", "Payment providers")."""
 
-from django.contrib import admin
+from functools import partial
 
+from django.contrib import admin
+from django.urls import path
+
+from . import two_factor_views
 from .admin_base import permitted_organization_ids
 from .admin_overview import upcoming_overview
 
@@ -25,6 +29,19 @@ class IEventsAdminSite(admin.AdminSite):
                 if title:
                     entry["name"] = title
         return apps
+
+    def get_urls(self):
+        """The member's two-factor pages, behind the staff login like every admin page (and
+        behind the code, or enrolment, as ``two_factor_views.TwoFactorMiddleware`` decides)."""
+        def page(view, route, name):
+            return path(route, self.admin_view(partial(view, self)), name=name)
+
+        return [
+            page(two_factor_views.verify_view, "two-factor/verify/", "two_factor_verify"),
+            page(two_factor_views.setup_view, "two-factor/setup/", "two_factor_setup"),
+            page(two_factor_views.manage_view, "two-factor/", "two_factor"),
+            *super().get_urls(),
+        ]
 
     def index(self, request, extra_context=None):
         organizations = None if request.user.is_superuser else permitted_organization_ids(request, "view",

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from .crypto import EncryptedTextField, new_public_id
 
@@ -32,6 +33,11 @@ class Organization(models.Model):
         default=new_signing_secret, help_text="Signs notifications sent to per-session webhook URLs."
     )
     notification_email = models.EmailField(blank=True, help_text="Where we write when something needs you.")
+    require_two_factor = models.BooleanField(
+        _("require two-factor sign-in"), default=False,
+        help_text=_("Members sign in with a code from an authenticator app as well as their password; a member "
+                    "without one sets it up before anything else."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self):

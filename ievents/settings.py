@@ -6,6 +6,7 @@ safe to run on a laptop; production (``DEBUG=0``) refuses them.
 
 import hashlib
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -57,6 +58,10 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",  # login throttling (ievents/sign_in.py)
+    "django_otp",  # two-factor sign-in (ievents/two_factor.py)
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -74,9 +79,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): signed in with a second factor
+    "ievents.two_factor_views.TwoFactorMiddleware",  # the admin waits for the code, or for enrolment
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",  # Content-Security-Policy on every page
     "ievents.idempotency.IdempotencyKeyMiddleware",  # replays repeated API POSTs
+    "axes.middleware.AxesMiddleware",  # turns a locked-out login into the lock-out page
 ]
 
 if not DEBUG:  # the dev server serves static files itself
@@ -322,6 +331,50 @@ EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.conso
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "tickets@ievents.localhost")
 LOGIN_URL = "admin:login"
 
+# --- Signing in to the back office (ievents/sign_in.py, ievents/two_factor.py; docs/security.md)
+# django-axes counts failed logins per account and per client address (the one the checkout
+# limits trust, TRUSTED_PROXY_COUNT; an IPv6 address as its /64): after LOGIN_FAILURE_LIMIT
+# failures within LOGIN_LOCKOUT_MINUTES, that account, or that address, cannot log in until
+# LOGIN_LOCKOUT_MINUTES pass without another try. Operators unlock with `manage.py axes_reset_username`
+# / `axes_reset_ip` (docs/operations.md).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out login before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+LOGIN_LOCKOUT_MINUTES = int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15"))
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: the account, and the address
+AXES_CLIENT_IP_CALLABLE = "ievents.sign_in.login_address"
+AXES_LOCKOUT_CALLABLE = "ievents.sign_in.locked_out"
+# No table of every successful login (who, from where, forever): failures only, and they
+# expire with the cool-off.
+AXES_DISABLE_ACCESS_LOG = True
+# Two-factor sign-in: the name an authenticator app shows beside the account.
+OTP_TOTP_ISSUER = os.environ.get("TWO_FACTOR_ISSUER", "iEvents")
+
+# --- Content-Security-Policy (django-csp; docs/security.md) ---------------------------------
+# Scripts and styles from our own static files only: no inline script, no inline event
+# handler, no inline style. Forms may post to this site and be redirected on: a payment
+# starts on the provider's page and a cancel returns to the organizer's cancel_url, and
+# Chromium applies form-action to that redirect too, so any https address is allowed
+# there (plain http as well in development, where stand-in providers run on loopback).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'", "https:", *(["http:"] if DEBUG else [])],
+    },
+}
+
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",
@@ -351,6 +404,8 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+        # django-axes says its version at every start; its lock-outs are warnings.
+        "axes.apps": {"level": "WARNING"},
     },
 }
 
