@@ -384,3 +384,9 @@ PERSONAL_DATA_AFTER_EVENT_DAYS = int(os.environ.get("PERSONAL_DATA_AFTER_EVENT_D
 CELERY_BEAT_SCHEDULE["prune-records"] = {
     "task": "ievents.tasks.prune_records", "schedule": RETENTION_INTERVAL_SECONDS,
 }
+# Browser sessions past their expiry (an attendee's kept draft with their details, an
+# organizer's login) are deleted daily: Django never deletes them by itself.
+CLEAR_SESSIONS_INTERVAL_SECONDS = int(os.environ.get("CLEAR_SESSIONS_INTERVAL_SECONDS", str(24 * 3600)))
+CELERY_BEAT_SCHEDULE["clear-expired-sessions"] = {
+    "task": "ievents.tasks.clear_expired_sessions", "schedule": CLEAR_SESSIONS_INTERVAL_SECONDS,
+}
