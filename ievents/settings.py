@@ -256,6 +256,9 @@ GATE_RATE_LIMIT_WINDOW_SECONDS = int(os.environ.get("GATE_RATE_LIMIT_WINDOW_SECO
 # cool-down (its on-error policy applies at once); then one probe call decides.
 GATE_BREAKER_FAILURES = int(os.environ.get("GATE_BREAKER_FAILURES", "5"))
 GATE_BREAKER_COOLDOWN_SECONDS = float(os.environ.get("GATE_BREAKER_COOLDOWN_SECONDS", "30"))
+# ... and only if those errors came from at least this many clients (address keys): one
+# attendee whose details make the gate fail cannot open it for everyone.
+GATE_BREAKER_MIN_CLIENTS = int(os.environ.get("GATE_BREAKER_MIN_CLIENTS", "3"))
 # The gate's own message is shown to the attendee as plain text, cut to this length.
 GATE_MESSAGE_MAX_CHARS = int(os.environ.get("GATE_MESSAGE_MAX_CHARS", "300"))
 # CA bundle (a PEM file) that outbound https:// calls (gate and notifications) trust;
