@@ -393,3 +393,7 @@ CLEAR_SESSIONS_INTERVAL_SECONDS = int(os.environ.get("CLEAR_SESSIONS_INTERVAL_SE
 CELERY_BEAT_SCHEDULE["clear-expired-sessions"] = {
     "task": "ievents.tasks.clear_expired_sessions", "schedule": CLEAR_SESSIONS_INTERVAL_SECONDS,
 }
+# Payment starts per order (each may cost a provider call, a Multibanco reference, a push
+# to a phone) within a sliding window; a repeat Pay reuses an open reference instead.
+PAYMENT_STARTS_PER_ORDER = int(os.environ.get("PAYMENT_STARTS_PER_ORDER", "5"))
+PAYMENT_STARTS_WINDOW_SECONDS = int(os.environ.get("PAYMENT_STARTS_WINDOW_SECONDS", "600"))
