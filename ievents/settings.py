@@ -137,6 +137,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
     }
+    # kombu's filesystem transport, written atomically and skipping an unreadable message
+    # instead of dying on it (ievents/broker_files.py).
+    CELERY_BROKER_TRANSPORT = "ievents.broker_files:Transport"
 else:
     # A broker that stalls without closing its connections (a frozen Redis, a network that
     # drops packets) must not hold an attendee's request: every socket operation gives up
