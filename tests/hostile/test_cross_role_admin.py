@@ -124,3 +124,25 @@ def test_a_viewer_of_b_cannot_disable_bs_endpoints_but_a_manager_can(client, ana
     client.post("/admin/webhooks/webhookendpoint/", {"action": "disable_endpoints",
                                                      "_selected_action": [theirs.endpoint.pk]})
     assert not WebhookEndpoint.objects.get(pk=theirs.endpoint.pk).enabled
+
+
+@pytest.mark.parametrize("model", ["webhooks/webhookendpoint", "ievents/event"])
+def test_a_viewer_of_b_is_offered_only_a_on_add_forms_and_cannot_post_into_b(client, ana, mine, theirs, model):
+    ana(Role.VIEWER)
+    html = client.get(f"/admin/{model}/add/").content.decode()
+    assert f'value="{mine.org.pk}"' in html and f'value="{theirs.org.pk}"' not in html
+    before = everything()
+    client.post("/admin/webhooks/webhookendpoint/add/", {
+        "organization": theirs.org.pk, "url": "https://hooks.example.com/sneaky", "description": "",
+        "enabled_events": ["*"]})
+    assert everything() == before
+
+
+def test_a_viewer_of_b_cannot_change_bs_endpoint_or_test_bs_gate(client, ana, mine, theirs):
+    ana(Role.VIEWER)
+    before = everything()
+    response = client.post(f"/admin/webhooks/webhookendpoint/{theirs.endpoint.pk}/change/", {
+        "organization": theirs.org.pk, "url": "https://evil.example/hook", "description": "", "enabled_events": ["*"]})
+    assert response.status_code == 403
+    assert client.post(f"/admin/ievents/event/{theirs.event.pk}/gate-test/").status_code == 403
+    assert everything() == before
