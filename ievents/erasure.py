@@ -84,9 +84,13 @@ def erase_attendee(organization: Organization, email: str, *, source: str, reque
         raise ErasureError("Give the attendee's email address.")
     with transaction.atomic():
         # The orders with this address now, and those an organizer corrected away from it.
-        corrected = OrderAction.objects.filter(session__organization=organization, summary__icontains=email)
-        orders = (CheckoutSession.objects.filter(Q(customer_email__iexact=email)
-                                                 | Q(pk__in=corrected.values("session_id")),
+        # (The database narrows by substring; the whole address decides: "ana@x.pt" is in
+        # "joana@x.pt" too.)
+        whole = _finder(encodings([email]))
+        corrected = [session_id for session_id, summary in OrderAction.objects.filter(
+            session__organization=organization, summary__icontains=email).values_list("session_id", "summary")
+            if whole.search(summary)]
+        orders = (CheckoutSession.objects.filter(Q(customer_email__iexact=email) | Q(pk__in=corrected),
                                                  organization=organization)
                   .order_by("pk"))
         rows, addresses = _erase(orders, also=[email])
@@ -98,7 +102,9 @@ def erase_attendee(organization: Organization, email: str, *, source: str, reque
         naming = Q()
         for written in sorted(encodings(addresses)):
             naming |= Q(payload__icontains=written)
-        rows["inbound provider messages"] += unmatched.filter(naming).update(payload=MARKER)
+        whole = _finder(encodings(addresses))
+        theirs = [pk for pk, payload in unmatched.filter(naming).values_list("pk", "payload") if whole.search(payload)]
+        rows["inbound provider messages"] += InboundWebhook.objects.filter(pk__in=theirs).update(payload=MARKER)
         rows["attendee drafts"] += drafts.forget_addresses(addresses)
         rows = {table: count for table, count in rows.items() if count}
         return ErasureRecord.objects.create(
@@ -217,11 +223,20 @@ def _rewrite(rows: QuerySet, field: str, change: Callable) -> int:
     return len(changed)
 
 
-def _scrubber(texts: list[str]) -> Callable[[str], str]:
+def _finder(texts: Iterable[str]) -> re.Pattern | None:
+    """A case-insensitive search for any of ``texts`` standing whole: not inside a longer
+    address or word ("ana@x.pt" is not found in "joana@x.pt", "Ana Silva" not in "Joana
+    Silva"). None when there is nothing (long enough) to look for."""
     wanted = sorted({t.strip() for t in texts if len(t.strip()) >= SHORTEST_NAME_SCRUBBED}, key=len, reverse=True)
     if not wanted:
+        return None
+    return re.compile(r"(?<![\w.+%-])(?:" + "|".join(re.escape(t) for t in wanted) + r")(?![\w-])", re.IGNORECASE)
+
+
+def _scrubber(texts: list[str]) -> Callable[[str], str]:
+    pattern = _finder(texts)
+    if pattern is None:
         return lambda text: text
-    pattern = re.compile("|".join(re.escape(t) for t in wanted), re.IGNORECASE)
     return lambda text: pattern.sub(MARKER, text) if text else text
 
 

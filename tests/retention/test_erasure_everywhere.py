@@ -188,3 +188,24 @@ def test_expired_sessions_are_cleared_by_a_periodic_task(settings, client, story
     Session.objects.update(expire_date=timezone.now() - timezone.timedelta(seconds=1))
     clear_expired_sessions()
     assert not Session.objects.exists()
+
+
+def test_an_address_inside_a_longer_one_is_someone_else(api, organization, event, story):
+    """Erasing ana.silva@correct.example must not touch joana.silva@correct.example's order,
+    nor her unmatched provider message, though one address is a substring of the other."""
+    from checkout import services
+
+    joana = services.create_session(event, [services.Item(event.ticket_types.get(), 1)], source=Source.API)
+    joana = services.save_attendee_details(joana, name="Joana Reis", email="jo" + CORRECTED, answers={})
+    organizer = make_organizer(organization, username="rui")
+    record_payment_succeeded(joana.pk, amount=joana.amount_total, currency="EUR", source=Source.PROVIDER_WEBHOOK)
+    order_actions.resend_tickets(CheckoutSession.objects.get(pk=joana.pk), to="jo" + CORRECTED, by=organizer)
+    InboundWebhook.objects.create(provider="stripe", organization=None, outcome="ignored",
+                                  payload=json.dumps({"receipt_email": "jo" + CORRECTED}))
+    response = api.post("/v1/attendees/erase", {"email": CORRECTED}, format="json")
+    assert response.status_code == 200
+    assert CheckoutSession.objects.get(pk=joana.pk).customer_email == "jo" + CORRECTED
+    assert InboundWebhook.objects.filter(payload__contains="jo" + CORRECTED).exists()
+    # The scan matches substrings (it would see Ana in Joana): with Joana erased too, nothing is left.
+    api.post("/v1/attendees/erase", {"email": "jo" + CORRECTED}, format="json")
+    assert leftovers() == []
