@@ -14,6 +14,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import ImproperlyConfigured
 from django.template.response import TemplateResponse
+from django.utils.translation import ngettext
 
 from .models import Membership, Organization
 from .roles import ADD, CHANGE, DELETE, ERASE_ATTENDEE, SEE_SECRETS, VIEW, allows, roles_of
@@ -91,10 +92,12 @@ def each_row_in_its_organization(func):
         in_scope = {f"{modeladmin.tenant_path}__in": allowed}
         refused = queryset.exclude(**in_scope).count()
         if refused:
-            modeladmin.message_user(
-                request, f"{refused} selected row(s) belong to an organization where your role does not allow "
-                         f"“{getattr(func, 'short_description', func.__name__)}”: they were left as they were.",
-                messages.WARNING)
+            modeladmin.message_user(request, ngettext(
+                "%(count)d selected row belongs to an organization where your role does not allow “%(action)s”: "
+                "it was left as it was.",
+                "%(count)d selected rows belong to organizations where your role does not allow “%(action)s”: "
+                "they were left as they were.", refused,
+            ) % {"count": refused, "action": getattr(func, "short_description", func.__name__)}, messages.WARNING)
         permitted = queryset.filter(**in_scope)
         if refused and not permitted.exists():
             return None
