@@ -111,9 +111,10 @@ SELECT n, d.created_at + n * interval '1 minute', 40, CASE WHEN n = %(attempts)s
 FROM webhooks_delivery d, generate_series(1, %(attempts)s) AS n WHERE d.public_id LIKE 'del_scale_%%'"""),
     ("gate calls", f"""
 INSERT INTO webhooks_gatecall (outcome, decision, status_code, latency_ms, message, error, is_test, breaker_open,
-                               created_at, event_id, session_id, client_ip)
+                               created_at, event_id, session_id, client_ip, client_address)
 SELECT 'allowed', 'allow', 200, 80, '', '', false, false, {AT.format(i="i", n="%(gate_calls)s")},
-       s.event_id, s.id, ('10.' || (i %% 250) || '.' || (i / 250 %% 250) || '.1')::inet
+       s.event_id, s.id, ('10.' || (i %% 250) || '.' || (i / 250 %% 250) || '.1')::inet,
+       '10.' || (i %% 250) || '.' || (i / 250 %% 250) || '.1'
 FROM generate_series(1, %(gate_calls)s) AS i
 JOIN checkout_checkoutsession s ON s.public_id = 'cs_scale_' || (1 + ((i - 1)::bigint * %(orders)s / %(gate_calls)s))"""),
     ("inbound messages", f"""

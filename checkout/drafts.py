@@ -10,6 +10,8 @@ completes.
 
 from __future__ import annotations
 
+from importlib import import_module
+
 from django.conf import settings
 
 MAX_CHARS = 1000  # per value: nothing a form field accepts is longer
@@ -54,3 +56,28 @@ def forget(request, event) -> None:
     if _has_session(request):
         for kind in ("details", "picks"):
             request.session.pop(_key(kind, event), None)  # writes the session only if it held one
+
+
+def forget_addresses(addresses: set[str]) -> int:
+    """Drop every kept draft whose email is one of ``addresses`` (lower case), in every
+    browser session the store holds: an erasure on request reaches them too. Expired
+    sessions are cleared first (their drafts are nobody's any more). Returns the drafts
+    dropped. Reads each live session once: erasures are rare, sessions few (only attendees
+    whose details could not be saved, and organizers, have one)."""
+    store_class = import_module(settings.SESSION_ENGINE).SessionStore
+    store_class.clear_expired()
+    get_model = getattr(store_class, "get_model_class", None)
+    if get_model is None:  # a cookie or cache session store: nothing here to search
+        return 0
+    dropped = 0
+    for row in get_model().objects.iterator():
+        store = store_class(session_key=row.session_key)
+        data = store.decode(row.session_data)
+        mine = [key for key, value in data.items() if key.startswith("checkout_details:") and isinstance(value, dict)
+                and str(value.get("email", "")).strip().lower() in addresses]
+        if mine:
+            for key in mine:
+                store.pop(key)
+            store.save()
+            dropped += len(mine)
+    return dropped

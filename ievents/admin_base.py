@@ -7,13 +7,26 @@ apart from the ModelAdmins so that every app's admin imports them without import
 another app's admin.
 """
 
+import functools
+
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
+from django.core.exceptions import ImproperlyConfigured
 from django.template.response import TemplateResponse
+from django.utils.translation import ngettext
 
 from .models import Membership, Organization
-from .roles import ADD, CHANGE, DELETE, SEE_SECRETS, VIEW, allows, roles_of
+from .roles import ADD, CHANGE, DELETE, ERASE_ATTENDEE, SEE_SECRETS, VIEW, allows, roles_of
+
+# An admin action's ``permissions=[...]`` (Django asks ``has_<name>_permission``) → what the
+# role must allow in each selected row's own organization for the action to touch that row.
+# "act" is acting on a record that is never edited (retry, reprocess, test): a change.
+# An action without permissions needs a change; a permission not listed here is a mistake.
+ROW_ROLE_ACTIONS = {
+    "view": VIEW, "add": ADD, "change": CHANGE, "delete": DELETE, "act": CHANGE,
+    "see_secrets": SEE_SECRETS, "erase": ERASE_ATTENDEE,
+}
 
 
 def user_organization_ids(user) -> list[int]:
@@ -51,6 +64,48 @@ def permitted_organization_ids(request, action: str, model_label: str = "") -> l
     return [org for org, role in request_roles(request).items() if allows(role, action, model_label)]
 
 
+def row_role_actions(func) -> list[str]:
+    """What the role must allow, per row, for the admin action ``func`` (``ROW_ROLE_ACTIONS``)."""
+    permissions = getattr(func, "allowed_permissions", None) or ["change"]
+    unknown = [name for name in permissions if name not in ROW_ROLE_ACTIONS]
+    if unknown:
+        raise ImproperlyConfigured(f"Admin action {func.__name__!r} asks for {unknown}: say in "
+                                   "ievents.admin_base.ROW_ROLE_ACTIONS what the role must allow for it.")
+    return [ROW_ROLE_ACTIONS[name] for name in permissions]
+
+
+def each_row_in_its_organization(func):
+    """Wrap the admin action ``func`` so it only ever receives the selected rows of the
+    organizations where the user's role allows it.
+
+    Django decides whether an action is offered from the role in *any* organization (there is
+    no row yet); a user who owns one organization and only views another would otherwise act
+    on both. Rows left out are counted in a warning; if none is left the action does not run.
+    """
+
+    @functools.wraps(func)
+    def action(modeladmin, request, queryset):
+        needed = row_role_actions(func)
+        label = modeladmin.opts.label_lower
+        allowed = [org for org, role in request_roles(request).items()
+                   if all(allows(role, name, label) for name in needed)]
+        in_scope = {f"{modeladmin.tenant_path}__in": allowed}
+        refused = queryset.exclude(**in_scope).count()
+        if refused:
+            modeladmin.message_user(request, ngettext(
+                "%(count)d selected row belongs to an organization where your role does not allow “%(action)s”: "
+                "it was left as it was.",
+                "%(count)d selected rows belong to organizations where your role does not allow “%(action)s”: "
+                "they were left as they were.", refused,
+            ) % {"count": refused, "action": getattr(func, "short_description", func.__name__)}, messages.WARNING)
+        permitted = queryset.filter(**in_scope)
+        if refused and not permitted.exists():
+            return None
+        return func(modeladmin, request, permitted)
+
+    return action
+
+
 class TenantScopedAdmin(admin.ModelAdmin):
     """Base for every organizer-facing admin: filters rows and choices by membership, and
     asks the member's role before viewing, adding, changing or deleting.
@@ -81,6 +136,15 @@ class TenantScopedAdmin(admin.ModelAdmin):
         if obj is None or obj.pk is None:
             return bool(permitted_organization_ids(request, action, self.opts.label_lower))
         return allows(request_roles(request).get(self.organization_id_of(obj)), action, self.opts.label_lower)
+
+    def get_actions(self, request):
+        """Every action, current and future, acts on each row only as far as the role in that
+        row's own organization allows (``each_row_in_its_organization``)."""
+        actions = super().get_actions(request)
+        if request.user.is_superuser:
+            return actions
+        return {name: (each_row_in_its_organization(func), name, description)
+                for name, (func, _, description) in actions.items()}
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)
@@ -197,5 +261,6 @@ class TenantScopedInline:
         if request.user.is_superuser or field is None:
             return field
         if hasattr(db_field.related_model, "organization"):
-            field.queryset = field.queryset.filter(organization__in=user_organization_ids(request.user))
+            # Where the role may change (the inline's rows are changed), not every membership.
+            field.queryset = field.queryset.filter(organization__in=permitted_organization_ids(request, CHANGE))
         return field

@@ -1,14 +1,26 @@
 """``POST /v1/attendees/erase``: erase one attendee of the key's organization, on request."""
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+from rest_framework import permissions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from checkout.models import ErasureRecord
 
 from . import erasure
+from .api_auth import HasOrganization
 from .api_errors import ApiError
+from .roles import ERASE_ATTENDEE, allows
+
+
+class MayErase(permissions.BasePermission):
+    """The key's role must allow erasing (owner and manager keys; a viewer key only reads),
+    asked by name rather than through "a POST needs a change"."""
+
+    message = "This API key's role does not allow erasing an attendee (owner or manager keys only)."
+
+    def has_permission(self, request, view):
+        return allows(getattr(request.auth, "role", None), ERASE_ATTENDEE)
 
 
 class ErasureRequestSerializer(serializers.Serializer):
@@ -27,6 +39,8 @@ class ErasureSerializer(serializers.ModelSerializer):
 class AttendeeErase(APIView):
     """Replace the attendee's name, email and answers by a marker in every order, payment,
     provider message, gate call and notification of this organization (docs/operations.md)."""
+
+    permission_classes = [MayErase, HasOrganization]
 
     @extend_schema(operation_id="attendees_erase", request=ErasureRequestSerializer, responses=ErasureSerializer)
     def post(self, request):

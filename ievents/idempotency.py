@@ -19,6 +19,13 @@ second checkout session or a second endpoint. The rules:
   secret anywhere else is not stored at all; its repeat is refused with 409
   ``idempotency_replay_withheld``.
 
+- A stored answer may name a person (the ``customer`` of a new checkout session). It is
+  kept sealed with a key made from the request itself (the API key's header, the
+  ``Idempotency-Key`` and the body), so the cache table holds nothing readable without the
+  original request, and the request's fingerprint is an HMAC under ``SECRET_KEY``. Once an
+  order it names has been erased (``ievents.erasure``), its replay is refused with 410
+  ``idempotency_replay_erased``.
+
 It is a middleware rather than a view mixin so that every ``POST`` under ``/v1/`` gets it,
 whoever wrote the view. Storage is the configured cache (the database cache by default,
 shared by every web process); ``cache.add`` is the atomic "first one wins".
@@ -26,10 +33,13 @@ shared by every web process); ``cache.add`` is the atomic "first one wins".
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 import re
 
+from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpResponse, JsonResponse
@@ -49,6 +59,8 @@ API_PREFIX = "/v1/"
 SHOWN_ONCE_FIELDS = ("secret",)
 # A whole secret (a masked hint such as ``whsec_…abcd`` is not one).
 SECRET_PATTERN = re.compile(rb"whsec_[A-Za-z0-9+/=_-]{16,}")
+# The checkout sessions an answer names (``cs_…``): a replay of an erased one is refused.
+SESSION_ID = re.compile(rb"\bcs_[A-Za-z0-9]+")
 REPLAY_NOTE = (f"A replay of the first response to this {HEADER}, without its secret: a secret is shown only "
                "once and never stored for replays. Rotate it (POST .../rotate_secret) to get a new one.")
 
@@ -73,16 +85,18 @@ class IdempotencyKeyMiddleware:
             return self.get_response(request)  # the view answers 401; nothing is replayed or kept
         scope = hashlib.sha256(authorization.encode("latin-1", "replace")).hexdigest()
         cache_key = "idem:" + hashlib.sha256(f"{scope}:{key}".encode()).hexdigest()
-        fingerprint = hashlib.sha256(
-            request.method.encode() + b" " + request.get_full_path().encode() + b"\n" + request.body
+        fingerprint = hmac.new(
+            settings.SECRET_KEY.encode(),
+            request.method.encode() + b" " + request.get_full_path().encode() + b"\n" + request.body, hashlib.sha256,
         ).hexdigest()
+        seal = _seal(authorization, key, request.body)
 
         if not cache.add(cache_key, {"state": "running", "fingerprint": fingerprint}, RUNNING_TTL_SECONDS):
             stored = cache.get(cache_key)
             if stored is None:  # expired between add and get: treat as first
                 cache.add(cache_key, {"state": "running", "fingerprint": fingerprint}, RUNNING_TTL_SECONDS)
             else:
-                return self._answer_repeat(stored, fingerprint)
+                return self._answer_repeat(stored, fingerprint, seal)
 
         response = self.get_response(request)
         if response.status_code >= 500 or response.status_code == 401 or getattr(response, "streaming", False):
@@ -93,13 +107,14 @@ class IdempotencyKeyMiddleware:
             "state": "done" if content is not None else "withheld",
             "fingerprint": fingerprint,
             "status": response.status_code,
-            "content": content or b"",
+            "content": seal.encrypt(content) if content else b"",
+            "sessions": sorted({found.decode() for found in SESSION_ID.findall(content or b"")}),
             "content_type": response.get("Content-Type", "application/json"),
         }, settings.IDEMPOTENCY_KEY_TTL_SECONDS)
         return response
 
     @staticmethod
-    def _answer_repeat(stored: dict, fingerprint: str) -> HttpResponse:
+    def _answer_repeat(stored: dict, fingerprint: str, seal: Fernet) -> HttpResponse:
         if stored["fingerprint"] != fingerprint:
             return _error(422, "idempotency_key_reused",
                           f"This {HEADER} was used for a different request; use a new key for a new request.")
@@ -110,9 +125,31 @@ class IdempotencyKeyMiddleware:
         if stored["state"] != "done":
             return _error(409, "idempotency_key_in_use",
                           f"A request with this {HEADER} is still being processed; retry in a moment.")
-        replay = HttpResponse(stored["content"], status=stored["status"], content_type=stored["content_type"])
+        if stored.get("sessions") and _any_erased(stored["sessions"]):
+            return _error(410, "idempotency_replay_erased",
+                          f"The first response to this {HEADER} named an attendee whose personal data has since been "
+                          "erased on their request; it is not replayed.")
+        try:
+            content = seal.decrypt(stored["content"]) if stored["content"] else b""
+        except InvalidToken:  # stored before answers were sealed, or under another SECRET_KEY
+            return _error(409, "idempotency_replay_withheld",
+                          f"The first response to this {HEADER} can no longer be replayed; the request was not repeated.")
+        replay = HttpResponse(content, status=stored["status"], content_type=stored["content_type"])
         replay["Idempotent-Replayed"] = "true"
         return replay
+
+
+def _seal(authorization: str, key: str, body: bytes) -> Fernet:
+    """The key a stored answer is sealed with: only the same request (same API key, same
+    Idempotency-Key, same body) opens it again."""
+    material = b"\0".join([b"idempotency-replay", authorization.encode("latin-1", "replace"), key.encode(), body])
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(material).digest()))
+
+
+def _any_erased(public_ids: list[str]) -> bool:
+    from checkout.models import CheckoutSession  # checkout's models import this app's
+
+    return CheckoutSession.objects.filter(public_id__in=public_ids, personal_data_erased_at__isnull=False).exists()
 
 
 def _authenticates(request) -> bool:

@@ -31,10 +31,12 @@ SECRET_NAME_ENDINGS = ("key", "secret", "token", "password", "passwd", "signatur
 SECRET_NAMES = {"sig", "auth", "pwd"}
 
 # ``name=value`` after a ``?`` or ``&``: a value runs to the next ``&`` (as Django reads a
-# query), the fragment, white space or a quote (a log line quotes its request line).
-_PARAMETER = re.compile(r"(?P<lead>[?&])(?P<name>[^=&?#\s\"']+)=(?P<value>[^&#\s\"']*)")
+# query), ``;`` (another parameter separator), the fragment or white space. Not to a quote:
+# a quote is part of the value a server reads (``?key=WRONG'TAIL`` must not leave ``TAIL``
+# in clear); a log line's closing quote after a query is masked with it, which is safe.
+_PARAMETER = re.compile(r"(?P<lead>[?&;])(?P<name>[^=&;?#\s\"']+)=(?P<value>[^&;#\s]*)")
 # ... and a query inside a value (``?next=/pay?key=…``): not ours to read, masked all the same.
-_NESTED_PARAMETER = re.compile(r"(?P<lead>\?)(?P<name>[^=&?#\s\"']+)=(?P<value>[^&?#\s\"']*)")
+_NESTED_PARAMETER = re.compile(r"(?P<lead>\?)(?P<name>[^=&;?#\s\"']+)=(?P<value>[^&;?#\s]*)")
 # A scheme starts where no scheme character precedes it and is short: a long run of them
 # (an attacker's URL) is tried once, not once per character (quadratic).
 _USERINFO = re.compile(r"(?P<lead>(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]{0,30}://[^:/@\s\"']*:)"

@@ -146,6 +146,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
     }
+    # kombu's filesystem transport, written atomically and skipping an unreadable message
+    # instead of dying on it (ievents/broker_files.py).
+    CELERY_BROKER_TRANSPORT = "ievents.broker_files:Transport"
 else:
     # A broker that stalls without closing its connections (a frozen Redis, a network that
     # drops packets) must not hold an attendee's request: every socket operation gives up
@@ -265,6 +268,9 @@ GATE_RATE_LIMIT_WINDOW_SECONDS = int(os.environ.get("GATE_RATE_LIMIT_WINDOW_SECO
 # cool-down (its on-error policy applies at once); then one probe call decides.
 GATE_BREAKER_FAILURES = int(os.environ.get("GATE_BREAKER_FAILURES", "5"))
 GATE_BREAKER_COOLDOWN_SECONDS = float(os.environ.get("GATE_BREAKER_COOLDOWN_SECONDS", "30"))
+# ... and only if those errors came from at least this many clients (address keys): one
+# attendee whose details make the gate fail cannot open it for everyone.
+GATE_BREAKER_MIN_CLIENTS = int(os.environ.get("GATE_BREAKER_MIN_CLIENTS", "3"))
 # The gate's own message is shown to the attendee as plain text, cut to this length.
 GATE_MESSAGE_MAX_CHARS = int(os.environ.get("GATE_MESSAGE_MAX_CHARS", "300"))
 # CA bundle (a PEM file) that outbound https:// calls (gate and notifications) trust;
@@ -439,3 +445,13 @@ PERSONAL_DATA_AFTER_EVENT_DAYS = int(os.environ.get("PERSONAL_DATA_AFTER_EVENT_D
 CELERY_BEAT_SCHEDULE["prune-records"] = {
     "task": "ievents.tasks.prune_records", "schedule": RETENTION_INTERVAL_SECONDS,
 }
+# Browser sessions past their expiry (an attendee's kept draft with their details, an
+# organizer's login) are deleted daily: Django never deletes them by itself.
+CLEAR_SESSIONS_INTERVAL_SECONDS = int(os.environ.get("CLEAR_SESSIONS_INTERVAL_SECONDS", str(24 * 3600)))
+CELERY_BEAT_SCHEDULE["clear-expired-sessions"] = {
+    "task": "ievents.tasks.clear_expired_sessions", "schedule": CLEAR_SESSIONS_INTERVAL_SECONDS,
+}
+# Payment starts per order (each may cost a provider call, a Multibanco reference, a push
+# to a phone) within a sliding window; a repeat Pay reuses an open reference instead.
+PAYMENT_STARTS_PER_ORDER = int(os.environ.get("PAYMENT_STARTS_PER_ORDER", "5"))
+PAYMENT_STARTS_WINDOW_SECONDS = int(os.environ.get("PAYMENT_STARTS_WINDOW_SECONDS", "600"))

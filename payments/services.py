@@ -7,8 +7,12 @@ came from the return page (sync-on-return) or from a webhook.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from checkout import services as checkout
 from checkout import state
@@ -45,10 +49,13 @@ def begin_payment(session: CheckoutSession, provider: str, *, method: str = "", 
         if locked.status == Status.PAYMENT_PENDING:
             # A second tab or a double click: send the attendee to the payment already
             # started rather than start a second one that could be charged too.
-            under_way = locked.payments.filter(provider=provider, status="pending").exclude(redirect_url="").first()
-            if under_way is not None and (not method or under_way.method == method):
+            under_way = reusable_payment(locked, provider, method=method, phone=phone)
+            if under_way is not None:
                 return under_way
-        else:
+        # ``provider`` is set by every start: without one, none was made and none is counted.
+        if locked.provider and too_many_starts(locked):
+            raise PaymentStartFailed(TOO_MANY_STARTS)
+        if locked.status != Status.PAYMENT_PENDING:
             state.apply(locked, "start_payment", source, detail=provider)
         locked.provider = provider
         locked.save(update_fields=["provider", "updated_at"])
@@ -58,6 +65,42 @@ def begin_payment(session: CheckoutSession, provider: str, *, method: str = "", 
         )
     # The provider is called outside the lock: a slow API must not block webhooks.
     return start_payment(payment, method=method, phone=phone)
+
+
+def reusable_payment(session: CheckoutSession, provider: str, *, method: str = "", phone: str = "") -> Payment | None:
+    """A payment of this order under way that the attendee can still finish, for another
+    click on Pay: one with a provider's page to go back to, or a Multibanco reference for the
+    same amount and the same approved details whose deadline has not passed (each click made
+    a new reference at the provider: 15 clicks, 15 references). An MB WAY request with a
+    phone is a new request to that phone: never reused here (``too_many_starts`` bounds it)."""
+    fingerprint = None
+    for payment in session.payments.filter(provider=provider, status=Payment.Status.PENDING).order_by("-id"):
+        if method and payment.method != method:
+            continue
+        if payment.redirect_url:
+            return payment
+        if phone or payment.method != "multibanco" or not payment.instructions.get("reference"):
+            continue
+        deadline = parse_datetime(str(payment.instructions.get("deadline_at") or ""))
+        if deadline is not None and deadline <= timezone.now():
+            continue
+        fingerprint = fingerprint or checkout.details_fingerprint(session)
+        if payment.amount == session.amount_total and payment.approved_fingerprint == fingerprint:
+            return payment
+    return None
+
+
+# Said with the gate's words, which the attendee's pages already translate (checkout.texts).
+TOO_MANY_STARTS = "Too many attempts. Please wait a few minutes before trying again."
+
+
+def too_many_starts(session: CheckoutSession) -> bool:
+    """Payment starts per order are bounded (``PAYMENT_STARTS_PER_ORDER`` per
+    ``PAYMENT_STARTS_WINDOW_SECONDS``): each start may cost a call to the provider, a
+    reference or a push to a phone."""
+    since = timezone.now() - timedelta(seconds=settings.PAYMENT_STARTS_WINDOW_SECONDS)
+    recent = session.payments.filter(created_at__gt=since)[:settings.PAYMENT_STARTS_PER_ORDER].count()
+    return recent >= settings.PAYMENT_STARTS_PER_ORDER
 
 
 def start_payment(payment: Payment, *, method: str = "", phone: str = "") -> Payment:

@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from checkout import services as checkout
 from checkout import state
+from checkout.limits import address_key
 from checkout.models import Source
 from checkout.representation import session_as_api, with_listed_rows
 from ievents.crypto import new_public_id
@@ -213,9 +214,10 @@ def run_gate(session, *, client_ip: str = "") -> GateDecision:
         answer = GateAnswer(GateCall.Outcome.ERROR, error="Circuit breaker open: the gate was not called.")
     else:
         answer = ask_gate(gate, validate_payload(session))
-        record_breaker_result(gate, answer.outcome)
     allowed = lets_through(gate, answer)
     call = log_call(gate, session, answer, allowed=allowed, breaker_open=breaker_open, client_ip=client_ip)
+    if not breaker_open:
+        record_breaker_result(gate, answer.outcome)  # after the log: the breaker reads who failed from it
     if allowed:
         if not checkout.record_gate_approval(session, fingerprint):
             return GateDecision(False, DETAILS_CHANGED_MESSAGE, answer.outcome, call)
@@ -242,8 +244,9 @@ def recent_calls(session, client_ip: str | None) -> RecentCalls:
     calls = GateCall.objects.filter(created_at__gt=since, is_test=False)
     by_session = calls.filter(session=session)[:settings.GATE_RATE_LIMIT_PER_SESSION].count()
     by_address = 0
-    if client_ip:
-        by_address = (calls.filter(event_id=session.event_id, client_ip=client_ip)
+    key = address_key(client_ip or "")
+    if key:
+        by_address = (calls.filter(event_id=session.event_id, client_address=key)
                       [:settings.GATE_RATE_LIMIT_PER_IP].count())
     return RecentCalls(by_session=by_session, by_address=by_address)
 
@@ -263,6 +266,7 @@ def log_call(gate, session, answer: GateAnswer, *, allowed: bool, breaker_open: 
         event_id=gate.event_id, session=session, outcome=answer.outcome, decision="allow" if allowed else "deny",
         status_code=answer.status_code, latency_ms=answer.latency_ms, message=answer.message[:500],
         error=answer.error[:500], is_test=is_test, breaker_open=breaker_open, client_ip=client_ip,
+        client_address=address_key(client_ip or ""),
     )
 
 
@@ -308,6 +312,17 @@ def breaker_admits(gate: GateSettings) -> bool:
     return bool(won)
 
 
+def failing_clients(gate: GateSettings, failures: int) -> int:
+    """How many clients the last ``failures`` calls (the consecutive errors) came from: one
+    per address key (an IPv4 address, an IPv6 /64), and one per call without an address (an
+    API-opened order, an exempt address: nobody to tell apart). Details that make the
+    organizer's gate fail are an attendee's to type: one client alone must not open the
+    breaker for every attendee (``GATE_BREAKER_MIN_CLIENTS``)."""
+    keys = list(GateCall.objects.filter(event_id=gate.event_id, is_test=False, breaker_open=False)
+                .order_by("-id").values_list("client_address", flat=True)[:failures])
+    return len({key for key in keys if key}) + sum(1 for key in keys if not key)
+
+
 def record_breaker_result(gate: GateSettings, outcome: str) -> None:
     """A real answer (allow or deny) closes the breaker; an error counts towards opening it."""
     if outcome != GateCall.Outcome.ERROR:
@@ -317,7 +332,7 @@ def record_breaker_result(gate: GateSettings, outcome: str) -> None:
     rows = GateSettings.objects.filter(pk=gate.pk)
     rows.update(consecutive_failures=F("consecutive_failures") + 1)
     failures = rows.values_list("consecutive_failures", flat=True).first() or 0
-    if failures >= settings.GATE_BREAKER_FAILURES:
+    if failures >= settings.GATE_BREAKER_FAILURES and failing_clients(gate, failures) >= settings.GATE_BREAKER_MIN_CLIENTS:
         until = timezone.now() + timedelta(seconds=settings.GATE_BREAKER_COOLDOWN_SECONDS)
         rows.update(breaker_open_until=until)
         log.warning("gate breaker open for event %s after %d failures, until %s", gate.event_id, failures, until)

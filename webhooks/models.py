@@ -65,7 +65,10 @@ class GateCall(models.Model):
     error = models.CharField(max_length=500, blank=True)
     is_test = models.BooleanField(default=False)
     breaker_open = models.BooleanField(default=False, help_text="Decided by the breaker without calling.")
-    client_ip = models.GenericIPAddressField(null=True, blank=True, help_text="The attendee's address (rate limit).")
+    client_ip = models.GenericIPAddressField(null=True, blank=True, help_text="The attendee's address.")
+    # What the rate limit and the breaker count by (``checkout.limits.address_key``): an IPv4
+    # address or an IPv6 address's /64, so addresses rotated within one /64 count as one.
+    client_address = models.CharField(max_length=64, blank=True, default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -76,7 +79,7 @@ class GateCall(models.Model):
             # The rate limit counts a session's recent calls and an address's for an event:
             # each count reads only the rows it counts, however busy the event.
             models.Index(fields=["session", "created_at"], name="gatecall_session_recent"),
-            models.Index(fields=["event", "client_ip", "created_at"], name="gatecall_address_recent"),
+            models.Index(fields=["event", "client_address", "created_at"], name="gatecall_client_recent"),
         ]
 
     def __str__(self):

@@ -101,3 +101,28 @@ def test_a_tampered_cursor_is_a_clear_400(api, organization):
         body = response.json()["error"]
         assert body["code"] == "invalid_cursor" and "next_cursor" in body["message"]
     assert api.get("/v1/webhook_endpoints", {"cursor": cursor}).status_code == 200
+
+
+def test_another_organizations_cursor_is_a_clear_400(api, organization, other_organization):
+    """Issue 21: docs/api.md says a cursor we did not give out (to this key) is a 400; it was a
+    200 with an empty page."""
+    from rest_framework.test import APIClient
+
+    from ievents.models import ApiKey
+
+    make_endpoints(other_organization, 3)
+    theirs = APIClient()
+    theirs.credentials(HTTP_AUTHORIZATION=f"Bearer {ApiKey.issue(other_organization)[1]}")
+    cursor = theirs.get("/v1/webhook_endpoints", {"limit": 1}).json()["next_cursor"]
+    assert theirs.get("/v1/webhook_endpoints", {"cursor": cursor}).status_code == 200  # the control: theirs
+    response = api.get("/v1/webhook_endpoints", {"cursor": cursor})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_cursor" and "another organization" in error["message"]
+
+
+def test_another_lists_cursor_is_a_clear_400(api, organization, event, ticket_type):
+    make_endpoints(organization, 3)
+    cursor = api.get("/v1/webhook_endpoints", {"limit": 1}).json()["next_cursor"]
+    response = api.get("/v1/checkout/sessions", {"cursor": cursor})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_cursor"

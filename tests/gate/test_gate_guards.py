@@ -104,8 +104,9 @@ def test_test_requests_do_not_count_towards_the_rate_limit(client, event, gate, 
 
 # --- Circuit breaker ---------------------------------------------------------------------------------
 def _fail_n_times(client, event, n):
-    for _ in range(n):
-        submit_details(client, start_checkout(client, event, qty=1))
+    """``n`` attendees, each on their own address (one client alone cannot open the breaker)."""
+    for number in range(n):
+        submit_details(client, start_checkout(client, event, qty=1), remote_addr=f"203.0.113.{number + 1}")
 
 
 @override_settings(GATE_BREAKER_FAILURES=3, GATE_BREAKER_COOLDOWN_SECONDS=30)
@@ -142,7 +143,7 @@ def test_a_denial_is_an_answer_and_resets_the_failure_count(client, event, gate,
     assert len(server.requests) == 6
 
 
-@override_settings(GATE_BREAKER_FAILURES=2, GATE_BREAKER_COOLDOWN_SECONDS=30)
+@override_settings(GATE_BREAKER_FAILURES=2, GATE_BREAKER_COOLDOWN_SECONDS=30, GATE_BREAKER_MIN_CLIENTS=2)
 def test_after_the_cool_down_a_successful_probe_closes_the_breaker(client, event, gate, gate_server):
     answers = {"next": Reply(500)}
     server = gate_server(lambda req: answers["next"])
@@ -161,7 +162,7 @@ def test_after_the_cool_down_a_successful_probe_closes_the_breaker(client, event
     assert len(server.requests) == 4
 
 
-@override_settings(GATE_BREAKER_FAILURES=2, GATE_BREAKER_COOLDOWN_SECONDS=30)
+@override_settings(GATE_BREAKER_FAILURES=2, GATE_BREAKER_COOLDOWN_SECONDS=30, GATE_BREAKER_MIN_CLIENTS=2)
 def test_a_failed_probe_opens_the_breaker_again_for_a_new_cool_down(client, event, gate, gate_server):
     server = gate_server(Reply(503))
     _fail_n_times(client, event, 2)
@@ -201,3 +202,37 @@ def test_without_a_client_address_only_the_session_limit_applies(event, gate, ga
     session = services.save_attendee_details(open_session, name="Ana", email="ana@acme.test", answers={})
     decision = gate_module.run_gate(session, client_ip="")
     assert decision.allowed and GateCall.objects.get().client_ip is None
+
+
+# --- Issue 21: IPv6 by /64, and a breaker one client cannot open ------------------------------------
+@override_settings(GATE_RATE_LIMIT_PER_SESSION=100, GATE_RATE_LIMIT_PER_IP=3)
+def test_ipv6_addresses_rotated_within_one_64_share_the_gates_address_limit(client, event, gate, gate_server):
+    server = gate_server(Reply(403, {"message": "No."}))
+    for host in ("a", "b", "c"):
+        submit_details(client, start_checkout(client, event, qty=1), remote_addr=f"2001:db8:1:2::{host}")
+    response = submit_details(client, start_checkout(client, event, qty=1), remote_addr="2001:db8:1:2:ffff::d")
+    assert alert_of(response) == html.escape(gate_module.RATE_LIMITED_MESSAGE, quote=True)
+    assert len(server.requests) == 3
+    assert set(GateCall.objects.values_list("client_address", flat=True)) == {"2001:db8:1:2::/64"}
+    # Another /64 is another client.
+    other = submit_details(client, start_checkout(client, event, qty=1), remote_addr="2001:db8:1:3::a")
+    assert alert_of(other) == "No."
+
+
+@override_settings(GATE_BREAKER_FAILURES=3, GATE_BREAKER_COOLDOWN_SECONDS=30, GATE_BREAKER_MIN_CLIENTS=3,
+                   GATE_RATE_LIMIT_PER_IP=100, GATE_RATE_LIMIT_PER_SESSION=100)
+def test_one_client_whose_details_make_the_gate_fail_cannot_open_the_breaker(client, event, gate, gate_server):
+    server = gate_server(lambda request: Reply(500) if b"evil@" in request.body else Reply(200, {}))
+    for _ in range(6):  # one attendee (one /64), six failures
+        submit_details(client, start_checkout(client, event, qty=1), email="evil@x.test", remote_addr="2001:db8::1")
+    gate.refresh_from_db()
+    assert gate.consecutive_failures == 6 and gate.breaker_open_until is None
+    # Everyone else is still asked, and let through on the gate's answer.
+    assert submit_details(client, start_checkout(client, event, qty=1), remote_addr="203.0.113.50").status_code == 302
+    assert len(server.requests) == 7
+    # Failures from three different clients do open it.
+    for number in range(3):
+        submit_details(client, start_checkout(client, event, qty=1), email="evil@x.test",
+                       remote_addr=f"198.51.100.{number + 1}")
+    gate.refresh_from_db()
+    assert gate.breaker_open_until is not None

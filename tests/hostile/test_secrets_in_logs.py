@@ -29,7 +29,8 @@ from tests.payments.helpers import EASYPAY_SECRET, IFTHENPAY_KEY, configure
 from tests.waiting import wait_for
 
 # Wrong keys an attacker tries (and an organizer's typos): no more loggable than the right one.
-GUESSES = ("guess-ifthenpay-7731", "guess-encoded-name-5512", "guess-easypay-9948", "guess-unknown-route-4410")
+GUESSES = ("guess-ifthenpay-7731", "guess-encoded-name-5512", "guess-easypay-9948", "guess-unknown-route-4410",
+           "tail-after-a-quote-6621", "tail-after-a-quote-easypay-3390")
 
 
 @pytest.fixture
@@ -76,13 +77,14 @@ def _attack(base: str, org: str) -> list[str]:
         f"{ifthenpay}?key={GUESSES[0]}&{callback.format(n=2)}",
         f"{ifthenpay}?k%65y={GUESSES[1]}&{callback.format(n=3)}",  # the name percent-encoded
         f"/api/webhooks/ifthenpay/org_nope?key={GUESSES[3]}",  # no such organization: 404, logged all the same
+        f"{ifthenpay}?key=WRONG'{GUESSES[4]}&{callback.format(n=4)}",  # a quote inside the value (issue 21)
     ]
     for path in asked:  # urllib sends a path as written (requests would decode ``%65``)
         try:
             urllib.request.urlopen(base + path, timeout=10).close()
         except urllib.error.HTTPError as refused:
             refused.close()
-    for secret in (EASYPAY_SECRET, GUESSES[2]):
+    for secret in (EASYPAY_SECRET, GUESSES[2], f'WRONG"{GUESSES[5]}'):
         requests.post(f"{base}{easypay}?secret={secret}", data="{}", timeout=10)
         asked.append(f"{easypay}?secret=")
     # The form the admin shows: the secret as the URL's password, sent as HTTP Basic.
@@ -163,6 +165,11 @@ def test_the_filter_masks_what_runserver_and_djangos_request_log_write():
      "GET https://api.ifthenpay.com/spg/payment/mbway/status?mbWayKey=***&requestId=r1"),
     ("https://easypay:hunter2@tickets.example.com/api", "https://easypay:***@tickets.example.com/api"),
     ("/x?orderId=1&amount=10.00&keyboard=ok", "/x?orderId=1&amount=10.00&keyboard=ok"),
+    # Issue 21: a quote does not end a value; a parameter separator or white space does.
+    ("GET /cb?key=WRONG'TAILSECRET&orderId=1 HTTP/1.1", "GET /cb?key=***&orderId=1 HTTP/1.1"),
+    ('"POST /e?secret=WRONG"TAIL HTTP/1.1" 400', '"POST /e?secret=*** HTTP/1.1" 400'),
+    ("/cb?orderId=1;key=a'b;amount=2", "/cb?orderId=1;key=***;amount=2"),
+    ("'/cb?key=a'b'", "'/cb?key=***"),
 ])
 def test_redact_masks_secret_parameters_and_nothing_else(line, masked):
     assert redact(line) == masked

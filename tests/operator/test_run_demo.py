@@ -103,3 +103,22 @@ def test_without_the_demo_data_the_links_say_how_to_make_it():
         "Admin:       http://127.0.0.1:8000/admin/",
         "Login:       (none: run `python manage.py seed_demo`)",
     ]
+
+
+def test_a_process_that_dies_is_named_with_its_last_output():
+    """Issue 21: the demo stopped when its worker died, without saying which or why."""
+    from ievents.management.commands.run_demo import exit_report
+
+    dying = started(Child("worker", python("""
+        import sys
+        print("up", flush=True)
+        print("json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)", flush=True)
+        sys.exit(3)
+    """), "up"))
+    dying.process.wait(30)
+    deadline = time.monotonic() + 10
+    while len(dying.last_lines) < 2 and time.monotonic() < deadline:  # the relay thread catches up
+        time.sleep(0.05)
+    report = exit_report(dying)
+    assert "the worker process exited with code 3" in report
+    assert "JSONDecodeError: Expecting value" in report

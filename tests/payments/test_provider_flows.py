@@ -203,3 +203,34 @@ def test_the_review_page_offers_only_the_providers_the_organizer_enabled(client,
     assert "Card (Stripe)" in page and "Easypay" not in page
     response = _pay(client, session, "easypay")
     assert response.status_code == 200 and not Payment.objects.exists()
+
+
+# --- Issue 21: Pay again reuses the open reference; starts are bounded per order -------------
+@responses.activate
+def test_clicking_pay_again_reuses_the_open_multibanco_reference(client, ifthen_event):
+    session = _ready(ifthen_event)
+    responses.post(f"{IFTHENPAY_API}/multibanco/reference/init", json={
+        "Amount": "50.00", "Entity": "12345", "ExpiryDate": "25-11-2026", "Message": "Success",
+        "OrderId": "x", "Reference": "999888777", "RequestId": "REQ-mb-1", "Status": "0"})
+    for _ in range(15):
+        response = _pay(client, session, "ifthenpay")
+        assert response.status_code == 302
+    assert len(responses.calls) == 1  # one reference at the provider, not fifteen
+    assert Payment.objects.filter(session=session).count() == 1
+    page = client.get(response["Location"]).content.decode()
+    assert "999888777" in page
+
+
+@responses.activate
+def test_payment_starts_are_rate_limited_per_order(client, settings, ifthen_event):
+    settings.PAYMENT_STARTS_PER_ORDER = 3
+    session = _ready(ifthen_event)
+    responses.post(f"{IFTHENPAY_API}/spg/payment/mbway", json={
+        "Amount": "50.00", "Message": "Pending", "OrderId": "x", "RequestId": "REQ-mbw", "Status": "000"})
+    for _ in range(3):  # MB WAY: each Pay is a new request to the phone
+        assert _pay(client, session, "ifthenpay", phone="912345678").status_code == 302
+    response = _pay(client, session, "ifthenpay", phone="912345678")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'role="alert"' in page and "Too many attempts" in page
+    assert len(responses.calls) == 3 and Payment.objects.filter(session=session).count() == 3

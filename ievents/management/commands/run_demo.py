@@ -21,6 +21,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -35,6 +36,7 @@ from .seed_demo import demo_links
 ROOT_WARNING = "ignore:You're running the worker with superuser privileges"
 BANNERS_TIMEOUT = 120.0  # seconds to wait for the processes to say they are up
 QUIET_BEFORE_ANNOUNCING = 0.5  # seconds without output from any process: the banners are done
+LAST_LINES_KEPT = 15  # of each process's output, to say why it exited
 
 
 @dataclass
@@ -46,6 +48,7 @@ class Child:
     started_when: str  # a piece of a line the process prints once it is up
     process: subprocess.Popen | None = None
     started: threading.Event = field(default_factory=threading.Event)
+    last_lines: deque = field(default_factory=lambda: deque(maxlen=LAST_LINES_KEPT))
 
 
 class StopRequest:
@@ -78,6 +81,7 @@ class Relay:
     def _copy(self, child: Child) -> None:
         for line in child.process.stdout:
             self.write(line)
+            child.last_lines.append(line.rstrip("\n"))
             if child.started_when in line:
                 child.started.set()
 
@@ -116,7 +120,15 @@ class Command(BaseCommand):
         late = f" ({', '.join(killed)} killed after {stop_timeout:g} s)" if killed else ""
         relay.write(f"Stopped in {stopped_in:.1f} s{late}.\n")
         if ended is not None:
-            raise CommandError(f"{ended.name} exited with code {ended.process.returncode}; the demo was stopped.")
+            raise CommandError(exit_report(ended))
+
+
+def exit_report(child: Child) -> str:
+    """Which process ended the demo, how, and its last words (the why: a traceback, say)."""
+    code = child.process.returncode
+    how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+    said = "\n".join(f"  | {line}" for line in child.last_lines) or "  (it printed nothing)"
+    return f"The demo was stopped: the {child.name} process {how}. Its last output:\n{said}"
 
 
 def demo_processes(port: int, celery_loglevel: str) -> list[Child]:
