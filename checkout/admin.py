@@ -16,13 +16,14 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
 from django.urls import path
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.html import format_html
 
 from ievents import roles
 from ievents.admin_base import ReadOnlyTenantAdmin
 from ievents.admin_money import format_money
 from ievents.admin_overview import SOLD_STATUSES
+from ievents.admin_time import in_zone, local_text
 from ievents.erasure_admin import erase_selected_attendees
 from payments.admin import provider_link, readable_instructions
 from payments.models import Provider
@@ -138,7 +139,7 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
     list_display = ["reference", "status_shown", "attendee", "email", "event", "amount", "paid",
                     "created", "attention"]
     list_display_links = ["reference"]
-    list_select_related = ["event"]
+    list_select_related = ["event", "organization"]
     # RelatedOnly: the plain filter would offer every organization's events by name.
     list_filter = [("event", admin.RelatedOnlyFieldListFilter), "status", ProviderFilter, AttentionFilter, SoldFilter,
                    RefundedFilter]
@@ -185,7 +186,7 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
 
     @admin.display(description="Created", ordering="created_at")
     def created(self, session):
-        return formats.date_format(timezone.localtime(session.created_at), "j M Y H:i")
+        return local_text(session.created_at, session.organization.timezone)
 
     @admin.display(description="Status", ordering="status")
     def status_shown(self, session):
@@ -227,10 +228,12 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         session = self.get_object(request, unquote(object_id))
         context = dict(extra_context or {})
-        if session is not None:
-            context.update(order_page(session))
-            context["title"] = f"Order {session.public_id}"
-        return super().change_view(request, object_id, form_url, context)
+        if session is None:
+            return super().change_view(request, object_id, form_url, context)
+        context.update(order_page(session))
+        context["title"] = f"Order {session.public_id}"
+        # The order's times on its organization's clock, each with the zone's abbreviation.
+        return in_zone(session.organization.timezone, super().change_view, request, object_id, form_url, context)
 
 
 def order_page(session: CheckoutSession) -> dict:

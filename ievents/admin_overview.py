@@ -19,6 +19,7 @@ from checkout.models import CheckoutSession, Status
 from webhooks.models import Delivery, GateCall
 
 from .admin_money import format_money
+from .admin_time import local_text
 from .models import Event, TicketType
 
 # Orders whose tickets count as sold (money received and not wholly given back).
@@ -42,6 +43,7 @@ class TicketTypeRow:
 @dataclass
 class EventRow:
     event: Event
+    starts: str = ""
     revenue: str = "—"
     refunds: str = "—"
     orders: int = 0
@@ -95,6 +97,7 @@ def upcoming_overview(organization_ids: list[int] | None, now=None) -> list[Even
     for event_id, row in rows.items():
         figures = orders.get(event_id, {})
         currency = row.event.currency
+        row.starts = local_text(row.event.starts_at, row.event.timezone)  # on the event's clock, as attendees read it
         row.orders = figures.get("orders", 0)
         row.revenue = format_money(figures.get("revenue", 0), currency)
         row.refunds = format_money(figures.get("refunds", 0), currency)

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from .crypto import EncryptedTextField, new_public_id
 
@@ -17,6 +18,16 @@ def new_signing_secret() -> str:
     import base64
 
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def validate_time_zone(name: str) -> None:
+    """An IANA time zone name this machine knows, such as Europe/Lisbon."""
+    import zoneinfo
+
+    from django.core.exceptions import ValidationError
+
+    if name not in zoneinfo.available_timezones():
+        raise ValidationError("Use an IANA time zone name such as Europe/Lisbon.", code="invalid_time_zone")
 
 
 class Organization(models.Model):
@@ -32,6 +43,11 @@ class Organization(models.Model):
         default=new_signing_secret, help_text="Signs notifications sent to per-session webhook URLs."
     )
     notification_email = models.EmailField(blank=True, help_text="Where we write when something needs you.")
+    timezone = models.CharField(
+        max_length=64, default="Europe/Lisbon", validators=[validate_time_zone],
+        help_text=gettext_lazy("IANA time zone of the back office's order lists and pages, e.g. Europe/Lisbon "
+                               "(an event's own times are in the event's zone)."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self):
@@ -63,16 +79,6 @@ class Membership(models.Model):
 
 
 currency_code = RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO 4217 code such as EUR.")
-
-
-def validate_time_zone(name: str) -> None:
-    """An IANA time zone name this machine knows, such as Europe/Lisbon."""
-    import zoneinfo
-
-    from django.core.exceptions import ValidationError
-
-    if name not in zoneinfo.available_timezones():
-        raise ValidationError("Use an IANA time zone name such as Europe/Lisbon.", code="invalid_time_zone")
 
 
 class Event(models.Model):
