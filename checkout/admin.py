@@ -29,7 +29,7 @@ from payments.admin import provider_link, readable_instructions
 from payments.models import Provider
 
 from .admin_actions import OrderActionsMixin
-from .admin_export import csv_lines, export_questions, ticket_rows
+from .admin_export import csv_lines, dialect_for, export_questions, ticket_rows
 from .models import CheckoutSession, Source, Transition
 
 SOURCE_WORDS = {
@@ -216,11 +216,12 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
         return [export, *super().get_urls()]
 
     def export_csv(self, request):
-        """The orders the list shows (its filters and search), one CSV row per ticket, streamed."""
+        """The orders the list shows (its filters and search), one CSV row per ticket, streamed,
+        as a spreadsheet in the admin's language reads it (``checkout.admin_export``)."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         orders = self.get_changelist_instance(request).queryset
-        lines = csv_lines(ticket_rows(orders, export_questions(orders)))
+        lines = csv_lines(ticket_rows(orders, export_questions(orders)), dialect_for())
         response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="orders-{timezone.now():%Y%m%d-%H%M}.csv"'
         return response
