@@ -1,8 +1,9 @@
 """The orders list as a spreadsheet an organizer can open: one row per ticket, streamed.
 
-``ticket_rows(orders)`` reads the tickets of the given orders in chunks (``iterator`` with
-``chunk_size``; each chunk's answers, prices and payment times come with it in three more
-queries), so an export of 100,000 tickets never holds them all in memory.
+``ticket_rows(orders)`` reads the given orders in chunks (``iterator`` with ``chunk_size``;
+each chunk's tickets, answers, prices and payment times come with it in four more queries),
+so an export of 100,000 tickets never holds them all in memory. An order without tickets is
+one row with the ticket's cells empty, so its money is in the export too.
 
 Money is per ticket ("Ticket price") and per order ("Order paid", "Order refunded"): the
 order's amounts are written on the order's first row only, so a column's sum is the orders'
@@ -85,36 +86,36 @@ def ticket_rows(orders, questions: list[Question]) -> Iterator[list]:
 
 
 def _rows(orders, questions: list[Question], words: dict) -> Iterator[list]:
-    tickets = (
-        Ticket.objects.filter(session__in=orders.values("pk"))
-        .select_related("session__event", "ticket_type")
-        .prefetch_related(Prefetch("session__answers", queryset=Answer.objects.only("session_id", "question_id",
-                                                                                     "value")),
-                          Prefetch("session__line_items", queryset=LineItem.objects.only("session_id", "ticket_type_id",
-                                                                                          "unit_price")),
-                          Prefetch("session__transitions", to_attr="paid_steps",
+    sessions = (
+        orders.order_by("-created_at", "pk").select_related("event")
+        .prefetch_related(Prefetch("tickets", queryset=Ticket.objects.select_related("ticket_type").order_by("id")),
+                          Prefetch("answers", queryset=Answer.objects.only("session_id", "question_id", "value")),
+                          Prefetch("line_items", queryset=LineItem.objects.only("session_id", "ticket_type_id",
+                                                                                 "unit_price")),
+                          Prefetch("transitions", to_attr="paid_steps",
                                    queryset=Transition.objects.filter(to_status=Status.PAID).only("session_id", "at")))
-        .order_by("-session__created_at", "session_id", "id")
     )
-    previous_session = None
-    for ticket in tickets.iterator(chunk_size=CHUNK_SIZE):
-        session = ticket.session
-        first_of_order = session.pk != previous_session
-        previous_session = session.pk
+    for session in sessions.iterator(chunk_size=CHUNK_SIZE):
         zone = zoneinfo.ZoneInfo(session.event.timezone)
         answers = {answer.question_id: answer.value for answer in session.answers.all()}
         prices = {item.ticket_type_id: item.unit_price for item in session.line_items.all()}
-        price = prices.get(ticket.ticket_type_id, ticket.ticket_type.price)
         paid_at = session.paid_steps[0].at if session.paid_steps else None
-        yield [
-            order_reference(session.public_id), session.public_id, words["statuses"].get(session.status, session.status),
-            session.customer_name, session.customer_email, session.event.name, ticket.ticket_type.name, ticket.code,
-            to_units(price, session.currency), words["void"] if ticket.voided_at else words["valid"],
-            to_units(session.amount_paid, session.currency) if first_of_order else None,
-            to_units(session.amount_refunded, session.currency) if first_of_order else None,
-            session.currency, _local(session.created_at, zone), _local(paid_at, zone), session.event.timezone,
-            *[answers.get(question.pk, "") for question in questions],
-        ]
+        order = [order_reference(session.public_id), session.public_id,
+                 words["statuses"].get(session.status, session.status), session.customer_name, session.customer_email,
+                 session.event.name]
+        after = [session.currency, _local(session.created_at, zone), _local(paid_at, zone), session.event.timezone,
+                 *[answers.get(question.pk, "") for question in questions]]
+        money = [to_units(session.amount_paid, session.currency), to_units(session.amount_refunded, session.currency)]
+        # An order without tickets (not paid, or paid and flagged) is one row with the ticket's cells empty:
+        # its money is in the export as it is in the overview.
+        for position, ticket in enumerate(session.tickets.all() or [None]):
+            if ticket is None:
+                cells = ["", "", None, ""]
+            else:
+                price = prices.get(ticket.ticket_type_id, ticket.ticket_type.price)
+                cells = [ticket.ticket_type.name, ticket.code, to_units(price, session.currency),
+                         words["void"] if ticket.voided_at else words["valid"]]
+            yield [*order, *cells, *(money if position == 0 else [None, None]), *after]
 
 
 @dataclass(frozen=True)
