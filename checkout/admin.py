@@ -22,7 +22,7 @@ from django.utils.html import format_html
 from ievents import roles
 from ievents.admin_base import ReadOnlyTenantAdmin
 from ievents.admin_money import format_money
-from ievents.admin_overview import SOLD_STATUSES
+from ievents.admin_overview import SOLD_STATUSES, order_totals
 from ievents.admin_time import in_zone, local_text
 from ievents.erasure_admin import erase_selected_attendees
 from payments.admin import provider_link, readable_instructions
@@ -112,6 +112,19 @@ class SoldFilter(admin.SimpleListFilter):
         return queryset.filter(status__in=SOLD_STATUSES) if self.value() == "yes" else queryset
 
 
+class MoneyFilter(admin.SimpleListFilter):
+    """Orders that received money: the set the overview's "Net revenue" adds up."""
+
+    title = "money"
+    parameter_name = "money"
+
+    def lookups(self, request, model_admin):
+        return [("received", "Money received")]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(amount_paid__gt=0) if self.value() == "received" else queryset
+
+
 class RefundedFilter(admin.SimpleListFilter):
     title = "refunds"
     parameter_name = "refunded"
@@ -142,7 +155,7 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
     list_select_related = ["event", "organization"]
     # RelatedOnly: the plain filter would offer every organization's events by name.
     list_filter = [("event", admin.RelatedOnlyFieldListFilter), "status", ProviderFilter, AttentionFilter, SoldFilter,
-                   RefundedFilter]
+                   MoneyFilter, RefundedFilter]
     # "=": a ticket code is matched whole (case-insensitively), the rest by any part.
     search_fields = ["public_id", "customer_email", "customer_name", "=tickets__code"]
     search_help_text = "Email, name, ticket code or order reference (cs_…)"
@@ -165,6 +178,15 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
         if REFERENCE.fullmatch(term):
             return queryset.filter(public_id__iexact=term), False
         return super().get_search_results(request, queryset, search_term)
+
+    def changelist_view(self, request, extra_context=None):
+        """The list, with what its orders add up to (count, received, refunded, net) under it:
+        the overview's figures, checkable against the list their links open."""
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None:
+            response.context_data["order_totals"] = order_totals(changelist.queryset)
+        return response
 
     def has_erase_permission(self, request):
         """The erase action: for a member whose role may erase in some organization (the
