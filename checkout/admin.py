@@ -30,7 +30,8 @@ from payments.models import Provider
 
 from .admin_actions import OrderActionsMixin
 from .admin_export import csv_lines, dialect_for, export_questions, ticket_rows
-from .models import CheckoutSession, Source, Transition
+from .formatting import order_reference
+from .models import TICKET_CODE_ALPHABET, CheckoutSession, Source, Transition, search_key
 
 SOURCE_WORDS = {
     Source.ATTENDEE: "by the attendee", Source.PROVIDER_WEBHOOK: "by the provider's notification",
@@ -141,9 +142,18 @@ TECHNICAL_FIELDS = ["public_id", "version", "details_version", "gate_approved_fi
                     "success_url", "cancel_url", "webhook_url", "metadata", "updated_at"]
 
 
-TICKET_CODE = re.compile(r"[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-REFERENCE = re.compile(r"cs_[A-Za-z0-9]{16,}", re.IGNORECASE)
+ORDER_ID = re.compile(r"cs_[A-Za-z0-9]{16,}", re.IGNORECASE)
+# What people type for a code they hold: any case, with or without dashes or spaces.
+SPACING = re.compile(r"[\s\-–]+")
+SHORT_REFERENCE = re.compile(r"[A-Z0-9]{6}")
+
+
+def as_ticket_code(compact: str) -> str | None:
+    """``abcdefghjkmn`` → ``ABCD-EFGH-JKMN`` when it can be a ticket code, else None."""
+    if len(compact) == 12 and all(char in TICKET_CODE_ALPHABET for char in compact):
+        return f"{compact[:4]}-{compact[4:8]}-{compact[8:]}"
+    return None
 
 
 @admin.register(CheckoutSession)
@@ -156,9 +166,10 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
     # RelatedOnly: the plain filter would offer every organization's events by name.
     list_filter = [("event", admin.RelatedOnlyFieldListFilter), "status", ProviderFilter, AttentionFilter, SoldFilter,
                    MoneyFilter, RefundedFilter]
-    # "=": a ticket code is matched whole (case-insensitively), the rest by any part.
-    search_fields = ["public_id", "customer_email", "customer_name", "=tickets__code"]
-    search_help_text = "Email, name, ticket code or order reference (cs_…)"
+    # Anything not recognised as a whole code, email or reference is searched by part, in these
+    # columns, with the term folded as ``search_name`` is (accents dropped, case folded).
+    search_fields = ["public_id", "customer_email", "search_name", "=tickets__code"]
+    search_help_text = "Email, name (with or without accents), ticket code, or order reference (UGH-7V2 or cs_…)"
     actions = [erase_selected_attendees]
     date_hierarchy = "created_at"
     fieldsets = [("Technical", {"classes": ["collapse"], "fields": TECHNICAL_FIELDS})]
@@ -167,17 +178,25 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
     change_form_template = "admin/checkout/checkoutsession/change_form.html"
 
     def get_search_results(self, request, queryset, search_term):
-        """A whole ticket code, email or order reference is looked up exactly, through its
-        index, so an order is found at once in a year of orders; anything else (a name, part
-        of an email) is searched as Django's admin searches."""
+        """What people hold is looked up whole, through an index, so an order is found at once
+        in a year of orders: a ticket code (any case, dashes or not), an email (any case), the
+        reference the attendee was given ("UGH-7V2", "ugh7v2") or the order's id. Anything else
+        — a name with or without accents, part of an email — is searched by part."""
         term = search_term.strip()
-        if TICKET_CODE.fullmatch(term.upper()):
-            return queryset.filter(tickets__code=term.upper()), False
+        compact = SPACING.sub("", term).upper()
         if EMAIL.fullmatch(term):
             return queryset.filter(customer_email__iexact=term), False
-        if REFERENCE.fullmatch(term):
-            return queryset.filter(public_id__iexact=term), False
-        return super().get_search_results(request, queryset, search_term)
+        if (code := as_ticket_code(compact)) is not None:
+            return queryset.filter(tickets__code=code), False
+        if ORDER_ID.fullmatch(term):
+            exact = queryset.filter(public_id=term)
+            return (exact if exact.exists() else queryset.filter(public_id__iexact=term)), False
+        if SHORT_REFERENCE.fullmatch(compact):
+            by_reference = queryset.filter(reference_key=compact)
+            # "UGH-7V2" is a reference; a six-letter word may be a name ("Marina") too.
+            if "-" in term or any(char.isdigit() for char in compact) or by_reference.exists():
+                return by_reference, False
+        return super().get_search_results(request, queryset, search_key(term))
 
     def changelist_view(self, request, extra_context=None):
         """The list, with what its orders add up to (count, received, refunded, net) under it:
@@ -196,7 +215,9 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
 
     @admin.display(description="Order", ordering="public_id")
     def reference(self, session):
-        return session.public_id
+        # The reference the attendee was given, and the order's id under it.
+        return format_html('{}<br><small class="order-id">{}</small>', order_reference(session.public_id),
+                           session.public_id)
 
     @admin.display(description="Attendee", ordering="customer_name")
     def attendee(self, session):
@@ -277,6 +298,7 @@ def order_page(session: CheckoutSession) -> dict:
                  "instructions": readable_instructions(p)} for p in session.payments.order_by("id")]
     return {
         "order": session,
+        "order_short_reference": order_reference(session.public_id),
         "order_amount": format_money(session.amount_total, session.currency),
         "order_paid": format_money(session.amount_paid, session.currency),
         "order_provider": provider_name(session.provider) if session.provider else "",
