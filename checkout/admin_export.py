@@ -42,7 +42,7 @@ BOM = "\ufeff"
 
 def fixed_columns() -> list[str]:
     return [gettext("Order reference"), gettext("Order id"), gettext("Status"), gettext("Ticket holder"),
-            gettext("Email"), gettext("Event"), gettext("Ticket type"), gettext("Ticket code"),
+            gettext("Email"), gettext("Event"), gettext("Event starts"), gettext("Ticket type"), gettext("Ticket code"),
             gettext("Ticket price"), gettext("Ticket"), gettext("Order paid"), gettext("Order refunded"),
             gettext("Currency"), gettext("Created"), gettext("Paid at"), gettext("Time zone")]
 
@@ -102,7 +102,7 @@ def _rows(orders, questions: list[Question], words: dict) -> Iterator[list]:
         paid_at = session.paid_steps[0].at if session.paid_steps else None
         order = [order_reference(session.public_id), session.public_id,
                  words["statuses"].get(session.status, session.status), session.customer_name, session.customer_email,
-                 session.event.name]
+                 session.event.name, _local(session.event.starts_at, zone)]
         after = [session.currency, _local(session.created_at, zone), _local(paid_at, zone), session.event.timezone,
                  *[answers.get(question.pk, "") for question in questions]]
         money = [to_units(session.amount_paid, session.currency), to_units(session.amount_refunded, session.currency)]
