@@ -113,3 +113,4 @@ def test_orders_are_listed_and_shown_on_the_organizations_clock(admin_client, ev
     assert "10 Jul 2027 16:05 -03" in listed
     page = admin_client.get(f"/admin/checkout/checkoutsession/{order.pk}/change/").content.decode()
     assert "10 Jul 2027 16:05 -03" in page
+    assert "America/Sao_Paulo" in page  # the zone is said on the page
