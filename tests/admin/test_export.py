@@ -159,3 +159,38 @@ def test_portuguese_spreadsheets_get_semicolons_and_decimal_commas(admin_client,
     assert len(header) == len(first) == len(second) and len(header) > 10
     assert "25,00" in first and "50,00" in first  # the ticket's price, the order's paid amount
     assert "50,00" not in second  # not repeated per ticket
+
+
+XLSX = "/admin/checkout/checkoutsession/export.xlsx"
+
+
+def read_xlsx(response) -> list[dict]:
+    """As Excel opens it (openpyxl reads the workbook back)."""
+    from openpyxl import load_workbook
+
+    assert response.status_code == 200 and response["Content-Disposition"].startswith("attachment")
+    workbook = load_workbook(io.BytesIO(b"".join(response.streaming_content)))
+    header, *rows = list(workbook.active.iter_rows())
+    return [{h.value: c for h, c in zip(header, row, strict=True)} for row in rows]
+
+
+def test_the_xlsx_export_types_numbers_times_and_text(admin_client, event):
+    from decimal import Decimal
+
+    company, _ = event.questions.all()
+    make_order(event, name="Ana;=2+5;x", answers={company: "=HYPERLINK(\"http://evil\")\x01"})
+    first, second = read_xlsx(admin_client.get(XLSX))
+    assert first["Ticket holder"].value == "Ana;=2+5;x" and first["Ticket holder"].data_type == "s"
+    assert first["Company"].value == "=HYPERLINK(\"http://evil\")" and first["Company"].data_type == "s"
+    assert Decimal(str(first["Ticket price"].value)) == Decimal("25") and first["Ticket price"].data_type == "n"
+    assert (first["Order paid"].value, second["Order paid"].value) == (50, None)
+    assert first["Created"].is_date and first["Time zone"].value == "Europe/Lisbon"
+
+
+def test_the_xlsx_export_follows_the_list_and_the_tenant(admin_client, event, other_organization):
+    wanted = make_order(event, email="wanted@example.com")
+    make_order(event, email="other@example.com")
+    make_order(make_event(other_organization, name="Theirs"), email="theirs@example.com")
+    rows = read_xlsx(admin_client.get(XLSX, {"q": "wanted@example.com"}))
+    assert {row["Order id"].value for row in rows} == {wanted.public_id}
+    assert len(read_xlsx(admin_client.get(XLSX))) == 4
