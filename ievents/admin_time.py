@@ -10,6 +10,7 @@ and shows it back as 20:00 — and every value says which zone it is in (``Zoned
 
 from __future__ import annotations
 
+import functools
 import zoneinfo
 from datetime import datetime
 
@@ -19,9 +20,13 @@ from django.utils import formats, timezone
 DEFAULT_ZONE = "Europe/Lisbon"
 
 
+# The zones this machine knows: read from disk once (``available_timezones`` walks tzdata).
+_zones = functools.cache(zoneinfo.available_timezones)
+
+
 def known_zone(name: str | None) -> str | None:
     """``name`` if it is an IANA zone this machine knows, else None."""
-    return name if name and name in zoneinfo.available_timezones() else None
+    return name if name and name in _zones() else None
 
 
 def local_text(value: datetime | None, zone_name: str) -> str:

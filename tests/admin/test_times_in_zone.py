@@ -114,3 +114,16 @@ def test_orders_are_listed_and_shown_on_the_organizations_clock(admin_client, ev
     page = admin_client.get(f"/admin/checkout/checkoutsession/{order.pk}/change/").content.decode()
     assert "10 Jul 2027 16:05 -03" in page
     assert "America/Sao_Paulo" in page  # the zone is said on the page
+
+
+def test_the_orders_date_drill_down_is_on_the_organizations_clock(admin_client, event, organization):
+    from checkout.models import CheckoutSession
+
+    from .orders import make_order
+
+    # 23:30 UTC on 31 July is already 1 August in Lisbon (WEST).
+    order = make_order(event)
+    CheckoutSession.objects.filter(pk=order.pk).update(created_at=datetime(2027, 7, 31, 23, 30, tzinfo=UTC))
+    august = admin_client.get("/admin/checkout/checkoutsession/", {"created_at__year": 2027, "created_at__month": 8,
+                                                                   "created_at__day": 1})
+    assert [o.pk for o in august.context["cl"].result_list] == [order.pk]
