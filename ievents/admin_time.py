@@ -56,10 +56,12 @@ class ZonedSplitDateTime(AdminSplitDateTime):
     def get_context(self, name, value, attrs):
         context = super().get_context(name, value, attrs)
         zone = timezone.get_current_timezone()
-        moment = value if isinstance(value, datetime) else None
-        if moment is not None and timezone.is_naive(moment):
-            moment = timezone.make_aware(moment, zone)
-        abbreviation = (moment or timezone.now()).astimezone(zone).tzname()
+        # The abbreviation of the value's own date (WEST in July, WET in January); none for an
+        # empty input, whose date is not known yet.
+        abbreviation = ""
+        if isinstance(value, datetime):
+            moment = timezone.make_aware(value, zone) if timezone.is_naive(value) else value
+            abbreviation = moment.astimezone(zone).tzname()
         context["widget"]["zone"] = str(zone)
         context["widget"]["zone_abbreviation"] = abbreviation if abbreviation != str(zone) else ""
         return context

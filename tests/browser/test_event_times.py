@@ -53,6 +53,7 @@ def test_a_summer_evening_typed_in_the_admin_reads_the_same_everywhere(page, new
     # Shown back as typed, on the event's clock, with the zone's summer abbreviation.
     expect(page.locator("input[name=starts_at_1]")).to_have_value("20:00:00")
     expect(page.locator(".field-starts_at .time-zone")).to_contain_text("WEST")
+    shot("event-saved")
 
     attendee = new_page()
     attendee.goto(site + event.get_absolute_url())
