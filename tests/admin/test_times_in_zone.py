@@ -57,6 +57,24 @@ def test_an_event_time_typed_in_the_admin_is_on_the_events_clock(admin_client, o
     attendee_page = admin_client.get(event.get_absolute_url()).content.decode()
     assert shown in attendee_page
 
+    # The ticket email, its calendar file, the export and the overview say the same minute.
+    import csv
+    import io
+
+    from checkout import emails
+
+    from .orders import make_order
+
+    event.ticket_types.update(sales_start=None)  # on sale now, to buy one
+    order = make_order(event, quantity=1)
+    email = emails.build(order)
+    assert shown in email.body and f"DTSTART:{utc:%Y%m%dT%H%M%S}Z" in email.calendar
+    exported = admin_client.get("/admin/checkout/checkoutsession/export/")
+    (row,) = csv.DictReader(io.StringIO(b"".join(exported.streaming_content).decode("utf-8-sig"), newline=""))
+    assert (row["Event starts"], row["Time zone"]) == (f"{day} {typed}", zone)
+    if utc > datetime.now(UTC):
+        assert shown in admin_client.get("/admin/").content.decode()
+
 
 def test_sales_start_is_read_on_the_events_clock(admin_client, organization):
     admin_client.post(ADD, add_form(organization, zone="Europe/Lisbon", day="2027-07-10", time="20:00",
