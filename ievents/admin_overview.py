@@ -60,6 +60,9 @@ class EventRow:
     refunded_orders: int = 0
     canceled_orders: int = 0
     needs_attention: int = 0
+    # The money figures in minor units, for code that compares them (tests, invariants).
+    net_revenue_minor: int = 0
+    refunded_minor: int = 0
     gate_denials: int = 0
     webhook_failures: int = 0
     ticket_types: list[TicketTypeRow] = field(default_factory=list)
@@ -116,6 +119,8 @@ def upcoming_overview(organization_ids: list[int] | None, now=None) -> list[Even
         row.net_revenue = format_money(figures.get("received", 0) - figures.get("refunded", 0), currency)
         row.refunded = format_money(figures.get("refunded", 0), currency)
         row.refunded_orders = figures.get("refunded_orders", 0)
+        row.net_revenue_minor = figures.get("received", 0) - figures.get("refunded", 0)
+        row.refunded_minor = figures.get("refunded", 0)
         row.canceled_orders = figures.get("canceled_orders", 0)
         row.needs_attention = figures.get("needs_attention", 0)
         row.gate_denials = denials.get(event_id, {}).get("count", 0)
@@ -146,6 +151,12 @@ class OrderTotals:
     received: str
     refunded: str
     net: str
+    received_minor: int = 0
+    refunded_minor: int = 0
+
+    @property
+    def net_minor(self) -> int:
+        return self.received_minor - self.refunded_minor
 
 
 def order_totals(orders) -> list[OrderTotals]:
@@ -159,4 +170,5 @@ def order_totals(orders) -> list[OrderTotals]:
     return [OrderTotals(currency=row["currency"], orders=row["count"],
                         received=format_money(row["received"], row["currency"]),
                         refunded=format_money(row["refunded"], row["currency"]),
-                        net=format_money(row["received"] - row["refunded"], row["currency"])) for row in rows]
+                        net=format_money(row["received"] - row["refunded"], row["currency"]),
+                        received_minor=row["received"], refunded_minor=row["refunded"]) for row in rows]
