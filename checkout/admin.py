@@ -187,15 +187,19 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
         compact = SPACING.sub("", term).upper()
         if EMAIL.fullmatch(term):
             return queryset.filter(customer_email__iexact=term), False
+        # A term with a dash or a digit is a code or a reference; a word of letters only may be a
+        # name too ("Marina" has a reference's six letters): it is a code only if one matches.
+        looks_like_a_code = "-" in term or any(char.isdigit() for char in compact)
         if (code := as_ticket_code(compact)) is not None:
-            return queryset.filter(tickets__code=code), False
+            by_code = queryset.filter(tickets__code=code)
+            if looks_like_a_code or by_code.exists():
+                return by_code, False
         if ORDER_ID.fullmatch(term):
             exact = queryset.filter(public_id=term)
             return (exact if exact.exists() else queryset.filter(public_id__iexact=term)), False
         if SHORT_REFERENCE.fullmatch(compact):
             by_reference = queryset.filter(reference_key=compact)
-            # "UGH-7V2" is a reference; a six-letter word may be a name ("Marina") too.
-            if "-" in term or any(char.isdigit() for char in compact) or by_reference.exists():
+            if looks_like_a_code or by_reference.exists():
                 return by_reference, False
         return super().get_search_results(request, queryset, search_key(term))
 

@@ -74,6 +74,9 @@ def test_search_finds_what_people_hold(admin_client, order, event):
     assert found(admin_client, "ines sa") == [inês.public_id]
     assert found(admin_client, "INÊS") == [inês.public_id]
     assert found(admin_client, "Marina") == []  # six letters, no such reference: searched as a name
+    # Twelve letters a ticket code could be made of, and no such code: searched as a name.
+    westerhagens = make_order(event, name="Westerhagens")
+    assert found(admin_client, "westerhagens") == [westerhagens.public_id]
     assert found(admin_client, "ZZZ-999") == []
 
 
