@@ -54,7 +54,8 @@ def fixed_columns() -> list[str]:
 # there, so a formula character after one of those (spaces between) is neutralised as well:
 # "Ana;=2+5;x" is written "Ana;'=2+5;x", whichever separator the reader's spreadsheet uses.
 # The ' goes right after the separator (or first in the cell), before any spaces.
-FORMULA_AT_A_CELLS_START = re.compile(r"(^|[,;\t\r\n|])([ \t]*)(?=[=+\-@\uff1d\uff0b\uff0d\uff20\t\r])")
+# (A tab is both a separator and a formula character: each one gets its own '.)
+FORMULA_AT_A_CELLS_START = re.compile(r"(^|[,;\t\r\n|])( *)(?=[=+\-@\uff1d\uff0b\uff0d\uff20\t\r])")
 
 
 def safe_cell(value) -> str:

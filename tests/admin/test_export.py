@@ -75,7 +75,8 @@ def test_cells_a_spreadsheet_would_run_are_written_as_text(admin_client, event, 
     company, _ = event.questions.all()
     make_order(event, name=cell, answers={company: cell})
     row = read_csv(admin_client.get(EXPORT))[0]
-    assert row["Ticket holder"] == "'" + cell and row["Company"] == "'" + cell
+    for shown in (row["Ticket holder"], row["Company"]):
+        assert shown.startswith("'") and shown.replace("'", "") == cell
 
 
 def test_the_export_reads_orders_in_chunks_not_one_by_one(admin_client, event, monkeypatch):
@@ -136,7 +137,7 @@ def fragments(cell: str) -> list[str]:
 
 
 @pytest.mark.parametrize("name", ["Ana;=2+5;x", "Ana,=2+5,x", "Ana\t+1", "Ana|@SUM(A1)", "Ana; -2+3", "Ana\n=1",
-                                  "＝1+1"])
+                                  "＝1+1", "Ana,\t=1", "Ana;\t\t@x", "\t=1"])
 def test_a_formula_after_any_separator_is_text_too(admin_client, event, name):
     company, _ = event.questions.all()
     make_order(event, name=name, answers={company: name})
