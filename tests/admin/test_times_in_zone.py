@@ -145,3 +145,13 @@ def test_the_orders_date_drill_down_is_on_the_organizations_clock(admin_client, 
     august = admin_client.get("/admin/checkout/checkoutsession/", {"created_at__year": 2027, "created_at__month": 8,
                                                                    "created_at__day": 1})
     assert [o.pk for o in august.context["cl"].result_list] == [order.pk]
+
+
+def test_payments_are_listed_on_the_organizations_clock(admin_client, event):
+    from payments.models import Payment
+
+    from .orders import make_order
+
+    order = make_order(event)
+    Payment.objects.filter(session=order).update(created_at=datetime(2027, 7, 10, 19, 5, tzinfo=UTC))
+    assert "10 Jul 2027 20:05 WEST" in admin_client.get("/admin/payments/payment/").content.decode()
