@@ -190,6 +190,8 @@ timed("one delivery", [lambda pk=pk: delivery.deliver(pk) is not None for pk in 
 if Delivery.objects.filter(pk__in=pending, status="succeeded").count() != len(pending):
     failed["one delivery"] = "not every delivery succeeded"
 
+from checkout.formatting import order_reference
+
 admin = Client(HTTP_X_FORWARDED_PROTO="https")
 admin.force_login(get_user_model().objects.get(username="bench-organizer"))
 # An attendee and a ticket of the year where there is one (else of this run's orders).
@@ -200,7 +202,10 @@ code = (tickets.filter(session__public_id__startswith="cs_scale_").order_by("pk"
         or tickets.order_by("pk").last()).code
 pages = {"admin order list": "/admin/checkout/checkoutsession/",
          "admin search by email": f"/admin/checkout/checkoutsession/?q={someone.customer_email}",
-         "admin search by ticket code": f"/admin/checkout/checkoutsession/?q={code}"}
+         "admin search by ticket code": f"/admin/checkout/checkoutsession/?q={code}",
+         # The reference on the attendee's status page and email, as typed: lower case, no dash.
+         "admin search by the attendee's reference":
+             f"/admin/checkout/checkoutsession/?q={order_reference(someone.public_id).lower().replace('-', '')}"}
 absent = []
 for name, candidates in [("admin overview", %(overview)r), ("admin CSV export of one event", %(csv)r)]:
     found = next((path.format(event=event.pk) for path in candidates

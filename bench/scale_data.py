@@ -63,11 +63,11 @@ INSERT INTO ievents_tickettype (public_id, name, price, quantity, reserved, max_
 SELECT 'tt_scale_' || e.id, 'General', 2500, 1000000, 0, 10, 0, e.id
 FROM ievents_event e WHERE e.public_id LIKE 'ev_scale_%%'"""),
     ("orders", f"""
-INSERT INTO checkout_checkoutsession (public_id, status, version, customer_name, customer_email, currency,
+INSERT INTO checkout_checkoutsession (public_id, status, version, customer_name, search_name, customer_email, currency,
     amount_total, amount_paid, amount_refunded, expires_at, holds_released, provider, success_url, cancel_url,
     webhook_url, metadata, gate_approved_fingerprint, needs_attention, created_at, updated_at, completed_at,
     event_id, organization_id, details_version, client_address)
-SELECT 'cs_scale_' || i, s.status, 3, 'Attendee ' || i, 'attendee' || i || '@example.com', 'EUR',
+SELECT 'cs_scale_' || i, s.status, 3, 'Attendee ' || i, 'attendee ' || i, 'attendee' || i || '@example.com', 'EUR',
        10000, CASE WHEN s.status IN ('completed', 'paid', 'refunded', 'partially_refunded') THEN 10000 ELSE 0 END,
        CASE WHEN s.status = 'refunded' THEN 10000 ELSE 0 END,
        t.at + interval '15 minutes', s.status IN ('expired', 'canceled', 'refunded'), 'stripe', '', '', '', '{{}}',

@@ -14,22 +14,25 @@ import re
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import StreamingHttpResponse
+from django.http import FileResponse, StreamingHttpResponse
 from django.urls import path
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.html import format_html
 
 from ievents import roles
-from ievents.admin_base import ReadOnlyTenantAdmin
+from ievents.admin_base import ReadOnlyTenantAdmin, request_roles
 from ievents.admin_money import format_money
-from ievents.admin_overview import SOLD_STATUSES
+from ievents.admin_overview import SOLD_STATUSES, order_totals
+from ievents.admin_time import in_zone, local_text
 from ievents.erasure_admin import erase_selected_attendees
+from ievents.models import Organization
 from payments.admin import provider_link, readable_instructions
 from payments.models import Provider
 
 from .admin_actions import OrderActionsMixin
-from .admin_export import csv_lines, export_questions, ticket_rows
-from .models import CheckoutSession, Source, Transition
+from .admin_export import csv_lines, dialect_for, export_questions, ticket_rows, xlsx_file
+from .formatting import order_reference
+from .models import TICKET_CODE_ALPHABET, CheckoutSession, Source, Transition, search_key
 
 SOURCE_WORDS = {
     Source.ATTENDEE: "by the attendee", Source.PROVIDER_WEBHOOK: "by the provider's notification",
@@ -111,6 +114,19 @@ class SoldFilter(admin.SimpleListFilter):
         return queryset.filter(status__in=SOLD_STATUSES) if self.value() == "yes" else queryset
 
 
+class MoneyFilter(admin.SimpleListFilter):
+    """Orders that received money: the set the overview's "Net revenue" adds up."""
+
+    title = "money"
+    parameter_name = "money"
+
+    def lookups(self, request, model_admin):
+        return [("received", "Money received")]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(amount_paid__gt=0) if self.value() == "received" else queryset
+
+
 class RefundedFilter(admin.SimpleListFilter):
     title = "refunds"
     parameter_name = "refunded"
@@ -127,9 +143,18 @@ TECHNICAL_FIELDS = ["public_id", "version", "details_version", "gate_approved_fi
                     "success_url", "cancel_url", "webhook_url", "metadata", "updated_at"]
 
 
-TICKET_CODE = re.compile(r"[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-REFERENCE = re.compile(r"cs_[A-Za-z0-9]{16,}", re.IGNORECASE)
+ORDER_ID = re.compile(r"cs_[A-Za-z0-9]{16,}", re.IGNORECASE)
+# What people type for a code they hold: any case, with or without dashes or spaces.
+SPACING = re.compile(r"[\s\-–]+")
+SHORT_REFERENCE = re.compile(r"[A-Z0-9]{6}")
+
+
+def as_ticket_code(compact: str) -> str | None:
+    """``abcdefghjkmn`` → ``ABCD-EFGH-JKMN`` when it can be a ticket code, else None."""
+    if len(compact) == 12 and all(char in TICKET_CODE_ALPHABET for char in compact):
+        return f"{compact[:4]}-{compact[4:8]}-{compact[8:]}"
+    return None
 
 
 @admin.register(CheckoutSession)
@@ -138,13 +163,15 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
     list_display = ["reference", "status_shown", "attendee", "email", "event", "amount", "paid",
                     "created", "attention"]
     list_display_links = ["reference"]
-    list_select_related = ["event"]
+    list_select_related = ["event", "organization"]
     # RelatedOnly: the plain filter would offer every organization's events by name.
     list_filter = [("event", admin.RelatedOnlyFieldListFilter), "status", ProviderFilter, AttentionFilter, SoldFilter,
-                   RefundedFilter]
-    # "=": a ticket code is matched whole (case-insensitively), the rest by any part.
-    search_fields = ["public_id", "customer_email", "customer_name", "=tickets__code"]
-    search_help_text = "Email, name, ticket code or order reference (cs_…)"
+                   MoneyFilter, RefundedFilter]
+    # Anything not recognised as a whole code, email or reference is searched by part, in these
+    # columns, with the term folded as ``search_name`` is (accents dropped, case folded). Ticket
+    # codes are matched whole only (``get_search_results``): no join to the tickets here.
+    search_fields = ["public_id", "customer_email", "search_name"]
+    search_help_text = "Email, name (with or without accents), ticket code, or order reference (UGH-7V2 or cs_…)"
     actions = [erase_selected_attendees]
     date_hierarchy = "created_at"
     fieldsets = [("Technical", {"classes": ["collapse"], "fields": TECHNICAL_FIELDS})]
@@ -153,17 +180,45 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
     change_form_template = "admin/checkout/checkoutsession/change_form.html"
 
     def get_search_results(self, request, queryset, search_term):
-        """A whole ticket code, email or order reference is looked up exactly, through its
-        index, so an order is found at once in a year of orders; anything else (a name, part
-        of an email) is searched as Django's admin searches."""
+        """What people hold is looked up whole, through an index, so an order is found at once
+        in a year of orders: a ticket code (any case, dashes or not), an email (any case), the
+        reference the attendee was given ("UGH-7V2", "ugh7v2") or the order's id. Anything else
+        — a name with or without accents, part of an email — is searched by part."""
         term = search_term.strip()
-        if TICKET_CODE.fullmatch(term.upper()):
-            return queryset.filter(tickets__code=term.upper()), False
+        compact = SPACING.sub("", term).upper()
         if EMAIL.fullmatch(term):
             return queryset.filter(customer_email__iexact=term), False
-        if REFERENCE.fullmatch(term):
-            return queryset.filter(public_id__iexact=term), False
-        return super().get_search_results(request, queryset, search_term)
+        # A term with a dash or a digit is a code or a reference; a word of letters only may be a
+        # name too ("Marina" has a reference's six letters): it is a code only if one matches.
+        looks_like_a_code = "-" in term or any(char.isdigit() for char in compact)
+        if (code := as_ticket_code(compact)) is not None:
+            by_code = queryset.filter(tickets__code=code)
+            if looks_like_a_code or by_code.exists():
+                return by_code, False
+        if ORDER_ID.fullmatch(term):
+            exact = queryset.filter(public_id=term)
+            return (exact if exact.exists() else queryset.filter(public_id__iexact=term)), False
+        if SHORT_REFERENCE.fullmatch(compact):
+            by_reference = queryset.filter(reference_key=compact)
+            if looks_like_a_code or by_reference.exists():
+                return by_reference, False
+        return super().get_search_results(request, queryset, search_key(term))
+
+    def changelist_view(self, request, extra_context=None):
+        """The list, with what its orders add up to (count, received, refunded, net) under it:
+        the overview's figures, checkable against the list their links open."""
+        # One organization's (or several sharing a zone): its clock for the date drill-down too.
+        zones = {organization.timezone for organization in Organization.objects.filter(
+            pk__in=list(request_roles(request)))} if not request.user.is_superuser else set()
+        zone = zones.pop() if len(zones) == 1 else "UTC"
+        return in_zone(zone, self._changelist_with_totals, request, extra_context)
+
+    def _changelist_with_totals(self, request, extra_context):
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None:
+            response.context_data["order_totals"] = order_totals(changelist.queryset)
+        return response
 
     def has_erase_permission(self, request):
         """The erase action: for a member whose role may erase in some organization (the
@@ -173,7 +228,9 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
 
     @admin.display(description="Order", ordering="public_id")
     def reference(self, session):
-        return session.public_id
+        # The reference the attendee was given, and the order's id under it.
+        return format_html('{}<br><small class="order-id">{}</small>', order_reference(session.public_id),
+                           session.public_id)
 
     @admin.display(description="Attendee", ordering="customer_name")
     def attendee(self, session):
@@ -185,7 +242,7 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
 
     @admin.display(description="Created", ordering="created_at")
     def created(self, session):
-        return formats.date_format(timezone.localtime(session.created_at), "j M Y H:i")
+        return local_text(session.created_at, session.organization.timezone)
 
     @admin.display(description="Status", ordering="status")
     def status_shown(self, session):
@@ -212,14 +269,26 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
 
     def get_urls(self):
         export = path("export/", self.admin_site.admin_view(self.export_csv), name="checkout_checkoutsession_export")
-        return [export, *super().get_urls()]
+        xlsx = path("export.xlsx", self.admin_site.admin_view(self.export_xlsx),
+                    name="checkout_checkoutsession_export_xlsx")
+        return [export, xlsx, *super().get_urls()]
 
-    def export_csv(self, request):
-        """The orders the list shows (its filters and search), one CSV row per ticket, streamed."""
+    def export_xlsx(self, request):
+        """The same rows as the CSV, as an Excel workbook (numbers, times and text typed)."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         orders = self.get_changelist_instance(request).queryset
-        lines = csv_lines(ticket_rows(orders, export_questions(orders)))
+        workbook = xlsx_file(ticket_rows(orders, export_questions(orders)))
+        return FileResponse(workbook, as_attachment=True, filename=f"orders-{timezone.now():%Y%m%d-%H%M}.xlsx",
+                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+    def export_csv(self, request):
+        """The orders the list shows (its filters and search), one CSV row per ticket, streamed,
+        as a spreadsheet in the admin's language reads it (``checkout.admin_export``)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        orders = self.get_changelist_instance(request).queryset
+        lines = csv_lines(ticket_rows(orders, export_questions(orders)), dialect_for())
         response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="orders-{timezone.now():%Y%m%d-%H%M}.csv"'
         return response
@@ -227,10 +296,12 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         session = self.get_object(request, unquote(object_id))
         context = dict(extra_context or {})
-        if session is not None:
-            context.update(order_page(session))
-            context["title"] = f"Order {session.public_id}"
-        return super().change_view(request, object_id, form_url, context)
+        if session is None:
+            return super().change_view(request, object_id, form_url, context)
+        context.update(order_page(session))
+        context["title"] = f"Order {session.public_id}"
+        # The order's times on its organization's clock, each with the zone's abbreviation.
+        return in_zone(session.organization.timezone, super().change_view, request, object_id, form_url, context)
 
 
 def order_page(session: CheckoutSession) -> dict:
@@ -251,6 +322,7 @@ def order_page(session: CheckoutSession) -> dict:
                  "instructions": readable_instructions(p)} for p in session.payments.order_by("id")]
     return {
         "order": session,
+        "order_short_reference": order_reference(session.public_id),
         "order_amount": format_money(session.amount_total, session.currency),
         "order_paid": format_money(session.amount_paid, session.currency),
         "order_provider": provider_name(session.provider) if session.provider else "",

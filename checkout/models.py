@@ -4,11 +4,12 @@
 """
 
 import secrets
+import unicodedata
 from functools import partial
 
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Upper
+from django.db.models.functions import Right, Upper
 
 from ievents.crypto import new_public_id
 from ievents.models import Event, Organization, Question, TicketType
@@ -38,6 +39,14 @@ class Source(models.TextChoices):
     TIMER = "timer", "Timer"
 
 
+def search_key(text: str) -> str:
+    """Text as the orders search compares it: accents dropped, case folded, spaces single
+    ("  José  ÁVILA" → "jose avila"), so "Jose Avila" finds "José Ávila" and back."""
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    plain = "".join(char for char in decomposed if not unicodedata.combining(char))
+    return " ".join(plain.casefold().split())
+
+
 class CheckoutSession(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="checkout_sessions")
     event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="checkout_sessions")
@@ -46,6 +55,9 @@ class CheckoutSession(models.Model):
     version = models.PositiveIntegerField(default=1, editable=False, help_text="Grows with every transition.")
 
     customer_name = models.CharField(max_length=200, blank=True)
+    # ``search_key(customer_name)``, kept by ``save`` (and cleared by the erasure): what the
+    # orders search matches a name against, with or without accents.
+    search_name = models.CharField(max_length=200, blank=True, default="", db_default="", editable=False)
     customer_email = models.EmailField(blank=True)
     currency = models.CharField(max_length=3)
     amount_total = models.PositiveIntegerField(default=0, help_text="Minor units.")
@@ -79,6 +91,12 @@ class CheckoutSession(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
+    # The reference the attendee is given (``checkout.formatting.order_reference``: "UGH-7V2")
+    # without its dash, computed by the database from the id, so the orders search finds it
+    # through an index whichever way the order was written.
+    reference_key = models.GeneratedField(expression=Upper(Right("public_id", 6)),
+                                          output_field=models.CharField(max_length=6), db_persist=True)
+
     # The attendee's ticket email (checkout.services.send_confirmation): sent at least once.
     # A sender holds the lease while it sends; the sweep retries what was never marked sent.
     confirmation_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -108,10 +126,19 @@ class CheckoutSession(models.Model):
             # Finding one attendee's orders (erasure, the admin's search by email) without
             # reading every order: case-insensitive, as emails are compared.
             models.Index(Upper("customer_email"), name="session_email_upper"),
+            # The orders search by the reference the attendee holds ("UGH-7V2").
+            models.Index(fields=["reference_key"], name="session_reference_key"),
         ]
 
     def __str__(self):
         return self.public_id
+
+    def save(self, *args, **kwargs):
+        self.search_name = search_key(self.customer_name)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "customer_name" in update_fields and "search_name" not in update_fields:
+            kwargs["update_fields"] = [*update_fields, "search_name"]
+        super().save(*args, **kwargs)
 
     @property
     def is_free(self) -> bool:

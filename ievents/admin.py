@@ -4,9 +4,11 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.http import Http404
 from django.urls import path
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy
 
 from webhooks.admin.gate import (
     GateSettingsInline,
@@ -19,6 +21,7 @@ from webhooks.admin.gate import (
 
 from .admin_base import TenantScopedAdmin, TenantScopedInline, request_roles, show_secret_once
 from .admin_money import MoneyField, MoneyFormMixin
+from .admin_time import DEFAULT_ZONE, ZonedSplitDateTime, in_zone, known_zone, local_text
 from .crypto import mask
 from .models import ApiKey, Event, Membership, Organization, Question, Role, TicketType, new_signing_secret
 
@@ -148,10 +151,15 @@ class TicketTypeForm(MoneyFormMixin, forms.ModelForm):
         return event.currency if event is not None else "EUR"
 
 
+# Date-times typed as date and time, with the zone they are read in written beside them.
+ZONED_DATETIMES = {models.DateTimeField: {"form_class": forms.SplitDateTimeField, "widget": ZonedSplitDateTime}}
+
+
 class TicketTypeInline(TenantScopedInline, admin.TabularInline):
     model = TicketType
     form = TicketTypeForm
     formset = TicketTypeFormSet
+    formfield_overrides = ZONED_DATETIMES  # sales start and end: in the event's zone, as the event's start
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("event")  # each row's price needs its currency
@@ -178,6 +186,13 @@ class EventAdminForm(forms.ModelForm):
         model = Event
         fields = ["organization", "name", "description", "venue", "starts_at", "timezone", "currency", "published",
                   "payment_providers"]
+        help_texts = {
+            "starts_at": gettext_lazy("On the clock of the event's time zone, as attendees read it."),
+            "timezone": gettext_lazy(
+                "IANA time zone of the venue, e.g. Europe/Lisbon. The event's start and its ticket types' sales "
+                "start and end are typed and shown in it, and attendees read every time in it. Changing it keeps "
+                "the clock times as typed: 20:00 stays 20:00, now in the new zone."),
+        }
 
     def __init__(self, *args, **kwargs):
         from payments.models import Provider  # payments' models import this app's
@@ -192,14 +207,45 @@ class EventAdminForm(forms.ModelForm):
 @admin.register(Event)
 class EventAdmin(TenantScopedAdmin):
     form = EventAdminForm
-    list_display = ["name", "organization", "starts_at", "published", "public_link"]
+    list_display = ["name", "organization", "starts", "published", "public_link"]
     list_filter = ["published"]
     search_fields = ["name"]
     readonly_fields = ["public_id", "public_link"]
     inlines = [TicketTypeInline, QuestionInline, GateSettingsInline]
     actions = ["send_gate_test_request", "rotate_gate_secret"]
+    formfield_overrides = ZONED_DATETIMES
 
     change_form_template = "admin/ievents/event/change_form.html"
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """The event's page on the event's clock: its times are shown and read in its zone.
+
+        A zone chosen in the form being saved is the one its times are read in (a new event's
+        "20:00" in the zone picked beside it; an existing event moved to another zone keeps its
+        clock times). An unknown zone is the form's error, and the times are then read in the
+        event's saved zone.
+        """
+        zone = known_zone(request.POST.get("timezone")) if request.method == "POST" else None
+        if zone is None and object_id:
+            event = self.get_object(request, unquote(object_id))
+            zone = known_zone(event.timezone if event is not None else None)
+        if zone is None:
+            zone = self.get_changeform_initial_data(request).get("timezone", DEFAULT_ZONE)
+        return in_zone(zone, super().changeform_view, request, object_id, form_url, extra_context)
+
+    def get_changeform_initial_data(self, request):
+        """A new event starts in its organization's zone when the user has one organization."""
+        initial = super().get_changeform_initial_data(request)
+        if "timezone" not in initial and not request.user.is_superuser:
+            zones = set(Organization.objects.filter(pk__in=list(request_roles(request))).values_list("timezone",
+                                                                                                    flat=True))
+            if len(zones) == 1:
+                initial["timezone"] = zones.pop()
+        return initial
+
+    @admin.display(description=gettext_lazy("Starts"), ordering="starts_at")
+    def starts(self, event):
+        return local_text(event.starts_at, event.timezone)
 
     def save_formset(self, request, form, formset, change):
         super().save_formset(request, form, formset, change)

@@ -2,6 +2,16 @@
 
 ``upcoming_overview(organization_ids)`` returns plain rows for the template; every figure
 is aggregated in the database (annotate/values), none is read row by row.
+
+Each figure is named for what it counts and links to exactly the orders it counts, whose
+list shows the same count and sums (``order_totals``, under the orders list):
+
+- **Paid orders**: orders paid and not wholly refunded (``SOLD_STATUSES``) → ``?sold=yes``.
+- **Net revenue**: money received minus money refunded, over the orders that received money
+  → ``?money=received`` (the list's "Net").
+- **Refunded**: money given back, over the orders with a refund → ``?refunded=yes``.
+- **Cancelled**: orders cancelled (by the organizer or the attendee) → ``?status__exact=canceled``.
+- **Need attention**: orders flagged for the organizer → ``?attention=yes``.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from checkout.models import CheckoutSession, Status
 from webhooks.models import Delivery, GateCall
 
 from .admin_money import format_money
+from .admin_time import local_text
 from .models import Event, TicketType
 
 # Orders whose tickets count as sold (money received and not wholly given back).
@@ -42,10 +53,16 @@ class TicketTypeRow:
 @dataclass
 class EventRow:
     event: Event
-    revenue: str = "—"
-    refunds: str = "—"
-    orders: int = 0
+    starts: str = ""
+    paid_orders: int = 0
+    net_revenue: str = "—"
+    refunded: str = "—"
+    refunded_orders: int = 0
+    canceled_orders: int = 0
     needs_attention: int = 0
+    # The money figures in minor units, for code that compares them (tests, invariants).
+    net_revenue_minor: int = 0
+    refunded_minor: int = 0
     gate_denials: int = 0
     webhook_failures: int = 0
     ticket_types: list[TicketTypeRow] = field(default_factory=list)
@@ -75,8 +92,10 @@ def upcoming_overview(organization_ids: list[int] | None, now=None) -> list[Even
     types = TicketType.objects.filter(event__in=events).annotate(sold=sold).order_by("event_id", "position", "id")
     orders = _per_event(
         CheckoutSession.objects.filter(event__in=events),
-        orders=Count("pk", filter=~Q(status__in=[Status.OPEN, Status.EXPIRED, Status.CANCELED])),
-        revenue=Coalesce(Sum("amount_paid"), 0), refunds=Coalesce(Sum("amount_refunded"), 0),
+        paid_orders=Count("pk", filter=Q(status__in=SOLD_STATUSES)),
+        received=Coalesce(Sum("amount_paid"), 0), refunded=Coalesce(Sum("amount_refunded"), 0),
+        refunded_orders=Count("pk", filter=Q(amount_refunded__gt=0)),
+        canceled_orders=Count("pk", filter=Q(status=Status.CANCELED)),
         needs_attention=Count("pk", filter=~Q(needs_attention="")),
     )
     denials = _per_event(GateCall.objects.filter(event__in=events, outcome=GateCall.Outcome.DENIED, is_test=False,
@@ -95,17 +114,24 @@ def upcoming_overview(organization_ids: list[int] | None, now=None) -> list[Even
     for event_id, row in rows.items():
         figures = orders.get(event_id, {})
         currency = row.event.currency
-        row.orders = figures.get("orders", 0)
-        row.revenue = format_money(figures.get("revenue", 0), currency)
-        row.refunds = format_money(figures.get("refunds", 0), currency)
+        row.starts = local_text(row.event.starts_at, row.event.timezone)  # on the event's clock, as attendees read it
+        row.paid_orders = figures.get("paid_orders", 0)
+        row.net_revenue = format_money(figures.get("received", 0) - figures.get("refunded", 0), currency)
+        row.refunded = format_money(figures.get("refunded", 0), currency)
+        row.refunded_orders = figures.get("refunded_orders", 0)
+        row.net_revenue_minor = figures.get("received", 0) - figures.get("refunded", 0)
+        row.refunded_minor = figures.get("refunded", 0)
+        row.canceled_orders = figures.get("canceled_orders", 0)
         row.needs_attention = figures.get("needs_attention", 0)
         row.gate_denials = denials.get(event_id, {}).get("count", 0)
         row.webhook_failures = failures.get(event_id, 0)
         row.links = {
             "event": reverse("admin:ievents_event_change", args=[event_id]),
             "orders": _link("checkout_checkoutsession", event__id__exact=event_id),
-            "sold": _link("checkout_checkoutsession", event__id__exact=event_id, sold="yes"),
-            "refunds": _link("checkout_checkoutsession", event__id__exact=event_id, refunded="yes"),
+            "paid_orders": _link("checkout_checkoutsession", event__id__exact=event_id, sold="yes"),
+            "net_revenue": _link("checkout_checkoutsession", event__id__exact=event_id, money="received"),
+            "refunded": _link("checkout_checkoutsession", event__id__exact=event_id, refunded="yes"),
+            "canceled_orders": _link("checkout_checkoutsession", event__id__exact=event_id, status__exact="canceled"),
             "needs_attention": _link("checkout_checkoutsession", event__id__exact=event_id, attention="yes"),
             "gate_denials": _link("webhooks_gatecall", event__id__exact=event_id, outcome__exact="denied",
                                   created_at__gte=since.isoformat(timespec="seconds")),
@@ -114,3 +140,35 @@ def upcoming_overview(organization_ids: list[int] | None, now=None) -> list[Even
         }
     return list(rows.values())
 
+
+
+@dataclass
+class OrderTotals:
+    """What a list of orders adds up to, in one currency: the figures the overview links to."""
+
+    currency: str
+    orders: int
+    received: str
+    refunded: str
+    net: str
+    received_minor: int = 0
+    refunded_minor: int = 0
+
+    @property
+    def net_minor(self) -> int:
+        return self.received_minor - self.refunded_minor
+
+
+def order_totals(orders) -> list[OrderTotals]:
+    """The count and money of ``orders`` (a queryset of checkout sessions), per currency, in
+    one query: shown under the orders list, so each overview figure can be checked against
+    the list its link opens."""
+    rows = (orders.order_by().values("currency")
+            .annotate(count=Count("pk"), received=Coalesce(Sum("amount_paid"), 0),
+                      refunded=Coalesce(Sum("amount_refunded"), 0))
+            .order_by("currency"))
+    return [OrderTotals(currency=row["currency"], orders=row["count"],
+                        received=format_money(row["received"], row["currency"]),
+                        refunded=format_money(row["refunded"], row["currency"]),
+                        net=format_money(row["received"] - row["refunded"], row["currency"]),
+                        received_minor=row["received"], refunded_minor=row["refunded"]) for row in rows]

@@ -173,7 +173,7 @@ def _erase(orders: QuerySet, also: list[str] = ()) -> tuple[Counter, set[str]]:
         order.metadata = _scrub_json(order.metadata, scrub)
     CheckoutSession.objects.bulk_update(with_metadata, ["metadata"])
     rows["orders"] = CheckoutSession.objects.filter(pk__in=ids).update(
-        customer_name=MARKER, customer_email="", personal_data_erased_at=timezone.now())
+        customer_name=MARKER, search_name="", customer_email="", personal_data_erased_at=timezone.now())
     rows["answers"] = Answer.objects.filter(session_id__in=ids).exclude(value=MARKER).update(value=MARKER)
     rows["payments"] = _rewrite(Payment.objects.filter(session_id__in=ids).exclude(instructions={}),
                                 "instructions", lambda value: _scrub_json(value, scrub))

@@ -20,6 +20,16 @@ def new_signing_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+def validate_time_zone(name: str) -> None:
+    """An IANA time zone name this machine knows, such as Europe/Lisbon."""
+    import zoneinfo
+
+    from django.core.exceptions import ValidationError
+
+    if name not in zoneinfo.available_timezones():
+        raise ValidationError("Use an IANA time zone name such as Europe/Lisbon.", code="invalid_time_zone")
+
+
 class Organization(models.Model):
     """A tenant: an organizer's company. Everything an organizer sees hangs off one."""
 
@@ -33,6 +43,11 @@ class Organization(models.Model):
         default=new_signing_secret, help_text="Signs notifications sent to per-session webhook URLs."
     )
     notification_email = models.EmailField(blank=True, help_text="Where we write when something needs you.")
+    timezone = models.CharField(
+        max_length=64, default="Europe/Lisbon", validators=[validate_time_zone],
+        help_text=_("IANA time zone of the back office's order lists and pages, e.g. Europe/Lisbon "
+                    "(an event's own times are in the event's zone)."),
+    )
     require_two_factor = models.BooleanField(
         _("require two-factor sign-in"), default=False,
         help_text=_("Members sign in with a code from an authenticator app as well as their password; a member "
@@ -69,16 +84,6 @@ class Membership(models.Model):
 
 
 currency_code = RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO 4217 code such as EUR.")
-
-
-def validate_time_zone(name: str) -> None:
-    """An IANA time zone name this machine knows, such as Europe/Lisbon."""
-    import zoneinfo
-
-    from django.core.exceptions import ValidationError
-
-    if name not in zoneinfo.available_timezones():
-        raise ValidationError("Use an IANA time zone name such as Europe/Lisbon.", code="invalid_time_zone")
 
 
 class Event(models.Model):

@@ -6,6 +6,7 @@ from django.utils.html import format_html, format_html_join
 
 from ievents.admin_base import ReadOnlyTenantAdmin, TenantScopedAdmin
 from ievents.admin_money import format_money
+from ievents.admin_time import local_text
 
 from .forms import CREDENTIAL_FIELDS, IntegrationSettingsForm, webhook_url
 from .models import IntegrationSettings, Payment, Provider
@@ -86,13 +87,18 @@ class PaymentAdmin(ReadOnlyTenantAdmin):
 
     tenant_path = "session__organization"
     list_display = ["public_id", "order", "provider", "method", "status", "amount_shown", "received_shown",
-                    "created_at"]
+                    "created"]
     list_filter = ["provider", "status"]
-    list_select_related = ["session"]
+    list_select_related = ["session__organization"]
     search_fields = ["public_id", "provider_reference", "session__public_id"]
     fields = ["public_id", "order", "provider", "method", "status", "amount_shown", "received_shown",
               "reference_shown", "instructions_shown", "redirect_url", "created_at", "updated_at"]
     readonly_fields = fields
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, payment):
+        # On the organization's clock, as the orders list.
+        return local_text(payment.created_at, payment.session.organization.timezone)
 
     @admin.display(description="Order", ordering="session__public_id")
     def order(self, payment):

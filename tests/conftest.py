@@ -50,10 +50,14 @@ def other_organization(db):
 
 
 def event_change_form(event) -> dict:
-    """The admin's event change form as a browser posts it, no inline rows (gate inline: none)."""
+    """The admin's event change form as a browser posts it, no inline rows (gate inline: none);
+    its start on the event's clock, as the admin shows it."""
+    import zoneinfo
+
+    starts = timezone.localtime(event.starts_at, zoneinfo.ZoneInfo(event.timezone))
     return {
         "organization": event.organization_id, "name": event.name, "description": "", "venue": "",
-        "starts_at_0": event.starts_at.strftime("%Y-%m-%d"), "starts_at_1": event.starts_at.strftime("%H:%M:%S"),
+        "starts_at_0": starts.strftime("%Y-%m-%d"), "starts_at_1": starts.strftime("%H:%M:%S"),
         "currency": event.currency, "timezone": event.timezone, "published": "on",
         "ticket_types-TOTAL_FORMS": 0, "ticket_types-INITIAL_FORMS": 0,
         "questions-TOTAL_FORMS": 0, "questions-INITIAL_FORMS": 0,

@@ -12,7 +12,7 @@ def staff_become_managers(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ievents', '0001_initial'),
+        ("ievents", "0001_initial"),
     ]
 
     operations = [

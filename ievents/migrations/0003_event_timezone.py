@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ievents', '0002_roles_owner_manager_viewer'),
+        ("ievents", "0002_roles_owner_manager_viewer"),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ievents', '0003_event_timezone'),
+        ("ievents", "0003_event_timezone"),
     ]
 
     operations = [

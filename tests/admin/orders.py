@@ -4,7 +4,7 @@ admin shows what is stored."""
 from __future__ import annotations
 
 from checkout import services
-from checkout.models import Answer, CheckoutSession, Source, Status, Ticket, Transition
+from checkout.models import Answer, CheckoutSession, Source, Status, Ticket, Transition, search_key
 from payments.models import Payment
 
 PAID_STEPS = [("open", "payment_pending", "start_payment", Source.ATTENDEE, "stripe"),
@@ -18,7 +18,8 @@ def make_order(event, *, name="Rui Costa", email="rui@example.com", quantity=2, 
     ticket_type = event.ticket_types.first()
     session = services.create_session(event, [services.Item(ticket_type, quantity)], customer_email=email)
     CheckoutSession.objects.filter(pk=session.pk).update(
-        customer_name=name, status=Status.COMPLETED, amount_paid=session.amount_total, provider=provider,
+        customer_name=name, search_name=search_key(name), status=Status.COMPLETED, amount_paid=session.amount_total,
+        provider=provider,
         needs_attention=attention)
     for question, value in (answers or {}).items():
         Answer.objects.create(session=session, question=question, value=value)

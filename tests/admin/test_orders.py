@@ -51,6 +51,43 @@ def test_orders_are_found_by_ticket_code_reference_email_and_name(admin_client, 
     assert found(admin_client, "ABCD-EFGH") == []  # a code is matched whole, not guessed from a part
 
 
+def test_search_finds_what_people_hold(admin_client, order, event):
+    """The reference on the status page and in the email, a ticket code as it is read out, an
+    email in any case, a name with or without its accents."""
+    from checkout import services
+    from checkout.formatting import order_reference
+
+    reference = order_reference(order.public_id)  # "UGH-7V2"
+    assert found(admin_client, reference) == [order.public_id]
+    assert found(admin_client, reference.lower().replace("-", "")) == [order.public_id]
+    assert found(admin_client, f" {reference.lower()} ") == [order.public_id]
+    assert found(admin_client, "abcdefghjklm") == [order.public_id]  # lower case, no dashes
+    assert found(admin_client, "npqr stuv wxyz") == [order.public_id]
+    assert found(admin_client, "RUI@EXAMPLE.COM") == [order.public_id]
+
+    # A name saved as the attendee types it (the service's save keeps the search key).
+    other = services.create_session(event, [services.Item(event.ticket_types.get(), 1)])
+    services.save_attendee_details(other, name="José Ávila Conceição", email="jose@example.com", answers={})
+    for typed in ("jose avila", "JOSÉ ÁVILA", "Conceicao", "ávila conceição", "avila"):
+        assert found(admin_client, typed) == [other.public_id], typed
+    inês = make_order(event, name="Inês Sá", email="ines@example.com")
+    assert found(admin_client, "ines sa") == [inês.public_id]
+    assert found(admin_client, "INÊS") == [inês.public_id]
+    assert found(admin_client, "Marina") == []  # six letters, no such reference: searched as a name
+    # Twelve letters a ticket code could be made of, and no such code: searched as a name.
+    westerhagens = make_order(event, name="Westerhagens")
+    assert found(admin_client, "westerhagens") == [westerhagens.public_id]
+    assert found(admin_client, "ZZZ-999") == []
+
+
+def test_another_organizations_reference_finds_nothing(admin_client, order, other_organization):
+    from checkout.formatting import order_reference
+
+    theirs = make_order(make_event(other_organization, name="Theirs"), codes=["ZZZZ-ZZZZ-ZZZZ", "YYYY-YYYY-YYYY"])
+    assert found(admin_client, order_reference(theirs.public_id)) == []
+    assert found(admin_client, "zzzzzzzzzzzz") == []
+
+
 def test_another_organizations_ticket_code_finds_nothing(admin_client, order, other_organization):
     theirs = make_order(make_event(other_organization, name="Theirs"), codes=["ZZZZ-ZZZZ-ZZZZ", "YYYY-YYYY-YYYY"])
     assert found(admin_client, "ZZZZ-ZZZZ-ZZZZ") == []
@@ -120,3 +157,14 @@ def test_every_record_page_has_a_human_title(admin_client, order, event):
                 f"/admin/payments/payment/{payment.pk}/change/", f"{ORDERS}{order.pk}/change/"):
         html = admin_client.get(url).content.decode()
         assert "object (" not in html, url
+
+
+def test_an_erased_attendee_is_not_found_by_name_any_more(admin_client, event, organization):
+    from checkout.models import CheckoutSession
+    from ievents.erasure import erase_attendee
+
+    inês = make_order(event, name="Inês Sá", email="ines@example.com")
+    assert found(admin_client, "ines sa") == [inês.public_id]
+    erase_attendee(organization, "ines@example.com", source="admin")
+    assert found(admin_client, "ines sa") == []
+    assert CheckoutSession.objects.get(pk=inês.pk).search_name == ""

@@ -37,7 +37,7 @@ def test_the_front_page_shows_sold_held_and_available_per_ticket_type(admin_clie
     (row,) = upcoming_overview([organization.pk])
     (tt,) = row.ticket_types
     assert (tt.sold, tt.held, tt.available, tt.quantity) == (4, 2, 94, 100)
-    assert (row.revenue, row.refunds, row.orders) == ("€100.00", "€0.00", 2)
+    assert (row.net_revenue, row.refunded, row.paid_orders) == ("€100.00", "€0.00", 2)
     assert (row.needs_attention, row.gate_denials, row.webhook_failures) == (1, 1, 1)
 
     html = admin_client.get("/admin/").content.decode()
@@ -88,3 +88,69 @@ def test_a_viewer_sees_the_overview_too(client, organization, event):
     Membership.objects.filter(user=user).update(role="viewer")
     client.force_login(user)
     assert "Summit" in client.get("/admin/").content.decode()
+
+
+def test_each_figure_is_what_its_link_lists_and_what_the_export_holds(admin_client, event, organization):
+    """Paid, partly refunded, refunded, cancelled (with and without late money), open and
+    expired orders: each overview figure equals the count or sums of the list its link opens,
+    and of the export of that list."""
+    import csv
+    import io
+    from decimal import Decimal
+
+    from checkout.models import CheckoutSession
+
+    def order(status, *, paid=0, refunded=0, tickets=2, voided=0, attention=""):
+        made = make_order(event, quantity=2)
+        CheckoutSession.objects.filter(pk=made.pk).update(status=status, amount_paid=paid, amount_refunded=refunded,
+                                                          needs_attention=attention)
+        made.tickets.filter(pk__in=list(made.tickets.values_list("pk", flat=True)[tickets:])).delete()
+        made.tickets.filter(pk__in=list(made.tickets.values_list("pk", flat=True)[:voided])).update(
+            voided_at=timezone.now())
+        return made
+
+    order("completed", paid=5000)
+    order("partially_refunded", paid=5000, refunded=2500, voided=1)
+    order("refunded", paid=5000, refunded=5000, voided=2)
+    order("canceled", tickets=0)
+    order("canceled", paid=2500, tickets=0, attention="paid after it was cancelled: refund needed")
+    order("open", tickets=0)
+    order("expired", tickets=0)
+
+    (row,) = upcoming_overview([organization.pk])
+    assert (row.paid_orders, row.net_revenue, row.refunded, row.refunded_orders, row.canceled_orders,
+            row.needs_attention) == (2, "€100.00", "€75.00", 2, 2, 1)
+    page = admin_client.get("/admin/").content.decode()
+    for words in ("Paid orders", "Net revenue", "Refunded", "Cancelled", "€100.00", "€75.00"):
+        assert words in page
+
+    def listed(link):
+        response = admin_client.get(link)
+        (totals,) = response.context["order_totals"]
+        assert response.context["cl"].result_count == totals.orders
+        assert f"{totals.orders} order" in response.content.decode() and f"net {totals.net}" in response.content.decode()
+        return totals
+
+    def exported(link) -> tuple[int, Decimal, Decimal]:
+        query = link.split("?", 1)[1]
+        response = admin_client.get("/admin/checkout/checkoutsession/export/?" + query)
+        text = b"".join(response.streaming_content).decode("utf-8-sig")
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        money = lambda column: sum(Decimal(r[column]) for r in rows if r[column])  # noqa: E731
+        return len({r["Order id"] for r in rows}), money("Order paid"), money("Order refunded")
+
+    assert listed(row.links["paid_orders"]).orders == row.paid_orders == exported(row.links["paid_orders"])[0]
+    net = listed(row.links["net_revenue"])
+    assert (net.net, net.net_minor) == (row.net_revenue, row.net_revenue_minor) == ("€100.00", 10000)
+    count, paid, refunded = exported(row.links["net_revenue"])
+    assert (count, paid - refunded) == (net.orders, Decimal("100.00"))
+    refunds = listed(row.links["refunded"])
+    assert (refunds.refunded, refunds.orders) == (row.refunded, row.refunded_orders)
+    assert exported(row.links["refunded"])[2] == Decimal("75.00")
+    assert listed(row.links["canceled_orders"]).orders == row.canceled_orders == exported(
+        row.links["canceled_orders"])[0]
+    assert listed(row.links["needs_attention"]).orders == row.needs_attention
+    # Void tickets are marked so in the export, the live ones valid.
+    rows = list(csv.DictReader(io.StringIO(b"".join(admin_client.get(
+        "/admin/checkout/checkoutsession/export/").streaming_content).decode("utf-8-sig"), newline="")))
+    assert sorted(r["Ticket"] for r in rows if r["Ticket code"]) == ["Valid"] * 3 + ["Void"] * 3

@@ -209,7 +209,7 @@ def test_existing_keys_are_owners(organization):
 
 def members_form(organization, **changes):
     rows = list(Membership.objects.filter(organization=organization).order_by("pk"))
-    data = {"name": organization.name, "slug": organization.slug, "notification_email": "",
+    data = {"name": organization.name, "slug": organization.slug, "notification_email": "", "timezone": organization.timezone,
             "memberships-TOTAL_FORMS": len(rows), "memberships-INITIAL_FORMS": len(rows)}
     for i, row in enumerate(rows):
         data.update({f"memberships-{i}-id": row.pk, f"memberships-{i}-organization": organization.pk,
