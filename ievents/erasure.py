@@ -62,7 +62,11 @@ SHORTEST_NAME_SCRUBBED = 3  # "Al" would turn every "Also" in a log into a marke
 # An address as it is written in an order's history ("… from ana@old.pt to …"), plain or
 # URL-encoded (``%40``): the addresses an order once had, beyond the one it has now.
 # (No "=", "&", "?" or "/" in the local part: in a URL they end the parameter before it.)
-ADDRESS = re.compile(r"[\w.!#$%'*+^`{|}~-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+", re.IGNORECASE)
+# Not after "by ": that is the organizer who acted ("Refunded by olga@acme.test"), whose
+# login may be an email, not the attendee.
+BY_THE_ORGANIZER = r"(?<!by )"
+ADDRESS = re.compile(BY_THE_ORGANIZER + r"(?<![\w.!#$%'*+^`{|}~-])[\w.!#$%'*+^`{|}~-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+",
+                     re.IGNORECASE)
 
 
 class ErasureError(Exception):
@@ -86,7 +90,7 @@ def erase_attendee(organization: Organization, email: str, *, source: str, reque
         # The orders with this address now, and those an organizer corrected away from it.
         # (The database narrows by substring; the whole address decides: "ana@x.pt" is in
         # "joana@x.pt" too.)
-        whole = _finder(encodings([email]))
+        whole = re.compile(BY_THE_ORGANIZER + _finder(encodings([email])).pattern, re.IGNORECASE)
         corrected = [session_id for session_id, summary in OrderAction.objects.filter(
             session__organization=organization, summary__icontains=email).values_list("session_id", "summary")
             if whole.search(summary)]

@@ -39,8 +39,9 @@ def test_unreadable_messages_are_logged_and_set_aside_and_the_next_one_is_read(t
 def test_a_message_is_never_visible_half_written(tmp_path):
     """Written under a name no reader takes, then renamed into place."""
     with broker(tmp_path) as connection:
-        channel = connection.default_channel
-        channel._put("tasks", {"body": "x" * 10_000})  # noqa: SLF001 - the transport's own entry point
+        queue = connection.SimpleQueue("tasks")
+        queue.put({"body": "x" * 10_000})
+        queue.close()
     (written,) = (tmp_path / "out").iterdir()
     assert written.name.endswith(".tasks.msg") and written.stat().st_size > 10_000
     assert not any(p.name.endswith(broker_files.WRITING_SUFFIX) for p in (tmp_path / "out").iterdir())

@@ -209,3 +209,15 @@ def test_an_address_inside_a_longer_one_is_someone_else(api, organization, event
     # The scan matches substrings (it would see Ana in Joana): with Joana erased too, nothing is left.
     api.post("/v1/attendees/erase", {"email": "jo" + CORRECTED}, format="json")
     assert leftovers() == []
+
+
+def test_erasing_an_organizers_login_address_takes_none_of_the_orders_they_acted_on(api, organization, story):
+    """An organizer whose login is an email is named in every order they act on ("… by
+    olga@acme.test"): that is not an address those orders had."""
+    from django.contrib.auth import get_user_model
+
+    olga = get_user_model().objects.create_user("olga@acme.test", is_staff=True)
+    order_actions.resend_tickets(CheckoutSession.objects.get(pk=story["session"].pk), by=olga)
+    response = api.post("/v1/attendees/erase", {"email": "olga@acme.test"}, format="json")
+    assert response.status_code == 200 and response.json()["rows_total"] == 0
+    assert CheckoutSession.objects.get(pk=story["session"].pk).customer_email == CORRECTED
