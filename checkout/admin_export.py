@@ -12,7 +12,7 @@ import csv
 from collections.abc import Iterable, Iterator
 
 from django.db.models import Prefetch
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from ievents.admin_money import to_units
 from ievents.models import Question
@@ -53,9 +53,11 @@ def ticket_rows(orders, questions: list[Question]) -> Iterator[list]:
         answers = {answer.question_id: answer.value for answer in session.answers.all()}
         prices = {item.ticket_type_id: item.unit_price for item in session.line_items.all()}
         price = prices.get(ticket.ticket_type_id, ticket.ticket_type.price)
+        with translation.override(session.language):  # the event and ticket as the attendee read them
+            event_name, ticket_type_name = session.event.name, ticket.ticket_type.name
         yield [
             session.public_id, session.get_status_display(), session.customer_name, session.customer_email,
-            session.event.name, ticket.ticket_type.name, ticket.code,
+            event_name, ticket_type_name, ticket.code,
             to_units(price, session.currency), to_units(session.amount_paid, session.currency), session.currency,
             timezone.localtime(session.created_at).isoformat(timespec="seconds"),
             *[answers.get(question.pk, "") for question in questions],
