@@ -1,7 +1,7 @@
 """The invitation link's page: set a password and join, or accept with an existing account.
 
 Thin: read the token, ask ``ievents.team``, render. The token is in the URL's path, so the
-page tells browsers not to send it on as a referrer and not to keep the page.
+page tells browsers not to send it to other sites as a referrer and not to keep the page.
 """
 
 from django import forms
@@ -78,5 +78,7 @@ def _joined(request, token, *, context, user=None, password=""):
 
 def _render(request, context, status=200):
     response = render(request, "team/join.html", context, status=status)
-    response["Referrer-Policy"] = "no-referrer"
+    # The token must not travel to another site as a referrer; "no-referrer" would also make
+    # the browser post this page's form with "Origin: null", which CSRF protection refuses.
+    response["Referrer-Policy"] = "same-origin"
     return response

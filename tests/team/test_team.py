@@ -54,7 +54,7 @@ def test_an_owner_invites_a_manager_who_sets_a_password_and_sees_only_their_orga
 
     client.logout()
     page = client.get(path_of(link))
-    assert page.status_code == 200 and page["Referrer-Policy"] == "no-referrer"
+    assert page.status_code == 200 and page["Referrer-Policy"] == "same-origin"
     html = page.content.decode()
     assert '<label for="id_password1">Password</label>' in html and "Acme Events" in html
 
