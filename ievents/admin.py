@@ -88,7 +88,6 @@ class BothLanguagesForm(forms.ModelForm):
     needed in one language at least (the attendee page shows the other's when one is empty)."""
 
     required_texts: tuple[str, ...] = ()
-    text_widths: dict[str, int] = {}  # field → input size, so two languages fit side by side
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -98,8 +97,6 @@ class BothLanguagesForm(forms.ModelForm):
             for suffix, label in IN_LANGUAGE.items():
                 field = self.fields[f"{base}_{suffix}"]
                 field.label = label % {"field": verbose_name}
-                if base in self.text_widths and isinstance(field.widget, forms.TextInput):
-                    field.widget.attrs["size"] = self.text_widths[base]
 
     def clean(self):
         cleaned = super().clean()
@@ -115,7 +112,6 @@ class TicketTypeForm(MoneyFormMixin, BothLanguagesForm):
     price = MoneyField(label="Price")
     money_fields = ("price",)
     required_texts = ("name",)
-    text_widths = {"name": 18}
 
     class Meta:
         model = TicketType
@@ -144,7 +140,6 @@ class TicketTypeInline(TenantScopedInline, admin.TabularInline):
 
 class QuestionForm(BothLanguagesForm):
     required_texts = ("text",)
-    text_widths = {"text": 18}
 
     class Meta:
         model = Question
@@ -164,7 +159,6 @@ class EventAdminForm(BothLanguagesForm):
     providers as tick boxes rather than a JSON list."""
 
     required_texts = ("name",)
-    text_widths = {"name": 30}
 
     payment_providers = forms.MultipleChoiceField(
         choices=[], required=False, widget=forms.CheckboxSelectMultiple,

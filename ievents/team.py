@@ -19,6 +19,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext, gettext_lazy
@@ -69,14 +70,19 @@ def sync_staff(user) -> None:
 
 
 # --- Invitations ----------------------------------------------------------------------------
+def is_member_email(organization: Organization, email: str) -> bool:
+    """Whether someone with this email (or username) is on the organization's team already."""
+    members = Membership.objects.filter(organization=organization)
+    return members.filter(Q(user__email__iexact=email) | Q(user__username__iexact=email)).exists()
+
+
 def invite(organization: Organization, email: str, role: str, *, language: str, invited_by=None) -> Invitation:
     """Invite ``email`` to ``organization`` as ``role``; the email (in ``language``) goes out
     after commit. An earlier invitation of the same person to the same team stops working."""
     email = email.strip()
     if role not in Role.values:
         raise TeamError(gettext_lazy("Choose a role: owner, manager or viewer."))
-    if Membership.objects.filter(organization=organization, user__email__iexact=email).exists() or \
-            Membership.objects.filter(organization=organization, user__username__iexact=email).exists():
+    if is_member_email(organization, email):
         raise TeamError(gettext_lazy("This person is already a member of the team."))
     token = secrets.token_urlsafe(32)
     now = timezone.now()

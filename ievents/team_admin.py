@@ -104,8 +104,7 @@ class InvitationForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         organization, email = cleaned.get("organization"), cleaned.get("email")
-        if organization and email and Membership.objects.filter(organization=organization,
-                                                                user__email__iexact=email).exists():
+        if organization and email and team.is_member_email(organization, email.strip()):
             self.add_error("email", gettext("This person is already a member of the team."))
         return cleaned
 

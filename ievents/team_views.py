@@ -71,7 +71,7 @@ def _joined(request, token, *, context, user=None, password=""):
         user = team.accept(token, user=user, password=password)
     except team.TeamError as exc:  # used a moment ago (a double click), or the email is taken now
         return _render(request, {**context, "form": None, "problem": exc.message}, status=409)
-    if not request.user.is_authenticated:
+    if request.user.pk != user.pk:  # a new account (someone else signed in here is signed out)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     return redirect("admin:index")
 
