@@ -233,3 +233,19 @@ def test_inviting_a_member_again_is_a_form_error(client, owner, organization):
     response = invite_through_admin(client, organization, email="OLGA@example.com")
     assert response.status_code == 200 and "already a member" in response.content.decode()
     assert not Invitation.objects.exists()
+
+
+def test_inviting_a_member_known_by_username_is_a_form_error_too(client, owner, organization):
+    make_organizer(organization, username="rui@example.com")
+    response = invite_through_admin(client, organization, email="rui@example.com")
+    assert response.status_code == 200 and "already a member" in response.content.decode()
+    assert not Invitation.objects.exists()
+
+
+def test_permissions_come_from_membership_only(organization):
+    staff = get_user_model().objects.create_user("staff-only", is_staff=True)  # a member of nothing
+    assert not staff.has_perm("checkout.view_checkoutsession") and not staff.has_module_perms("checkout")
+    member = make_organizer(organization, username="member")
+    member = get_user_model().objects.get(pk=member.pk)
+    assert member.has_perm("checkout.view_checkoutsession") and member.has_module_perms("ievents")
+    assert not member.has_perm("ievents.add_organization") and not member.has_perm("auth.change_user")
