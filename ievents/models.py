@@ -57,6 +57,8 @@ class Membership(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "organization"], name="unique_membership")]
+        verbose_name = "member"  # the Team screen lists "members"
+        verbose_name_plural = "members"
 
     def __str__(self):
         return f"{self.user} @ {self.organization}"

@@ -2,7 +2,9 @@
 screen; the manager opens the emailed link, sets a password, signs in and sees only their
 organization — with no operator step and no group."""
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 from django.core import mail
@@ -15,6 +17,13 @@ from tests.conftest import make_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PASSWORD = "a-long-and-unusual-passphrase-42"
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+
+
+def docs_shot(page, name: str) -> None:
+    """With TEAM_DOCS=1, the screenshots docs/admin.md shows."""
+    if os.environ.get("TEAM_DOCS") == "1":
+        page.screenshot(path=str(DOCS_IMG / f"{name}.png"), full_page=True, scale="css")
 
 
 def test_an_owner_invites_a_manager_who_accepts_and_sees_only_their_organization(
@@ -41,6 +50,7 @@ def test_an_owner_invites_a_manager_who_accepts_and_sees_only_their_organization
     expect(invitee.locator("html")).to_have_attribute("lang", "pt-PT")
     expect(invitee.get_by_role("heading", name="Juntar-se à equipa")).to_be_visible()
     check(invitee, "join", shot)  # axe: no serious violation; targets big enough
+    docs_shot(invitee, "team-join-pt")
     invitee.get_by_label("Palavra-passe", exact=True).fill(PASSWORD)
     invitee.get_by_label("Palavra-passe outra vez").fill(PASSWORD + "!")
     invitee.get_by_role("button", name="Juntar-se à equipa").click()
@@ -51,6 +61,9 @@ def test_an_owner_invites_a_manager_who_accepts_and_sees_only_their_organization
     invitee.get_by_role("button", name="Juntar-se à equipa").click()
     invitee.wait_for_url(re.compile(r"/admin/$"))
     assert Membership.objects.get(user__email="mario@example.com").role == Role.MANAGER
+    page.goto("/admin/ievents/membership/")  # the owner's Team screen, Mário on it
+    expect(page.get_by_text("mario@example.com").first).to_be_visible()
+    docs_shot(page, "admin-team")
 
     # Signed out, then in with the password just chosen: only their organization's events.
     fresh = new_page()
