@@ -73,7 +73,6 @@ import json
 from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.utils import timezone
-from ievents.management.commands.seed_demo import organizer_group
 from ievents.models import Event, Membership, Organization, TicketType
 from payments.models import IntegrationSettings
 from webhooks.models import GateSettings, WebhookEndpoint
@@ -87,7 +86,6 @@ TicketType.objects.create(event=event, name="General", price=2500, quantity=10_0
 GateSettings.objects.create(event=event, enabled=True, url="http://127.0.0.1:9/", timeout_ms=3000)
 WebhookEndpoint.objects.create(organization=org, url="http://127.0.0.1:9/", enabled_events=["*"])
 user = get_user_model().objects.create_user("bench-organizer", password="x", is_staff=True)
-user.groups.add(organizer_group())
 Membership.objects.create(user=user, organization=org)
 print(json.dumps({"org": org.pk, "others": others}))
 """

@@ -102,9 +102,12 @@ def _rows(orders, questions: list[Question], words: dict) -> Iterator[list]:
         answers = {answer.question_id: answer.value for answer in session.answers.all()}
         prices = {item.ticket_type_id: item.unit_price for item in session.line_items.all()}
         paid_at = session.paid_steps[0].at if session.paid_steps else None
+        with translation.override(session.language):  # the event and tickets as the attendee read them
+            event_name = session.event.name
+            type_names = {t.ticket_type_id: t.ticket_type.name for t in session.tickets.all()}
         order = [order_reference(session.public_id), session.public_id,
                  words["statuses"].get(session.status, session.status), session.customer_name, session.customer_email,
-                 session.event.name, _local(session.event.starts_at, zone)]
+                 event_name, _local(session.event.starts_at, zone)]
         after = [session.currency, _local(session.created_at, zone), _local(paid_at, zone), session.event.timezone,
                  *[answers.get(question.pk, "") for question in questions]]
         money = [to_units(session.amount_paid, session.currency), to_units(session.amount_refunded, session.currency)]
@@ -115,7 +118,7 @@ def _rows(orders, questions: list[Question], words: dict) -> Iterator[list]:
                 cells = ["", "", None, ""]
             else:
                 price = prices.get(ticket.ticket_type_id, ticket.ticket_type.price)
-                cells = [ticket.ticket_type.name, ticket.code, to_units(price, session.currency),
+                cells = [type_names[ticket.ticket_type_id], ticket.code, to_units(price, session.currency),
                          words["void"] if ticket.voided_at else words["valid"]]
             yield [*order, *cells, *(money if position == 0 else [None, None]), *after]
 

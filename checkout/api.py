@@ -7,6 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ievents import languages
 from ievents.api_errors import ApiError
 from ievents.api_pagination import PAGINATION_PARAMETERS, paginate, paginated
 from ievents.models import Event, TicketType
@@ -30,6 +31,16 @@ class SessionInput(serializers.Serializer):
     cancel_url = serializers.URLField(required=False, allow_blank=True, max_length=2000)
     webhook_url = serializers.URLField(required=False, allow_blank=True, max_length=2000)
     metadata = serializers.DictField(required=False, child=serializers.CharField(max_length=500, allow_blank=True))
+    language = serializers.CharField(
+        required=False, max_length=10,
+        help_text="The attendee's language, \"en\" or \"pt-PT\": the organizer's texts in the gate's payload, "
+                  "notifications and the ticket email are in it. Default: the request's Accept-Language, else English.",
+    )
+
+    def validate_language(self, value):
+        if not languages.is_known(value):
+            raise serializers.ValidationError('Use "en" or "pt-PT".')
+        return languages.supported(value)
 
     def validate_metadata(self, value):
         if len(value) > 50:
@@ -70,6 +81,7 @@ class SessionList(APIView):
                 event, items, source=Source.API, customer_email=v.get("customer_email", ""),
                 success_url=v.get("success_url", ""), cancel_url=v.get("cancel_url", ""),
                 webhook_url=v.get("webhook_url", ""), metadata=v.get("metadata", {}),
+                language=v.get("language", ""),
             )
         except SoldOut as exc:
             raise ApiError(str(exc), "sold_out", status.HTTP_409_CONFLICT) from exc

@@ -2,8 +2,8 @@
 
 An HTML part with one QR code per ticket (PNG images sent inside the message and shown by
 ``cid:``, so no mail client fetches anything from anywhere), a plain-text part saying the
-same, and the event as a calendar file. Written in the language active when it is built:
-the attendee's own when the return page sends it.
+same, and the event as a calendar file. Written in the language the attendee bought in
+(``CheckoutSession.language``), wherever it is sent from.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import gettext, gettext_lazy
 
 from . import formatting, tickets
@@ -69,7 +70,13 @@ def calendar_for(session) -> str:
 
 
 def build(session) -> TicketEmail:
-    """The email for a completed session, from its tickets, event and payment."""
+    """The email for a completed session, from its tickets, event and payment, in the
+    language the attendee bought in (the sweep sends it from a worker that has none)."""
+    with translation.override(session.language):
+        return _build(session)
+
+
+def _build(session) -> TicketEmail:
     event = session.event
     issued = list(session.tickets.filter(voided_at__isnull=True).select_related("ticket_type"))
     payment, organizer = _payment_and_organizer(session)

@@ -72,6 +72,10 @@ class CheckoutSession(models.Model):
     cancel_url = models.URLField(max_length=2000, blank=True)
     webhook_url = models.URLField(max_length=2000, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # The language the attendee bought in (one of settings.LANGUAGES): what is built for them
+    # later (the gate's payload, notifications, emails, the CSV) uses the organizer's texts
+    # in it, so it says what they saw.
+    language = models.CharField(max_length=10, default="en", db_default="en", editable=False)
 
     # The pre-payment gate's approval covers exactly these submitted details.
     gate_approved_fingerprint = models.CharField(max_length=64, blank=True, editable=False)

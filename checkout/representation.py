@@ -3,6 +3,9 @@
 from django.conf import settings
 from django.db.models import Prefetch, prefetch_related_objects
 from django.urls import reverse
+from django.utils import translation
+
+from ievents.languages import web_code
 
 from .models import Answer, LineItem, Status
 
@@ -31,7 +34,14 @@ def with_listed_rows(session):
 
 
 def session_as_api(session) -> dict:
+    """The session, with the organizer's texts (ticket type names, questions) in the language
+    the attendee bought in: the gate, notifications and the API read what the attendee saw."""
     with_listed_rows(session)
+    with translation.override(session.language):
+        return _as_api(session)
+
+
+def _as_api(session) -> dict:
     line_items = [
         {
             "ticket_type": item.ticket_type.public_id,
@@ -59,6 +69,7 @@ def session_as_api(session) -> dict:
         "amount_paid": session.amount_paid,
         "amount_refunded": session.amount_refunded,
         "currency": session.currency,
+        "language": web_code(session.language),
         "payment_provider": session.provider or None,
         "expires_at": session.expires_at.isoformat(),
         "created": session.created_at.isoformat(),

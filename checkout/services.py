@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from ievents import languages
 from ievents.models import Event, TicketType
 
 from . import emails, inventory, state
@@ -70,8 +71,12 @@ def create_session(
     webhook_url: str = "",
     metadata: dict | None = None,
     client_address: str = "",
+    language: str = "",
 ) -> CheckoutSession:
     """Open a session holding the tickets; all or nothing. Raises ``InvalidOrder``/``SoldOut``.
+
+    ``language``: the attendee's (default: the active one, the attendee's own on our pages);
+    what is built for them later carries the organizer's texts in it.
 
     The hold is taken last: its row locks are what attendees of an on-sale wait on, so
     they are held only from the reservation to the commit, not while the session, its line
@@ -92,6 +97,7 @@ def create_session(
             webhook_url=webhook_url,
             metadata=metadata or {},
             client_address=client_address,
+            language=languages.supported(language or languages.active()),
         )
         LineItem.objects.bulk_create(
             LineItem(session=session, ticket_type=types[pk], quantity=qty, unit_price=types[pk].price)
@@ -194,6 +200,15 @@ def _save_answers(locked: CheckoutSession, answers: dict[int, str]) -> None:
     gone = [a.pk for question_id, a in existing.items() if question_id not in answers]
     if gone:
         Answer.objects.filter(pk__in=gone).delete()
+
+
+def record_language(session: CheckoutSession, language: str) -> None:
+    """The attendee went on in ``language`` (they switched it after choosing their tickets):
+    what is built for them from now on uses it."""
+    language = languages.supported(language)
+    if session.language != language:
+        CheckoutSession.objects.filter(pk=session.pk).update(language=language)
+        session.language = language
 
 
 def details_fingerprint(session: CheckoutSession) -> str:

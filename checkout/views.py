@@ -4,7 +4,7 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods
 
@@ -100,6 +100,7 @@ def attendee_form(request, session_id):
         except services.CheckoutError as exc:
             alert = texts.shown(exc.message)
         else:
+            services.record_language(session, translation.get_language())  # the gate reads what they read
             decision = run_gate(session, client_ip=client_ip(request))
             if decision.allowed:
                 return redirect("checkout:review", session.public_id)

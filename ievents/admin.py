@@ -8,7 +8,8 @@ from django.db import models
 from django.http import Http404
 from django.urls import path
 from django.utils.html import format_html
-from django.utils.translation import gettext_lazy
+from django.utils.text import capfirst
+from django.utils.translation import gettext_lazy as _
 
 from webhooks.admin.gate import (
     GateSettingsInline,
@@ -23,49 +24,13 @@ from .admin_base import TenantScopedAdmin, TenantScopedInline, request_roles, sh
 from .admin_money import MoneyField, MoneyFormMixin
 from .admin_time import DEFAULT_ZONE, ZonedSplitDateTime, in_zone, known_zone, local_text
 from .crypto import mask
-from .models import ApiKey, Event, Membership, Organization, Question, Role, TicketType, new_signing_secret
-
-
-class MembershipFormSet(forms.BaseInlineFormSet):
-    def clean(self):
-        super().clean()
-        kept = [form.cleaned_data.get("role", form.instance.role) for form in self.forms
-                if form.cleaned_data and not form.cleaned_data.get("DELETE")]
-        if Role.OWNER not in kept:
-            raise forms.ValidationError("An organization keeps at least one owner.")
-
-
-class MembershipInline(admin.TabularInline):
-    """The organization's members and their roles. Owners change a role or remove a member;
-    giving someone a login and adding them is for the platform's operators (a list of every
-    user to choose from would show other organizations' people)."""
-
-    model = Membership
-    formset = MembershipFormSet
-    extra = 0
-    fields = ["user", "role"]
-    verbose_name_plural = "members"
-
-    def _is_owner(self, request, obj) -> bool:
-        return request.user.is_superuser or (obj is not None and request_roles(request).get(obj.pk) == Role.OWNER)
-
-    def get_readonly_fields(self, request, obj=None):
-        return [] if request.user.is_superuser else ["user"]
-
-    def has_add_permission(self, request, obj=None):
-        return request.user.is_superuser
-
-    def has_change_permission(self, request, obj=None):
-        return self._is_owner(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return self._is_owner(request, obj)
+from .models import ApiKey, Event, Organization, Question, TicketType, new_signing_secret
+from .team_admin import InvitationAdmin, TeamAdmin  # noqa: F401 (registers the Team and Invitations screens)
 
 
 @admin.register(Organization)
 class OrganizationAdmin(TenantScopedAdmin):
     tenant_path = "pk"
-    inlines = [MembershipInline]
     list_display = ["name", "slug", "public_id"]
     readonly_fields = ["public_id", "signing_secret_shown"]
     exclude = ["signing_secret"]
@@ -92,29 +57,6 @@ class OrganizationAdmin(TenantScopedAdmin):
         return request.user.is_superuser
 
 
-@admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
-    """Superusers only. Memberships decide what every tenant filter shows: an organizer who
-    could edit one could move themselves into another organization."""
-
-    list_display = ["user", "organization", "role"]
-
-    def has_module_permission(self, request):
-        return request.user.is_superuser
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_superuser
-
-    def has_change_permission(self, request, obj=None):
-        return request.user.is_superuser
-
-    def has_add_permission(self, request):
-        return request.user.is_superuser
-
-    def has_delete_permission(self, request, obj=None):
-        return request.user.is_superuser
-
-
 class TicketTypeFormSet(forms.BaseInlineFormSet):
     """A quantity below what is held or sold is a form error (the ``no_oversell`` check
     constraint made it a server error)."""
@@ -133,15 +75,49 @@ class TicketTypeFormSet(forms.BaseInlineFormSet):
                 form.add_error("quantity", f"{held} ticket(s) are held or sold: the quantity cannot be lower.")
 
 
-class TicketTypeForm(MoneyFormMixin, forms.ModelForm):
+# The organizer's texts, one column per language (ievents/translation.py): labelled for
+# people ("Name in Portuguese"), side by side, and required in at least one of the two.
+IN_LANGUAGE = {"en": _("%(field)s in English"), "pt_pt": _("%(field)s in Portuguese")}
+
+
+def both_languages(*fields: str) -> list[str]:
+    """``"name"`` → ``["name_en", "name_pt_pt"]``: a form's or an inline's columns."""
+    return [f"{field}_{suffix}" for field in fields for suffix in IN_LANGUAGE]
+
+
+class BothLanguagesForm(forms.ModelForm):
+    """A form with the organizer's texts in English and Portuguese; ``required_texts`` are
+    needed in one language at least (the attendee page shows the other's when one is empty)."""
+
+    required_texts: tuple[str, ...] = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        bases = [name.removesuffix("_en") for name in self.fields if name.endswith("_en")]
+        for base in bases:
+            verbose_name = capfirst(self._meta.model._meta.get_field(base).verbose_name)
+            for suffix, label in IN_LANGUAGE.items():
+                field = self.fields[f"{base}_{suffix}"]
+                field.label = label % {"field": verbose_name}
+
+    def clean(self):
+        cleaned = super().clean()
+        for base in self.required_texts:
+            if f"{base}_en" in self.fields and not (cleaned.get(f"{base}_en") or cleaned.get(f"{base}_pt_pt")):
+                self.add_error(f"{base}_en", _("Write it in English, in Portuguese or in both."))
+        return cleaned
+
+
+class TicketTypeForm(MoneyFormMixin, BothLanguagesForm):
     """A ticket type with its price in the event's currency units: 18 is €18.00."""
 
     price = MoneyField(label="Price")
     money_fields = ("price",)
+    required_texts = ("name",)
 
     class Meta:
         model = TicketType
-        fields = ["name", "price", "quantity", "max_per_order", "sales_start", "sales_end", "position"]
+        fields = [*both_languages("name"), "price", "quantity", "max_per_order", "sales_start", "sales_end", "position"]
 
     def form_currency(self) -> str:
         # While the event is being saved, the currency is the one just typed on it.
@@ -164,17 +140,32 @@ class TicketTypeInline(TenantScopedInline, admin.TabularInline):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("event")  # each row's price needs its currency
     extra = 0
-    fields = ["name", "price", "quantity", "reserved", "max_per_order", "sales_start", "sales_end", "position"]
+    fields = [*both_languages("name"), "price", "quantity", "reserved", "max_per_order", "sales_start", "sales_end",
+              "position"]
     readonly_fields = ["reserved"]
+
+
+class QuestionForm(BothLanguagesForm):
+    required_texts = ("text",)
+
+    class Meta:
+        model = Question
+        fields = [*both_languages("text"), "kind", *both_languages("choices"), "required", "position"]
+        widgets = {name: forms.Textarea(attrs={"rows": 3, "cols": 16}) for name in both_languages("choices")}
 
 
 class QuestionInline(TenantScopedInline, admin.TabularInline):
     model = Question
+    form = QuestionForm
+    fields = QuestionForm.Meta.fields
     extra = 0
 
 
-class EventAdminForm(forms.ModelForm):
-    """The event, with its payment providers as tick boxes rather than a JSON list."""
+class EventAdminForm(BothLanguagesForm):
+    """The event, its name and description in both languages side by side, and its payment
+    providers as tick boxes rather than a JSON list."""
+
+    required_texts = ("name",)
 
     payment_providers = forms.MultipleChoiceField(
         choices=[], required=False, widget=forms.CheckboxSelectMultiple,
@@ -184,11 +175,12 @@ class EventAdminForm(forms.ModelForm):
 
     class Meta:
         model = Event
-        fields = ["organization", "name", "description", "venue", "starts_at", "timezone", "currency", "published",
-                  "payment_providers"]
+        fields = ["organization", *both_languages("name", "description"), "venue", "starts_at", "timezone", "currency",
+                  "published", "payment_providers"]
+        widgets = {name: forms.Textarea(attrs={"rows": 4, "cols": 34}) for name in both_languages("description")}
         help_texts = {
-            "starts_at": gettext_lazy("On the clock of the event's time zone, as attendees read it."),
-            "timezone": gettext_lazy(
+            "starts_at": _("On the clock of the event's time zone, as attendees read it."),
+            "timezone": _(
                 "IANA time zone of the venue, e.g. Europe/Lisbon. The event's start and its ticket types' sales "
                 "start and end are typed and shown in it, and attendees read every time in it. Changing it keeps "
                 "the clock times as typed: 20:00 stays 20:00, now in the new zone."),
@@ -209,8 +201,10 @@ class EventAdmin(TenantScopedAdmin):
     form = EventAdminForm
     list_display = ["name", "organization", "starts", "published", "public_link"]
     list_filter = ["published"]
-    search_fields = ["name"]
+    search_fields = both_languages("name")  # either language finds it, whatever the admin's
     readonly_fields = ["public_id", "public_link"]
+    fields = ["organization", tuple(both_languages("name")), tuple(both_languages("description")), "venue",
+              "starts_at", "timezone", "currency", "published", "payment_providers", "public_id", "public_link"]
     inlines = [TicketTypeInline, QuestionInline, GateSettingsInline]
     actions = ["send_gate_test_request", "rotate_gate_secret"]
     formfield_overrides = ZONED_DATETIMES
@@ -243,7 +237,7 @@ class EventAdmin(TenantScopedAdmin):
                 initial["timezone"] = zones.pop()
         return initial
 
-    @admin.display(description=gettext_lazy("Starts"), ordering="starts_at")
+    @admin.display(description=_("Starts"), ordering="starts_at")
     def starts(self, event):
         return local_text(event.starts_at, event.timezone)
 

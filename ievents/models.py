@@ -78,6 +78,8 @@ class Membership(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "organization"], name="unique_membership")]
+        verbose_name = "member"  # the Team screen lists "members"
+        verbose_name_plural = "members"
 
     def __str__(self):
         return f"{self.user} @ {self.organization}"
@@ -214,3 +216,36 @@ class ApiKey(models.Model):
         if row is not None:
             cls.objects.filter(pk=row.pk).update(last_used_at=timezone.now())
         return row
+
+
+class Invitation(models.Model):
+    """An owner's invitation to join their organization's team with a role (``ievents.team``).
+
+    Only a hash of the link's token is kept: the link is in the email and nowhere else. It
+    works once, until ``expires_at``, and not after it was revoked.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MANAGER)
+    language = models.CharField(max_length=10, default="en", help_text="The language of the invitation email.")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(editable=False)
+    accepted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.email
+
+    @staticmethod
+    def hash(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    def usable(self, now=None) -> bool:
+        return self.accepted_at is None and self.revoked_at is None and (now or timezone.now()) < self.expires_at

@@ -27,7 +27,8 @@ ERASE_ATTENDEE = "erase_attendee"
 
 # Screens that hold secrets or decide who is who: owners only, even to look at.
 OWNER_ONLY_MODELS = frozenset({
-    "ievents.organization", "ievents.membership", "ievents.apikey", "payments.integrationsettings",
+    "ievents.organization", "ievents.membership", "ievents.invitation", "ievents.apikey",
+    "payments.integrationsettings",
 })
 
 _ALLOWED: dict[str, frozenset[str]] = {

@@ -52,6 +52,7 @@ if not FIELD_ENCRYPTION_KEYS:
     ]
 
 INSTALLED_APPS = [
+    "modeltranslation",  # the organizer's texts in each language (ievents/translation.py); before the admin
     "ievents.admin_apps.IEventsAdminConfig",  # django.contrib.admin with the iEvents site
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -307,6 +308,13 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Auth, i18n, static, email ---------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    # A member of an organization holds the admin's permissions on its screens: membership
+    # alone opens the back office, the role narrows it (ievents/auth.py).
+    "ievents.auth.MembershipPermissions",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -318,6 +326,11 @@ LANGUAGE_CODE = "en"
 # live in locale/<locale>/LC_MESSAGES/django.po, compiled by `manage.py compilemessages`.
 LANGUAGES = [("en", "English"), ("pt-pt", "Português")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# The organizer's own texts (event name and description, ticket type names, questions and
+# their choices) are written per language (``name_en``, ``name_pt_pt``: ievents/translation.py);
+# ``name`` reads the active language's, else the other's, so nobody sees an empty name.
+MODELTRANSLATION_DEFAULT_LANGUAGE = "en"
+MODELTRANSLATION_FALLBACK_LANGUAGES = {"default": ("en", "pt-pt"), "en": ("pt-pt",), "pt-pt": ("en",)}
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

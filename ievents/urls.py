@@ -7,7 +7,7 @@ from checkout import api as checkout_api
 from webhooks import inbound
 
 from . import api as events_api
-from . import erasure_api
+from . import erasure_api, team_views
 from .views import home
 
 api_v1 = [
@@ -27,6 +27,7 @@ urlpatterns = [
     path("", home, name="home"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),  # set_language: the attendee's language switcher
+    path("team/join/<str:token>/", team_views.join, name="team_join"),  # an invitation's link
     # Provider webhooks forwarded to the API domain: a plain view with its own shared secret,
     # outside DRF's API-key authentication (webhooks.inbound.api_provider_webhook).
     path("v1/webhooks/payments/<str:provider>", inbound.api_provider_webhook, name="api_provider_webhook"),

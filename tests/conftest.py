@@ -35,6 +35,18 @@ def pytest_runtest_setup(item):
         pytest.skip(message)
 
 
+@pytest.fixture(autouse=True)
+def default_language():
+    """Each test starts in the default language: a request's language (LocaleMiddleware
+    activates it in the test's thread) must not leak into the next test, where the organizer's
+    texts it creates would be written, and looked up, in that language (ievents/translation.py)."""
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.deactivate()
+
+
 @pytest.fixture
 def organization(db):
     from ievents.models import Organization
@@ -56,7 +68,8 @@ def event_change_form(event) -> dict:
 
     starts = timezone.localtime(event.starts_at, zoneinfo.ZoneInfo(event.timezone))
     return {
-        "organization": event.organization_id, "name": event.name, "description": "", "venue": "",
+        "organization": event.organization_id, "name_en": event.name_en or "", "name_pt_pt": event.name_pt_pt or "",
+        "description_en": "", "description_pt_pt": "", "venue": "",
         "starts_at_0": starts.strftime("%Y-%m-%d"), "starts_at_1": starts.strftime("%H:%M:%S"),
         "currency": event.currency, "timezone": event.timezone, "published": "on",
         "ticket_types-TOTAL_FORMS": 0, "ticket_types-INITIAL_FORMS": 0,
@@ -86,14 +99,13 @@ ORGANIZER_PASSWORD = "pw-organizer-7f3a9c"
 
 
 def make_organizer(organization, username="ana", password=ORGANIZER_PASSWORD):
-    """A staff user in the Organizers group, member of ``organization`` only."""
+    """A staff member of ``organization`` only (an owner), with no group or permission of its
+    own: membership alone opens the back office (ievents.auth)."""
     from django.contrib.auth import get_user_model
 
-    from ievents.management.commands.seed_demo import organizer_group
     from ievents.models import Membership
 
     user = get_user_model().objects.create_user(username, password=password, is_staff=True)
-    user.groups.add(organizer_group())
     Membership.objects.create(user=user, organization=organization)
     return user
 

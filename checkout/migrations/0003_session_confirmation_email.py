@@ -13,7 +13,7 @@ def mark_existing_confirmations_sent(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('checkout', '0002_session_details_version'),
+        ("checkout", "0002_session_details_version"),
         ('ievents', '0001_initial'),
     ]
 

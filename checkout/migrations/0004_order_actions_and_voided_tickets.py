@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('checkout', '0003_session_confirmation_email'),
+        ("checkout", "0003_session_confirmation_email"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('checkout', '0004_order_actions_and_voided_tickets'),
+        ("checkout", "0004_order_actions_and_voided_tickets"),
         ('ievents', '0001_initial'),
     ]
 

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('checkout', '0005_session_client_address'),
+        ("checkout", "0005_session_client_address"),
         ('ievents', '0001_initial'),
     ]
 

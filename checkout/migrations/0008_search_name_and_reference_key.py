@@ -22,7 +22,7 @@ def fill_search_names(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('checkout', '0007_ticket_code_trigram_index'),
+        ("checkout", "0007_ticket_code_trigram_index"),
         ("ievents", "0005_organization_timezone"),
     ]
 

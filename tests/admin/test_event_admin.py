@@ -54,7 +54,7 @@ def test_an_unknown_provider_is_refused_and_nothing_changes(client, event):
 def ticket_type_rows(event, **changes) -> dict:
     """The event's form with its one ticket type as an inline row, ``changes`` applied."""
     tt = event.ticket_types.get()
-    row = {"id": tt.pk, "event": event.pk, "name": tt.name, "price": "25.00", "quantity": tt.quantity,
+    row = {"id": tt.pk, "event": event.pk, "name_en": tt.name, "price": "25.00", "quantity": tt.quantity,
            "max_per_order": tt.max_per_order, "sales_start_0": "", "sales_start_1": "", "sales_end_0": "",
            "sales_end_1": "", "position": tt.position} | changes
     data = event_change_form(event) | {"ticket_types-TOTAL_FORMS": 1, "ticket_types-INITIAL_FORMS": 1}

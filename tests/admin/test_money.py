@@ -47,7 +47,7 @@ def test_minor_units_follow_the_currencys_exponent():
 
 def ticket_type_form(event, price, currency="EUR", **more):
     data = {**event_change_form(event), "currency": currency, "ticket_types-TOTAL_FORMS": 1,
-            "ticket_types-0-name": "Standing", "ticket_types-0-price": price, "ticket_types-0-quantity": 50,
+            "ticket_types-0-name_en": "Standing", "ticket_types-0-price": price, "ticket_types-0-quantity": 50,
             "ticket_types-0-max_per_order": 10, "ticket_types-0-position": 0, "ticket_types-0-event": event.pk}
     data.update(more)
     return data

@@ -44,7 +44,7 @@ def test_an_organizer_cannot_open_another_organizations_objects(client, organize
 def test_an_organizer_cannot_create_an_event_for_another_organization(client, organizer, other_organization):
     client.force_login(organizer)
     response = client.post("/admin/ievents/event/add/", {
-        "organization": other_organization.pk, "name": "Sneaky", "starts_at_0": "2030-01-01", "starts_at_1": "10:00",
+        "organization": other_organization.pk, "name_en": "Sneaky", "starts_at_0": "2030-01-01", "starts_at_1": "10:00",
         "currency": "EUR", "timezone": "Europe/Lisbon", "published": "on",
         "ticket_types-TOTAL_FORMS": 0, "ticket_types-INITIAL_FORMS": 0,
         "questions-TOTAL_FORMS": 0, "questions-INITIAL_FORMS": 0,

@@ -15,15 +15,20 @@ def secret_shown_once(page) -> str:
     return secret
 
 
-def fill_new_event(page, organization, *, name="Porto Data Night"):
-    """On the event add form: the event's fields and one ticket type (Standard, 15.00, 40)."""
+def fill_new_event(page, organization, *, name="Porto Data Night", name_pt="", ticket_pt=""):
+    """On the event add form: the event's fields and one ticket type (Standard, 15.00, 40);
+    ``name_pt`` and ``ticket_pt``: the Portuguese texts beside the English ones."""
     choose_organization(page, organization)
-    page.get_by_label("Name:").fill(name)
+    page.get_by_label("Name in English:").fill(name)
+    if name_pt:
+        page.get_by_label("Name in Portuguese:").fill(name_pt)
     page.locator("input[name=starts_at_0]").fill("2030-05-17")
     page.locator("input[name=starts_at_1]").fill("19:30:00")
     page.get_by_label("Venue:").fill("Alfândega do Porto")
     page.get_by_text("Add another Ticket type").click()
     row = page.locator("tr.form-row.dynamic-ticket_types").first
-    row.locator("input[name$=-name]").fill("Standard")
+    row.locator("input[name$=-name_en]").fill("Standard")
+    if ticket_pt:
+        row.locator("input[name$=-name_pt_pt]").fill(ticket_pt)
     row.locator("input[name$=-price]").fill("15.00")
     row.locator("input[name$=-quantity]").fill("40")

@@ -62,7 +62,7 @@ def test_an_organizer_prices_in_euros_sells_finds_the_order_by_a_ticket_code_and
     fill_new_event(page, organization)
     page.locator("tr.form-row.dynamic-ticket_types input[name$=-price]").first.fill("18.50")
     page.get_by_text("Add another Question").click()
-    page.locator("tr.form-row.dynamic-questions input[name$=-text]").first.fill("Dietary needs")
+    page.locator("tr.form-row.dynamic-questions input[name$=-text_en]").first.fill("Dietary needs")
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator(".messagelist")).to_contain_text("was added successfully")
     event = Event.objects.get(name="Porto Data Night")

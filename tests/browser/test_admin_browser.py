@@ -42,7 +42,7 @@ def test_an_organizer_creates_an_event_in_admin_and_an_attendee_buys_a_ticket(pa
     fill_new_event(page, organization)
     page.get_by_text("Add another Question").click()
     question = page.locator("tr.form-row.dynamic-questions").first
-    question.locator("input[name$=-text]").fill("Dietary needs")
+    question.locator("input[name$=-text_en]").fill("Dietary needs")
     shot("new-event")
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator(".messagelist")).to_contain_text("was added successfully")

@@ -36,6 +36,6 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def organizer(organization):
-    """Ana, staff, in the Organizers group, member of ``organization`` only."""
+    """Ana, staff, member of ``organization`` only."""
     return make_organizer(organization, ORGANIZER_USERNAME, ORGANIZER_PASSWORD)
 

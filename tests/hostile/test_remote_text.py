@@ -15,7 +15,6 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from checkout.models import Status
-from ievents.management.commands.seed_demo import organizer_group
 from ievents.models import Membership
 from payments.models import Payment
 from tests.servers import LocalServer, Reply
@@ -40,7 +39,6 @@ def assert_escaped(html: str, *, shown: bool = True):
 @pytest.fixture
 def organizer(client, mine):
     user = get_user_model().objects.create_user("ana-x", is_staff=True)
-    user.groups.add(organizer_group())
     Membership.objects.create(user=user, organization=mine.org)
     client.force_login(user)
     return user

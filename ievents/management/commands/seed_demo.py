@@ -3,26 +3,14 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from ievents.models import Event, Membership, Organization, Question, TicketType
 from payments.models import IntegrationSettings
 
-ORGANIZER_APPS = ("ievents", "checkout", "webhooks", "payments")
 DEMO_ORGANIZER = "organizer"
 DEFAULT_DEMO_PASSWORD = "demo-organizer"
-
-
-def organizer_group() -> Group:
-    """The permissions an organizer has in admin; rows are still filtered by organization."""
-    group, _ = Group.objects.get_or_create(name="Organizers")
-    perms = Permission.objects.filter(content_type__app_label__in=ORGANIZER_APPS).exclude(
-        content_type__model__in=["organization", "membership"], codename__startswith="add_"
-    )
-    group.permissions.set(perms)
-    return group
 
 
 class Command(BaseCommand):
@@ -36,24 +24,30 @@ class Command(BaseCommand):
         if created:
             user.set_password(password)
             user.save()
-        user.groups.add(organizer_group())
+        # Membership alone opens the back office (ievents.auth): no group to add.
         Membership.objects.get_or_create(user=user, organization=org)
         IntegrationSettings.objects.get_or_create(organization=org, provider="sandbox")
         event = Event.objects.filter(organization=org).first()
         if event is None:
             event = Event.objects.create(
                 organization=org, name="Lisbon Tech Summit", venue="Centro de Congressos, Lisboa",
-                description="A day of talks and workshops.", starts_at=timezone.now() + timedelta(days=30),
+                description="A day of talks and workshops.", description_pt_pt="Um dia de palestras e workshops.",
+                starts_at=timezone.now() + timedelta(days=30),
                 currency="EUR",
             )
-            TicketType.objects.create(event=event, name="General admission", price=2500, quantity=200, position=0)
-            TicketType.objects.create(event=event, name="Workshop pass", price=7500, quantity=30, position=1)
-            TicketType.objects.create(event=event, name="Student (free)", price=0, quantity=20, position=2,
-                                      max_per_order=1)
-            Question.objects.create(event=event, text="Company", kind="text", position=0)
-            Question.objects.create(event=event, text="T-shirt size", kind="choice", choices="S\nM\nL\nXL",
+            # Each text in English and in Portuguese (ievents/translation.py).
+            TicketType.objects.create(event=event, name_en="General admission", name_pt_pt="Entrada geral",
+                                      price=2500, quantity=200, position=0)
+            TicketType.objects.create(event=event, name_en="Workshop pass", name_pt_pt="Passe de workshop",
+                                      price=7500, quantity=30, position=1)
+            TicketType.objects.create(event=event, name_en="Student (free)", name_pt_pt="Estudante (gratuito)",
+                                      price=0, quantity=20, position=2, max_per_order=1)
+            Question.objects.create(event=event, text="Company", text_pt_pt="Empresa", kind="text", position=0)
+            Question.objects.create(event=event, text="T-shirt size", text_pt_pt="Tamanho da T-shirt", kind="choice",
+                                    choices="S\nM\nL\nXL",
                                     required=True, position=1)
-            Question.objects.create(event=event, text="I accept the code of conduct", kind="checkbox",
+            Question.objects.create(event=event, text="I accept the code of conduct",
+                                    text_pt_pt="Aceito o código de conduta", kind="checkbox",
                                     required=True, position=2)
         if options["verbosity"] > 0:
             self.stdout.write("\n".join(demo_links(settings.PUBLIC_BASE_URL)))
