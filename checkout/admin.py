@@ -18,6 +18,7 @@ from django.http import FileResponse, StreamingHttpResponse
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy
 
 from ievents import roles
 from ievents.admin_base import ReadOnlyTenantAdmin, request_roles
@@ -117,11 +118,11 @@ class SoldFilter(admin.SimpleListFilter):
 class MoneyFilter(admin.SimpleListFilter):
     """Orders that received money: the set the overview's "Net revenue" adds up."""
 
-    title = "money"
+    title = gettext_lazy("money")
     parameter_name = "money"
 
     def lookups(self, request, model_admin):
-        return [("received", "Money received")]
+        return [("received", gettext_lazy("Money received"))]
 
     def queryset(self, request, queryset):
         return queryset.filter(amount_paid__gt=0) if self.value() == "received" else queryset
@@ -171,7 +172,8 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
     # columns, with the term folded as ``search_name`` is (accents dropped, case folded). Ticket
     # codes are matched whole only (``get_search_results``): no join to the tickets here.
     search_fields = ["public_id", "customer_email", "search_name"]
-    search_help_text = "Email, name (with or without accents), ticket code, or order reference (UGH-7V2 or cs_…)"
+    search_help_text = gettext_lazy("Email, name (with or without accents), ticket code, or order reference "
+                                    "(UGH-7V2 or cs_…)")
     actions = [erase_selected_attendees]
     date_hierarchy = "created_at"
     fieldsets = [("Technical", {"classes": ["collapse"], "fields": TECHNICAL_FIELDS})]
