@@ -17,6 +17,8 @@ from datetime import datetime
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.utils import formats, timezone
 
+from .models import NOT_PLACES
+
 DEFAULT_ZONE = "Europe/Lisbon"
 
 
@@ -26,7 +28,7 @@ _zones = functools.cache(zoneinfo.available_timezones)
 
 def known_zone(name: str | None) -> str | None:
     """``name`` if it is an IANA zone this machine knows, else None."""
-    return name if name and name in _zones() else None
+    return name if name and name in _zones() and name not in NOT_PLACES else None
 
 
 def local_text(value: datetime | None, zone_name: str) -> str:
