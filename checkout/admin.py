@@ -21,12 +21,11 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy
 
 from ievents import roles
-from ievents.admin_base import ReadOnlyTenantAdmin, request_roles
+from ievents.admin_base import ReadOnlyTenantAdmin
 from ievents.admin_money import format_money
 from ievents.admin_overview import SOLD_STATUSES, order_totals
 from ievents.admin_time import in_zone, local_text
 from ievents.erasure_admin import erase_selected_attendees
-from ievents.models import Organization
 from payments.admin import provider_link, readable_instructions
 from payments.models import Provider
 
@@ -208,14 +207,8 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
 
     def changelist_view(self, request, extra_context=None):
         """The list, with what its orders add up to (count, received, refunded, net) under it:
-        the overview's figures, checkable against the list their links open."""
-        # One organization's (or several sharing a zone): its clock for the date drill-down too.
-        zones = {organization.timezone for organization in Organization.objects.filter(
-            pk__in=list(request_roles(request)))} if not request.user.is_superuser else set()
-        zone = zones.pop() if len(zones) == 1 else "UTC"
-        return in_zone(zone, self._changelist_with_totals, request, extra_context)
-
-    def _changelist_with_totals(self, request, extra_context):
+        the overview's figures, checkable against the list their links open. (On the
+        organization's clock, as every page of the back office: ``IEventsAdminSite.admin_view``.)"""
         response = super().changelist_view(request, extra_context)
         changelist = getattr(response, "context_data", {}).get("cl")
         if changelist is not None:

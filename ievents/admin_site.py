@@ -1,10 +1,13 @@
 """The organizer's back office: the admin site, branded iEvents, with the overview as its
 front page and our own names for the screens ("Orders", "Payment providers")."""
 
+import functools
+
 from django.contrib import admin
 
 from .admin_base import permitted_organization_ids
 from .admin_overview import upcoming_overview
+from .admin_time import in_zone, organization_zone
 
 
 class IEventsAdminSite(admin.AdminSite):
@@ -15,6 +18,18 @@ class IEventsAdminSite(admin.AdminSite):
     # The orders list needs the width (every column in view at 1280 px); the breadcrumbs
     # and the overview lead everywhere the sidebar did.
     enable_nav_sidebar = False
+
+    def admin_view(self, view, cacheable=False):
+        """Every page on the organization's clock (Django shows times in the active zone); the
+        event's page switches to the event's own (``EventAdmin.changeform_view``)."""
+        inner = super().admin_view(view, cacheable)
+
+        @functools.wraps(inner)
+        def on_the_organizations_clock(request, *args, **kwargs):
+            zone = organization_zone(request)
+            return inner(request, *args, **kwargs) if zone is None else in_zone(zone, inner, request, *args, **kwargs)
+
+        return on_the_organizations_clock
 
     def get_app_list(self, request, app_label=None):
         """Each screen under the title its ModelAdmin gives it (``title``), if any."""

@@ -39,6 +39,19 @@ def local_text(value: datetime | None, zone_name: str) -> str:
     return f"{formats.date_format(local, 'j M Y H:i')} {local.tzname()}"
 
 
+def organization_zone(request) -> str | None:
+    """The zone of the user's organizations when they share one (most users have one
+    organization), else None: the back office's pages are on that clock."""
+    from .admin_base import request_roles
+    from .models import Organization
+
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or user.is_superuser or not request_roles(request):
+        return None
+    zones = set(Organization.objects.filter(pk__in=list(request_roles(request))).values_list("timezone", flat=True))
+    return known_zone(zones.pop()) if len(zones) == 1 else None
+
+
 def in_zone(zone_name: str, view, *args, **kwargs):
     """Run an admin view with ``zone_name`` active, rendering its response inside the zone
     (a TemplateResponse renders after the view returns, when the zone would be gone)."""

@@ -158,3 +158,12 @@ def test_payments_are_listed_on_the_organizations_clock(admin_client, event):
     order = make_order(event)
     Payment.objects.filter(session=order).update(created_at=datetime(2027, 7, 10, 19, 5, tzinfo=UTC))
     assert "10 Jul 2027 20:05 WEST" in admin_client.get("/admin/payments/payment/").content.decode()
+
+
+def test_every_back_office_page_is_on_the_organizations_clock(admin_client, event):
+    from webhooks.models import GateCall
+
+    call = GateCall.objects.create(event=event, outcome="denied", decision="deny", status_code=403)
+    GateCall.objects.filter(pk=call.pk).update(created_at=datetime(2027, 7, 10, 19, 5, tzinfo=UTC))
+    page = admin_client.get("/admin/webhooks/gatecall/").content.decode()
+    assert "8:05 p.m." in page and "7:05 p.m." not in page
