@@ -18,14 +18,14 @@ from django.http import FileResponse, StreamingHttpResponse
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy
 
 from ievents import roles
-from ievents.admin_base import ReadOnlyTenantAdmin, request_roles
+from ievents.admin_base import ReadOnlyTenantAdmin
 from ievents.admin_money import format_money
 from ievents.admin_overview import SOLD_STATUSES, order_totals
 from ievents.admin_time import in_zone, local_text
 from ievents.erasure_admin import erase_selected_attendees
-from ievents.models import Organization
 from payments.admin import provider_link, readable_instructions
 from payments.models import Provider
 
@@ -117,11 +117,11 @@ class SoldFilter(admin.SimpleListFilter):
 class MoneyFilter(admin.SimpleListFilter):
     """Orders that received money: the set the overview's "Net revenue" adds up."""
 
-    title = "money"
+    title = gettext_lazy("money")
     parameter_name = "money"
 
     def lookups(self, request, model_admin):
-        return [("received", "Money received")]
+        return [("received", gettext_lazy("Money received"))]
 
     def queryset(self, request, queryset):
         return queryset.filter(amount_paid__gt=0) if self.value() == "received" else queryset
@@ -171,7 +171,8 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
     # columns, with the term folded as ``search_name`` is (accents dropped, case folded). Ticket
     # codes are matched whole only (``get_search_results``): no join to the tickets here.
     search_fields = ["public_id", "customer_email", "search_name"]
-    search_help_text = "Email, name (with or without accents), ticket code, or order reference (UGH-7V2 or cs_…)"
+    search_help_text = gettext_lazy("Email, name (with or without accents), ticket code, or order reference "
+                                    "(UGH-7V2 or cs_…)")
     actions = [erase_selected_attendees]
     date_hierarchy = "created_at"
     fieldsets = [("Technical", {"classes": ["collapse"], "fields": TECHNICAL_FIELDS})]
@@ -206,14 +207,8 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
 
     def changelist_view(self, request, extra_context=None):
         """The list, with what its orders add up to (count, received, refunded, net) under it:
-        the overview's figures, checkable against the list their links open."""
-        # One organization's (or several sharing a zone): its clock for the date drill-down too.
-        zones = {organization.timezone for organization in Organization.objects.filter(
-            pk__in=list(request_roles(request)))} if not request.user.is_superuser else set()
-        zone = zones.pop() if len(zones) == 1 else "UTC"
-        return in_zone(zone, self._changelist_with_totals, request, extra_context)
-
-    def _changelist_with_totals(self, request, extra_context):
+        the overview's figures, checkable against the list their links open. (On the
+        organization's clock, as every page of the back office: ``IEventsAdminSite.admin_view``.)"""
         response = super().changelist_view(request, extra_context)
         changelist = getattr(response, "context_data", {}).get("cl")
         if changelist is not None:

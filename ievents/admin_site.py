@@ -1,7 +1,7 @@
 """The organizer's back office: the admin site, branded iEvents, with the overview as its
 front page and our own names for the screens ("Orders", "Payment providers")."""
 
-from functools import partial
+import functools
 
 from django.contrib import admin
 from django.urls import path
@@ -9,6 +9,7 @@ from django.urls import path
 from . import two_factor_views
 from .admin_base import permitted_organization_ids
 from .admin_overview import upcoming_overview
+from .admin_time import in_zone, organization_zone
 
 
 class IEventsAdminSite(admin.AdminSite):
@@ -19,6 +20,18 @@ class IEventsAdminSite(admin.AdminSite):
     # The orders list needs the width (every column in view at 1280 px); the breadcrumbs
     # and the overview lead everywhere the sidebar did.
     enable_nav_sidebar = False
+
+    def admin_view(self, view, cacheable=False):
+        """Every page on the organization's clock (Django shows times in the active zone); the
+        event's page switches to the event's own (``EventAdmin.changeform_view``)."""
+        inner = super().admin_view(view, cacheable)
+
+        @functools.wraps(inner)
+        def on_the_organizations_clock(request, *args, **kwargs):
+            zone = organization_zone(request)
+            return inner(request, *args, **kwargs) if zone is None else in_zone(zone, inner, request, *args, **kwargs)
+
+        return on_the_organizations_clock
 
     def get_app_list(self, request, app_label=None):
         """Each screen under the title its ModelAdmin gives it (``title``), if any."""
@@ -34,7 +47,7 @@ class IEventsAdminSite(admin.AdminSite):
         """The member's two-factor pages, behind the staff login like every admin page (and
         behind the code, or enrolment, as ``two_factor_views.TwoFactorMiddleware`` decides)."""
         def page(view, route, name):
-            return path(route, self.admin_view(partial(view, self)), name=name)
+            return path(route, self.admin_view(functools.partial(view, self)), name=name)
 
         return [
             page(two_factor_views.verify_view, "two-factor/verify/", "two_factor_verify"),

@@ -17,6 +17,8 @@ from datetime import datetime
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.utils import formats, timezone
 
+from .models import NOT_PLACES
+
 DEFAULT_ZONE = "Europe/Lisbon"
 
 
@@ -26,7 +28,7 @@ _zones = functools.cache(zoneinfo.available_timezones)
 
 def known_zone(name: str | None) -> str | None:
     """``name`` if it is an IANA zone this machine knows, else None."""
-    return name if name and name in _zones() else None
+    return name if name and name in _zones() and name not in NOT_PLACES else None
 
 
 def local_text(value: datetime | None, zone_name: str) -> str:
@@ -35,6 +37,19 @@ def local_text(value: datetime | None, zone_name: str) -> str:
         return "—"
     local = timezone.localtime(value, zoneinfo.ZoneInfo(zone_name))
     return f"{formats.date_format(local, 'j M Y H:i')} {local.tzname()}"
+
+
+def organization_zone(request) -> str | None:
+    """The zone of the user's organizations when they share one (most users have one
+    organization), else None: the back office's pages are on that clock."""
+    from .admin_base import request_roles
+    from .models import Organization
+
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or user.is_superuser or not request_roles(request):
+        return None
+    zones = set(Organization.objects.filter(pk__in=list(request_roles(request))).values_list("timezone", flat=True))
+    return known_zone(zones.pop()) if len(zones) == 1 else None
 
 
 def in_zone(zone_name: str, view, *args, **kwargs):

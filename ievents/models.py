@@ -20,13 +20,18 @@ def new_signing_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+# Names the tz database lists that are no place: "localtime" is whatever zone the server is
+# in, "Factory" a placeholder.
+NOT_PLACES = {"localtime", "Factory"}
+
+
 def validate_time_zone(name: str) -> None:
     """An IANA time zone name this machine knows, such as Europe/Lisbon."""
     import zoneinfo
 
     from django.core.exceptions import ValidationError
 
-    if name not in zoneinfo.available_timezones():
+    if name in NOT_PLACES or name not in zoneinfo.available_timezones():
         raise ValidationError("Use an IANA time zone name such as Europe/Lisbon.", code="invalid_time_zone")
 
 

@@ -3,6 +3,7 @@ from urllib.parse import quote, urlencode
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy
 
 from ievents.admin_base import ReadOnlyTenantAdmin, TenantScopedAdmin
 from ievents.admin_money import format_money
@@ -95,7 +96,7 @@ class PaymentAdmin(ReadOnlyTenantAdmin):
               "reference_shown", "instructions_shown", "redirect_url", "created_at", "updated_at"]
     readonly_fields = fields
 
-    @admin.display(description="Created", ordering="created_at")
+    @admin.display(description=gettext_lazy("Created"), ordering="created_at")
     def created(self, payment):
         # On the organization's clock, as the orders list.
         return local_text(payment.created_at, payment.session.organization.timezone)

@@ -82,9 +82,12 @@ def test_sales_start_is_read_on_the_events_clock(admin_client, organization):
     assert TicketType.objects.get().sales_start == datetime(2027, 6, 1, 9, 0, tzinfo=UTC)
 
 
-def test_a_time_that_does_not_exist_on_the_events_clock_is_a_form_error(admin_client, organization):
-    # 01:30 on 28 March 2027 never happens in Lisbon (01:00 jumps to 02:00).
-    response = admin_client.post(ADD, add_form(organization, zone="Europe/Lisbon", day="2027-03-28", time="01:30"))
+@pytest.mark.parametrize("day", [
+    "2027-03-28",  # 01:30 never happens in Lisbon that night (01:00 jumps to 02:00)
+    "2027-10-31",  # 01:30 happens twice (02:00 goes back to 01:00): which one is not said
+])
+def test_a_time_that_does_not_exist_on_the_events_clock_is_a_form_error(admin_client, organization, day):
+    response = admin_client.post(ADD, add_form(organization, zone="Europe/Lisbon", day=day, time="01:30"))
     assert response.status_code == 200 and "couldn" in response.content.decode()
     assert not Event.objects.exists()
 
@@ -155,3 +158,12 @@ def test_payments_are_listed_on_the_organizations_clock(admin_client, event):
     order = make_order(event)
     Payment.objects.filter(session=order).update(created_at=datetime(2027, 7, 10, 19, 5, tzinfo=UTC))
     assert "10 Jul 2027 20:05 WEST" in admin_client.get("/admin/payments/payment/").content.decode()
+
+
+def test_every_back_office_page_is_on_the_organizations_clock(admin_client, event):
+    from webhooks.models import GateCall
+
+    call = GateCall.objects.create(event=event, outcome="denied", decision="deny", status_code=403)
+    GateCall.objects.filter(pk=call.pk).update(created_at=datetime(2027, 7, 10, 19, 5, tzinfo=UTC))
+    page = admin_client.get("/admin/webhooks/gatecall/").content.decode()
+    assert "8:05 p.m." in page and "7:05 p.m." not in page

@@ -19,7 +19,8 @@ def test_an_event_is_in_lisbon_unless_told_otherwise(api):
     assert Event.objects.get(public_id=created["id"]).timezone == "Atlantic/Madeira"
 
 
-@pytest.mark.parametrize("zone", ["Lisbon", "Europe/Atlantis", "europe/lisbon", "", "../../etc/passwd", "x" * 65])
+@pytest.mark.parametrize("zone", ["Lisbon", "Europe/Atlantis", "europe/lisbon", "", "../../etc/passwd", "x" * 65,
+                                  "localtime", "Factory"])
 def test_a_time_zone_that_does_not_exist_is_a_field_error(api, zone):
     response = api.post("/v1/events", {**EVENT, "timezone": zone}, format="json")
     assert response.status_code == 400 and "timezone" in response.json()["error"]["fields"]
