@@ -218,6 +218,11 @@ CHECKOUT_LIMITS_EXEMPT_ADDRESSES = env_list("CHECKOUT_LIMITS_EXEMPT_ADDRESSES", 
 # after the checkout opened, whatever deadline the reference has.
 CHECKOUT_MAX_PENDING_HOLD_HOURS = int(os.environ.get("CHECKOUT_MAX_PENDING_HOLD_HOURS",
                                                      str(MULTIBANCO_DEADLINE_HOURS)))
+# Guessing promo codes (checkout.promo): wrong, expired or used-up codes typed on an event's
+# page, per client address and per event (all addresses together), in a sliding window.
+PROMO_CODE_MAX_FAILURES_PER_ADDRESS = int(os.environ.get("PROMO_CODE_MAX_FAILURES_PER_ADDRESS", "10"))
+PROMO_CODE_MAX_FAILURES_PER_EVENT = int(os.environ.get("PROMO_CODE_MAX_FAILURES_PER_EVENT", "500"))
+PROMO_CODE_FAILURE_WINDOW_SECONDS = int(os.environ.get("PROMO_CODE_FAILURE_WINDOW_SECONDS", "900"))
 # Proxies in front of the web processes that append the client's address to
 # X-Forwarded-For (a load balancer: 1). 0: the connection's own address, X-Forwarded-For
 # ignored (anyone can send one). Used for these limits and the gate's rate limit.
