@@ -21,7 +21,7 @@ class TicketTypeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TicketType
-        fields = ["id", "name", "price", "quantity", "available", "max_per_order", "sales_start", "sales_end"]
+        fields = ["id", "name", "price", "quantity", "available", "max_per_order", "sales_start", "sales_end", "hidden"]
 
 
 class EventSerializer(serializers.ModelSerializer):
