@@ -258,3 +258,6 @@ def order_page(session: CheckoutSession) -> dict:
         "order_tickets": tickets, "order_lines": lines, "order_answers": answers, "order_payments": payments,
         "order_history": history(session),
     }
+
+
+from . import promo_admin  # noqa: E402,F401  (registers the promo codes' admin)

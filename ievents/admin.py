@@ -138,7 +138,7 @@ class TicketTypeForm(MoneyFormMixin, forms.ModelForm):
 
     class Meta:
         model = TicketType
-        fields = ["name", "price", "quantity", "max_per_order", "sales_start", "sales_end", "position"]
+        fields = ["name", "price", "quantity", "max_per_order", "sales_start", "sales_end", "position", "hidden"]
 
     def form_currency(self) -> str:
         # While the event is being saved, the currency is the one just typed on it.
@@ -156,7 +156,8 @@ class TicketTypeInline(TenantScopedInline, admin.TabularInline):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("event")  # each row's price needs its currency
     extra = 0
-    fields = ["name", "price", "quantity", "reserved", "max_per_order", "sales_start", "sales_end", "position"]
+    fields = ["name", "price", "quantity", "reserved", "max_per_order", "sales_start", "sales_end", "position",
+              "hidden"]
     readonly_fields = ["reserved"]
 
 
