@@ -21,7 +21,7 @@ from .models import Answer, LineItem, Ticket
 
 CHUNK_SIZE = 2000
 FIXED_COLUMNS = ["Order reference", "Status", "Name", "Email", "Event", "Ticket type", "Ticket code", "Price",
-                 "Paid", "Currency", "Created"]
+                 "Paid", "Currency", "Created", "Promo code", "Discount"]
 # A cell a spreadsheet would run as a formula ("=HYPERLINK(…)"): prefixed with ' so it is text.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -45,19 +45,20 @@ def ticket_rows(orders, questions: list[Question]) -> Iterator[list]:
         .prefetch_related(Prefetch("session__answers", queryset=Answer.objects.only("session_id", "question_id",
                                                                                      "value")),
                           Prefetch("session__line_items", queryset=LineItem.objects.only("session_id", "ticket_type_id",
-                                                                                          "unit_price")))
+                                                                                          "unit_price", "unit_discount")))
         .order_by("-session__created_at", "session_id", "id")
     )
     for ticket in tickets.iterator(chunk_size=CHUNK_SIZE):
         session = ticket.session
         answers = {answer.question_id: answer.value for answer in session.answers.all()}
-        prices = {item.ticket_type_id: item.unit_price for item in session.line_items.all()}
-        price = prices.get(ticket.ticket_type_id, ticket.ticket_type.price)
+        prices = {item.ticket_type_id: (item.unit_price, item.unit_discount) for item in session.line_items.all()}
+        price, discount = prices.get(ticket.ticket_type_id, (ticket.ticket_type.price, 0))
         yield [
             session.public_id, session.get_status_display(), session.customer_name, session.customer_email,
             session.event.name, ticket.ticket_type.name, ticket.code,
             to_units(price, session.currency), to_units(session.amount_paid, session.currency), session.currency,
             timezone.localtime(session.created_at).isoformat(timespec="seconds"),
+            session.promo_code_text, to_units(discount, session.currency) if session.promo_code_text else "",
             *[answers.get(question.pk, "") for question in questions],
         ]
 

@@ -23,7 +23,7 @@ import secrets
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 
@@ -223,6 +223,25 @@ def order_discount_matches(session: CheckoutSession) -> bool:
     uses = uses_in(terms, {item.ticket_type_id: item.quantity for item in items}) if terms else 0
     return (lines_ok and discount == session.discount_total and uses == session.promo_uses
             and session.amount_total == sum(item.list_amount for item in items) - discount)
+
+
+# --- What codes gave, for the organizer -------------------------------------------------------
+@dataclass(frozen=True)
+class CodeFigure:
+    event: Event
+    code: str
+    orders: int  # paid orders that used it (refunded ones included: the discount was given)
+    discount: int  # minor units, in the event's currency
+
+
+def codes_given(events: list[Event]) -> list[CodeFigure]:
+    """Per event and code: the paid orders that used it and the discount they were given.
+    One aggregate query, most discount first."""
+    by_pk = {event.pk: event for event in events}
+    rows = (CheckoutSession.objects.filter(event__in=by_pk, status__in=CONSUMING).exclude(promo_code_text="")
+            .values("event_id", "promo_code_text").annotate(orders=Count("pk"), discount=Sum("discount_total"))
+            .order_by("event_id", "-discount", "promo_code_text"))
+    return [CodeFigure(by_pk[row["event_id"]], row["promo_code_text"], row["orders"], row["discount"]) for row in rows]
 
 
 # --- Making codes ----------------------------------------------------------------------------
