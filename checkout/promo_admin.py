@@ -49,7 +49,7 @@ class PromoCodeForm(MoneyFormMixin, forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        event = cleaned.get("event")
+        event = cleaned.get("event") or (self.instance.event if self.instance.event_id else None)
         code = normalize_code(cleaned.get("code") or "") or promo.new_code()
         cleaned["code"] = code
         if cleaned.get("percent_off") is not None and not 1 <= cleaned["percent_off"] <= 100:
@@ -92,6 +92,10 @@ class PromoCodeAdmin(TenantScopedAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("event")
+
+    def get_readonly_fields(self, request, obj=None):
+        # A code's orders and uses belong to its event: it never moves to another.
+        return [*self.readonly_fields, "event"] if obj is not None else self.readonly_fields
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         field = super().formfield_for_manytomany(db_field, request, **kwargs)

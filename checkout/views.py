@@ -1,5 +1,7 @@
 """Attendee pages. Thin: parse the form, call a service, render."""
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -146,7 +148,10 @@ def start_again(request, session_id):
         typed = _saved_details(session) if session.customer_name or session.customer_email else None
     chosen = {f"qty_{item.ticket_type.public_id}": str(item.quantity) for item in _line_items(session)}
     drafts.keep(request, session.event, details=typed, picks=chosen)
-    return redirect(session.event.get_absolute_url())
+    again = session.event.get_absolute_url()
+    if session.promo_code_text:  # the code goes on with the tickets chosen, tried again as typed
+        again += "?" + urlencode({"code": session.promo_code_text})
+    return redirect(again)
 
 
 @require_http_methods(["GET", "POST"])

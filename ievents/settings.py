@@ -376,6 +376,8 @@ if not DEBUG:
 # How many days each kind of log is kept. Orders, payments, tickets and their transition
 # history are never deleted: they are the organizer's accounts.
 RETENTION_GATE_CALL_DAYS = int(os.environ.get("RETENTION_GATE_CALL_DAYS", "30"))
+# Promo codes that did not work (checkout.promo guessing limits): the client's address, kept a day.
+RETENTION_PROMO_CODE_FAILURE_DAYS = int(os.environ.get("RETENTION_PROMO_CODE_FAILURE_DAYS", "1"))
 RETENTION_INBOUND_WEBHOOK_DAYS = int(os.environ.get("RETENTION_INBOUND_WEBHOOK_DAYS", "90"))
 RETENTION_DELIVERY_ATTEMPT_DAYS = int(os.environ.get("RETENTION_DELIVERY_ATTEMPT_DAYS", "90"))
 RETENTION_OUTBOX_EVENT_DAYS = int(os.environ.get("RETENTION_OUTBOX_EVENT_DAYS", "90"))

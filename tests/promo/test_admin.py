@@ -129,3 +129,18 @@ def test_a_viewer_cannot_make_codes(client, organization, event):
     assert client.post("/admin/checkout/promocode/bulk/", {"event": event.pk, "count": 5}).status_code == 403
     assert client.post(ADD_URL, _form(event, code="NOPE")).status_code == 403
     assert not PromoCode.objects.exists() and TicketType.objects.filter(event=event).count() == 1
+
+
+def test_a_code_never_moves_to_another_event_and_keeps_its_checks_on_change(signed_in, organization, event,
+                                                                           ticket_type):
+    code = make_code(event, "STAYS", percent_off=10)
+    make_code(event, "TAKEN", percent_off=10)
+    other = make_event(organization, name="Other")
+    url = f"/admin/checkout/promocode/{code.pk}/change/"
+    assert signed_in.post(url, _form(other, code="STAYS", percent_off="20")).status_code == 302
+    code.refresh_from_db()
+    assert (code.event_id, code.percent_off) == (event.pk, 20)
+    response = signed_in.post(url, _form(event, code="taken", percent_off="20"))
+    assert response.status_code == 200 and "code" in response.context["adminform"].form.errors
+    response = signed_in.post(url, _form(event, code="STAYS", ticket_types=[other.ticket_types.get().pk]))
+    assert response.status_code == 200 and "ticket_types" in response.context["adminform"].form.errors

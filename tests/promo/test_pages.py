@@ -130,3 +130,23 @@ def test_guessing_codes_is_limited_per_address_and_per_event(client, event, sett
     # The window moves on.
     PromoCodeFailure.objects.update(at=timezone.now() - timedelta(hours=1))
     assert client.get(f"{url}?code=real", REMOTE_ADDR=ATTENDEE).status_code == 200
+
+
+def test_starting_again_after_the_hold_ended_keeps_the_code(client, event, ticket_type):
+    make_code(event, "MEMBERS20", percent_off=20)
+    client.post(event.get_absolute_url(), {f"qty_{ticket_type.public_id}": 1, "code": "members20"},
+                REMOTE_ADDR=ATTENDEE)
+    session = CheckoutSession.objects.get()
+    response = client.post(f"/c/{session.public_id}/again/")
+    assert response["Location"] == event.get_absolute_url() + "?code=MEMBERS20"
+
+
+def test_codes_that_did_not_work_are_forgotten_by_the_retention_pass(client, event):
+    from ievents import retention
+
+    client.get(event.get_absolute_url() + "?code=nope", REMOTE_ADDR=ATTENDEE)
+    assert PromoCodeFailure.objects.count() == 1
+    retention.prune()
+    assert PromoCodeFailure.objects.count() == 1  # within the day: still counted
+    retention.prune(now=timezone.now() + timedelta(days=2))
+    assert not PromoCodeFailure.objects.exists()
