@@ -29,10 +29,13 @@ from django.utils.translation import gettext, ngettext
 
 from ievents.models import Event, TicketType
 
+from . import state
 from .models import TICKET_CODE_ALPHABET, CheckoutSession, PromoCode, Status, normalize_code
 
-# Orders whose uses are consumed rather than held: the money came (or comes back).
+# Orders whose uses are consumed: the money came (refunded ones too, unless the refund gave
+# the uses back); and those that hold them: payment may still come (``limits.HOLDING``).
 CONSUMING = {Status.PAID, Status.COMPLETED, Status.PARTIALLY_REFUNDED, Status.REFUNDED}
+HOLDING = state.LIVE | {Status.UNPAID}
 
 
 class CodeRefused(Exception):
@@ -205,9 +208,11 @@ class Uses:
 def uses_from_orders(code: PromoCode) -> Uses:
     """A code's uses as its orders say, for invariants: ``total`` must equal ``code.used``
     and never exceed ``code.max_uses``. One query."""
+    # From the orders' states, not only their flag: an ended order still counted (its uses
+    # never given back) shows up as a difference from ``code.used``.
     counted = CheckoutSession.objects.filter(promo_code=code, promo_uses_released=False)
     figures = counted.aggregate(
-        held=Sum("promo_uses", filter=~Q(status__in=CONSUMING), default=0),
+        held=Sum("promo_uses", filter=Q(status__in=HOLDING), default=0),
         used=Sum("promo_uses", filter=Q(status__in=CONSUMING), default=0),
     )
     return Uses(held=figures["held"], used=figures["used"])
