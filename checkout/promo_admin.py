@@ -83,7 +83,7 @@ class PromoCodeAdmin(TenantScopedAdmin):
     form = PromoCodeForm
     tenant_path = "event__organization"
     list_display = ["code", "event", "gives", "uses", "valid_until_shown", "public_id"]
-    list_filter = ["event"]
+    list_filter = [("event", admin.RelatedOnlyFieldListFilter)]  # only events of the codes listed: the tenant's
     search_fields = ["code"]
     readonly_fields = ["public_id", "used"]
     filter_horizontal = ["ticket_types", "reveals_ticket_types"]

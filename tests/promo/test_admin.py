@@ -114,7 +114,9 @@ def test_another_organizations_codes_events_and_ticket_types_stay_out_of_reach(s
     theirs = make_event(other_organization, name="Theirs")
     their_code = make_code(theirs, "THEIRS", percent_off=50)
     assert signed_in.get(f"/admin/checkout/promocode/{their_code.pk}/change/").status_code in (302, 404)
-    assert "THEIRS" not in signed_in.get("/admin/checkout/promocode/").content.decode()
+    make_code(event, "OURS", percent_off=5)
+    listing = signed_in.get("/admin/checkout/promocode/").content.decode()
+    assert "THEIRS" not in listing and "Theirs" not in listing  # nor their event's name in the filter
     their_type = theirs.ticket_types.get()
     response = signed_in.post(ADD_URL, _form(event, code="MINE", ticket_types=[their_type.pk]))
     assert response.status_code == 200 and not PromoCode.objects.filter(code="MINE").exists()
