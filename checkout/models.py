@@ -7,6 +7,7 @@ import secrets
 from functools import partial
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Upper
 
@@ -185,7 +186,11 @@ class PromoCode(models.Model):
 
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="promo_codes")
     public_id = models.CharField(max_length=40, unique=True, default=partial(new_public_id, "pc"), editable=False)
-    code = models.CharField(max_length=40, help_text="What attendees type; letters, digits and hyphens, any case.")
+    code = models.CharField(
+        max_length=40, help_text="What attendees type: 3 to 40 letters, digits, - or _, any case.",
+        validators=[RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,39}$",
+                                   "Use 3 to 40 letters, digits, - or _, starting with a letter or digit.")],
+    )
     percent_off = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1 to 100 % off each ticket.")
     amount_off = models.PositiveIntegerField(null=True, blank=True,
                                              help_text="Off each ticket, minor units; never below zero.")

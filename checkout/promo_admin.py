@@ -7,6 +7,7 @@ Times are typed and shown in the event's time zone, amounts in its currency unit
 from __future__ import annotations
 
 import zoneinfo
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
@@ -178,7 +179,7 @@ class PromoCodeAdmin(TenantScopedAdmin):
 class BulkCodesForm(forms.Form):
     event = forms.ModelChoiceField(queryset=Event.objects.none())
     count = forms.IntegerField(label="How many codes", min_value=1, max_value=10_000, initial=50)
-    prefix = forms.RegexField(r"^[A-Za-z0-9-]{0,10}$", required=False, max_length=10,
+    prefix = forms.RegexField(r"^([A-Za-z0-9][A-Za-z0-9-]{0,9})?$", required=False, max_length=10,
                               help_text="Optional, up to 10 letters, digits or hyphens before each code.")
     percent_off = forms.IntegerField(min_value=1, max_value=100, required=False)
     amount_off = MoneyField(label="Amount off", required=False, help_text="Off each ticket, in the event's currency.")
@@ -231,7 +232,7 @@ def codes_csv(codes, filename: str) -> StreamingHttpResponse:
             gives = (f"{code.percent_off}%" if code.percent_off else
                      format_money(code.amount_off, code.event.currency) if code.amount_off else "access")
             yield [code.code, code.event.name, gives, code.max_uses if code.max_uses is not None else "", code.used,
-                   *when, f"{settings.PUBLIC_BASE_URL}{code.event.get_absolute_url()}?code={code.code}"]
+                   *when, f"{settings.PUBLIC_BASE_URL}{code.event.get_absolute_url()}?{urlencode({'code': code.code})}"]
 
     response = StreamingHttpResponse(csv_lines(rows()), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

@@ -60,6 +60,7 @@ def test_an_empty_code_is_made_for_people_to_type(signed_in, event):
     ({"percent_off": "150"}, "percent_off"),
     ({"amount_off": "-1"}, "amount_off"),
     ({"code": "SAME"}, "code"),
+    ({"code": "a b&c"}, "code"),
     ({"valid_from_0": "2027-03-02", "valid_from_1": "00:00", "valid_until_0": "2027-03-01", "valid_until_1": "00:00"},
      "valid_until"),
 ])

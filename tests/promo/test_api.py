@@ -130,6 +130,10 @@ def test_a_session_with_a_code_that_does_not_fit_is_refused_and_holds_nothing(ap
 
 
 def test_a_hidden_ticket_type_is_refused_without_its_access_code(api, event):
+    made = api.post("/v1/events", {"name": "Gala", "currency": "EUR", "starts_at": "2027-03-01T20:00:00Z",
+                                   "ticket_types": [{"name": "Crew", "price": 0, "quantity": 5, "hidden": True}]},
+                    format="json")
+    assert made.json()["ticket_types"][0]["hidden"] is True
     hidden = TicketType.objects.create(event=event, name="Crew", price=0, quantity=5, hidden=True)
     make_code(event, "CREW", reveals=[hidden])
     line = [{"ticket_type": hidden.public_id, "quantity": 1}]
