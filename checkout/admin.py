@@ -302,12 +302,13 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
 def order_page(session: CheckoutSession) -> dict:
     """What an order's page shows, read in a handful of queries."""
     line_items = list(session.line_items.select_related("ticket_type"))
-    line_prices = {item.ticket_type_id: item.unit_price for item in line_items}
+    line_prices = {item.ticket_type_id: item.unit_amount for item in line_items}  # what each ticket cost
     tickets = [{"code": t.code, "type": t.ticket_type.name,
                 "price": format_money(line_prices.get(t.ticket_type_id, t.ticket_type.price), session.currency)}
                for t in session.tickets.select_related("ticket_type")]
     lines = [{"type": item.ticket_type.name, "quantity": item.quantity,
               "price": format_money(item.unit_price, session.currency),
+              "discount": format_money(item.discount, session.currency) if item.discount else "—",
               "total": format_money(item.amount, session.currency)}
              for item in line_items]
     answers = [(a.question.text, a.value) for a in session.answers.select_related("question").order_by(
@@ -319,9 +320,13 @@ def order_page(session: CheckoutSession) -> dict:
         "order": session,
         "order_short_reference": order_reference(session.public_id),
         "order_amount": format_money(session.amount_total, session.currency),
+        "order_discount": format_money(session.discount_total, session.currency) if session.promo_code_text else "",
         "order_paid": format_money(session.amount_paid, session.currency),
         "order_provider": provider_name(session.provider) if session.provider else "",
         "order_refunded": format_money(session.amount_refunded, session.currency) if session.amount_refunded else "",
         "order_tickets": tickets, "order_lines": lines, "order_answers": answers, "order_payments": payments,
         "order_history": history(session),
     }
+
+
+from . import promo_admin  # noqa: E402,F401  (registers the promo codes' admin)

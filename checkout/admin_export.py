@@ -44,8 +44,9 @@ BOM = "\ufeff"
 def fixed_columns() -> list[str]:
     return [gettext("Order reference"), gettext("Order id"), gettext("Status"), gettext("Ticket holder"),
             gettext("Email"), gettext("Event"), gettext("Event starts"), gettext("Ticket type"), gettext("Ticket code"),
-            gettext("Ticket price"), gettext("Ticket"), gettext("Order paid"), gettext("Order refunded"),
-            gettext("Currency"), gettext("Created"), gettext("Paid at"), gettext("Time zone")]
+            gettext("Ticket price"), gettext("Ticket discount"), gettext("Ticket"), gettext("Order paid"),
+            gettext("Order refunded"), gettext("Promo code"), gettext("Currency"), gettext("Created"), gettext("Paid at"),
+            gettext("Time zone")]
 
 
 # What a spreadsheet runs as a formula when a cell starts with it: = + - @ (and their
@@ -93,14 +94,14 @@ def _rows(orders, questions: list[Question], words: dict) -> Iterator[list]:
         .prefetch_related(Prefetch("tickets", queryset=Ticket.objects.select_related("ticket_type").order_by("id")),
                           Prefetch("answers", queryset=Answer.objects.only("session_id", "question_id", "value")),
                           Prefetch("line_items", queryset=LineItem.objects.only("session_id", "ticket_type_id",
-                                                                                 "unit_price")),
+                                                                                 "unit_price", "unit_discount")),
                           Prefetch("transitions", to_attr="paid_steps",
                                    queryset=Transition.objects.filter(to_status=Status.PAID).only("session_id", "at")))
     )
     for session in sessions.iterator(chunk_size=CHUNK_SIZE):
         zone = zoneinfo.ZoneInfo(session.event.timezone)
         answers = {answer.question_id: answer.value for answer in session.answers.all()}
-        prices = {item.ticket_type_id: item.unit_price for item in session.line_items.all()}
+        prices = {item.ticket_type_id: (item.unit_price, item.unit_discount) for item in session.line_items.all()}
         paid_at = session.paid_steps[0].at if session.paid_steps else None
         with translation.override(session.language):  # the event and tickets as the attendee read them
             event_name = session.event.name
@@ -108,17 +109,18 @@ def _rows(orders, questions: list[Question], words: dict) -> Iterator[list]:
         order = [order_reference(session.public_id), session.public_id,
                  words["statuses"].get(session.status, session.status), session.customer_name, session.customer_email,
                  event_name, _local(session.event.starts_at, zone)]
-        after = [session.currency, _local(session.created_at, zone), _local(paid_at, zone), session.event.timezone,
-                 *[answers.get(question.pk, "") for question in questions]]
+        after = [session.promo_code_text, session.currency, _local(session.created_at, zone), _local(paid_at, zone),
+                 session.event.timezone, *[answers.get(question.pk, "") for question in questions]]
         money = [to_units(session.amount_paid, session.currency), to_units(session.amount_refunded, session.currency)]
         # An order without tickets (not paid, or paid and flagged) is one row with the ticket's cells empty:
         # its money is in the export as it is in the overview.
         for position, ticket in enumerate(session.tickets.all() or [None]):
             if ticket is None:
-                cells = ["", "", None, ""]
+                cells = ["", "", None, None, ""]
             else:
-                price = prices.get(ticket.ticket_type_id, ticket.ticket_type.price)
+                price, discount = prices.get(ticket.ticket_type_id, (ticket.ticket_type.price, 0))
                 cells = [type_names[ticket.ticket_type_id], ticket.code, to_units(price, session.currency),
+                         to_units(discount, session.currency) if discount else None,
                          words["void"] if ticket.voided_at else words["valid"]]
             yield [*order, *cells, *(money if position == 0 else [None, None]), *after]
 

@@ -12,7 +12,7 @@ from ievents.api_errors import ApiError
 from ievents.api_pagination import PAGINATION_PARAMETERS, paginate, paginated
 from ievents.models import Event, TicketType
 
-from . import services, state
+from . import promo, services, state
 from .inventory import SoldOut
 from .models import Answer, CheckoutSession, LineItem, Source
 from .representation import session_as_api
@@ -41,6 +41,9 @@ class SessionInput(serializers.Serializer):
         if not languages.is_known(value):
             raise serializers.ValidationError('Use "en" or "pt-PT".')
         return languages.supported(value)
+
+    promo_code = serializers.CharField(required=False, allow_blank=True, max_length=40,
+                                       help_text="A promo or access code of the event (any case).")
 
     def validate_metadata(self, value):
         if len(value) > 50:
@@ -77,14 +80,19 @@ class SessionList(APIView):
             wanted[line["ticket_type"]] = wanted.get(line["ticket_type"], 0) + line["quantity"]
         items = [services.Item(types[public_id], quantity) for public_id, quantity in wanted.items()]
         try:
+            # The API is not limited like the pages: its caller is the organizer's own server.
+            code = promo.check_code(event, v["promo_code"]) if v.get("promo_code") else None
             session = services.create_session(
                 event, items, source=Source.API, customer_email=v.get("customer_email", ""),
                 success_url=v.get("success_url", ""), cancel_url=v.get("cancel_url", ""),
                 webhook_url=v.get("webhook_url", ""), metadata=v.get("metadata", {}),
-                language=v.get("language", ""),
+                language=v.get("language", ""), promo_code=code,
             )
         except SoldOut as exc:
             raise ApiError(str(exc), "sold_out", status.HTTP_409_CONFLICT) from exc
+        except promo.CodeRefused as exc:
+            conflict = exc.reason == "used_up"
+            raise ApiError(exc.message, exc.code, status.HTTP_409_CONFLICT if conflict else 400) from exc
         except services.CheckoutError as exc:
             raise ApiError(exc.message, exc.code) from exc
         return Response(session_as_api(session), status=status.HTTP_201_CREATED)

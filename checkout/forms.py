@@ -26,8 +26,14 @@ class TicketSelectionForm(forms.Form):
             limit = tt.max_per_order
             self.fields[f"qty_{tt.public_id}"] = forms.IntegerField(
                 label=tt.name, min_value=0, max_value=limit, initial=0, required=False,
-                widget=forms.NumberInput(attrs={"inputmode": "numeric", "data-price": tt.price}),
+                widget=forms.NumberInput(attrs={"inputmode": "numeric", "data-price": self.price_of(tt)}),
             )
+
+    @staticmethod
+    def price_of(tt) -> int:
+        """What one ticket costs the attendee: with a promo code's discount when the page
+        offers one (``checkout.promo.offered_ticket_types``)."""
+        return getattr(tt, "offer_price", tt.price)
 
     def clean(self):
         data = super().clean()
@@ -43,8 +49,8 @@ class TicketSelectionForm(forms.Form):
     def total(self) -> int:
         """The running total of what is chosen (minor units); 0 before anything valid is."""
         if not self.is_bound or not hasattr(self, "cleaned_data"):
-            return sum(tt.price * _count(self.initial.get(f"qty_{tt.public_id}")) for tt in self.ticket_types)
-        return sum(tt.price * qty for tt, qty in self.selected())
+            return sum(self.price_of(tt) * _count(self.initial.get(f"qty_{tt.public_id}")) for tt in self.ticket_types)
+        return sum(self.price_of(tt) * qty for tt, qty in self.selected())
 
 
 class AttendeeForm(forms.Form):

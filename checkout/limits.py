@@ -35,11 +35,12 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 
 from ievents.models import Event
 
-from . import services, state
-from .models import CheckoutSession, Status
+from . import promo, services, state
+from .models import CheckoutSession, PromoCode, PromoCodeFailure, Status
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,8 @@ def is_exempt(address: str) -> bool:
 
 
 # --- Taking tickets ------------------------------------------------------------------------------
-def hold_tickets(event: Event, items: list[services.Item], *, address: str) -> CheckoutSession:
+def hold_tickets(event: Event, items: list[services.Item], *, address: str,
+                 promo_code: PromoCode | None = None) -> CheckoutSession:
     """Open a checkout holding ``items`` for the client at ``address``, within its limits.
 
     Raises ``LimitReached``, or what ``services.create_session`` raises. The limits are
@@ -133,9 +135,9 @@ def hold_tickets(event: Event, items: list[services.Item], *, address: str) -> C
     """
     key = address_key(address)
     if not key or is_exempt(address):
-        return services.create_session(event, items)
+        return services.create_session(event, items, promo_code=promo_code)
     with transaction.atomic():
-        session = services.create_session(event, items, client_address=key)
+        session = services.create_session(event, items, client_address=key, promo_code=promo_code)
         check(event, key, sum(item.quantity for item in items), opened=session)
         return session
 
@@ -179,6 +181,47 @@ def _minutes(seconds: float) -> str:
     if minutes >= 120:
         return f"{math.ceil(minutes / 60)} hours"
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+# --- Guessing promo codes -------------------------------------------------------------------------
+def try_code(event: Event, typed: str, *, address: str, now: datetime | None = None) -> PromoCode:
+    """The promo code ``typed`` on ``event``'s page from ``address``, within the limits on
+    guessing: at most ``PROMO_CODE_MAX_FAILURES_PER_ADDRESS`` codes that did not work from one
+    address, and ``PROMO_CODE_MAX_FAILURES_PER_EVENT`` from all together, in
+    ``PROMO_CODE_FAILURE_WINDOW_SECONDS``. Raises ``LimitReached`` or ``promo.CodeRefused``
+    (which is counted). A wrong, expired or used-up code takes the same statements: the
+    count, one lookup, one insert."""
+    now = now or timezone.now()
+    key = address_key(address)
+    limited = bool(key) and not is_exempt(address)
+    if limited:
+        _check_guessing(event, key, now)
+    try:
+        return promo.check_code(event, typed, now)
+    except promo.CodeRefused:
+        if limited:
+            PromoCodeFailure.objects.create(event=event, client_address=key)
+        raise
+
+
+def _check_guessing(event: Event, key: str, now: datetime) -> None:
+    window = timedelta(seconds=settings.PROMO_CODE_FAILURE_WINDOW_SECONDS)
+    mine = Q(client_address=key)
+    failures = PromoCodeFailure.objects.filter(event=event, at__gt=now - window).aggregate(
+        mine=Count("pk", filter=mine), everyone=Count("pk"), first_mine=Min("at", filter=mine), first=Min("at"))
+    if failures["mine"] >= settings.PROMO_CODE_MAX_FAILURES_PER_ADDRESS:
+        wait = (failures["first_mine"] + window - now).total_seconds()
+        raise LimitReached(gettext("Too many codes that do not work were tried from your connection for this event. "
+                                   "Please try again in %(wait)s.") % {"wait": _minutes_text(wait)}, wait)
+    if failures["everyone"] >= settings.PROMO_CODE_MAX_FAILURES_PER_EVENT:
+        wait = (failures["first"] + window - now).total_seconds()
+        raise LimitReached(gettext("Too many codes that do not work were tried for this event just now. "
+                                   "Please try again in %(wait)s.") % {"wait": _minutes_text(wait)}, wait)
+
+
+def _minutes_text(seconds: float) -> str:
+    minutes = max(1, math.ceil(seconds / 60))
+    return ngettext("about %(count)d minute", "about %(count)d minutes", minutes) % {"count": minutes}
 
 
 # --- Holds stretched for a pending payment ------------------------------------------------------

@@ -8,6 +8,7 @@ import unicodedata
 from functools import partial
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Right, Upper
 
@@ -88,6 +89,18 @@ class CheckoutSession(models.Model):
     # empty for sessions opened through the API or from an exempt address.
     client_address = models.CharField(max_length=64, blank=True, default="", editable=False)
 
+    # The promo code the order was opened with (checkout.promo), and what it gave then. The
+    # terms are a copy of the code at opening, so the discount stays what the attendee was
+    # shown whatever the organizer changes later; ``promo_uses`` counts in ``PromoCode.used``
+    # until ``promo_uses_released`` (the hold ended, or a refund gave them back).
+    promo_code = models.ForeignKey("PromoCode", null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="orders", editable=False)
+    promo_code_text = models.CharField(max_length=40, blank=True, editable=False)
+    promo_terms = models.JSONField(default=dict, blank=True, editable=False)
+    promo_uses = models.PositiveIntegerField(default=0, editable=False)
+    promo_uses_released = models.BooleanField(default=False, editable=False)
+    discount_total = models.PositiveIntegerField(default=0, editable=False, help_text="Minor units.")
+
     # Reconciliation: money that arrived but could not be turned into tickets.
     needs_attention = models.CharField(max_length=300, blank=True, editable=False)
 
@@ -155,17 +168,113 @@ class LineItem(models.Model):
     session = models.ForeignKey(CheckoutSession, on_delete=models.CASCADE, related_name="line_items")
     ticket_type = models.ForeignKey(TicketType, on_delete=models.PROTECT, related_name="line_items")
     quantity = models.PositiveIntegerField()
-    unit_price = models.PositiveIntegerField()
+    unit_price = models.PositiveIntegerField(help_text="The list price of one ticket, minor units.")
+    # What the order's promo code took off one ticket (checkout.promo.unit_discount), never
+    # more than its price.
+    unit_discount = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["id"]
+        constraints = [models.CheckConstraint(condition=models.Q(unit_discount__lte=models.F("unit_price")),
+                                              name="discount_within_price")]
 
     def __str__(self):
         return f"{self.quantity} × {self.ticket_type.name}"
 
     @property
-    def amount(self) -> int:
+    def unit_amount(self) -> int:
+        """What one ticket costs the attendee, after the discount."""
+        return self.unit_price - self.unit_discount
+
+    @property
+    def list_amount(self) -> int:
         return self.quantity * self.unit_price
+
+    @property
+    def discount(self) -> int:
+        return self.quantity * self.unit_discount
+
+    @property
+    def amount(self) -> int:
+        """What the line costs the attendee, after the discount."""
+        return self.quantity * self.unit_amount
+
+
+def normalize_code(typed: str) -> str:
+    """Codes are compared without case or surrounding spaces: ``spring-25 `` is ``SPRING-25``."""
+    return (typed or "").strip().upper()
+
+
+class PromoCode(models.Model):
+    """A code an event's attendees type: a discount (percent or fixed, per ticket), access
+    to hidden ticket types, or both, within its limits and dates. The rules are in
+    ``checkout.promo``.
+
+    ``used`` counts uses held by open orders and consumed by paid ones, as
+    ``TicketType.reserved`` counts seats; it is written only by ``checkout.promo``'s
+    conditional updates, and ``save()`` never writes it back.
+    """
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="promo_codes")
+    public_id = models.CharField(max_length=40, unique=True, default=partial(new_public_id, "pc"), editable=False)
+    code = models.CharField(
+        max_length=40, help_text="What attendees type: 3 to 40 letters, digits, - or _, any case.",
+        validators=[RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,39}$",
+                                   "Use 3 to 40 letters, digits, - or _, starting with a letter or digit.")],
+    )
+    percent_off = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1 to 100 % off each ticket.")
+    amount_off = models.PositiveIntegerField(null=True, blank=True,
+                                             help_text="Off each ticket, minor units; never below zero.")
+    ticket_types = models.ManyToManyField(TicketType, blank=True, related_name="+",
+                                          help_text="The ticket types it applies to. None: every type.")
+    reveals_ticket_types = models.ManyToManyField(TicketType, blank=True, related_name="revealed_by",
+                                                  help_text="Hidden ticket types it shows and sells.")
+    max_uses = models.PositiveIntegerField(null=True, blank=True, help_text="Tickets in all. Empty: no limit.")
+    max_uses_per_order = models.PositiveIntegerField(null=True, blank=True,
+                                                     help_text="Tickets in one order. Empty: no limit.")
+    valid_from = models.DateTimeField(null=True, blank=True)
+    valid_until = models.DateTimeField(null=True, blank=True)
+    uses_return_on_refund = models.BooleanField(
+        default=True, verbose_name="a refunded order gives its uses back",
+        help_text="When a paid order is refunded in full or canceled, its uses can be taken again.",
+    )
+    used = models.PositiveIntegerField(default=0, editable=False, help_text="Held by open orders plus consumed.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "code"], name="one_code_per_event"),
+            models.CheckConstraint(condition=models.Q(max_uses__isnull=True) | models.Q(used__lte=models.F("max_uses")),
+                                   name="no_code_overuse"),
+            models.CheckConstraint(condition=models.Q(percent_off__isnull=True) | models.Q(amount_off__isnull=True),
+                                   name="one_kind_of_discount"),
+            models.CheckConstraint(condition=models.Q(percent_off__isnull=True) | models.Q(percent_off__gte=1,
+                                                                                            percent_off__lte=100),
+                                   name="percent_off_1_to_100"),
+        ]
+
+    def __str__(self):
+        return self.code
+
+    def save(self, *args, **kwargs):
+        self.code = normalize_code(self.code)
+        if self.pk is not None and kwargs.get("update_fields") is None:  # ids are the database's: set = saved
+            # ``used`` moves under row locks while a form or an API call edits the code:
+            # writing back the value it read would lose or invent uses.
+            kwargs["update_fields"] = [f.name for f in self._meta.concrete_fields if f.name not in ("id", "used")]
+        super().save(*args, **kwargs)
+
+
+class PromoCodeFailure(models.Model):
+    """A code typed on an event's page that did not work: counted to slow down guessing."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="+")
+    client_address = models.CharField(max_length=64)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["event", "at"], name="promo_failure_event_at")]
 
 
 class Answer(models.Model):

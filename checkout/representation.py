@@ -48,6 +48,8 @@ def _as_api(session) -> dict:
             "name": item.ticket_type.name,
             "quantity": item.quantity,
             "unit_price": item.unit_price,
+            "unit_discount": item.unit_discount,
+            "discount": item.discount,
             "amount": item.amount,
         }
         for item in session.line_items.all()
@@ -65,6 +67,8 @@ def _as_api(session) -> dict:
         "customer": {"name": session.customer_name, "email": session.customer_email},
         "answers": answers,
         "line_items": line_items,
+        "promo_code": session.promo_code_text or None,
+        "discount_total": session.discount_total,
         "amount_total": session.amount_total,
         "amount_paid": session.amount_paid,
         "amount_refunded": session.amount_refunded,

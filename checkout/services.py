@@ -22,8 +22,8 @@ from django.utils import timezone
 from ievents import languages
 from ievents.models import Event, TicketType
 
-from . import emails, inventory, state
-from .models import Answer, CheckoutSession, LineItem, Source, Status, Ticket
+from . import emails, inventory, promo, state
+from .models import Answer, CheckoutSession, LineItem, PromoCode, Source, Status, Ticket
 from .representation import session_as_api, with_listed_rows
 
 log = logging.getLogger(__name__)
@@ -72,24 +72,37 @@ def create_session(
     metadata: dict | None = None,
     client_address: str = "",
     language: str = "",
+    promo_code: PromoCode | None = None,
 ) -> CheckoutSession:
-    """Open a session holding the tickets; all or nothing. Raises ``InvalidOrder``/``SoldOut``.
+    """Open a session holding the tickets (and ``promo_code``'s uses, checked by
+    ``promo.check_code`` before); all or nothing. Raises ``InvalidOrder``/``SoldOut``/
+    ``promo.CodeRefused``.
 
     ``language``: the attendee's (default: the active one, the attendee's own on our pages);
     what is built for them later carries the organizer's texts in it.
 
     The hold is taken last: its row locks are what attendees of an on-sale wait on, so
     they are held only from the reservation to the commit, not while the session, its line
-    items and its announcement are written.
+    items and its announcement are written. The code's uses are taken after the tickets,
+    as the lock order says.
     """
-    wanted = _wanted(event, items)
+    wanted = _wanted(event, items, promo_code)
     types = {item.ticket_type.pk: item.ticket_type for item in items}
+    terms = promo.terms_of(promo_code) if promo_code is not None else {}
+    uses = promo.check_order(promo_code, terms, wanted) if promo_code is not None else 0
+    discounts = {pk: promo.unit_discount(terms, pk, types[pk].price) for pk in wanted}
+    discount_total = sum(discounts[pk] * qty for pk, qty in wanted.items())
     with transaction.atomic():
         session = CheckoutSession.objects.create(
             organization=event.organization,
             event=event,
             currency=event.currency,
-            amount_total=sum(types[pk].price * qty for pk, qty in wanted.items()),
+            amount_total=sum(types[pk].price * qty for pk, qty in wanted.items()) - discount_total,
+            discount_total=discount_total,
+            promo_code=promo_code,
+            promo_code_text=promo_code.code if promo_code is not None else "",
+            promo_terms=terms,
+            promo_uses=uses,
             expires_at=timezone.now() + timedelta(minutes=settings.CHECKOUT_HOLD_MINUTES),
             customer_email=customer_email,
             success_url=success_url,
@@ -100,7 +113,8 @@ def create_session(
             language=languages.supported(language or languages.active()),
         )
         LineItem.objects.bulk_create(
-            LineItem(session=session, ticket_type=types[pk], quantity=qty, unit_price=types[pk].price)
+            LineItem(session=session, ticket_type=types[pk], quantity=qty, unit_price=types[pk].price,
+                     unit_discount=discounts[pk])
             for pk, qty in sorted(wanted.items())
         )
         from webhooks.outbox import record_events
@@ -109,24 +123,32 @@ def create_session(
         held = inventory.reserve(wanted)
         if any(held[pk].price != types[pk].price for pk in wanted):
             raise InvalidOrder("A price changed while you were choosing. Please choose your tickets again.")
+        if uses:
+            promo.take(promo_code, uses)
     log.info("checkout %s opened by %s for %s", session.public_id, source, event.public_id)
     return session
 
 
-def _wanted(event: Event, items: list[Item]) -> dict[int, int]:
+def _wanted(event: Event, items: list[Item], promo_code: PromoCode | None = None) -> dict[int, int]:
     """``{ticket_type_id: quantity}`` of an order the event may take, repeated types summed
     before they are checked; raises ``InvalidOrder`` (or ``SoldOut``, without waiting for
-    anyone's lock, when a type is already sold out)."""
+    anyone's lock, when a type is already sold out). A hidden type is sold only with a code
+    that reveals it."""
     if not event.published:
         raise InvalidOrder("This event is not on sale.")
     if not items or all(item.quantity == 0 for item in items):
         raise InvalidOrder("Choose at least one ticket.")
+    if promo_code is not None and promo_code.event_id != event.pk:
+        raise InvalidOrder("That promo code belongs to another event.")
     now = timezone.now()
+    revealed = promo.revealed_ids(promo_code) if any(item.ticket_type.hidden for item in items) else set()
     wanted: dict[int, int] = {}
     for item in items:
         tt = item.ticket_type
         if tt.event_id != event.pk:
             raise InvalidOrder("That ticket type belongs to another event.")
+        if item.quantity and tt.hidden and tt.pk not in revealed:
+            raise InvalidOrder(f"{tt.name} is not on sale right now.")
         if item.quantity < 0:
             raise InvalidOrder("Quantities cannot be negative.")
         if item.quantity and not tt.on_sale(now):
@@ -323,11 +345,14 @@ def record_payment_succeeded(session: int | CheckoutSession, *, amount: int | No
             return session
         if session.holds_released:
             try:
-                inventory.reserve(inventory.quantities_of(session))
-            except inventory.SoldOut as exc:
+                with transaction.atomic():  # the tickets go back if the code's uses are gone
+                    inventory.reserve(inventory.quantities_of(session))
+                    promo.retake_uses(session)
+            except (inventory.SoldOut, promo.CodeRefused) as exc:
                 state.apply(session, "pay", source, detail=detail or "paid after the hold ended",
                             effects=_paid_in_full)
-                _flag(session, f"paid after the hold ended and sold out ({exc}): refund needed")
+                gone = "sold out" if isinstance(exc, inventory.SoldOut) else "its promo code was used up"
+                _flag(session, f"paid after the hold ended and {gone} ({exc}): refund needed")
                 return session
             session.holds_released = False
             session.save(update_fields=["holds_released"])
@@ -463,6 +488,7 @@ def end_session(session_id: int, trigger: str, source: str, detail: str = "") ->
             inventory.release(inventory.quantities_of(session))
             CheckoutSession.objects.filter(pk=session.pk).update(holds_released=True)
             session.holds_released = True
+        promo.release_uses(session)  # after the ticket types, as the lock order says
         return session
 
 

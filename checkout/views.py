@@ -1,5 +1,7 @@
 """Attendee pages. Thin: parse the form, call a service, render."""
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,7 +15,7 @@ from payments import services as payments
 from payments.models import Payment
 from payments.registry import enabled_providers
 
-from . import drafts, limits, services, texts
+from . import drafts, limits, promo, services, texts
 from .emails import calendar_for
 from .forms import AttendeeForm, PaymentChoiceForm, TicketSelectionForm
 from .inventory import SoldOut
@@ -30,27 +32,44 @@ def client_ip(request) -> str:
 
 @require_http_methods(["GET", "POST"])
 def event_page(request, event_id):
+    """Choose tickets. A promo code (``?code=`` in a link, or typed in the code form, which
+    sends it so) is tried first, within the limits on guessing: what it gives is shown
+    before anything is bought (prices struck through, hidden types shown), and the tickets
+    form carries it to the purchase."""
     event = get_object_or_404(Event.objects.select_related("organization"), public_id=event_id, published=True)
-    ticket_types = [tt for tt in event.ticket_types.all() if tt.on_sale()]
+    source = request.POST if request.method == "POST" else request.GET
+    typed = source.get("code", "").strip()[:100]
+    code, code_error, retry_after = None, "", None
+    if typed:
+        try:
+            code = limits.try_code(event, typed, address=client_ip(request))
+        except limits.LimitReached as exc:  # 429: the same page, the reason in its alert
+            code_error, retry_after = exc.message, exc.retry_after
+        except promo.CodeRefused as exc:
+            code_error = exc.message
+    ticket_types = promo.offered_ticket_types(event, code)
     form = TicketSelectionForm(request.POST or None, ticket_types=ticket_types,
                                initial=drafts.picks(request, event))
-    error, retry_after = "", None
-    if request.method == "POST" and form.is_valid():
+    error = ""
+    if request.method == "POST" and form.is_valid() and not code_error:
         items = [services.Item(tt, qty) for tt, qty in form.selected() if qty]
         try:
-            session = limits.hold_tickets(event, items, address=client_ip(request))
+            session = limits.hold_tickets(event, items, address=client_ip(request), promo_code=code)
         except limits.LimitReached as exc:  # 429: the same page, the reason in its alert
             error, retry_after = exc.message, exc.retry_after
         except SoldOut as exc:
             error = gettext("Sorry, only %(count)s %(name)s ticket(s) are left.") % {
                 "count": exc.ticket_type.available, "name": exc.ticket_type.name}
+        except promo.CodeRefused as exc:  # used up meanwhile, or not for these tickets
+            code_error = exc.message
         except services.CheckoutError as exc:
             error = texts.shown(exc.message)
         else:
             return redirect("checkout:session", session.public_id)
-    response = render(request, "checkout/event.html", {"event": event, "form": form, "error": error,
-                                                       "ticket_types": ticket_types},
-                      status=200 if retry_after is None else 429)
+    response = render(request, "checkout/event.html", {
+        "event": event, "form": form, "error": error, "ticket_types": ticket_types,
+        "typed_code": typed, "code": code, "code_error": code_error,
+    }, status=200 if retry_after is None else 429)
     if retry_after is not None:
         response["Retry-After"] = str(retry_after)
     return response
@@ -130,7 +149,10 @@ def start_again(request, session_id):
         typed = _saved_details(session) if session.customer_name or session.customer_email else None
     chosen = {f"qty_{item.ticket_type.public_id}": str(item.quantity) for item in _line_items(session)}
     drafts.keep(request, session.event, details=typed, picks=chosen)
-    return redirect(session.event.get_absolute_url())
+    again = session.event.get_absolute_url()
+    if session.promo_code_text:  # the code goes on with the tickets chosen, tried again as typed
+        again += "?" + urlencode({"code": session.promo_code_text})
+    return redirect(again)
 
 
 @require_http_methods(["GET", "POST"])

@@ -117,7 +117,7 @@ class TicketTypeForm(MoneyFormMixin, BothLanguagesForm):
 
     class Meta:
         model = TicketType
-        fields = [*both_languages("name"), "price", "quantity", "max_per_order", "sales_start", "sales_end", "position"]
+        fields = [*both_languages("name"), "price", "quantity", "max_per_order", "sales_start", "sales_end", "position", "hidden"]
 
     def form_currency(self) -> str:
         # While the event is being saved, the currency is the one just typed on it.
@@ -141,7 +141,7 @@ class TicketTypeInline(TenantScopedInline, admin.TabularInline):
         return super().get_queryset(request).select_related("event")  # each row's price needs its currency
     extra = 0
     fields = [*both_languages("name"), "price", "quantity", "reserved", "max_per_order", "sales_start", "sales_end",
-              "position"]
+              "position", "hidden"]
     readonly_fields = ["reserved"]
 
 

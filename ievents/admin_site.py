@@ -8,8 +8,18 @@ from django.urls import path
 
 from . import two_factor_views
 from .admin_base import permitted_organization_ids
+from .admin_money import format_money
 from .admin_overview import upcoming_overview
 from .admin_time import in_zone, organization_zone
+
+
+def codes_given_shown(events) -> list[dict]:
+    """The "Codes" list under the overview: each promo code used on an upcoming event, the
+    paid orders that used it and the discount it gave (``checkout.promo.codes_given``)."""
+    from checkout.promo import codes_given
+
+    return [{"event": figure.event, "code": figure.code, "orders": figure.orders,
+             "discount": format_money(figure.discount, figure.event.currency)} for figure in codes_given(events)]
 
 
 class IEventsAdminSite(admin.AdminSite):
@@ -59,5 +69,7 @@ class IEventsAdminSite(admin.AdminSite):
     def index(self, request, extra_context=None):
         organizations = None if request.user.is_superuser else permitted_organization_ids(request, "view",
                                                                                           "ievents.event")
-        context = {"overview": upcoming_overview(organizations), **(extra_context or {})}
+        overview = upcoming_overview(organizations)
+        context = {"overview": overview, "codes_given": codes_given_shown([row.event for row in overview]),
+                   **(extra_context or {})}
         return super().index(request, context)

@@ -69,7 +69,7 @@ class TicketTypeSerializer(BothLanguagesSerializer):
     class Meta:
         model = TicketType
         fields = ["id", "name", "name_en", "name_pt", "price", "quantity", "available", "max_per_order", "sales_start",
-                  "sales_end"]
+                  "sales_end", "hidden"]
 
 
 class EventSerializer(BothLanguagesSerializer):

@@ -137,6 +137,11 @@ class TicketType(models.Model):
     sales_start = models.DateTimeField(null=True, blank=True)
     sales_end = models.DateTimeField(null=True, blank=True)
     position = models.PositiveIntegerField(default=0)
+    # Off the public page: sold only with an access code that reveals it (checkout.promo).
+    hidden = models.BooleanField(
+        default=False, verbose_name="only with an access code",
+        help_text="Hidden from the event page; shown to attendees whose promo code reveals it.",
+    )
 
     class Meta:
         ordering = ["position", "id"]

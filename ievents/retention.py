@@ -25,7 +25,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from checkout.models import CheckoutSession, Status
+from checkout.models import CheckoutSession, PromoCodeFailure, Status
 from webhooks.models import Delivery, DeliveryAttempt, GateCall, InboundWebhook, OutboxEvent
 
 from . import erasure
@@ -84,6 +84,11 @@ def outbox_events_due(now: datetime) -> QuerySet:
     return OutboxEvent.objects.filter(created_at__lt=cutoff).filter(~Exists(pending)).order_by("created_at")
 
 
+def promo_code_failures_due(now: datetime) -> QuerySet:
+    cutoff = _older_than("RETENTION_PROMO_CODE_FAILURE_DAYS", now)
+    return PromoCodeFailure.objects.filter(at__lt=cutoff).order_by("at")
+
+
 def abandoned_orders_due(now: datetime) -> QuerySet:
     cutoff = _older_than("PERSONAL_DATA_ABANDONED_DAYS", now)
     return (CheckoutSession.objects.filter(personal_data_erased_at__isnull=True, updated_at__lt=cutoff,
@@ -112,6 +117,8 @@ RULES = [
          _deleting(InboundWebhook)),
     Rule("delivery attempts", "RETENTION_DELIVERY_ATTEMPT_DAYS", delivery_attempts_due, _deleting(DeliveryAttempt)),
     Rule("delivered outbox events", "RETENTION_OUTBOX_EVENT_DAYS", outbox_events_due, _deleting(OutboxEvent)),
+    Rule("promo codes that did not work", "RETENTION_PROMO_CODE_FAILURE_DAYS", promo_code_failures_due,
+         _deleting(PromoCodeFailure)),
     Rule("abandoned orders' personal data", "PERSONAL_DATA_ABANDONED_DAYS", abandoned_orders_due,
          _anonymise_abandoned),
     Rule("past events' orders' personal data", "PERSONAL_DATA_AFTER_EVENT_DAYS", orders_after_event_due,

@@ -231,6 +231,11 @@ CHECKOUT_LIMITS_EXEMPT_ADDRESSES = env_list("CHECKOUT_LIMITS_EXEMPT_ADDRESSES", 
 # after the checkout opened, whatever deadline the reference has.
 CHECKOUT_MAX_PENDING_HOLD_HOURS = int(os.environ.get("CHECKOUT_MAX_PENDING_HOLD_HOURS",
                                                      str(MULTIBANCO_DEADLINE_HOURS)))
+# Guessing promo codes (checkout.promo): wrong, expired or used-up codes typed on an event's
+# page, per client address and per event (all addresses together), in a sliding window.
+PROMO_CODE_MAX_FAILURES_PER_ADDRESS = int(os.environ.get("PROMO_CODE_MAX_FAILURES_PER_ADDRESS", "10"))
+PROMO_CODE_MAX_FAILURES_PER_EVENT = int(os.environ.get("PROMO_CODE_MAX_FAILURES_PER_EVENT", "500"))
+PROMO_CODE_FAILURE_WINDOW_SECONDS = int(os.environ.get("PROMO_CODE_FAILURE_WINDOW_SECONDS", "900"))
 # Proxies in front of the web processes that append the client's address to
 # X-Forwarded-For (a load balancer: 1). 0: the connection's own address, X-Forwarded-For
 # ignored (anyone can send one). Used for these limits and the gate's rate limit.
@@ -445,6 +450,8 @@ if not DEBUG:
 # How many days each kind of log is kept. Orders, payments, tickets and their transition
 # history are never deleted: they are the organizer's accounts.
 RETENTION_GATE_CALL_DAYS = int(os.environ.get("RETENTION_GATE_CALL_DAYS", "30"))
+# Promo codes that did not work (checkout.promo guessing limits): the client's address, kept a day.
+RETENTION_PROMO_CODE_FAILURE_DAYS = int(os.environ.get("RETENTION_PROMO_CODE_FAILURE_DAYS", "1"))
 RETENTION_INBOUND_WEBHOOK_DAYS = int(os.environ.get("RETENTION_INBOUND_WEBHOOK_DAYS", "90"))
 RETENTION_DELIVERY_ATTEMPT_DAYS = int(os.environ.get("RETENTION_DELIVERY_ATTEMPT_DAYS", "90"))
 RETENTION_OUTBOX_EVENT_DAYS = int(os.environ.get("RETENTION_OUTBOX_EVENT_DAYS", "90"))

@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from checkout import api as checkout_api
+from checkout import promo_api
 from webhooks import inbound
 
 from . import api as events_api
@@ -13,6 +14,8 @@ from .views import home
 api_v1 = [
     path("events", events_api.EventList.as_view(), name="events"),
     path("events/<str:event_id>", events_api.EventDetail.as_view(), name="event"),
+    path("events/<str:event_id>/promo_codes", promo_api.PromoCodeList.as_view(), name="promo-codes"),
+    path("events/<str:event_id>/promo_codes/<str:code_id>", promo_api.PromoCodeDetail.as_view(), name="promo-code"),
     path("checkout/sessions", checkout_api.SessionList.as_view(), name="sessions"),
     path("checkout/sessions/<str:session_id>", checkout_api.SessionDetail.as_view(), name="session"),
     path("checkout/sessions/<str:session_id>/expire", checkout_api.SessionExpire.as_view(), name="session-expire"),

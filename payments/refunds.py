@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import F
 
-from checkout import state
+from checkout import promo, state
 from checkout.models import CheckoutSession, OrderAction, Source
 from checkout.order_actions import PAID_STATES, OrderActionRefused, money_text, record, void_tickets, who
 
@@ -154,6 +154,7 @@ def _record(session: CheckoutSession, made: Refund, left: int, *, by, note: str,
     void_tickets(session, None if full else (tickets or []), restock=restock)
     if full:
         Payment.objects.filter(pk=made.payment_id).update(status=Payment.Status.REFUNDED)
+        promo.release_uses(session, refunded=True)  # if its code gives uses back on a refund
     record(session, OrderAction.Kind.REFUND, by, detail, note)
 
 

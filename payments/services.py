@@ -14,8 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from checkout import promo, state
 from checkout import services as checkout
-from checkout import state
 from checkout.models import CheckoutSession, Source, Status
 
 from . import refunds
@@ -221,6 +221,8 @@ def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str
             state.apply(locked, trigger, source, detail=update.detail)
             if trigger in ("refund", "partial_refund") and update.amount is not None:
                 CheckoutSession.objects.filter(pk=locked.pk).update(amount_refunded=update.amount)
+            if trigger == "refund":
+                promo.release_uses(locked, refunded=True)  # if its code gives uses back on a refund
         return "applied"
 
 

@@ -94,7 +94,7 @@ class StripeProvider(PaymentProvider):
                 "quantity": item.quantity,
                 "price_data": {
                     "currency": session.currency.lower(),
-                    "unit_amount": item.unit_price,
+                    "unit_amount": item.unit_amount,  # after the promo code's discount
                     "product_data": {"name": f"{session.event.name}: {item.ticket_type.name}"[:250]},
                 },
             }

@@ -163,7 +163,7 @@ def sample_payload(gate: GateSettings) -> dict:
     ticket = event.ticket_types.first()
     price = ticket.price if ticket else 0
     line_items = [{"ticket_type": ticket.public_id, "name": ticket.name, "quantity": 1, "unit_price": price,
-                   "amount": price}] if ticket else []
+                   "unit_discount": 0, "discount": 0, "amount": price}] if ticket else []
     return {
         "id": new_public_id("msg"),
         "type": EVENT_TYPE,
@@ -173,6 +173,7 @@ def sample_payload(gate: GateSettings) -> dict:
             "id": "cs_test", "object": "checkout.session", "status": "open", "version": 1, "url": None,
             "event": event.public_id, "customer": {"name": "Test Attendee", "email": "test.attendee@example.com"},
             "answers": {q.text: "" for q in event.questions.all()}, "line_items": line_items,
+            "promo_code": None, "discount_total": 0,
             "amount_total": price, "amount_paid": 0, "amount_refunded": 0, "currency": event.currency,
             "metadata": {}, "test": True,
         }},

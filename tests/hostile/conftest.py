@@ -16,7 +16,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from checkout import services, state
-from checkout.models import CheckoutSession, Source, Ticket, Transition
+from checkout.models import CheckoutSession, PromoCode, Source, Ticket, Transition
 from ievents.models import ApiKey, Organization, TicketType
 from payments.models import Payment
 from tests.conftest import make_event
@@ -49,6 +49,7 @@ class Tenant:
     inbound: InboundWebhook
     api_key: str
     secrets: dict  # provider -> webhook secret
+    promo_code: PromoCode | None = None
 
     @property
     def stripe_session(self):
@@ -97,7 +98,8 @@ def build_tenant(org: Organization, tag: str) -> Tenant:
                                             dedupe_key=f"stripe:{org.pk}:evt_{tag}", payload="{}")
     return Tenant(org=org, event=event, ticket_type=tt, open_session=open_session, pending=pending, endpoint=endpoint,
                   outbox_event=outbox_event, delivery=delivery, gate=gate, gate_call=gate_call, inbound=inbound,
-                  api_key=ApiKey.issue(org)[1], secrets=secrets)
+                  api_key=ApiKey.issue(org)[1], secrets=secrets,
+                  promo_code=PromoCode.objects.create(event=event, code=f"CODE-{tag}", percent_off=10, max_uses=5))
 
 
 @pytest.fixture

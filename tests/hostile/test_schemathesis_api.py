@@ -52,7 +52,8 @@ def real_ids(path: str, tenant) -> dict[str, str]:
     else:
         event_id = tenant.event.public_id
     return {"event_id": event_id, "session_id": tenant.stripe_session.public_id,
-            "endpoint_id": tenant.endpoint.public_id, "delivery_id": tenant.delivery.public_id}
+            "endpoint_id": tenant.endpoint.public_id, "delivery_id": tenant.delivery.public_id,
+            "code_id": tenant.promo_code.public_id}
 
 
 def _fill(case, tenant, key):
@@ -76,7 +77,7 @@ def test_every_operation_on_its_own_objects_answers_without_a_server_error_and_a
 
 def _theirs_fingerprint(theirs) -> dict:
     """Everything of org B an API call could change."""
-    from checkout.models import CheckoutSession
+    from checkout.models import CheckoutSession, PromoCode
     from ievents.models import Event, TicketType
     from payments.models import Payment
     from webhooks.models import Delivery, GateSettings, OutboxEvent, WebhookEndpoint
@@ -93,6 +94,8 @@ def _theirs_fingerprint(theirs) -> dict:
                       .values_list("pk", "url", "enabled", "secret")),
         "endpoints": list(WebhookEndpoint.objects.filter(organization=org).order_by("pk")
                           .values_list("pk", "url", "enabled", "secret")),
+        "promo_codes": list(PromoCode.objects.filter(event__organization=org).order_by("pk")
+                            .values_list("pk", "code", "percent_off", "amount_off", "max_uses", "used")),
         "outbox": list(OutboxEvent.objects.filter(organization=org).order_by("pk").values_list("pk", flat=True)),
         "deliveries": list(Delivery.objects.filter(event__organization=org).order_by("pk")
                            .values_list("pk", "status", "attempts_count", "next_attempt_at")),

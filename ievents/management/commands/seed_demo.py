@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from checkout.models import PromoCode
 from ievents.models import Event, Membership, Organization, Question, TicketType
 from payments.models import IntegrationSettings
 
@@ -49,6 +50,8 @@ class Command(BaseCommand):
             Question.objects.create(event=event, text="I accept the code of conduct",
                                     text_pt_pt="Aceito o código de conduta", kind="checkbox",
                                     required=True, position=2)
+        # A code to try on the demo event's page: /e/<event>/?code=DEMO20 takes 20 % off.
+        PromoCode.objects.get_or_create(event=event, code="DEMO20", defaults={"percent_off": 20})
         if options["verbosity"] > 0:
             self.stdout.write("\n".join(demo_links(settings.PUBLIC_BASE_URL)))
 
