@@ -16,7 +16,6 @@ from django.test import RequestFactory
 
 from ievents import roles
 from ievents.admin_base import TenantScopedAdmin
-from ievents.management.commands.seed_demo import organizer_group
 from ievents.models import Membership, Role
 from webhooks.models import Delivery, GateSettings, WebhookEndpoint
 
@@ -43,7 +42,6 @@ def ana(client, mine, theirs):
 
     def make(role: str):
         user = get_user_model().objects.create_user("ana-two-orgs", is_staff=True)
-        user.groups.add(organizer_group())
         Membership.objects.create(user=user, organization=mine.org, role=Role.OWNER)
         Membership.objects.create(user=user, organization=theirs.org, role=role)
         client.force_login(user)
