@@ -21,9 +21,9 @@ from django.utils.html import format_html
 
 from ievents import roles
 from ievents.admin_base import ReadOnlyTenantAdmin
-from ievents.admin_money import format_money
 from ievents.admin_overview import SOLD_STATUSES
 from ievents.erasure_admin import erase_selected_attendees
+from ievents.money import format_money
 from payments.admin import provider_link, readable_instructions
 from payments.models import Provider
 

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Iterator
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from ievents.admin_money import to_units
 from ievents.models import Question
+from ievents.money import to_units
 
 from .models import Answer, LineItem, Ticket
 

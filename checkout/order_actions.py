@@ -18,8 +18,6 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from ievents.admin_money import format_money
-
 from . import inventory, state
 from . import services as checkout
 from .models import CheckoutSession, OrderAction, Source, Status, Ticket
@@ -36,11 +34,6 @@ class OrderActionRefused(Exception):
 # Orders whose money can go back (``payments.refunds``) and whose tickets can be sent again.
 PAID_STATES = {Status.PAID, Status.COMPLETED, Status.PARTIALLY_REFUNDED}
 WITH_TICKETS = {Status.COMPLETED, Status.PARTIALLY_REFUNDED}
-
-def money_text(minor: int, currency: str) -> str:
-    """2500, "EUR" → "€25.00": the back office's way of writing money (``ievents.admin_money``)."""
-    return format_money(minor, currency)
-
 
 def who(user) -> str:
     return (user.get_full_name() or user.get_username()) if user is not None else "someone"

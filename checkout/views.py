@@ -13,7 +13,7 @@ from payments import services as payments
 from payments.models import Payment
 from payments.registry import enabled_providers
 
-from . import drafts, limits, services, texts
+from . import drafts, limits, services
 from .emails import calendar_for
 from .forms import AttendeeForm, PaymentChoiceForm, TicketSelectionForm
 from .inventory import SoldOut
@@ -45,7 +45,7 @@ def event_page(request, event_id):
             error = gettext("Sorry, only %(count)s %(name)s ticket(s) are left.") % {
                 "count": exc.ticket_type.available, "name": exc.ticket_type.name}
         except services.CheckoutError as exc:
-            error = texts.shown(exc.message)
+            error = str(exc.message)
         else:
             return redirect("checkout:session", session.public_id)
     response = render(request, "checkout/event.html", {"event": event, "form": form, "error": error,
@@ -98,12 +98,12 @@ def attendee_form(request, session_id):
                 session, name=form.cleaned_data["name"], email=form.cleaned_data["email"], answers=form.answers(),
             )
         except services.CheckoutError as exc:
-            alert = texts.shown(exc.message)
+            alert = str(exc.message)
         else:
             decision = run_gate(session, client_ip=client_ip(request))
             if decision.allowed:
                 return redirect("checkout:review", session.public_id)
-            alert = texts.shown(decision.message)
+            alert = str(decision.message)
     if request.method == "POST":  # not saved: kept for a new start, should the hold run out
         drafts.keep(request, session.event, details=drafts.typed(form))
     return render(request, "checkout/attendee_form.html", _page(session, form=form, alert=alert))
@@ -149,7 +149,7 @@ def review(request, session_id):
         try:
             payment = payments.begin_payment(session, provider, phone=form.data.get("phone", ""))
         except services.CheckoutError as exc:
-            alert = texts.shown(exc.message)
+            alert = str(exc.message)
         else:
             if payment is None:
                 return redirect("checkout:status", session.public_id)

@@ -18,9 +18,9 @@ from webhooks.admin.gate import (
 )
 
 from .admin_base import TenantScopedAdmin, TenantScopedInline, request_roles, show_secret_once
-from .admin_money import MoneyField, MoneyFormMixin
 from .crypto import mask
 from .models import ApiKey, Event, Membership, Organization, Question, Role, TicketType, new_signing_secret
+from .money import MoneyField, MoneyFormMixin
 
 
 class MembershipFormSet(forms.BaseInlineFormSet):

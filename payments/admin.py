@@ -5,7 +5,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from ievents.admin_base import ReadOnlyTenantAdmin, TenantScopedAdmin
-from ievents.admin_money import format_money
+from ievents.money import format_money
 
 from .forms import CREDENTIAL_FIELDS, IntegrationSettingsForm, webhook_url
 from .models import IntegrationSettings, Payment, Provider

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
 import urllib3
+from django.utils.translation import gettext
 
 if TYPE_CHECKING:
     from checkout.models import CheckoutSession
@@ -348,7 +349,7 @@ def normalize_phone(phone: str) -> str:
     if digits.startswith("351") and len(digits) == 12:
         digits = digits[3:]
     if len(digits) != 9 or not digits.startswith("9"):
-        raise PaymentDetailsRejected("MB WAY needs a Portuguese mobile number: 9 digits, starting with 9.")
+        raise PaymentDetailsRejected(gettext("MB WAY needs a Portuguese mobile number: 9 digits, starting with 9."))
     return digits
 
 

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from .base import (
     InboundRequest,
@@ -64,7 +65,7 @@ STATUS_KINDS = {
 
 class EasypayProvider(PaymentProvider):
     name = "easypay"
-    label = "Multibanco or MB WAY (Easypay)"
+    label = gettext_lazy("Multibanco or MB WAY (Easypay)")
     methods = ("multibanco", "mbway")
     credential_fields = {"account_id": "Account ID", "api_key": "API key"}
     environment_credentials = {"account_id": "EASYPAY_ACCOUNT_ID", "api_key": "EASYPAY_API_KEY"}

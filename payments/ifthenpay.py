@@ -16,6 +16,7 @@ Ifthenpay call again.
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy
 
 from .base import (
     InboundRequest,
@@ -48,7 +49,7 @@ CALLBACK_FIELDS = ("key", "orderId", "amount", "requestId", "entity", "reference
 
 class IfthenpayProvider(PaymentProvider):
     name = "ifthenpay"
-    label = "Multibanco or MB WAY (Ifthenpay)"
+    label = gettext_lazy("Multibanco or MB WAY (Ifthenpay)")
     methods = ("multibanco", "mbway")
     credential_fields = {"mb_key": "Multibanco key (mbKey)", "mbway_key": "MB WAY key (mbWayKey)",
                          "backoffice_key": "Backoffice key (for MB WAY refunds)"}

@@ -30,7 +30,8 @@ from django.db.models import F
 
 from checkout import state
 from checkout.models import CheckoutSession, OrderAction, Source
-from checkout.order_actions import PAID_STATES, OrderActionRefused, money_text, record, void_tickets, who
+from checkout.order_actions import PAID_STATES, OrderActionRefused, record, void_tickets, who
+from ievents.money import format_money
 
 from .base import PaymentUpdate, ProviderError, RefundResult, UpdateKind
 from .models import Payment, Refund
@@ -112,7 +113,7 @@ def refund(session: CheckoutSession, amount: int, *, by, note: str = "", restock
         if amount <= 0:
             raise RefundRefused("Give an amount above zero.")
         if amount > left:
-            raise RefundRefused(f"At most {money_text(left, locked.currency)} is left to refund.")
+            raise RefundRefused(f"At most {format_money(left, locked.currency)} is left to refund.")
         payment = paid_payment(locked)
         if payment is None:
             raise RefundRefused("This order has no payment to refund: record a refund made outside instead.")
@@ -142,7 +143,7 @@ def _ask_provider(session: CheckoutSession, payment: Payment, amount: int, key: 
 def _record(session: CheckoutSession, made: Refund, left: int, *, by, note: str, restock: bool,
             tickets: list[int] | None) -> None:
     full = made.amount == left
-    words = f"Refunded {money_text(made.amount, made.currency)}"
+    words = f"Refunded {format_money(made.amount, made.currency)}"
     if made.made_outside:
         words += " (made outside)"
     detail = f"{words} by {who(by)}" + (f": {note}" if note else "")
@@ -180,5 +181,5 @@ def cancel_paid_order(session: CheckoutSession, *, by, note: str = "", key: str)
         raise OrderActionRefused("This order has nothing left to refund, so there is nothing to cancel.")
     made = refund(session, left, by=by, note=note, restock=True, key=key)
     record(session, OrderAction.Kind.CANCEL, by,
-           f"Canceled by {who(by)}, with a refund of {money_text(made.amount, made.currency)}", note)
+           f"Canceled by {who(by)}, with a refund of {format_money(made.amount, made.currency)}", note)
     return CheckoutSession.objects.get(pk=session.pk)

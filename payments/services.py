@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from checkout import services as checkout
 from checkout import state
@@ -79,7 +80,7 @@ def start_payment(payment: Payment, *, method: str = "", phone: str = "") -> Pay
     except ProviderError as exc:
         Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.FAILED)
         log.warning("payment %s could not start: %s", payment.public_id, exc)
-        raise PaymentStartFailed("The payment could not be started. Please try again or choose another method.") from exc
+        raise PaymentStartFailed(gettext("The payment could not be started. Please try again or choose another method.")) from exc
     payment.provider_reference = result.provider_reference
     payment.redirect_url = result.redirect_url
     payment.method = result.method or payment.method

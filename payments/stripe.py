@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import stripe
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from .base import (
     InboundRequest,
@@ -60,7 +61,7 @@ INTENT_KINDS = {
 
 class StripeProvider(PaymentProvider):
     name = "stripe"
-    label = "Card (Stripe)"
+    label = gettext_lazy("Card (Stripe)")
     methods = ("card",)
     credential_fields = {"secret_key": "Secret key (sk_live_… or sk_test_…)"}
     environment_credentials = {"secret_key": "STRIPE_SECRET_KEY"}

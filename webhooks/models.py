@@ -7,12 +7,18 @@ deliveries and their attempts. Inbound: the log of every provider webhook receiv
 from functools import partial
 
 from django.db import models
+from django.utils.translation import gettext, gettext_noop
 
 from ievents.crypto import EncryptedTextField, new_public_id
 from ievents.models import Event, Organization, new_signing_secret
 
-
 # --- The pre-payment gate --------------------------------------------------------------
+# Our defaults for the attendee's messages, kept in English in the database and translated
+# when shown (``GateSettings.shown``); a message the organizer typed is shown as written.
+DEFAULT_DENIAL_MESSAGE = gettext_noop("This purchase could not be approved. Please contact the organizer.")
+DEFAULT_ERROR_MESSAGE = gettext_noop("We could not check your purchase right now. Please try again in a few minutes.")
+
+
 class GateSettings(models.Model):
     """An event's ``checkout.validate`` gate."""
 
@@ -28,12 +34,8 @@ class GateSettings(models.Model):
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     timeout_ms = models.PositiveIntegerField(default=3000)
     on_error = models.CharField(max_length=5, choices=OnError.choices, default=OnError.BLOCK)
-    denial_message = models.CharField(
-        max_length=500, default="This purchase could not be approved. Please contact the organizer."
-    )
-    error_message = models.CharField(
-        max_length=500, default="We could not check your purchase right now. Please try again in a few minutes."
-    )
+    denial_message = models.CharField(max_length=500, default=DEFAULT_DENIAL_MESSAGE)
+    error_message = models.CharField(max_length=500, default=DEFAULT_ERROR_MESSAGE)
     # Circuit breaker state, shared by every web process through the database.
     consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
     breaker_open_until = models.DateTimeField(null=True, blank=True, editable=False)
@@ -43,6 +45,13 @@ class GateSettings(models.Model):
 
     def __str__(self):
         return f"Gate for {self.event}"
+
+    def shown(self, field: str) -> str:
+        """The attendee's message ``field`` (``denial_message``, ``error_message``): the
+        organizer's words as written, or ours, translated, while it is still our default."""
+        text = getattr(self, field)
+        default = self._meta.get_field(field).default
+        return gettext(default) if text == default else text
 
 
 class GateCall(models.Model):

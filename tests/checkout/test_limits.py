@@ -63,7 +63,7 @@ def test_one_address_holds_at_most_the_cap_and_the_last_tickets_stay_for_others(
     assert take(client, event, ticket_type).status_code == 302
     assert take(client, event, ticket_type).status_code == 302
     response = take(client, event, ticket_type)  # was the third of three that held all 30
-    assert_limit_page(response, "You already hold 20 ticket(s)", "at most 20")
+    assert_limit_page(response, "You already hold 20 tickets", "at most 20")
     assert reserved(ticket_type) == 20 and CheckoutSession.objects.count() == 2
     assert set(CheckoutSession.objects.values_list("client_address", flat=True)) == {ATTENDEE}
     # Someone else still gets the rest.
