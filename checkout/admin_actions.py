@@ -126,7 +126,7 @@ class OrderActionInline(admin.TabularInline):
     readonly_fields = fields
     extra = 0
     can_delete = False
-    verbose_name_plural = "actions taken"
+    verbose_name_plural = _("actions taken")
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -139,7 +139,7 @@ class RefundInline(OrderActionInline):
     model = Refund
     fields = ["created_at", "amount_shown", "status", "provider_reference", "made_outside", "by_name", "note"]
     readonly_fields = fields
-    verbose_name_plural = "refunds"
+    verbose_name_plural = _("refunds")
 
     @admin.display(description=_("amount"))
     def amount_shown(self, refund):

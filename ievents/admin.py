@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.urls import path
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from webhooks.admin.gate import (
     GateSettingsInline,
@@ -41,7 +42,7 @@ class MembershipInline(admin.TabularInline):
     formset = MembershipFormSet
     extra = 0
     fields = ["user", "role"]
-    verbose_name_plural = "members"
+    verbose_name_plural = _("members")
 
     def _is_owner(self, request, obj) -> bool:
         return request.user.is_superuser or (obj is not None and request_roles(request).get(obj.pk) == Role.OWNER)
@@ -61,6 +62,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(TenantScopedAdmin):
+    title = _("Settings")
     tenant_path = "pk"
     inlines = [MembershipInline]
     list_display = ["name", "slug", "public_id"]
@@ -68,13 +70,13 @@ class OrganizationAdmin(TenantScopedAdmin):
     exclude = ["signing_secret"]
     actions = ["rotate_signing_secret"]
 
-    @admin.display(description="Signing secret")
+    @admin.display(description=_("Signing secret"))
     def signing_secret_shown(self, obj):
         # Per-session webhook_url notifications are signed with this; it is shown in full
         # only once, when the "Rotate signing secret" action makes a new one.
         return mask(obj.signing_secret) if obj.pk else "—"
 
-    @admin.action(description="Rotate signing secret (the new one is shown once)", permissions=["see_secrets"])
+    @admin.action(description=_("Rotate signing secret (the new one is shown once)"), permissions=["see_secrets"])
     def rotate_signing_secret(self, request, queryset):
         for organization in queryset:
             organization.signing_secret = new_signing_secret()
@@ -93,6 +95,7 @@ class OrganizationAdmin(TenantScopedAdmin):
 class MembershipAdmin(admin.ModelAdmin):
     """Superusers only. Memberships decide what every tenant filter shows: an organizer who
     could edit one could move themselves into another organization."""
+    title = _("Team")
 
     list_display = ["user", "organization", "role"]
 
@@ -133,7 +136,7 @@ class TicketTypeFormSet(forms.BaseInlineFormSet):
 class TicketTypeForm(MoneyFormMixin, forms.ModelForm):
     """A ticket type with its price in the event's currency units: 18 is €18.00."""
 
-    price = MoneyField(label="Price")
+    price = MoneyField(label=_("Price"))
     money_fields = ("price",)
 
     class Meta:
@@ -170,8 +173,8 @@ class EventAdminForm(forms.ModelForm):
 
     payment_providers = forms.MultipleChoiceField(
         choices=[], required=False, widget=forms.CheckboxSelectMultiple,
-        help_text="Offered to attendees, among those enabled in the organization's integration settings. "
-                  "None ticked: every enabled one.",
+        help_text=_("Offered to attendees, among those enabled in the organization's payment settings. "
+                    "None ticked: every enabled one."),
     )
 
     class Meta:
@@ -191,6 +194,7 @@ class EventAdminForm(forms.ModelForm):
 
 @admin.register(Event)
 class EventAdmin(TenantScopedAdmin):
+    title = _("Events")
     form = EventAdminForm
     list_display = ["name", "organization", "starts_at", "published", "public_link"]
     list_filter = ["published"]
@@ -220,15 +224,15 @@ class EventAdmin(TenantScopedAdmin):
             raise PermissionDenied
         return gate_test_page(self, request, event)
 
-    @admin.action(description="Send a test request to the pre-payment gate", permissions=["act"])
+    @admin.action(description=_("Send a test request to the pre-payment gate"), permissions=["act"])
     def send_gate_test_request(self, request, queryset):
         send_gate_test_request(self, request, queryset)
 
-    @admin.action(description="Rotate the gate's signing secret (shows the new one once)", permissions=["see_secrets"])
+    @admin.action(description=_("Rotate the gate's signing secret (shows the new one once)"), permissions=["see_secrets"])
     def rotate_gate_secret(self, request, queryset):
         rotate_gate_secret(self, request, queryset)
 
-    @admin.display(description="Public page")
+    @admin.display(description=_("Public page"))
     def public_link(self, obj):
         if not obj.pk:
             return "—"
@@ -237,7 +241,7 @@ class EventAdmin(TenantScopedAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(TenantScopedAdmin):
-    title = "API keys"
+    title = _("API keys")
     list_display = ["prefix", "name", "role", "organization", "created_at", "last_used_at", "revoked_at"]
     fields = ["organization", "name", "role", "revoked_at"]
 

@@ -303,6 +303,8 @@ LANGUAGE_CODE = "en"
 # live in locale/<locale>/LC_MESSAGES/django.po, compiled by `manage.py compilemessages`.
 LANGUAGES = [("en", "English"), ("pt-pt", "Português")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Dates and numbers as each language writes them in the back office (ievents/formats/).
+FORMAT_MODULE_PATH = ["ievents.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -3,6 +3,7 @@ from urllib.parse import quote, urlencode
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from ievents.admin_base import ReadOnlyTenantAdmin, TenantScopedAdmin
 from ievents.money import format_money
@@ -16,7 +17,7 @@ class IntegrationSettingsAdmin(TenantScopedAdmin):
     """Per-organization provider settings. Secrets are write-only; the webhook URL is shown."""
 
     form = IntegrationSettingsForm
-    title = "Payment providers"
+    title = _("Payments")
     list_display = ["organization", "provider", "enabled", "has_webhook_secret", "webhook_address"]
     list_filter = ["provider", "enabled"]
     readonly_fields = ["webhook_address"]
@@ -40,11 +41,11 @@ class IntegrationSettingsAdmin(TenantScopedAdmin):
         sections.append(("Webhooks", {"fields": webhook_fields}))
         return sections
 
-    @admin.display(description="Webhook secret", boolean=True)
+    @admin.display(description=_("Webhook secret"), boolean=True)
     def has_webhook_secret(self, obj):
         return bool(obj.webhook_secret)
 
-    @admin.display(description="Webhook URL for the provider's dashboard")
+    @admin.display(description=_("Webhook URL for the provider's dashboard"))
     def webhook_address(self, obj):
         if not obj or not obj.pk:
             return "Shown once saved (not for the sandbox, which takes no webhooks from outside)."
@@ -83,6 +84,7 @@ def readable_instructions(payment: Payment) -> list[tuple[str, str]]:
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyTenantAdmin):
     """Payments are financial records: read-only, never deleted."""
+    title = _("Payment attempts")
 
     tenant_path = "session__organization"
     list_display = ["public_id", "order", "provider", "method", "status", "amount_shown", "received_shown",
@@ -94,27 +96,27 @@ class PaymentAdmin(ReadOnlyTenantAdmin):
               "reference_shown", "instructions_shown", "redirect_url", "created_at", "updated_at"]
     readonly_fields = fields
 
-    @admin.display(description="Order", ordering="session__public_id")
+    @admin.display(description=_("Order"), ordering="session__public_id")
     def order(self, payment):
         url = reverse("admin:checkout_checkoutsession_change", args=[payment.session_id])
         return format_html('<a href="{}">{}</a>', url, payment.session.public_id)
 
-    @admin.display(description="Amount", ordering="amount")
+    @admin.display(description=_("Amount"), ordering="amount")
     def amount_shown(self, payment):
         return format_money(payment.amount, payment.currency)
 
-    @admin.display(description="Received", ordering="amount_received")
+    @admin.display(description=_("Received"), ordering="amount_received")
     def received_shown(self, payment):
         return format_money(payment.amount_received, payment.currency)
 
-    @admin.display(description="Provider reference")
+    @admin.display(description=_("Provider reference"))
     def reference_shown(self, payment):
         link = provider_link(payment)
         if link:
             return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', link, payment.provider_reference)
         return payment.provider_reference or "—"
 
-    @admin.display(description="Instructions")
+    @admin.display(description=_("Instructions"))
     def instructions_shown(self, payment):
         pairs = readable_instructions(payment)
         if not pairs:

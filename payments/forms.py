@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from ievents.crypto import mask
 
@@ -45,7 +46,7 @@ class IntegrationSettingsForm(CredentialInputs, forms.ModelForm):
 
     webhook_secret_input = _write_only("Webhook secret")
     clear_webhook_secret = forms.BooleanField(
-        label="Remove the stored webhook secret (fall back to the platform's)", required=False)
+        label=_("Remove the stored webhook secret (fall back to the platform's)"), required=False)
 
     class Meta:
         model = IntegrationSettings

@@ -8,6 +8,7 @@ from functools import partial
 
 from django.db import models
 from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_lazy as _
 
 from ievents.crypto import EncryptedTextField, new_public_id
 from ievents.models import Event, Organization, new_signing_secret
@@ -23,8 +24,8 @@ class GateSettings(models.Model):
     """An event's ``checkout.validate`` gate."""
 
     class OnError(models.TextChoices):
-        BLOCK = "block", "Block the purchase"
-        ALLOW = "allow", "Allow the purchase"
+        BLOCK = "block", _("Block the purchase")
+        ALLOW = "allow", _("Allow the purchase")
 
     event = models.OneToOneField(Event, on_delete=models.CASCADE, related_name="gate")
     enabled = models.BooleanField(default=False)
@@ -41,7 +42,7 @@ class GateSettings(models.Model):
     breaker_open_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
-        verbose_name = "pre-payment gate"
+        verbose_name = _("pre-payment gate")
 
     def __str__(self):
         return f"Gate for {self.event}"
@@ -58,23 +59,23 @@ class GateCall(models.Model):
     """One call to a gate (or one decision taken without calling it), for the organizer."""
 
     class Outcome(models.TextChoices):
-        ALLOWED = "allowed", "Allowed"
-        DENIED = "denied", "Denied"
-        ERROR = "error", "Error"
+        ALLOWED = "allowed", _("Allowed")
+        DENIED = "denied", _("Denied")
+        ERROR = "error", _("Error")
 
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="gate_calls")
     session = models.ForeignKey(
         "checkout.CheckoutSession", null=True, blank=True, on_delete=models.CASCADE, related_name="gate_calls"
     )
     outcome = models.CharField(max_length=10, choices=Outcome.choices)
-    decision = models.CharField(max_length=5, help_text="allow or deny: what the checkout did.")
+    decision = models.CharField(max_length=5, help_text=_("allow or deny: what the checkout did."))
     status_code = models.PositiveIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(default=0)
-    message = models.CharField(max_length=500, blank=True, help_text="The remote message, as received (capped).")
+    message = models.CharField(max_length=500, blank=True, help_text=_("The remote message, as received (capped)."))
     error = models.CharField(max_length=500, blank=True)
     is_test = models.BooleanField(default=False)
-    breaker_open = models.BooleanField(default=False, help_text="Decided by the breaker without calling.")
-    client_ip = models.GenericIPAddressField(null=True, blank=True, help_text="The attendee's address (rate limit).")
+    breaker_open = models.BooleanField(default=False, help_text=_("Decided by the breaker without calling."))
+    client_ip = models.GenericIPAddressField(null=True, blank=True, help_text=_("The attendee's address (rate limit)."))
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -140,9 +141,9 @@ class Delivery(models.Model):
     """One event to one target (an endpoint, or a session's own ``webhook_url``)."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+        PENDING = "pending", _("Pending")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
 
     event = models.ForeignKey(OutboxEvent, on_delete=models.CASCADE, related_name="deliveries")
     public_id = models.CharField(max_length=40, unique=True, default=partial(new_public_id, "del"), editable=False)
@@ -161,7 +162,7 @@ class Delivery(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        verbose_name_plural = "deliveries"
+        verbose_name_plural = _("deliveries")
 
     def __str__(self):
         return self.public_id
@@ -173,7 +174,7 @@ class DeliveryAttempt(models.Model):
     started_at = models.DateTimeField()
     duration_ms = models.PositiveIntegerField(default=0)
     status_code = models.PositiveIntegerField(null=True, blank=True)
-    response_body = models.TextField(blank=True, help_text="Capped.")
+    response_body = models.TextField(blank=True, help_text=_("Capped."))
     error = models.CharField(max_length=500, blank=True)
 
     class Meta:
@@ -192,11 +193,11 @@ class InboundWebhook(models.Model):
     """Every provider webhook received, verified or not. ``dedupe_key`` makes it once-only."""
 
     class Outcome(models.TextChoices):
-        PROCESSED = "processed", "Processed"
-        DUPLICATE = "duplicate", "Duplicate"
-        IGNORED = "ignored", "Ignored"
-        REJECTED = "rejected", "Rejected"
-        FAILED = "failed", "Failed"
+        PROCESSED = "processed", _("Processed")
+        DUPLICATE = "duplicate", _("Duplicate")
+        IGNORED = "ignored", _("Ignored")
+        REJECTED = "rejected", _("Rejected")
+        FAILED = "failed", _("Failed")
 
     provider = models.CharField(max_length=20)
     organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.CASCADE)
@@ -209,7 +210,7 @@ class InboundWebhook(models.Model):
     session = models.ForeignKey(
         "checkout.CheckoutSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="inbound_webhooks"
     )
-    payload = models.TextField(blank=True, help_text="As received, capped.")
+    payload = models.TextField(blank=True, help_text=_("As received, capped."))
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

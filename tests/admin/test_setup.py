@@ -168,7 +168,7 @@ def test_the_admin_is_branded_and_names_its_screens(admin_client, organization):
     IntegrationSettings.objects.get_or_create(organization=organization, provider="sandbox")
     html = admin_client.get("/admin/").content.decode()
     assert '<div id="site-name"><a href="/admin/">iEvents</a></div>' in html and "Django administration" not in html
-    for title in ("Orders", "Payment providers", "Webhook endpoints", "Gate calls"):
-        assert f">{title}</a>" in html, title
+    for title in ("Orders", "Payments", "Your systems' notification addresses", "Gate checks"):
+        assert f">{title}</a>" in html.replace("&#x27;", "'"), title
     assert "Checkout sessions" not in html and "Payment integrations" not in html
-    assert "<h1>Payment providers</h1>" in admin_client.get(INTEGRATIONS).content.decode()
+    assert "<h1>Payments</h1>" in admin_client.get(INTEGRATIONS).content.decode()

@@ -19,10 +19,9 @@ from django.utils import translation
 
 ROOT = Path(__file__).resolve().parents[2]
 PO = ROOT / "locale" / "pt_PT" / "LC_MESSAGES" / "django.po"
-# Where attendee-facing strings live. The admin's templates are the organizers' (Django's own
-# translations cover the admin's chrome) and are left out.
+# Where our strings live: the attendee's pages and the organizer's back office alike.
 SOURCES = ["templates", "checkout", "payments", "ievents", "webhooks"]
-NOT_ATTENDEE = ["templates/admin", "*/migrations", "*/admin", "*/admin.py"]
+NOT_ATTENDEE = ["*/migrations"]
 
 
 def _compiled(po: Path, out: Path) -> dict:

@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy as _
 
 from ievents.admin_base import ReadOnlyTenantAdmin, TenantScopedInline, show_secret_once
 from ievents.crypto import mask
@@ -22,7 +23,7 @@ from ..signing import rotate_secret
 
 
 class GateSettingsForm(forms.ModelForm):
-    url = forms.URLField(label="URL", max_length=2000, required=False, assume_scheme="https",
+    url = forms.URLField(label=_("URL"), max_length=2000, required=False, assume_scheme="https",
                          widget=forms.URLInput(attrs={"class": "vURLField"}))
 
     class Meta:
@@ -66,7 +67,7 @@ class GateSettingsInline(TenantScopedInline, admin.StackedInline):
               "breaker_state", "calls", "test_button"]
     readonly_fields = ["secret_hint", "breaker_state", "calls", "test_button"]
 
-    @admin.display(description="Test")
+    @admin.display(description=_("Test"))
     def test_button(self, gate):
         if not gate.pk:
             return "Save the event, then send a test request from here."
@@ -75,19 +76,19 @@ class GateSettingsInline(TenantScopedInline, admin.StackedInline):
         return mark_safe('<button type="submit" form="gate-test-form" class="button">Send test request</button>'  # noqa: S308  (constant text)
                          ' <span class="help">One real, signed call with a sample order; nothing is bought.</span>')
 
-    @admin.display(description="Signing secret")
+    @admin.display(description=_("Signing secret"))
     def secret_hint(self, gate):
         if not gate.pk:
             return "Generated when you save, and shown to you once then (copy it to your gate)."
         return f"{mask(gate.secret)}  (rotate it from the event list to get one you can copy)"
 
-    @admin.display(description="Circuit breaker")
+    @admin.display(description=_("Circuit breaker"))
     def breaker_state(self, gate):
         if gate.pk and gate.breaker_open_until:
             return f"Open until {gate.breaker_open_until:%Y-%m-%d %H:%M:%S} UTC: the on-error policy applies without a call."
         return f"Closed ({gate.consecutive_failures} failure(s) in a row)" if gate.pk else "—"
 
-    @admin.display(description="Calls")
+    @admin.display(description=_("Calls"))
     def calls(self, gate):
         if not gate.pk:
             return "—"
@@ -170,6 +171,7 @@ def rotate_gate_secret(modeladmin, request, queryset):
 @admin.register(GateCall)
 class GateCallAdmin(ReadOnlyTenantAdmin):
     """Every call to every gate, read-only: what the organizer's system answered, and when."""
+    title = _("Gate checks")
 
     tenant_path = "event__organization"
     # The answer, what the checkout did and why come first: with the event and session
@@ -184,11 +186,11 @@ class GateCallAdmin(ReadOnlyTenantAdmin):
               "is_test", "breaker_open"]
     readonly_fields = fields
 
-    @admin.display(description="Reason")
+    @admin.display(description=_("Reason"))
     def reason(self, call):
         """The gate's own message for an answer, our error for a failure (one of them is empty)."""
         return call.message or call.error or "—"
 
-    @admin.display(description="Session")
+    @admin.display(description=_("Session"))
     def session_id_link(self, call):
         return call.session.public_id if call.session_id else ("test" if call.is_test else "—")
