@@ -10,6 +10,7 @@ tenant-scoped queryset finds it or not), and ``ievents.roles.can`` decides who m
 from __future__ import annotations
 
 import secrets
+from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
@@ -63,10 +64,15 @@ class RefundForm(ActionForm):
         Portuguese, ``1000`` yen), in minor units."""
         currency = self.plan.currency
         try:
-            amount = to_minor(parse_amount(self.cleaned_data["amount"], currency), currency)
+            units = parse_amount(self.cleaned_data["amount"], currency)
         except ValueError:
+            example = Decimal("12.50") if exponent(currency) else Decimal(1250)
             raise forms.ValidationError(gettext("Write an amount such as %(example)s.") % {
-                "example": format_units(to_units(1250 * 10 ** exponent(currency) // 100, currency), currency)}) from None
+                "example": format_units(example, currency)}) from None
+        try:
+            amount = to_minor(units, currency)
+        except ValueError as exc:  # more decimals than the currency has: ¥10.5
+            raise forms.ValidationError(str(exc)) from None
         if amount <= 0:
             raise forms.ValidationError(gettext("Give an amount above zero."))
         if amount > self.plan.refundable:
