@@ -153,6 +153,17 @@ class PaymentProvider:
     def __init__(self, config: ProviderConfig):
         self.config = config
 
+    def check_credentials(self) -> str:
+        """Whether the provider accepts these credentials, asked with one cheap authenticated
+        read when the organizer saves them: "" if it does (or the provider has no such read),
+        else what is wrong, in words for the organizer (the provider's own reason included)."""
+        return ""
+
+    def test_mode(self) -> bool | None:
+        """True when these credentials take test payments only, False for live ones, None
+        when the credentials do not say."""
+        return None
+
     @classmethod
     def environment_config(cls) -> ProviderConfig:
         """The fallback credentials from the environment; unset ones are left out."""
