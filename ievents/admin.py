@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.urls import path
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from webhooks.admin.gate import (
@@ -30,7 +31,7 @@ class MembershipFormSet(forms.BaseInlineFormSet):
         kept = [form.cleaned_data.get("role", form.instance.role) for form in self.forms
                 if form.cleaned_data and not form.cleaned_data.get("DELETE")]
         if Role.OWNER not in kept:
-            raise forms.ValidationError("An organization keeps at least one owner.")
+            raise forms.ValidationError(gettext("An organization keeps at least one owner."))
 
 
 class MembershipInline(admin.TabularInline):
@@ -81,7 +82,8 @@ class OrganizationAdmin(TenantScopedAdmin):
         for organization in queryset:
             organization.signing_secret = new_signing_secret()
             organization.save(update_fields=["signing_secret"])
-            show_secret_once(request, f"New signing secret for {organization.name}", organization.signing_secret)
+            show_secret_once(request, gettext("New signing secret for %(organization)s") % {"organization": organization.name},
+                             organization.signing_secret)
 
     def has_add_permission(self, request):
         return request.user.is_superuser
@@ -130,7 +132,9 @@ class TicketTypeFormSet(forms.BaseInlineFormSet):
         for pk, held in reserved.values_list("pk", "reserved"):
             form = lowered[pk]
             if form.cleaned_data["quantity"] < held:
-                form.add_error("quantity", f"{held} ticket(s) are held or sold: the quantity cannot be lower.")
+                form.add_error("quantity", ngettext("%(held)d ticket is held or sold: the quantity cannot be lower.",
+                                                    "%(held)d tickets are held or sold: the quantity cannot be lower.",
+                                                    held) % {"held": held})
 
 
 class TicketTypeForm(MoneyFormMixin, forms.ModelForm):
@@ -250,4 +254,5 @@ class ApiKeyAdmin(TenantScopedAdmin):
             return super().save_model(request, obj, form, change)
         row, key = ApiKey.issue(obj.organization, name=obj.name, role=obj.role)
         obj.pk = row.pk
-        show_secret_once(request, f"Your new API key “{obj.name}” ({obj.get_role_display()})", key)
+        show_secret_once(request, gettext("Your new API key “%(name)s” (%(role)s)") % {"name": obj.name,
+                                                                                "role": obj.get_role_display()}, key)

@@ -11,6 +11,7 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_permission_codename
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext
 
 from .models import Membership, Organization
 from .roles import ADD, CHANGE, DELETE, SEE_SECRETS, VIEW, allows, roles_of
@@ -41,7 +42,7 @@ def secret_once_page(request, admin_site, then: str):
     Rendered in the response that made the secrets, never stored to be shown later: once
     this page is left, nobody can read them here again.
     """
-    context = {**admin_site.each_context(request), "title": "Copy your new secret now",
+    context = {**admin_site.each_context(request), "title": gettext("Copy your new secret now"),
                "secrets": request.secrets_shown_once, "then": then}
     return TemplateResponse(request, "admin/secret_once.html", context)
 

@@ -95,6 +95,6 @@ def test_the_quantity_cannot_go_below_what_is_sold_or_held(client, event):
     data = ticket_type_form(event, "18", **{"ticket_types-INITIAL_FORMS": 1, "ticket_types-0-id": tt.pk,
                                             "ticket_types-0-quantity": 20})
     response = client.post(f"/admin/ievents/event/{event.pk}/change/", data)
-    assert response.status_code == 200 and "30 ticket(s) are held or sold" in response.content.decode()
+    assert response.status_code == 200 and "30 tickets are held or sold" in response.content.decode()
     tt.refresh_from_db()
     assert tt.quantity == 50
