@@ -70,10 +70,16 @@ def history_sentence(step: Transition, session: CheckoutSession) -> str:
 def history(session: CheckoutSession) -> list[dict]:
     entries = []
     for step in session.transitions.all():
-        # A payment's provider and a free order are already said by the sentence.
-        said = step.trigger == "start_payment" or (step.trigger == "pay" and step.detail == "free order")
+        # A payment's provider and a free order are already said by the sentence; a refund's
+        # or a cancellation's who, how much and why are in the refunds and actions tables, in
+        # the reader's language. What a provider's notification said is a technical detail:
+        # folded into the entry's title, not written out.
+        said = step.trigger in ("start_payment", "refund", "partial_refund", "cancel") or (
+            step.trigger == "pay" and step.detail == "free order")
+        technical = step.source in (Source.PROVIDER_WEBHOOK, Source.RETURN_PAGE)
         entries.append({"at": step.at, "text": history_sentence(step, session),
-                        "who": SOURCE_WORDS.get(step.source, step.source), "note": "" if said else step.detail})
+                        "who": SOURCE_WORDS.get(step.source, step.source),
+                        "note": "" if said or technical else step.detail, "technical": step.detail if technical else ""})
     return entries
 
 

@@ -128,7 +128,9 @@ def buttons_for(request, session) -> list[dict]:
 # --- The admin mixin -------------------------------------------------------------------------
 class OrderActionInline(admin.TabularInline):
     model = OrderAction
-    fields = ["at", "summary", "note"]
+    # The action's kind and who took it, in the reader's language; the stored summary is the
+    # history's record in the words of the moment (shown in the order's history API).
+    fields = ["at", "kind", "by_name", "note"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -140,10 +142,15 @@ class OrderActionInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None):
         return False
 
+    @admin.display(description=_("by"))
+    def by_name(self, action):
+        return order_actions.who(action.by)
+
 
 class RefundInline(OrderActionInline):
     model = Refund
     fields = ["created_at", "amount_shown", "status", "provider_reference", "made_outside", "by_name", "note"]
+    verbose_name = _("refund")
     readonly_fields = fields
     verbose_name_plural = _("refunds")
 

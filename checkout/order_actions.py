@@ -17,6 +17,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from . import inventory, state
 from . import services as checkout
@@ -36,7 +37,7 @@ PAID_STATES = {Status.PAID, Status.COMPLETED, Status.PARTIALLY_REFUNDED}
 WITH_TICKETS = {Status.COMPLETED, Status.PARTIALLY_REFUNDED}
 
 def who(user) -> str:
-    return (user.get_full_name() or user.get_username()) if user is not None else "someone"
+    return (user.get_full_name() or user.get_username()) if user is not None else gettext("someone")
 
 
 def record(session: CheckoutSession, kind: str, by, summary: str, note: str = "") -> OrderAction:

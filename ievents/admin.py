@@ -19,7 +19,14 @@ from webhooks.admin.gate import (
     warn_if_gate_off,
 )
 
-from .admin_base import TenantScopedAdmin, TenantScopedInline, request_roles, show_secret_once
+from .admin_base import (
+    LabelledInlineForm,
+    TenantScopedAdmin,
+    TenantScopedInline,
+    label_inputs,
+    request_roles,
+    show_secret_once,
+)
 from .crypto import mask
 from .models import ApiKey, Event, Membership, Organization, Question, Role, TicketType, new_signing_secret
 from .money import MoneyField, MoneyFormMixin
@@ -137,7 +144,7 @@ class TicketTypeFormSet(forms.BaseInlineFormSet):
                                                     held) % {"held": held})
 
 
-class TicketTypeForm(MoneyFormMixin, forms.ModelForm):
+class TicketTypeForm(MoneyFormMixin, LabelledInlineForm):
     """A ticket type with its price in the event's currency units: 18 is €18.00."""
 
     price = MoneyField(label=_("Price"))
@@ -169,6 +176,7 @@ class TicketTypeInline(TenantScopedInline, admin.TabularInline):
 
 class QuestionInline(TenantScopedInline, admin.TabularInline):
     model = Question
+    form = LabelledInlineForm
     extra = 0
 
 
@@ -191,6 +199,7 @@ class EventAdminForm(forms.ModelForm):
 
         super().__init__(*args, **kwargs)
         self.fields["payment_providers"].choices = Provider.choices
+        label_inputs(self, all_fields=False)
 
     def clean_payment_providers(self) -> list[str]:
         return list(self.cleaned_data["payment_providers"])
