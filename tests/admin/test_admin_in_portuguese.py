@@ -174,3 +174,26 @@ def test_every_name_of_our_models_and_fields_has_a_portuguese_translation():
                 names += [f.verbose_name for f in model._meta.get_fields() if getattr(f, "verbose_name", None)]  # noqa: SLF001
                 missing |= {str(name) for name in names} - translated
     assert not missing, sorted(missing)
+
+
+def test_every_attendee_page_in_portuguese_has_no_english_sentence_of_ours(client, event, open_session):
+    from payments.models import IntegrationSettings
+    from tests.refunds.helpers import paid_order
+
+    IntegrationSettings.objects.get_or_create(organization=event.organization, provider="sandbox",
+                                              defaults={"enabled": True})
+    completed, _ = paid_order(event, provider="sandbox", reference="pay_sbx_pages")
+    sentences = catalog_sentences()
+    pages = {
+        "event": f"/e/{event.public_id}/", "details": f"/c/{open_session.public_id}/",
+        "cancel": f"/c/{open_session.public_id}/cancel/", "tickets": f"/c/{completed.public_id}/status/",
+        "not found": "/c/cs_nosuchorder/",
+    }
+    leaks = {}
+    for name, url in pages.items():
+        response = client.get(url, **PT)
+        assert response.status_code in (200, 404), (name, response.status_code)
+        found = english_of_ours(response.content.decode(), sentences)
+        if found:
+            leaks[name] = found
+    assert not leaks, leaks

@@ -110,6 +110,17 @@ def test_starting_checkouts_is_rate_limited_per_address(settings, client, event,
     assert take(client, event, ticket_type, quantity=1).status_code == 302
 
 
+def test_a_limit_is_said_in_the_attendees_language(settings, client, event, ticket_type):
+    """Written with gettext where the limit is decided, not translated from a list of known
+    English sentences: a Portuguese attendee reads it in Portuguese, plurals and all."""
+    settings.CHECKOUT_MAX_CHECKOUTS_PER_ADDRESS = 1
+    pt = {"HTTP_ACCEPT_LANGUAGE": "pt-PT"}
+    assert take(client, event, ticket_type, quantity=1, **pt).status_code == 302
+    response = take(client, event, ticket_type, quantity=1, **pt)
+    assert_limit_page(response, "Foram iniciadas demasiadas compras", "dentro de cerca de 10 minutos")
+    assert "Too many checkouts" not in response.content.decode()
+
+
 def test_a_spoofed_x_forwarded_for_is_ignored_without_trusted_proxies(client, event, ticket_type):
     for n in range(3):
         response = take(client, event, ticket_type, HTTP_X_FORWARDED_FOR=f"192.0.2.{n}")
