@@ -1,6 +1,7 @@
 """Admin: the inbound provider webhook log, read-only, with a "Reprocess" action."""
 
 from django.contrib import admin, messages
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from ievents.admin_base import TenantScopedAdmin
@@ -42,4 +43,5 @@ class InboundWebhookAdmin(TenantScopedAdmin):
             outcome = reprocess(row).outcome
             results[outcome] = results.get(outcome, 0) + 1
         summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(results.items()))
-        messages.info(request, f"Reprocessed {sum(results.values())}: {summary}.")
+        messages.info(request, gettext("Reprocessed %(count)d: %(summary)s.") % {"count": sum(results.values()),
+                                                                              "summary": summary})
