@@ -36,11 +36,14 @@ class GateSettingsForm(forms.ModelForm):
             "error_message": forms.Textarea(attrs={"rows": 2, "class": "vLargeTextField"}),
         }
         help_texts = {
-            "url": "Where we POST checkout.validate. Answer 2xx to allow, 4xx with {\"message\": …} to deny.",
-            "timeout_ms": "500–10000 ms, everything included. A gate that takes longer counts as failing.",
-            "on_error": "What happens when the gate fails (timeout, 5xx, unreachable): block is the safe default.",
-            "denial_message": "Shown when the gate denies without a message of its own.",
-            "error_message": "Shown when the gate fails and the policy blocks.",
+            "url": _("Your system's address: before each payment we send it the order's details. Answer 2xx to "
+                     "allow, 4xx with {\"message\": …} to deny."),
+            "timeout_ms": _("500–10000 ms, everything included. A gate that takes longer counts as failing."),
+            "on_error": _("What happens when the gate fails (timeout, 5xx, unreachable): block is the safe default."),
+            "denial_message": _("Shown when the gate denies without a message of its own. While it is our text, "
+                                "each attendee reads it in their language; your own words are shown as written."),
+            "error_message": _("Shown when the gate fails and the policy blocks. While it is our text, each attendee "
+                               "reads it in their language; your own words are shown as written."),
         }
 
     def __init__(self, *args, **kwargs):
