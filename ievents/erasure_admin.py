@@ -4,6 +4,7 @@ Registered on the orders' admin: ``actions = [erase_selected_attendees]``.
 """
 
 from django.contrib import admin, messages
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from checkout.models import ErasureRecord
@@ -29,8 +30,10 @@ def erase_selected_attendees(modeladmin, request, queryset):
                                         requested_by=f"admin {request.user.get_username()}")
         rows += record.rows_total
     if by_email:
-        modeladmin.message_user(request, f"Erased {len(by_email)} attendee(s): {rows} rows now hold a marker instead.",
-                                messages.SUCCESS)
+        modeladmin.message_user(request, ngettext(
+            "Erased %(count)d attendee: %(rows)d rows now hold a marker instead.",
+            "Erased %(count)d attendees: %(rows)d rows now hold a marker instead.", len(by_email))
+            % {"count": len(by_email), "rows": rows}, messages.SUCCESS)
     else:
-        modeladmin.message_user(request, "Nothing to erase: the selected orders hold no attendee any more.",
+        modeladmin.message_user(request, gettext("Nothing to erase: the selected orders hold no attendee any more."),
                                 messages.WARNING)
