@@ -144,7 +144,7 @@ class OrderActionInline(admin.TabularInline):
 
     @admin.display(description=_("by"))
     def by_name(self, action):
-        return order_actions.who(action.by)
+        return order_actions.who(action.by) if action.by else gettext("someone")
 
 
 class RefundInline(OrderActionInline):
@@ -160,7 +160,7 @@ class RefundInline(OrderActionInline):
 
     @admin.display(description=_("by"))
     def by_name(self, refund):
-        return order_actions.who(refund.by)
+        return order_actions.who(refund.by) if refund.by else gettext("someone")
 
 
 class OrderActionsMixin:

@@ -239,6 +239,8 @@ def test_a_portuguese_organizer_refunds_12_50_typed_as_portugal_writes_it(client
     order.refresh_from_db()
     assert order.amount_refunded == 1250
     assert "Reembolsado 12,50 €." in client.get(_url(order), **pt).content.decode()
+    # The stored history stays one language (English), whoever acted in which.
+    assert order.actions.get().summary == "Refunded €12.50 by ana"
 
 
 def test_a_yen_amount_with_cents_is_refused_in_the_organizers_language(client, ana, organization):
