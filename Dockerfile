@@ -13,9 +13,7 @@ WORKDIR /app
 # Dependencies first, so a code change does not reinstall them. psycopg[binary] and
 # cryptography ship wheels: no compiler needed.
 COPY requirements.txt .
-RUN pip install -r requirements.txt \
- && apt-get update -qq && apt-get install -y -qq --no-install-recommends gettext >/dev/null \
- && rm -rf /var/lib/apt/lists/*
+RUN pip install -r requirements.txt
 
 COPY . .
 
@@ -26,7 +24,7 @@ RUN DEBUG=0 \
     SECRET_KEY=build-only-collectstatic-key-not-used-at-runtime-0123456789abcdef \
     FIELD_ENCRYPTION_KEYS=YnVpbGQtb25seS1jb2xsZWN0c3RhdGljLWtleS0wMDA= \
     ALLOWED_HOSTS=build DATABASE_URL=sqlite:////tmp/build.sqlite3 \
-    sh -c 'python manage.py collectstatic --noinput -v0 && python manage.py compilemessages -v0' \
+    sh -c 'python manage.py collectstatic --noinput -v0 && pybabel -q compile -d locale -D django' \
  && useradd --system --uid 10001 --home-dir /app ievents \
  && mkdir -p /app/var && chown -R ievents /app/var
 

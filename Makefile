@@ -19,9 +19,11 @@ $(VENV)/.deps-dev: $(VENV)/.deps requirements-dev.txt
 deps: $(VENV)/.deps
 deps-dev: $(VENV)/.deps-dev
 
-# The attendee pages' translations (locale/*/LC_MESSAGES/django.po → .mo); needs GNU gettext's msgfmt.
+# The translations (locale/*/LC_MESSAGES/django.po → .mo), compiled by Babel (a pinned
+# dependency): no GNU gettext needed. Fuzzy entries are left out, as msgfmt does.
+LOCALE_DIR ?= locale
 messages: deps
-	$(PY) manage.py compilemessages --ignore '$(VENV)' -v0
+	$(VENV)/bin/pybabel -q compile -d $(LOCALE_DIR) -D django
 
 migrate: deps messages
 	$(PY) manage.py migrate --noinput -v0

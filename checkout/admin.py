@@ -18,14 +18,15 @@ from django.http import FileResponse, StreamingHttpResponse
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from ievents import roles
 from ievents.admin_base import ReadOnlyTenantAdmin
-from ievents.admin_money import format_money
 from ievents.admin_overview import SOLD_STATUSES, order_totals
 from ievents.admin_time import in_zone, local_text
 from ievents.erasure_admin import erase_selected_attendees
+from ievents.money import format_money
 from payments.admin import provider_link, readable_instructions
 from payments.models import Provider
 
@@ -35,9 +36,9 @@ from .formatting import order_reference
 from .models import TICKET_CODE_ALPHABET, CheckoutSession, Source, Transition, search_key
 
 SOURCE_WORDS = {
-    Source.ATTENDEE: "by the attendee", Source.PROVIDER_WEBHOOK: "by the provider's notification",
-    Source.RETURN_PAGE: "on the attendee's return from the provider", Source.ADMIN: "in the back office",
-    Source.API: "through the API", Source.TIMER: "automatically",
+    Source.ATTENDEE: _("by the attendee"), Source.PROVIDER_WEBHOOK: _("by the provider's notification"),
+    Source.RETURN_PAGE: _("on the attendee's return from the provider"), Source.ADMIN: _("in the back office"),
+    Source.API: _("through the API"), Source.TIMER: _("automatically"),
 }
 
 
@@ -48,19 +49,22 @@ def provider_name(code: str) -> str:
 def history_sentence(step: Transition, session: CheckoutSession) -> str:
     """A transition as an organizer says it: "Payment started with Stripe", "Paid €125.00"."""
     money = format_money(session.amount_paid or session.amount_total, session.currency)
+    provider = provider_name(step.detail) if step.detail else ""
     words = {
-        "gate_deny": "Your pre-payment gate refused the details",
-        "start_payment": f"Payment started with {provider_name(step.detail)}" if step.detail else "Payment started",
-        "processing": "Payment is being processed",
-        "authorize": "Payment authorized",
-        "reject": "Payment declined",
-        "pay": "Free order confirmed" if step.detail == "free order" else f"Paid {money}",
-        "fail_capture": "Payment could not be captured",
-        "complete": "Completed: tickets issued",
-        "expire": "Expired",
-        "cancel": "Canceled",
-        "refund": "Refunded",
-        "partial_refund": "Partly refunded",
+        "gate_deny": gettext("Your pre-payment gate refused the details"),
+        "start_payment": gettext("Payment started with %(provider)s") % {"provider": provider} if provider
+        else gettext("Payment started"),
+        "processing": gettext("Payment is being processed"),
+        "authorize": gettext("Payment authorized"),
+        "reject": gettext("Payment declined"),
+        "pay": gettext("Free order confirmed") if step.detail == "free order" else gettext("Paid %(amount)s") % {
+            "amount": money},
+        "fail_capture": gettext("Payment could not be captured"),
+        "complete": gettext("Completed: tickets issued"),
+        "expire": gettext("Expired"),
+        "cancel": gettext("Canceled"),
+        "refund": gettext("Refunded"),
+        "partial_refund": gettext("Partly refunded"),
     }
     return words.get(step.trigger, step.trigger.replace("_", " ").capitalize())
 
@@ -68,19 +72,25 @@ def history_sentence(step: Transition, session: CheckoutSession) -> str:
 def history(session: CheckoutSession) -> list[dict]:
     entries = []
     for step in session.transitions.all():
-        # A payment's provider and a free order are already said by the sentence.
-        said = step.trigger == "start_payment" or (step.trigger == "pay" and step.detail == "free order")
+        # A payment's provider and a free order are already said by the sentence; a refund's
+        # or a cancellation's who, how much and why are in the refunds and actions tables, in
+        # the reader's language. What a provider's notification said is a technical detail:
+        # folded into the entry's title, not written out.
+        said = step.trigger in ("start_payment", "refund", "partial_refund", "cancel") or (
+            step.trigger == "pay" and step.detail == "free order")
+        technical = step.source in (Source.PROVIDER_WEBHOOK, Source.RETURN_PAGE)
         entries.append({"at": step.at, "text": history_sentence(step, session),
-                        "who": SOURCE_WORDS.get(step.source, step.source), "note": "" if said else step.detail})
+                        "who": SOURCE_WORDS.get(step.source, step.source),
+                        "note": "" if said or technical else step.detail, "technical": step.detail if technical else ""})
     return entries
 
 
 class AttentionFilter(admin.SimpleListFilter):
-    title = "needs attention"
+    title = _("needs attention")
     parameter_name = "attention"
 
     def lookups(self, request, model_admin):
-        return [("yes", "Needs attention"), ("no", "Nothing to do")]
+        return [("yes", _("Needs attention")), ("no", _("Nothing to do"))]
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
@@ -93,7 +103,7 @@ class AttentionFilter(admin.SimpleListFilter):
 class ProviderFilter(admin.SimpleListFilter):
     """By payment provider, under the providers' names."""
 
-    title = "provider"
+    title = _("provider")
     parameter_name = "provider"
 
     def lookups(self, request, model_admin):
@@ -104,11 +114,11 @@ class ProviderFilter(admin.SimpleListFilter):
 
 
 class SoldFilter(admin.SimpleListFilter):
-    title = "sold"
+    title = _("sold")
     parameter_name = "sold"
 
     def lookups(self, request, model_admin):
-        return [("yes", "Paid orders")]
+        return [("yes", _("Paid orders"))]
 
     def queryset(self, request, queryset):
         return queryset.filter(status__in=SOLD_STATUSES) if self.value() == "yes" else queryset
@@ -117,22 +127,22 @@ class SoldFilter(admin.SimpleListFilter):
 class MoneyFilter(admin.SimpleListFilter):
     """Orders that received money: the set the overview's "Net revenue" adds up."""
 
-    title = gettext_lazy("money")
+    title = _("money")
     parameter_name = "money"
 
     def lookups(self, request, model_admin):
-        return [("received", gettext_lazy("Money received"))]
+        return [("received", _("Money received"))]
 
     def queryset(self, request, queryset):
         return queryset.filter(amount_paid__gt=0) if self.value() == "received" else queryset
 
 
 class RefundedFilter(admin.SimpleListFilter):
-    title = "refunds"
+    title = _("refunds")
     parameter_name = "refunded"
 
     def lookups(self, request, model_admin):
-        return [("yes", "With a refund")]
+        return [("yes", _("With a refund"))]
 
     def queryset(self, request, queryset):
         return queryset.filter(amount_refunded__gt=0) if self.value() == "yes" else queryset
@@ -159,7 +169,7 @@ def as_ticket_code(compact: str) -> str | None:
 
 @admin.register(CheckoutSession)
 class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
-    title = "Orders"
+    title = _("Orders")
     list_display = ["reference", "status_shown", "attendee", "email", "event", "amount", "paid",
                     "created", "attention"]
     list_display_links = ["reference"]
@@ -171,11 +181,11 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
     # columns, with the term folded as ``search_name`` is (accents dropped, case folded). Ticket
     # codes are matched whole only (``get_search_results``): no join to the tickets here.
     search_fields = ["public_id", "customer_email", "search_name"]
-    search_help_text = gettext_lazy("Email, name (with or without accents), ticket code, or order reference "
+    search_help_text = _("Email, name (with or without accents), ticket code, or order reference "
                                     "(UGH-7V2 or cs_…)")
     actions = [erase_selected_attendees]
     date_hierarchy = "created_at"
-    fieldsets = [("Technical", {"classes": ["collapse"], "fields": TECHNICAL_FIELDS})]
+    fieldsets = [(_("Technical details"), {"classes": ["collapse"], "fields": TECHNICAL_FIELDS})]
     readonly_fields = TECHNICAL_FIELDS
     change_list_template = "admin/checkout/checkoutsession/change_list.html"
     change_form_template = "admin/checkout/checkoutsession/change_form.html"
@@ -221,46 +231,46 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
         return request.user.is_superuser or any(
             roles.allows(role, roles.ERASE_ATTENDEE) for role in roles.roles_of(request.user).values())
 
-    @admin.display(description="Order", ordering="public_id")
+    @admin.display(description=_("Order"), ordering="public_id")
     def reference(self, session):
         # The reference the attendee was given, and the order's id under it.
         return format_html('{}<br><small class="order-id">{}</small>', order_reference(session.public_id),
                            session.public_id)
 
-    @admin.display(description="Attendee", ordering="customer_name")
+    @admin.display(description=_("Attendee"), ordering="customer_name")
     def attendee(self, session):
         return session.customer_name or "—"
 
-    @admin.display(description="Email", ordering="customer_email")
+    @admin.display(description=_("Email"), ordering="customer_email")
     def email(self, session):
         return session.customer_email
 
-    @admin.display(description="Created", ordering="created_at")
+    @admin.display(description=_("Created"), ordering="created_at")
     def created(self, session):
         return local_text(session.created_at, session.organization.timezone)
 
-    @admin.display(description="Status", ordering="status")
+    @admin.display(description=_("Status"), ordering="status")
     def status_shown(self, session):
         return format_html('<span class="order-status {}">{}</span>', session.status, session.get_status_display())
 
-    @admin.display(description="Amount", ordering="amount_total")
+    @admin.display(description=_("Amount"), ordering="amount_total")
     def amount(self, session):
         return format_money(session.amount_total, session.currency)
 
-    @admin.display(description="Paid", ordering="amount_paid")
+    @admin.display(description=_("Paid"), ordering="amount_paid")
     def paid(self, session):
         return format_money(session.amount_paid, session.currency) if session.amount_paid else "—"
 
-    @admin.display(description="Attention")
+    @admin.display(description=_("Attention"))
     def attention(self, session):
         if not session.needs_attention:
             return ""
-        return format_html('<span class="order-status needs-attention" title="{}">Needs attention</span>',
-                           session.needs_attention)
+        return format_html('<span class="order-status needs-attention" title="{}">{}</span>',
+                           session.needs_attention, gettext("Needs attention"))
 
-    @admin.display(description="Holds released")
+    @admin.display(description=_("Holds released"))
     def holds_released_shown(self, session):
-        return "yes" if session.holds_released else "no"
+        return gettext("yes") if session.holds_released else gettext("no")
 
     def get_urls(self):
         export = path("export/", self.admin_site.admin_view(self.export_csv), name="checkout_checkoutsession_export")
@@ -294,7 +304,7 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
         if session is None:
             return super().change_view(request, object_id, form_url, context)
         context.update(order_page(session))
-        context["title"] = f"Order {session.public_id}"
+        context["title"] = gettext("Order %(order)s") % {"order": session.public_id}
         # The order's times on its organization's clock, each with the zone's abbreviation.
         return in_zone(session.organization.timezone, super().change_view, request, object_id, form_url, context)
 
@@ -303,7 +313,7 @@ def order_page(session: CheckoutSession) -> dict:
     """What an order's page shows, read in a handful of queries."""
     line_items = list(session.line_items.select_related("ticket_type"))
     line_prices = {item.ticket_type_id: item.unit_amount for item in line_items}  # what each ticket cost
-    tickets = [{"code": t.code, "type": t.ticket_type.name,
+    tickets = [{"code": t.code, "type": t.ticket_type.name, "void": t.voided_at is not None,
                 "price": format_money(line_prices.get(t.ticket_type_id, t.ticket_type.price), session.currency)}
                for t in session.tickets.select_related("ticket_type")]
     lines = [{"type": item.ticket_type.name, "quantity": item.quantity,
@@ -315,7 +325,8 @@ def order_page(session: CheckoutSession) -> dict:
         "question__position", "question_id")]
     payments = [{"payment": p, "provider": p.get_provider_display(), "amount": format_money(p.amount, p.currency),
                  "received": format_money(p.amount_received, p.currency), "link": provider_link(p),
-                 "instructions": readable_instructions(p)} for p in session.payments.order_by("id")]
+                 "instructions": readable_instructions(p), "why": p.failure_reason if p.status == p.Status.FAILED else ""}
+                for p in session.payments.order_by("id")]
     return {
         "order": session,
         "order_short_reference": order_reference(session.public_id),

@@ -10,6 +10,7 @@ tenant-scoped queryset finds it or not), and ``ievents.roles.can`` decides who m
 from __future__ import annotations
 
 import secrets
+from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
@@ -18,10 +19,12 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from ievents import roles
+from ievents.money import exponent, format_money, format_units, parse_amount, to_minor, to_units
 from payments import refunds
-from payments.base import to_major_units, to_minor_units
 from payments.models import Refund
 
 from . import order_actions
@@ -35,15 +38,15 @@ class ActionForm(forms.Form):
 
 
 class RefundForm(ActionForm):
-    amount = forms.CharField(label="Amount to refund", max_length=20,
-                             help_text="In the order's currency, as you would write it: 12.50")
+    amount = forms.CharField(label=_("Amount to refund"), max_length=20,
+                             help_text=_("In the order's currency, as you would write it: 12.50"))
     tickets = forms.ModelMultipleChoiceField(
         queryset=Ticket.objects.none(), required=False, widget=forms.CheckboxSelectMultiple,
-        label="Tickets this refund voids", help_text="A full refund voids every ticket of the order.")
-    restock = forms.BooleanField(required=False, label="Put the voided tickets back on sale")
-    outside = forms.BooleanField(required=False, label="The money was given back outside iEvents (a bank transfer…)")
+        label=_("Tickets this refund voids"), help_text=_("A full refund voids every ticket of the order."))
+    restock = forms.BooleanField(required=False, label=_("Put the voided tickets back on sale"))
+    outside = forms.BooleanField(required=False, label=_("The money was given back outside iEvents (a bank transfer…)"))
     note = forms.CharField(required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 2}),
-                           label="Note", help_text="Why, or how the money went back. Kept in the order's history.")
+                           label=_("Note"), help_text=_("Why, or how the money went back. Kept in the order's history."))
 
     def __init__(self, *args, session, plan: refunds.RefundPlan, **kwargs):
         super().__init__(*args, **kwargs)
@@ -54,46 +57,55 @@ class RefundForm(ActionForm):
         if not plan.through_provider:
             self.fields["outside"].initial = True
             self.fields["outside"].disabled = True
-            self.fields["outside"].help_text = "This payment has no refund API: only a refund made outside can be recorded."
+            self.fields["outside"].help_text = _("This payment has no refund API: only a refund made outside can be recorded.")
 
     def clean_amount(self) -> int:
+        """The amount in the order's currency, as the organizer writes it (``12,50`` in
+        Portuguese, ``1000`` yen), in minor units."""
+        currency = self.plan.currency
         try:
-            amount = to_minor_units(self.cleaned_data["amount"])
+            units = parse_amount(self.cleaned_data["amount"], currency)
         except ValueError:
-            raise forms.ValidationError("Write an amount such as 12.50.") from None
+            example = Decimal("12.50") if exponent(currency) else Decimal(1250)
+            raise forms.ValidationError(gettext("Write an amount such as %(example)s.") % {
+                "example": format_units(example, currency)}) from None
+        try:
+            amount = to_minor(units, currency)
+        except ValueError as exc:  # more decimals than the currency has: ¥10.5
+            raise forms.ValidationError(str(exc)) from None
         if amount <= 0:
-            raise forms.ValidationError("Give an amount above zero.")
+            raise forms.ValidationError(gettext("Give an amount above zero."))
         if amount > self.plan.refundable:
-            raise forms.ValidationError(
-                f"At most {order_actions.money_text(self.plan.refundable, self.plan.currency)} is left to refund.")
+            raise forms.ValidationError(gettext("At most %(amount)s is left to refund.") % {
+                "amount": format_money(self.plan.refundable, currency)})
         return amount
 
     def clean(self):
         cleaned = super().clean()
         if (cleaned.get("outside") or not self.plan.through_provider) and not cleaned.get("note", "").strip():
-            self.add_error("note", "Say how the money was given back: a note is required for a refund made outside.")
+            self.add_error("note", gettext("Say how the money was given back: a note is required for a refund made outside."))
         return cleaned
 
 
 class CancelForm(ActionForm):
-    note = forms.CharField(required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 2}), label="Note")
+    note = forms.CharField(required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 2}), label=_("Note"))
 
 
 class ResendForm(ActionForm):
-    email = forms.EmailField(label="Send to", help_text="Correct the address here if the attendee mistyped it.")
+    email = forms.EmailField(label=_("Send to"), help_text=_("Correct the address here if the attendee mistyped it."))
 
 
 class ResolveForm(ActionForm):
-    note = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2}), label="What was done about it")
+    note = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2}), label=_("What was done about it"))
 
 
 # --- What each action is -------------------------------------------------------------------
 ACTIONS = {
     # name: (button label, role action, form)
-    "refund": ("Refund", "refund", RefundForm),
-    "cancel": ("Cancel order", "cancel_order", CancelForm),
-    "resend": ("Resend tickets", "resend_tickets", ResendForm),
-    "resolve": ("Resolve", "resolve", ResolveForm),
+    "refund": (_("Refund"), "refund", RefundForm),
+    "cancel": (_("Cancel order"), "cancel_order", CancelForm),
+    "resend": (_("Resend tickets"), "resend_tickets", ResendForm),
+    "resolve": (_("Resolve"), "resolve", ResolveForm),
 }
 
 
@@ -116,11 +128,13 @@ def buttons_for(request, session) -> list[dict]:
 # --- The admin mixin -------------------------------------------------------------------------
 class OrderActionInline(admin.TabularInline):
     model = OrderAction
-    fields = ["at", "summary", "note"]
+    # The action's kind and who took it, in the reader's language; the stored summary is the
+    # history's record in the words of the moment (shown in the order's history API).
+    fields = ["at", "kind", "by_name", "note"]
     readonly_fields = fields
     extra = 0
     can_delete = False
-    verbose_name_plural = "actions taken"
+    verbose_name_plural = _("actions taken")
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -128,20 +142,25 @@ class OrderActionInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None):
         return False
 
+    @admin.display(description=_("by"))
+    def by_name(self, action):
+        return order_actions.who(action.by) if action.by else gettext("someone")
+
 
 class RefundInline(OrderActionInline):
     model = Refund
     fields = ["created_at", "amount_shown", "status", "provider_reference", "made_outside", "by_name", "note"]
+    verbose_name = _("refund")
     readonly_fields = fields
-    verbose_name_plural = "refunds"
+    verbose_name_plural = _("refunds")
 
-    @admin.display(description="amount")
+    @admin.display(description=_("amount"))
     def amount_shown(self, refund):
-        return order_actions.money_text(refund.amount, refund.currency)
+        return format_money(refund.amount, refund.currency)
 
-    @admin.display(description="by")
+    @admin.display(description=_("by"))
     def by_name(self, refund):
-        return order_actions.who(refund.by)
+        return order_actions.who(refund.by) if refund.by else gettext("someone")
 
 
 class OrderActionsMixin:
@@ -168,14 +187,15 @@ class OrderActionsMixin:
     def order_action_view(self, request, object_id, action: str):
         session = self.get_object(request, unquote(object_id))  # the tenant-scoped queryset: another's is None
         if session is None:
-            raise Http404("No such order.")
+            raise Http404(gettext("No such order."))
         label, permission, form_class = ACTIONS[action]
         if not self.has_view_permission(request, session) or not roles.can(request.user, session.organization,
                                                                              permission):
             raise PermissionDenied
         order_page = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[session.pk])
         if action not in order_actions.available_actions(session):
-            messages.warning(request, f"{label}: this does not apply to the order as it is now ({session.get_status_display()}).")
+            messages.warning(request, gettext("%(action)s: this does not apply to the order as it is now (%(status)s).") % {
+                "action": label, "status": session.get_status_display()})
             return HttpResponseRedirect(order_page)
         plan = refunds.plan(session) if action == "refund" else None
         extra = {"session": session, "plan": plan} if action == "refund" else {}
@@ -193,9 +213,10 @@ class OrderActionsMixin:
             form = form_class(initial=self._initial(session, action, plan), **extra)
         context = {
             **self.admin_site.each_context(request),
-            "opts": self.opts, "original": session, "title": f"{label}: order {session.public_id}",
+            "opts": self.opts, "original": session,
+            "title": gettext("%(action)s: order %(order)s") % {"action": label, "order": session.public_id},
             "action": action, "action_label": label, "form": form, "plan": plan, "order_page": order_page,
-            "left": order_actions.money_text(max(session.amount_paid - session.amount_refunded, 0), session.currency),
+            "left": format_money(max(session.amount_paid - session.amount_refunded, 0), session.currency),
             "paid_states": order_actions.PAID_STATES,
             "amounts": self._amounts(session, plan),
         }
@@ -205,44 +226,48 @@ class OrderActionsMixin:
     def _initial(session, action: str, plan) -> dict:
         initial = {"token": secrets.token_urlsafe(24)}
         if action == "refund":
-            initial["amount"] = to_major_units(plan.refundable)
+            initial["amount"] = format_units(to_units(plan.refundable, session.currency), session.currency)
         elif action == "resend":
             initial["email"] = session.customer_email
         return initial
 
     @staticmethod
     def _amounts(session, plan) -> list[tuple[str, str]]:
-        money = order_actions.money_text
-        rows = [("Order total", money(session.amount_total, session.currency)),
-                ("Paid", money(session.amount_paid, session.currency)),
-                ("Refunded so far", money(session.amount_refunded, session.currency))]
+        money = format_money
+        rows = [(gettext("Order total"), money(session.amount_total, session.currency)),
+                (gettext("Paid"), money(session.amount_paid, session.currency)),
+                (gettext("Refunded so far"), money(session.amount_refunded, session.currency))]
         if plan is not None:
-            rows.append(("Left to refund", money(plan.refundable, session.currency)))
+            rows.append((gettext("Left to refund"), money(plan.refundable, session.currency)))
             if plan.payment is not None:
-                how = plan.provider_label + ("" if plan.through_provider else " (no refund API: record one made outside)")
-                rows.append(("Paid with", how))
+                how = str(plan.provider_label) if plan.through_provider else gettext(
+                    "%(provider)s (no refund API: record one made outside)") % {"provider": plan.provider_label}
+                rows.append((gettext("Paid with"), how))
         return rows
 
     @staticmethod
     def _act(request, session, action: str, data: dict) -> str:
         """Call the service; return the message to show on the order's page."""
         user, key = request.user, data["token"]
-        money = order_actions.money_text
+        money = format_money
         if action == "refund":
             made = refunds.refund(session, data["amount"], by=user, note=data.get("note", ""),
                                   restock=data.get("restock", False), key=key,
                                   tickets=[t.pk for t in data.get("tickets") or []],
                                   outside=bool(data.get("outside")))
-            pending = " The provider is processing it." if made.status == Refund.Status.PENDING else ""
-            return f"Refunded {money(made.amount, made.currency)}.{pending}"
+            if made.status == Refund.Status.PENDING:
+                return gettext("Refunded %(amount)s. The provider is processing it.") % {
+                    "amount": money(made.amount, made.currency)}
+            return gettext("Refunded %(amount)s.") % {"amount": money(made.amount, made.currency)}
         if action == "cancel":
             if session.status in order_actions.PAID_STATES:
                 canceled = refunds.cancel_paid_order(session, by=user, note=data.get("note", ""), key=key)
             else:
                 canceled = order_actions.cancel_order(session, by=user, note=data.get("note", ""))
-            return f"Order {canceled.public_id} canceled ({canceled.get_status_display().lower()})."
+            return gettext("Order %(order)s canceled (%(status)s).") % {
+                "order": canceled.public_id, "status": canceled.get_status_display().lower()}
         if action == "resend":
             address = order_actions.resend_tickets(session, to=data["email"], by=user)
-            return f"The tickets were sent again to {address}."
+            return gettext("The tickets were sent again to %(email)s.") % {"email": address}
         order_actions.resolve_attention(session, by=user, note=data["note"])
-        return "The flag was cleared and your note kept in the order's history."
+        return gettext("The flag was cleared and your note kept in the order's history.")

@@ -31,8 +31,8 @@ from django.db.models import Prefetch
 from django.utils import translation
 from django.utils.translation import gettext
 
-from ievents.admin_money import to_units
 from ievents.models import Question
+from ievents.money import to_units
 
 from .formatting import order_reference
 from .models import Answer, LineItem, Status, Ticket, Transition

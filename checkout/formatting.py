@@ -11,31 +11,17 @@ from datetime import datetime
 
 from django.utils import translation
 from django.utils.dates import MONTHS
-from django.utils.translation import gettext
 
-# Currencies whose symbol people recognise; any other is written with its ISO code.
-SYMBOLS = {"EUR": "€", "USD": "US$", "GBP": "£", "BRL": "R$", "CHF": "CHF"}
+from ievents.money import format_money
 
 
 def _is_portuguese(language: str | None = None) -> bool:
     return (language or translation.get_language() or "en").lower().startswith("pt")
 
 
-def _grouped(units: int, separator: str) -> str:
-    return f"{units:,}".replace(",", separator)
-
-
 def money(amount: int | None, currency: str, language: str | None = None, *, zero_is_free: bool = True) -> str:
-    """Minor units as people write the price: 1850 EUR → ``€18.50`` in English, ``18,50 €`` in
-    Portuguese (a space groups thousands there: ``1 250,00 €``); zero is "Free" for a price."""
-    if not amount and zero_is_free:
-        return gettext("Free")
-    units, cents = divmod(int(amount or 0), 100)
-    symbol = SYMBOLS.get(currency, currency)
-    if _is_portuguese(language):
-        return f"{_grouped(units, ' ')},{cents:02d} {symbol}"
-    separator = "" if len(symbol) == 1 else " "
-    return f"{symbol}{separator}{_grouped(units, ',')}.{cents:02d}"
+    """A price on the attendee's pages: ``ievents.money.format_money``, where zero is "Free"."""
+    return format_money(amount, currency, language, zero_is_free=zero_is_free)
 
 
 def in_zone(value: datetime, zone_name: str) -> datetime:

@@ -5,8 +5,6 @@ from django.utils.translation import gettext_lazy as _
 
 from ievents.models import Question
 
-from . import texts
-
 
 def _count(value) -> int:
     try:
@@ -91,6 +89,6 @@ class PaymentChoiceForm(forms.Form):
         from payments.registry import provider_classes
 
         classes = provider_classes()
-        self.fields["provider"].choices = [(p, texts.shown(classes[p].label)) for p in providers]
+        self.fields["provider"].choices = [(p, classes[p].label) for p in providers]
         if len(providers) == 1:
             self.fields["provider"].initial = providers[0]

@@ -164,23 +164,30 @@ def check(event: Event, key: str, quantity: int, now: datetime | None = None, *,
     if cap and mine["held"] + quantity > cap:
         wait = (mine["first_release"] - now).total_seconds() if mine["first_release"] else 60
         if mine["held"]:
-            raise LimitReached(
-                f"You already hold {mine['held']} ticket(s) for this event, and one connection may hold at most "
-                f"{cap} at a time. Finish or cancel the checkout you started, or wait until its hold ends "
-                f"(in about {_minutes(wait)}).", wait)
-        raise LimitReached(f"One connection may hold at most {cap} tickets for this event at a time.", 60)
+            raise LimitReached(ngettext(
+                "You already hold %(held)d ticket for this event, and one connection may hold at most "
+                "%(cap)d at a time. Finish or cancel the checkout you started, or wait until its hold ends "
+                "(in about %(wait)s).",
+                "You already hold %(held)d tickets for this event, and one connection may hold at most "
+                "%(cap)d at a time. Finish or cancel the checkout you started, or wait until its hold ends "
+                "(in about %(wait)s).", mine["held"]) % {"held": mine["held"], "cap": cap, "wait": _minutes(wait)},
+                wait)
+        raise LimitReached(ngettext("One connection may hold at most %(cap)d ticket for this event at a time.",
+                                    "One connection may hold at most %(cap)d tickets for this event at a time.", cap)
+                           % {"cap": cap}, 60)
     if rate and mine["opened"] >= rate:
         wait = (mine["first_opened"] + window - now).total_seconds()
-        raise LimitReached(
-            f"Too many checkouts were started from your connection for this event. Please try again in about "
-            f"{_minutes(wait)}.", wait)
+        raise LimitReached(gettext(
+            "Too many checkouts were started from your connection for this event. Please try again in about "
+            "%(wait)s.") % {"wait": _minutes(wait)}, wait)
 
 
 def _minutes(seconds: float) -> str:
     minutes = max(1, math.ceil(seconds / 60))
     if minutes >= 120:
-        return f"{math.ceil(minutes / 60)} hours"
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+        hours = math.ceil(minutes / 60)
+        return ngettext("%(count)d hour", "%(count)d hours", hours) % {"count": hours}
+    return ngettext("%(count)d minute", "%(count)d minutes", minutes) % {"count": minutes}
 
 
 # --- Guessing promo codes -------------------------------------------------------------------------

@@ -11,33 +11,34 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Right, Upper
+from django.utils.translation import gettext_lazy as _
 
 from ievents.crypto import new_public_id
 from ievents.models import Event, Organization, Question, TicketType
 
 
 class Status(models.TextChoices):
-    OPEN = "open", "Open"
-    PAYMENT_PENDING = "payment_pending", "Payment pending"
-    PROCESSING = "processing", "Processing"
-    AUTHORIZED = "authorized", "Authorized"
-    PAID = "paid", "Paid"
-    COMPLETED = "completed", "Completed"
-    REJECTED = "rejected", "Rejected"
-    UNPAID = "unpaid", "Unpaid"
-    EXPIRED = "expired", "Expired"
-    CANCELED = "canceled", "Canceled"
-    REFUNDED = "refunded", "Refunded"
-    PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
+    OPEN = "open", _("Open")
+    PAYMENT_PENDING = "payment_pending", _("Payment pending")
+    PROCESSING = "processing", _("Processing")
+    AUTHORIZED = "authorized", _("Authorized")
+    PAID = "paid", _("Paid")
+    COMPLETED = "completed", _("Completed")
+    REJECTED = "rejected", _("Rejected")
+    UNPAID = "unpaid", _("Unpaid")
+    EXPIRED = "expired", _("Expired")
+    CANCELED = "canceled", _("Canceled")
+    REFUNDED = "refunded", _("Refunded")
+    PARTIALLY_REFUNDED = "partially_refunded", _("Partially refunded")
 
 
 class Source(models.TextChoices):
-    ATTENDEE = "attendee", "Attendee"
-    PROVIDER_WEBHOOK = "provider_webhook", "Provider webhook"
-    RETURN_PAGE = "return_page", "Return page"
-    ADMIN = "admin", "Admin"
-    API = "api", "API"
-    TIMER = "timer", "Timer"
+    ATTENDEE = "attendee", _("Attendee")
+    PROVIDER_WEBHOOK = "provider_webhook", _("Provider webhook")
+    RETURN_PAGE = "return_page", _("Return page")
+    ADMIN = "admin", _("Admin")
+    API = "api", _("API")
+    TIMER = "timer", _("Timer")
 
 
 def search_key(text: str) -> str:
@@ -53,7 +54,7 @@ class CheckoutSession(models.Model):
     event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="checkout_sessions")
     public_id = models.CharField(max_length=40, unique=True, default=partial(new_public_id, "cs"), editable=False)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN, editable=False)
-    version = models.PositiveIntegerField(default=1, editable=False, help_text="Grows with every transition.")
+    version = models.PositiveIntegerField(default=1, editable=False, help_text=_("Grows with every transition."))
 
     customer_name = models.CharField(max_length=200, blank=True)
     # ``search_key(customer_name)``, kept by ``save`` (and cleared by the erasure): what the
@@ -61,14 +62,14 @@ class CheckoutSession(models.Model):
     search_name = models.CharField(max_length=200, blank=True, default="", db_default="", editable=False)
     customer_email = models.EmailField(blank=True)
     currency = models.CharField(max_length=3)
-    amount_total = models.PositiveIntegerField(default=0, help_text="Minor units.")
+    amount_total = models.PositiveIntegerField(default=0, help_text=_("Minor units."))
     amount_paid = models.PositiveIntegerField(default=0, editable=False)
     amount_refunded = models.PositiveIntegerField(default=0, editable=False)
 
-    expires_at = models.DateTimeField(help_text="When the inventory hold ends.")
+    expires_at = models.DateTimeField(help_text=_("When the inventory hold ends."))
     holds_released = models.BooleanField(default=False, editable=False)
 
-    provider = models.CharField(max_length=20, blank=True, help_text="The payment provider the attendee chose.")
+    provider = models.CharField(max_length=20, blank=True, help_text=_("The payment provider the attendee chose."))
     success_url = models.URLField(max_length=2000, blank=True)
     cancel_url = models.URLField(max_length=2000, blank=True)
     webhook_url = models.URLField(max_length=2000, blank=True)
@@ -344,22 +345,22 @@ class OrderAction(models.Model):
     """
 
     class Kind(models.TextChoices):
-        REFUND = "refund", "Refund"
-        CANCEL = "cancel", "Cancel order"
-        RESEND = "resend", "Resend tickets"
-        RESOLVE = "resolve", "Resolve"
+        REFUND = "refund", _("Refund")
+        CANCEL = "cancel", _("Cancel order")
+        RESEND = "resend", _("Resend tickets")
+        RESOLVE = "resolve", _("Resolve")
 
     session = models.ForeignKey(CheckoutSession, on_delete=models.CASCADE, related_name="actions")
     kind = models.CharField(max_length=10, choices=Kind.choices)
     by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    summary = models.CharField(max_length=300, help_text="What was done, in words.")
+    summary = models.CharField(max_length=300, help_text=_("What was done, in words."))
     note = models.CharField(max_length=500, blank=True)
     at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
-        verbose_name = "action taken"
-        verbose_name_plural = "actions taken"
+        verbose_name = _("action taken")
+        verbose_name_plural = _("actions taken")
 
     def __str__(self):
         return self.summary
@@ -370,16 +371,16 @@ class ErasureRecord(models.Model):
     how many rows changed. The email is kept only as a hash, to answer "was I erased?"."""
 
     class Source(models.TextChoices):
-        ADMIN = "admin", "Admin"
-        API = "api", "API"
-        COMMAND = "command", "Command"
+        ADMIN = "admin", _("Admin")
+        API = "api", _("API")
+        COMMAND = "command", _("Command")
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="erasures")
     email_sha256 = models.CharField(max_length=64, db_index=True, editable=False)
     source = models.CharField(max_length=10, choices=Source.choices, editable=False)
     requested_by = models.CharField(max_length=200, blank=True, editable=False,
-                                    help_text="The admin user, API key prefix or command that asked.")
-    rows = models.JSONField(default=dict, editable=False, help_text="Rows changed, per table.")
+                                    help_text=_("The admin user, API key prefix or command that asked."))
+    rows = models.JSONField(default=dict, editable=False, help_text=_("Rows changed, per table."))
     rows_total = models.PositiveIntegerField(default=0, editable=False)
     erased_at = models.DateTimeField(auto_now_add=True)
 

@@ -17,8 +17,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
-
-from ievents.admin_money import format_money
+from django.utils.translation import gettext
 
 from . import inventory, state
 from . import services as checkout
@@ -37,12 +36,8 @@ class OrderActionRefused(Exception):
 PAID_STATES = {Status.PAID, Status.COMPLETED, Status.PARTIALLY_REFUNDED}
 WITH_TICKETS = {Status.COMPLETED, Status.PARTIALLY_REFUNDED}
 
-def money_text(minor: int, currency: str) -> str:
-    """2500, "EUR" → "€25.00": the back office's way of writing money (``ievents.admin_money``)."""
-    return format_money(minor, currency)
-
-
 def who(user) -> str:
+    # Written into the order's stored history, which is kept in English.
     return (user.get_full_name() or user.get_username()) if user is not None else "someone"
 
 
@@ -75,13 +70,13 @@ def cancel_order(session: CheckoutSession, *, by, note: str = "") -> CheckoutSes
     A paid order is canceled only with a full refund (``payments.refunds.cancel_paid_order``)."""
     note = note.strip()
     if session.status in PAID_STATES:
-        raise OrderActionRefused("A paid order is canceled together with a full refund.")
+        raise OrderActionRefused(gettext("A paid order is canceled together with a full refund."))
     detail = f"Canceled by {who(by)}" + (f": {note}" if note else "")
     with transaction.atomic():
         try:
             canceled = checkout.cancel_session(session.pk, Source.ADMIN, detail=detail)
         except state.InvalidTransition:
-            raise OrderActionRefused("This order can no longer be canceled.") from None
+            raise OrderActionRefused(gettext("This order can no longer be canceled.")) from None
         record(canceled, OrderAction.Kind.CANCEL, by, f"Canceled by {who(by)}; the tickets held went back on sale",
                note)
     return canceled
@@ -108,12 +103,12 @@ def resend_tickets(session: CheckoutSession, *, to: str | None = None, by) -> st
     becomes the order's address, and the correction is recorded). Returns the address."""
     to = (to or "").strip()
     if session.status not in WITH_TICKETS:
-        raise OrderActionRefused("Only a completed order has tickets to send.")
+        raise OrderActionRefused(gettext("Only a completed order has tickets to send."))
     if to:
         try:
             validate_email(to)
         except ValidationError:
-            raise OrderActionRefused(f"“{to}” is not an email address.") from None
+            raise OrderActionRefused(gettext("“%(email)s” is not an email address.") % {"email": to}) from None
     with transaction.atomic():
         locked = CheckoutSession.objects.select_for_update().get(pk=session.pk)
         before = locked.customer_email
@@ -122,17 +117,18 @@ def resend_tickets(session: CheckoutSession, *, to: str | None = None, by) -> st
             record(locked, OrderAction.Kind.RESEND, by, f"Email corrected by {who(by)} from {before or '(none)'} to {to}")
     address = to or before
     if not address:
-        raise OrderActionRefused("This order has no email address: give one to send the tickets to.")
+        raise OrderActionRefused(gettext("This order has no email address: give one to send the tickets to."))
     valid = Ticket.objects.filter(voided_at__isnull=True).select_related("ticket_type")
     order = (CheckoutSession.objects.select_related("event")
              .prefetch_related(Prefetch("tickets", queryset=valid)).get(pk=session.pk))
     if not order.tickets.all():
-        raise OrderActionRefused("Every ticket of this order was voided: there is nothing to send.")
+        raise OrderActionRefused(gettext("Every ticket of this order was voided: there is nothing to send."))
     email = checkout.confirmation_email(order)
     try:
         send_mail(email.subject, email.body, settings.DEFAULT_FROM_EMAIL, [address])
     except Exception as exc:  # any mail server failure is the organizer's to know, not a 500
-        raise OrderActionRefused(f"The email could not be sent ({type(exc).__name__}); try again later.") from exc
+        raise OrderActionRefused(gettext("The email could not be sent (%(error)s); try again later.") % {
+            "error": type(exc).__name__}) from exc
     record(order, OrderAction.Kind.RESEND, by, f"Tickets sent again to {address} by {who(by)}")
     return address
 
@@ -141,11 +137,11 @@ def resolve_attention(session: CheckoutSession, *, by, note: str) -> CheckoutSes
     """Clear the order's "needs attention" flag, saying what was done about it."""
     note = note.strip()
     if not note:
-        raise OrderActionRefused("Say what was done about it: a note is required.")
+        raise OrderActionRefused(gettext("Say what was done about it: a note is required."))
     with transaction.atomic():
         locked = CheckoutSession.objects.select_for_update().get(pk=session.pk)
         if not locked.needs_attention:
-            raise OrderActionRefused("This order is not flagged: there is nothing to resolve.")
+            raise OrderActionRefused(gettext("This order is not flagged: there is nothing to resolve."))
         reason = locked.needs_attention
         CheckoutSession.objects.filter(pk=locked.pk).update(needs_attention="")
         record(locked, OrderAction.Kind.RESOLVE, by, f"Resolved by {who(by)}: “{reason}”", note)

@@ -18,6 +18,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 
 from ievents import languages
 from ievents.models import Event, TicketType
@@ -30,7 +31,8 @@ log = logging.getLogger(__name__)
 
 
 class CheckoutError(Exception):
-    """A request the checkout refuses, with a code for the API and a message for people."""
+    """A request the checkout refuses, with a code for the API and a message for people,
+    written in the language active where it was raised (``gettext`` at the raise)."""
 
     code = "checkout_error"
 
@@ -122,7 +124,7 @@ def create_session(
         record_events(session, [("checkout.session.created", session_as_api(session))])
         held = inventory.reserve(wanted)
         if any(held[pk].price != types[pk].price for pk in wanted):
-            raise InvalidOrder("A price changed while you were choosing. Please choose your tickets again.")
+            raise InvalidOrder(gettext("A price changed while you were choosing. Please choose your tickets again."))
         if uses:
             promo.take(promo_code, uses)
     log.info("checkout %s opened by %s for %s", session.public_id, source, event.public_id)
@@ -135,30 +137,32 @@ def _wanted(event: Event, items: list[Item], promo_code: PromoCode | None = None
     anyone's lock, when a type is already sold out). A hidden type is sold only with a code
     that reveals it."""
     if not event.published:
-        raise InvalidOrder("This event is not on sale.")
+        raise InvalidOrder(gettext("This event is not on sale."))
     if not items or all(item.quantity == 0 for item in items):
-        raise InvalidOrder("Choose at least one ticket.")
+        raise InvalidOrder(gettext("Choose at least one ticket."))
     if promo_code is not None and promo_code.event_id != event.pk:
-        raise InvalidOrder("That promo code belongs to another event.")
+        raise InvalidOrder(gettext("That promo code belongs to another event."))
     now = timezone.now()
     revealed = promo.revealed_ids(promo_code) if any(item.ticket_type.hidden for item in items) else set()
     wanted: dict[int, int] = {}
     for item in items:
         tt = item.ticket_type
         if tt.event_id != event.pk:
-            raise InvalidOrder("That ticket type belongs to another event.")
+            raise InvalidOrder(gettext("That ticket type belongs to another event."))
         if item.quantity and tt.hidden and tt.pk not in revealed:
-            raise InvalidOrder(f"{tt.name} is not on sale right now.")
+            raise InvalidOrder(gettext("%(ticket_type)s is not on sale right now.") % {"ticket_type": tt.name})
         if item.quantity < 0:
-            raise InvalidOrder("Quantities cannot be negative.")
+            raise InvalidOrder(gettext("Quantities cannot be negative."))
         if item.quantity and not tt.on_sale(now):
-            raise InvalidOrder(f"{tt.name} is not on sale right now.")
+            raise InvalidOrder(gettext("%(ticket_type)s is not on sale right now.") % {"ticket_type": tt.name})
         if item.quantity:
             wanted[tt.pk] = wanted.get(tt.pk, 0) + item.quantity
     for item in items:
         tt = item.ticket_type
         if wanted.get(tt.pk, 0) > tt.max_per_order:
-            raise InvalidOrder(f"At most {tt.max_per_order} × {tt.name} per order.")
+            raise InvalidOrder(ngettext("At most %(count)d × %(ticket_type)s per order.",
+                                         "At most %(count)d × %(ticket_type)s per order.", tt.max_per_order)
+                                % {"count": tt.max_per_order, "ticket_type": tt.name})
         if wanted.get(tt.pk, 0) > tt.available:
             raise inventory.SoldOut(tt, wanted[tt.pk])
     return wanted
@@ -177,9 +181,9 @@ def save_attendee_details(session: CheckoutSession, *, name: str, email: str,
     with transaction.atomic():
         locked = state.lock(session.pk)
         if locked.status not in EDITABLE:
-            raise SessionNotOpen("This checkout can no longer be changed.")
+            raise SessionNotOpen(gettext("This checkout can no longer be changed."))
         if locked.expires_at <= timezone.now():
-            raise SessionNotOpen("Your ticket hold has expired.")
+            raise SessionNotOpen(gettext("Your ticket hold has expired."))
         locked.customer_name = name.strip()
         locked.customer_email = email.strip()
         locked.details_version += 1
@@ -190,10 +194,10 @@ def save_attendee_details(session: CheckoutSession, *, name: str, email: str,
             if locked.status == Status.PAYMENT_PENDING and gate_is_active(locked):
                 # The payment under way was approved for the old details and can still be
                 # completed; letting them change now would pay for details the gate never saw.
-                raise SessionNotOpen(
+                raise SessionNotOpen(gettext(
                     "Your payment has already started with the details that were approved, so they can no longer "
                     "be changed. Finish the payment, or cancel this order and start again."
-                )
+                ))
             locked.gate_approved_fingerprint = ""
             locked.gate_approved_at = None
             locked.save(update_fields=["gate_approved_fingerprint", "gate_approved_at"])
@@ -286,11 +290,11 @@ def has_gate_approval(session: CheckoutSession) -> bool:
 def check_payable(locked: CheckoutSession) -> None:
     """May payment start for this session, read under its lock? Raises why not."""
     if not state.can_apply(locked.status, "start_payment") and locked.status != Status.PAYMENT_PENDING:
-        raise SessionNotOpen("This checkout can no longer be paid.")
+        raise SessionNotOpen(gettext("This checkout can no longer be paid."))
     if locked.expires_at <= timezone.now():
-        raise SessionNotOpen("Your ticket hold has expired.")
+        raise SessionNotOpen(gettext("Your ticket hold has expired."))
     if not has_gate_approval(locked):
-        raise GateApprovalRequired("Please confirm your details before paying.")
+        raise GateApprovalRequired(gettext("Please confirm your details before paying."))
 
 
 def complete_free_order(locked: CheckoutSession, source: str) -> CheckoutSession:

@@ -15,7 +15,7 @@ from payments import services as payments
 from payments.models import Payment
 from payments.registry import enabled_providers
 
-from . import drafts, limits, promo, services, texts
+from . import drafts, limits, promo, services
 from .emails import calendar_for
 from .forms import AttendeeForm, PaymentChoiceForm, TicketSelectionForm
 from .inventory import SoldOut
@@ -63,7 +63,7 @@ def event_page(request, event_id):
         except promo.CodeRefused as exc:  # used up meanwhile, or not for these tickets
             code_error = exc.message
         except services.CheckoutError as exc:
-            error = texts.shown(exc.message)
+            error = str(exc.message)
         else:
             return redirect("checkout:session", session.public_id)
     response = render(request, "checkout/event.html", {
@@ -117,13 +117,13 @@ def attendee_form(request, session_id):
                 session, name=form.cleaned_data["name"], email=form.cleaned_data["email"], answers=form.answers(),
             )
         except services.CheckoutError as exc:
-            alert = texts.shown(exc.message)
+            alert = str(exc.message)
         else:
             services.record_language(session, translation.get_language())  # the gate reads what they read
             decision = run_gate(session, client_ip=client_ip(request))
             if decision.allowed:
                 return redirect("checkout:review", session.public_id)
-            alert = texts.shown(decision.message)
+            alert = str(decision.message)
     if request.method == "POST":  # not saved: kept for a new start, should the hold run out
         drafts.keep(request, session.event, details=drafts.typed(form))
     return render(request, "checkout/attendee_form.html", _page(session, form=form, alert=alert))
@@ -172,7 +172,7 @@ def review(request, session_id):
         try:
             payment = payments.begin_payment(session, provider, phone=form.data.get("phone", ""))
         except services.CheckoutError as exc:
-            alert = texts.shown(exc.message)
+            alert = str(exc.message)
         else:
             if payment is None:
                 return redirect("checkout:status", session.public_id)

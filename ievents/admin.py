@@ -9,6 +9,7 @@ from django.http import Http404
 from django.urls import path
 from django.utils.html import format_html
 from django.utils.text import capfirst
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from webhooks.admin.gate import (
@@ -20,34 +21,43 @@ from webhooks.admin.gate import (
     warn_if_gate_off,
 )
 
-from .admin_base import TenantScopedAdmin, TenantScopedInline, request_roles, show_secret_once
-from .admin_money import MoneyField, MoneyFormMixin
+from .admin_base import (
+    LabelledInlineForm,
+    TenantScopedAdmin,
+    TenantScopedInline,
+    label_inputs,
+    request_roles,
+    show_secret_once,
+)
 from .admin_time import DEFAULT_ZONE, ZonedSplitDateTime, in_zone, known_zone, local_text
 from .crypto import mask
 from .models import ApiKey, Event, Organization, Question, TicketType, new_signing_secret
+from .money import MoneyField, MoneyFormMixin
 from .team_admin import InvitationAdmin, TeamAdmin  # noqa: F401 (registers the Team and Invitations screens)
 
 
 @admin.register(Organization)
 class OrganizationAdmin(TenantScopedAdmin):
+    title = _("Settings")
     tenant_path = "pk"
     list_display = ["name", "slug", "public_id"]
     readonly_fields = ["public_id", "signing_secret_shown"]
     exclude = ["signing_secret"]
     actions = ["rotate_signing_secret"]
 
-    @admin.display(description="Signing secret")
+    @admin.display(description=_("Signing secret"))
     def signing_secret_shown(self, obj):
         # Per-session webhook_url notifications are signed with this; it is shown in full
         # only once, when the "Rotate signing secret" action makes a new one.
         return mask(obj.signing_secret) if obj.pk else "—"
 
-    @admin.action(description="Rotate signing secret (the new one is shown once)", permissions=["see_secrets"])
+    @admin.action(description=_("Rotate signing secret (the new one is shown once)"), permissions=["see_secrets"])
     def rotate_signing_secret(self, request, queryset):
         for organization in queryset:
             organization.signing_secret = new_signing_secret()
             organization.save(update_fields=["signing_secret"])
-            show_secret_once(request, f"New signing secret for {organization.name}", organization.signing_secret)
+            show_secret_once(request, gettext("New signing secret for %(organization)s") % {"organization": organization.name},
+                             organization.signing_secret)
 
     def has_add_permission(self, request):
         return request.user.is_superuser
@@ -72,7 +82,9 @@ class TicketTypeFormSet(forms.BaseInlineFormSet):
         for pk, held in reserved.values_list("pk", "reserved"):
             form = lowered[pk]
             if form.cleaned_data["quantity"] < held:
-                form.add_error("quantity", f"{held} ticket(s) are held or sold: the quantity cannot be lower.")
+                form.add_error("quantity", ngettext("%(held)d ticket is held or sold: the quantity cannot be lower.",
+                                                    "%(held)d tickets are held or sold: the quantity cannot be lower.",
+                                                    held) % {"held": held})
 
 
 # The organizer's texts, one column per language (ievents/translation.py): labelled for
@@ -85,7 +97,7 @@ def both_languages(*fields: str) -> list[str]:
     return [f"{field}_{suffix}" for field in fields for suffix in IN_LANGUAGE]
 
 
-class BothLanguagesForm(forms.ModelForm):
+class BothLanguagesForm(LabelledInlineForm):
     """A form with the organizer's texts in English and Portuguese; ``required_texts`` are
     needed in one language at least (the attendee page shows the other's when one is empty)."""
 
@@ -111,7 +123,7 @@ class BothLanguagesForm(forms.ModelForm):
 class TicketTypeForm(MoneyFormMixin, BothLanguagesForm):
     """A ticket type with its price in the event's currency units: 18 is €18.00."""
 
-    price = MoneyField(label="Price")
+    price = MoneyField(label=_("Price"))
     money_fields = ("price",)
     required_texts = ("name",)
 
@@ -169,8 +181,8 @@ class EventAdminForm(BothLanguagesForm):
 
     payment_providers = forms.MultipleChoiceField(
         choices=[], required=False, widget=forms.CheckboxSelectMultiple,
-        help_text="Offered to attendees, among those enabled in the organization's integration settings. "
-                  "None ticked: every enabled one.",
+        help_text=_("Offered to attendees, among those enabled in the organization's payment settings. "
+                    "None ticked: every enabled one."),
     )
 
     class Meta:
@@ -191,6 +203,7 @@ class EventAdminForm(BothLanguagesForm):
 
         super().__init__(*args, **kwargs)
         self.fields["payment_providers"].choices = Provider.choices
+        label_inputs(self, all_fields=False)
 
     def clean_payment_providers(self) -> list[str]:
         return list(self.cleaned_data["payment_providers"])
@@ -198,6 +211,7 @@ class EventAdminForm(BothLanguagesForm):
 
 @admin.register(Event)
 class EventAdmin(TenantScopedAdmin):
+    title = _("Events")
     form = EventAdminForm
     list_display = ["name", "organization", "starts", "published", "public_link"]
     list_filter = ["published"]
@@ -260,15 +274,15 @@ class EventAdmin(TenantScopedAdmin):
             raise PermissionDenied
         return gate_test_page(self, request, event)
 
-    @admin.action(description="Send a test request to the pre-payment gate", permissions=["act"])
+    @admin.action(description=_("Send a test request to the pre-payment gate"), permissions=["act"])
     def send_gate_test_request(self, request, queryset):
         send_gate_test_request(self, request, queryset)
 
-    @admin.action(description="Rotate the gate's signing secret (shows the new one once)", permissions=["see_secrets"])
+    @admin.action(description=_("Rotate the gate's signing secret (shows the new one once)"), permissions=["see_secrets"])
     def rotate_gate_secret(self, request, queryset):
         rotate_gate_secret(self, request, queryset)
 
-    @admin.display(description="Public page")
+    @admin.display(description=_("Public page"))
     def public_link(self, obj):
         if not obj.pk:
             return "—"
@@ -277,7 +291,7 @@ class EventAdmin(TenantScopedAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(TenantScopedAdmin):
-    title = "API keys"
+    title = _("API keys")
     list_display = ["prefix", "name", "role", "organization", "created_at", "last_used_at", "revoked_at"]
     fields = ["organization", "name", "role", "revoked_at"]
 
@@ -286,4 +300,5 @@ class ApiKeyAdmin(TenantScopedAdmin):
             return super().save_model(request, obj, form, change)
         row, key = ApiKey.issue(obj.organization, name=obj.name, role=obj.role)
         obj.pk = row.pk
-        show_secret_once(request, f"Your new API key “{obj.name}” ({obj.get_role_display()})", key)
+        show_secret_once(request, gettext("Your new API key “%(name)s” (%(role)s)") % {"name": obj.name,
+                                                                                "role": obj.get_role_display()}, key)

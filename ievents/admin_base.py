@@ -14,7 +14,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import ImproperlyConfigured
 from django.template.response import TemplateResponse
-from django.utils.translation import ngettext
+from django.utils.translation import gettext, ngettext
 
 from .models import Membership, Organization
 from .roles import ADD, CHANGE, DELETE, ERASE_ATTENDEE, SEE_SECRETS, VIEW, allows, roles_of
@@ -27,6 +27,26 @@ ROW_ROLE_ACTIONS = {
     "view": VIEW, "add": ADD, "change": CHANGE, "delete": DELETE, "act": CHANGE,
     "see_secrets": SEE_SECRETS, "erase": ERASE_ATTENDEE,
 }
+
+
+def label_inputs(form, *, all_fields: bool = True) -> None:
+    """Give inputs an accessible name where the admin draws none: a tabular inline's cells
+    (their label is the column's header) and each half of a date-and-time pair."""
+    for field in form.fields.values():
+        widget = field.widget
+        if getattr(widget, "widgets", None):
+            for part, sub in zip((gettext("date"), gettext("time")), widget.widgets, strict=False):
+                sub.attrs.setdefault("aria-label", f"{field.label} ({part})")
+        elif all_fields and not widget.is_hidden:
+            widget.attrs.setdefault("aria-label", str(field.label))
+
+
+class LabelledInlineForm(forms.ModelForm):
+    """A tabular inline's form whose inputs carry their column's name (``label_inputs``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        label_inputs(self)
 
 
 def user_organization_ids(user) -> list[int]:
@@ -54,7 +74,7 @@ def secret_once_page(request, admin_site, then: str):
     Rendered in the response that made the secrets, never stored to be shown later: once
     this page is left, nobody can read them here again.
     """
-    context = {**admin_site.each_context(request), "title": "Copy your new secret now",
+    context = {**admin_site.each_context(request), "title": gettext("Copy your new secret now"),
                "secrets": request.secrets_shown_once, "then": then}
     return TemplateResponse(request, "admin/secret_once.html", context)
 

@@ -4,6 +4,8 @@ Registered on the orders' admin: ``actions = [erase_selected_attendees]``.
 """
 
 from django.contrib import admin, messages
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from checkout.models import ErasureRecord
 
@@ -11,7 +13,7 @@ from . import erasure, roles
 from .models import Organization
 
 
-@admin.action(description="Erase these attendees' personal data (on their request)", permissions=["erase"])
+@admin.action(description=_("Erase these attendees' personal data (on their request)"), permissions=["erase"])
 def erase_selected_attendees(modeladmin, request, queryset):
     """Each distinct attendee (organization and email) of the selected orders is erased once,
     in all of that organization's orders; orders already erased are skipped, and so are
@@ -21,15 +23,17 @@ def erase_selected_attendees(modeladmin, request, queryset):
         queryset = queryset.filter(organization__in=mine)
     people = set(queryset.exclude(customer_email="").values_list("organization", "customer_email"))
     by_email = {(organization_id, email.lower()): email for organization_id, email in people}
-    organizations = Organization.objects.in_bulk({organization_id for organization_id, _ in by_email})
+    organizations = Organization.objects.in_bulk({organization_id for organization_id, _email in by_email})
     rows = 0
-    for (organization_id, _), email in sorted(by_email.items()):
+    for (organization_id, _email), email in sorted(by_email.items()):
         record = erasure.erase_attendee(organizations[organization_id], email, source=ErasureRecord.Source.ADMIN,
                                         requested_by=f"admin {request.user.get_username()}")
         rows += record.rows_total
     if by_email:
-        modeladmin.message_user(request, f"Erased {len(by_email)} attendee(s): {rows} rows now hold a marker instead.",
-                                messages.SUCCESS)
+        modeladmin.message_user(request, ngettext(
+            "Erased %(count)d attendee: %(rows)d rows now hold a marker instead.",
+            "Erased %(count)d attendees: %(rows)d rows now hold a marker instead.", len(by_email))
+            % {"count": len(by_email), "rows": rows}, messages.SUCCESS)
     else:
-        modeladmin.message_user(request, "Nothing to erase: the selected orders hold no attendee any more.",
+        modeladmin.message_user(request, gettext("Nothing to erase: the selected orders hold no attendee any more."),
                                 messages.WARNING)

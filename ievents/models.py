@@ -32,7 +32,7 @@ def validate_time_zone(name: str) -> None:
     from django.core.exceptions import ValidationError
 
     if name in NOT_PLACES or name not in zoneinfo.available_timezones():
-        raise ValidationError("Use an IANA time zone name such as Europe/Lisbon.", code="invalid_time_zone")
+        raise ValidationError(_("Choose a time zone such as Europe/Lisbon."), code="invalid_time_zone")
 
 
 class Organization(models.Model):
@@ -42,12 +42,12 @@ class Organization(models.Model):
     slug = models.SlugField(unique=True)
     public_id = models.CharField(
         max_length=40, unique=True, default=partial(new_public_id, "org"), editable=False,
-        help_text="Used in the webhook URLs you give payment providers.",
+        help_text=_("Used in the webhook URLs you give payment providers."),
     )
     signing_secret = EncryptedTextField(
-        default=new_signing_secret, help_text="Signs notifications sent to per-session webhook URLs."
+        default=new_signing_secret, help_text=_("Signs notifications sent to per-session webhook URLs.")
     )
-    notification_email = models.EmailField(blank=True, help_text="Where we write when something needs you.")
+    notification_email = models.EmailField(blank=True, help_text=_("Where we write when something needs you."))
     timezone = models.CharField(
         max_length=64, default="Europe/Lisbon", validators=[validate_time_zone],
         help_text=_("IANA time zone of the back office's order lists and pages, e.g. Europe/Lisbon "
@@ -67,9 +67,9 @@ class Organization(models.Model):
 class Role(models.TextChoices):
     """What a member (or an API key) may do for its organization; the rules are in ``ievents.roles``."""
 
-    OWNER = "owner", "Owner"
-    MANAGER = "manager", "Manager"
-    VIEWER = "viewer", "Viewer"
+    OWNER = "owner", _("Owner")
+    MANAGER = "manager", _("Manager")
+    VIEWER = "viewer", _("Viewer")
 
 
 class Membership(models.Model):
@@ -103,12 +103,12 @@ class Event(models.Model):
     currency = models.CharField(max_length=3, default="EUR", validators=[currency_code])
     timezone = models.CharField(
         max_length=64, default="Europe/Lisbon", validators=[validate_time_zone],
-        help_text="IANA time zone of the venue, e.g. Europe/Lisbon: every time an attendee sees is shown in it.",
+        help_text=_("The venue's time zone, e.g. Europe/Lisbon: every time an attendee sees is shown in it."),
     )
     published = models.BooleanField(default=True)
     payment_providers = models.JSONField(
         default=list, blank=True,
-        help_text="Providers offered to attendees, e.g. [\"stripe\", \"easypay\"]. Empty: every enabled one.",
+        help_text=_("Providers offered to attendees, e.g. [\"stripe\", \"easypay\"]. Empty: every enabled one."),
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -130,8 +130,8 @@ class TicketType(models.Model):
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="ticket_types")
     public_id = models.CharField(max_length=40, unique=True, default=partial(new_public_id, "tt"), editable=False)
     name = models.CharField(max_length=200)
-    price = models.PositiveIntegerField(help_text="In minor units: 1500 is 15.00.")
-    quantity = models.PositiveIntegerField(help_text="How many exist in all.")
+    price = models.PositiveIntegerField(help_text=_("In minor units: 1500 is 15.00."))
+    quantity = models.PositiveIntegerField(help_text=_("How many exist in all."))
     reserved = models.PositiveIntegerField(default=0, editable=False)
     max_per_order = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
     sales_start = models.DateTimeField(null=True, blank=True)
@@ -165,14 +165,14 @@ class Question(models.Model):
     """A custom question the organizer asks every attendee."""
 
     class Kind(models.TextChoices):
-        TEXT = "text", "Text"
-        CHOICE = "choice", "Choice"
-        CHECKBOX = "checkbox", "Checkbox"
+        TEXT = "text", _("Text")
+        CHOICE = "choice", _("Choice")
+        CHECKBOX = "checkbox", _("Checkbox")
 
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="questions")
     text = models.CharField(max_length=300)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TEXT)
-    choices = models.TextField(blank=True, help_text="For choice questions: one option per line.")
+    choices = models.TextField(blank=True, help_text=_("For choice questions: one option per line."))
     required = models.BooleanField(default=False)
     position = models.PositiveIntegerField(default=0)
 
@@ -193,7 +193,7 @@ class ApiKey(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100, default="default")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.OWNER,
-                            help_text="Viewer keys only read; manager keys cannot reach secret-bearing routes.")
+                            help_text=_("Viewer keys only read; manager keys cannot reach secret-bearing routes."))
     prefix = models.CharField(max_length=16, db_index=True, editable=False)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

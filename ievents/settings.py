@@ -336,6 +336,9 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 # ``name`` reads the active language's, else the other's, so nobody sees an empty name.
 MODELTRANSLATION_DEFAULT_LANGUAGE = "en"
 MODELTRANSLATION_FALLBACK_LANGUAGES = {"default": ("en", "pt-pt"), "en": ("pt-pt",), "pt-pt": ("en",)}
+
+# Dates and numbers as each language writes them in the back office (ievents/formats/).
+FORMAT_MODULE_PATH = ["ievents.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

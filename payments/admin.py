@@ -1,16 +1,18 @@
 from urllib.parse import quote, urlencode
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from ievents.admin_base import ReadOnlyTenantAdmin, TenantScopedAdmin
-from ievents.admin_money import format_money
 from ievents.admin_time import local_text
+from ievents.money import format_money
 
 from .forms import CREDENTIAL_FIELDS, IntegrationSettingsForm, webhook_url
 from .models import IntegrationSettings, Payment, Provider
+from .registry import PROVIDER_CLASSES, get_provider
 
 
 @admin.register(IntegrationSettings)
@@ -18,8 +20,8 @@ class IntegrationSettingsAdmin(TenantScopedAdmin):
     """Per-organization provider settings. Secrets are write-only; the webhook URL is shown."""
 
     form = IntegrationSettingsForm
-    title = "Payment providers"
-    list_display = ["organization", "provider", "enabled", "has_webhook_secret", "webhook_address"]
+    title = _("Payments")
+    list_display = ["organization", "provider", "enabled", "mode", "has_webhook_secret", "webhook_address"]
     list_filter = ["provider", "enabled"]
     readonly_fields = ["webhook_address"]
 
@@ -31,25 +33,45 @@ class IntegrationSettingsAdmin(TenantScopedAdmin):
         sections = [(None, {"fields": ["organization", "provider", "enabled"]})]
         for provider in providers:
             if CREDENTIAL_FIELDS.get(provider):
-                sections.append((f"{Provider(provider).label} credentials", {
+                sections.append((gettext("%(provider)s credentials") % {"provider": Provider(provider).label}, {
                     "fields": [f"cred_{name}" for name in CREDENTIAL_FIELDS[provider]],
                     "classes": ["provider-fields", f"provider-{provider}"],
-                    "description": "Stored encrypted; never shown again in full."}))
+                    "description": gettext("Stored encrypted; never shown again in full.")}))
         # The sandbox takes no webhooks from outside: no URL to paste anywhere.
         webhook_fields = ["webhook_secret_input", "clear_webhook_secret"]
         if obj is None or obj.provider != Provider.SANDBOX:
             webhook_fields.append("webhook_address")
-        sections.append(("Webhooks", {"fields": webhook_fields}))
+        sections.append((gettext("Notifications from the provider"), {"fields": webhook_fields}))
         return sections
 
-    @admin.display(description="Webhook secret", boolean=True)
+    @admin.display(description=_("Mode"))
+    def mode(self, obj):
+        """Test or live, as the credentials say (a Stripe sk_test_ key, Easypay's test API, the sandbox)."""
+        testing = get_provider(obj.provider, obj.organization).test_mode() if obj.provider in Provider.values else None
+        if testing is None:
+            return "—"
+        return format_html('<span class="order-status provider-mode-{}">{}</span>', "test" if testing else "live",
+                           gettext("Test") if testing else gettext("Live"))
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        provider = PROVIDER_CLASSES.get(obj.provider)
+        if obj.provider != Provider.SANDBOX and provider is not None and not (
+                obj.webhook_secret or provider.environment_config().webhook_secret):
+            messages.warning(request, gettext(
+                "%(provider)s has no webhook signing secret: its notifications cannot be trusted, so payments are "
+                "confirmed only when the attendee comes back from %(provider)s. An attendee who closes the page "
+                "after paying gets no tickets until you act. Add the secret from %(provider)s's dashboard.")
+                % {"provider": Provider(obj.provider).label})
+
+    @admin.display(description=_("Webhook secret"), boolean=True)
     def has_webhook_secret(self, obj):
         return bool(obj.webhook_secret)
 
-    @admin.display(description="Webhook URL for the provider's dashboard")
+    @admin.display(description=_("Webhook URL for the provider's dashboard"))
     def webhook_address(self, obj):
         if not obj or not obj.pk:
-            return "Shown once saved (not for the sandbox, which takes no webhooks from outside)."
+            return gettext("Shown once saved (not for the sandbox, which takes no notifications from outside).")
         return format_html("<code>{}</code>", webhook_url(obj.provider, obj.organization))
 
     def get_readonly_fields(self, request, obj=None):
@@ -58,8 +80,8 @@ class IntegrationSettingsAdmin(TenantScopedAdmin):
 
 
 # What the attendee was told, under the names the status page uses; other keys are ours.
-INSTRUCTION_LABELS = {"method": "Method", "entity": "Entity", "reference": "Reference", "deadline": "Pay by",
-                      "phone": "Phone", "order_id": "Order ID"}
+INSTRUCTION_LABELS = {"method": _("Method"), "entity": _("Entity"), "reference": _("Reference"), "deadline": _("Pay by"),
+                      "phone": _("Phone"), "order_id": _("Order ID")}
 
 
 def provider_link(payment: Payment) -> str | None:
@@ -85,6 +107,7 @@ def readable_instructions(payment: Payment) -> list[tuple[str, str]]:
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyTenantAdmin):
     """Payments are financial records: read-only, never deleted."""
+    title = _("Payment attempts")
 
     tenant_path = "session__organization"
     list_display = ["public_id", "order", "provider", "method", "status", "amount_shown", "received_shown",
@@ -96,32 +119,32 @@ class PaymentAdmin(ReadOnlyTenantAdmin):
               "reference_shown", "instructions_shown", "redirect_url", "created_at", "updated_at"]
     readonly_fields = fields
 
-    @admin.display(description=gettext_lazy("Created"), ordering="created_at")
+    @admin.display(description=_("Created"), ordering="created_at")
     def created(self, payment):
         # On the organization's clock, as the orders list.
         return local_text(payment.created_at, payment.session.organization.timezone)
 
-    @admin.display(description="Order", ordering="session__public_id")
+    @admin.display(description=_("Order"), ordering="session__public_id")
     def order(self, payment):
         url = reverse("admin:checkout_checkoutsession_change", args=[payment.session_id])
         return format_html('<a href="{}">{}</a>', url, payment.session.public_id)
 
-    @admin.display(description="Amount", ordering="amount")
+    @admin.display(description=_("Amount"), ordering="amount")
     def amount_shown(self, payment):
         return format_money(payment.amount, payment.currency)
 
-    @admin.display(description="Received", ordering="amount_received")
+    @admin.display(description=_("Received"), ordering="amount_received")
     def received_shown(self, payment):
         return format_money(payment.amount_received, payment.currency)
 
-    @admin.display(description="Provider reference")
+    @admin.display(description=_("Provider reference"))
     def reference_shown(self, payment):
         link = provider_link(payment)
         if link:
             return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', link, payment.provider_reference)
         return payment.provider_reference or "—"
 
-    @admin.display(description="Instructions")
+    @admin.display(description=_("Instructions"))
     def instructions_shown(self, payment):
         pairs = readable_instructions(payment)
         if not pairs:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
 import urllib3
+from django.utils.translation import gettext
 
 if TYPE_CHECKING:
     from checkout.models import CheckoutSession
@@ -151,6 +152,17 @@ class PaymentProvider:
 
     def __init__(self, config: ProviderConfig):
         self.config = config
+
+    def check_credentials(self) -> str:
+        """Whether the provider accepts these credentials, asked with one cheap authenticated
+        read when the organizer saves them: "" if it does (or the provider has no such read),
+        else what is wrong, in words for the organizer (the provider's own reason included)."""
+        return ""
+
+    def test_mode(self) -> bool | None:
+        """True when these credentials take test payments only, False for live ones, None
+        when the credentials do not say."""
+        return None
 
     @classmethod
     def environment_config(cls) -> ProviderConfig:
@@ -348,7 +360,7 @@ def normalize_phone(phone: str) -> str:
     if digits.startswith("351") and len(digits) == 12:
         digits = digits[3:]
     if len(digits) != 9 or not digits.startswith("9"):
-        raise PaymentDetailsRejected("MB WAY needs a Portuguese mobile number: 9 digits, starting with 9.")
+        raise PaymentDetailsRejected(gettext("MB WAY needs a Portuguese mobile number: 9 digits, starting with 9."))
     return digits
 
 

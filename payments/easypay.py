@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from .base import (
     InboundRequest,
@@ -64,12 +65,12 @@ STATUS_KINDS = {
 
 class EasypayProvider(PaymentProvider):
     name = "easypay"
-    label = "Multibanco or MB WAY (Easypay)"
+    label = gettext_lazy("Multibanco or MB WAY (Easypay)")
     methods = ("multibanco", "mbway")
-    credential_fields = {"account_id": "Account ID", "api_key": "API key"}
+    credential_fields = {"account_id": gettext_lazy("Account ID"), "api_key": gettext_lazy("API key")}
     environment_credentials = {"account_id": "EASYPAY_ACCOUNT_ID", "api_key": "EASYPAY_API_KEY"}
     environment_webhook_secret = "EASYPAY_WEBHOOK_SECRET"
-    webhook_secret_help = ("A long random secret of your choosing (letters and digits); it is the password in the "
+    webhook_secret_help = gettext_lazy("A long random secret of your choosing (letters and digits); it is the password in the "
                            "notification URL you give Easypay. If Easypay refuses a URL with a password, end the URL "
                            "with ?secret=<your webhook secret> instead.")
 
@@ -80,6 +81,9 @@ class EasypayProvider(PaymentProvider):
         parts = urlsplit(super().webhook_url(organization))
         return urlunsplit(parts._replace(netloc=f"easypay:<your webhook secret>@{parts.netloc}"))
     api_base_setting = "EASYPAY_API_BASE"
+
+    def test_mode(self) -> bool | None:
+        return ".test." in self._url("/")  # Easypay's test API: api.test.easypay.pt
 
     def _headers(self) -> dict:
         return {"AccountId": self.credential("account_id"), "ApiKey": self.credential("api_key")}

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 
 from django import forms
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from ievents.crypto import mask
 
+from .base import ProviderConfig
 from .models import IntegrationSettings, Provider
 from .registry import PROVIDER_CLASSES
 
@@ -26,8 +29,8 @@ def missing_credentials(provider: str, credentials: dict) -> list[str]:
     needed = CREDENTIAL_FIELDS.get(provider, {})
     any_one = PROVIDER_CLASSES[provider].any_one_credential_of if provider in PROVIDER_CLASSES else ()
     if any_one:
-        return [] if any(credentials.get(name) for name in any_one) else [" or ".join(needed[n] for n in any_one)]
-    return [label for name, label in needed.items() if not credentials.get(name)]
+        return [] if any(credentials.get(name) for name in any_one) else [gettext(" or ").join(str(needed[n]) for n in any_one)]
+    return [str(label) for name, label in needed.items() if not credentials.get(name)]
 
 
 def _write_only(label: str) -> forms.CharField:
@@ -43,9 +46,9 @@ CredentialInputs = type("CredentialInputs", (forms.Form,),
 class IntegrationSettingsForm(CredentialInputs, forms.ModelForm):
     """Credentials and the webhook secret as write-only fields: blank keeps what is stored."""
 
-    webhook_secret_input = _write_only("Webhook secret")
+    webhook_secret_input = _write_only(_("Webhook signing secret"))
     clear_webhook_secret = forms.BooleanField(
-        label="Remove the stored webhook secret (fall back to the platform's)", required=False)
+        label=_("Remove the stored webhook secret (fall back to the platform's)"), required=False)
 
     class Meta:
         model = IntegrationSettings
@@ -59,12 +62,13 @@ class IntegrationSettingsForm(CredentialInputs, forms.ModelForm):
             current = self.stored.get(name, "")
             if f"cred_{name}" in self.fields:
                 self.fields[f"cred_{name}"].help_text = (
-                    f"Stored: {mask(current)}. Leave blank to keep it." if current else "Not set.")
+                    gettext("Stored: %(masked)s. Leave blank to keep it.") % {"masked": mask(current)} if current
+                    else gettext("Not set."))
         secret = self.instance.webhook_secret
         help_text = PROVIDER_CLASSES[provider].webhook_secret_help if provider in PROVIDER_CLASSES else ""
-        self.fields["webhook_secret_input"].help_text = (
-            f"{help_text} Stored: {mask(secret)}. Leave blank to keep it." if secret else f"{help_text} Not set."
-        )
+        stored = (gettext("Stored: %(masked)s. Leave blank to keep it.") % {"masked": mask(secret)} if secret
+                  else gettext("Not set."))
+        self.fields["webhook_secret_input"].help_text = f"{help_text} {stored}".strip()
 
     def clean(self):
         cleaned = super().clean()
@@ -73,10 +77,23 @@ class IntegrationSettingsForm(CredentialInputs, forms.ModelForm):
             allowed = set(CREDENTIAL_FIELDS.get(provider, {}))
             extra = [name for name in ALL_CREDENTIALS if cleaned.get(f"cred_{name}") and name not in allowed]
             for name in extra:
-                self.add_error(f"cred_{name}", f"{Provider(provider).label} does not use this.")
+                self.add_error(f"cred_{name}", gettext("%(provider)s does not use this.") % {
+                    "provider": Provider(provider).label})
             if cleaned.get("enabled") and not extra:
                 self._check_credentials(provider)
+            typed = [name for name in CREDENTIAL_FIELDS.get(provider, {}) if cleaned.get(f"cred_{name}")]
+            if typed and not self.errors:
+                self._ask_provider(provider, typed)
         return cleaned
+
+    def _ask_provider(self, provider: str, typed: list[str]) -> None:
+        """New credentials are tried on the provider before they are saved (Stripe: one
+        authenticated read), so a mistyped or revoked key is found here, not by an attendee."""
+        config = ProviderConfig(self.instance.organization_id, self.credentials_after_save(),
+                                self.instance.webhook_secret, False)
+        problem = PROVIDER_CLASSES[provider](config).check_credentials()
+        if problem:
+            self.add_error(f"cred_{typed[0]}", problem)
 
     def _check_credentials(self, provider: str) -> None:
         """An enabled provider is offered to attendees: it must be able to take their money."""
@@ -84,8 +101,9 @@ class IntegrationSettingsForm(CredentialInputs, forms.ModelForm):
         # Without credentials of its own, the organization uses the platform's (as config_for does).
         missing = missing_credentials(provider, credentials or PROVIDER_CLASSES[provider].environment_config().credentials)
         if missing:
-            self.add_error("enabled", f"{Provider(provider).label} needs its {', '.join(missing)} before it can be "
-                                      "enabled. Enter it, or untick Enabled to save it for later.")
+            self.add_error("enabled", gettext("%(provider)s needs its %(missing)s before it can be enabled. Enter it, or "
+                                              "untick Enabled to save it for later.") % {
+                "provider": Provider(provider).label, "missing": ", ".join(str(m) for m in missing)})
 
     def credentials_after_save(self) -> dict:
         credentials = dict(self.stored)

@@ -16,6 +16,7 @@ Ifthenpay call again.
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy
 
 from .base import (
     InboundRequest,
@@ -48,10 +49,11 @@ CALLBACK_FIELDS = ("key", "orderId", "amount", "requestId", "entity", "reference
 
 class IfthenpayProvider(PaymentProvider):
     name = "ifthenpay"
-    label = "Multibanco or MB WAY (Ifthenpay)"
+    label = gettext_lazy("Multibanco or MB WAY (Ifthenpay)")
     methods = ("multibanco", "mbway")
-    credential_fields = {"mb_key": "Multibanco key (mbKey)", "mbway_key": "MB WAY key (mbWayKey)",
-                         "backoffice_key": "Backoffice key (for MB WAY refunds)"}
+    credential_fields = {"mb_key": gettext_lazy("Multibanco key (mbKey)"),
+                         "mbway_key": gettext_lazy("MB WAY key (mbWayKey)"),
+                         "backoffice_key": gettext_lazy("Backoffice key (for MB WAY refunds)")}
     any_one_credential_of = ("mb_key", "mbway_key")  # Multibanco, MB WAY or both; refunds are optional
     environment_credentials = {
         "mb_key": "IFTHENPAY_MB_KEY",
@@ -60,7 +62,7 @@ class IfthenpayProvider(PaymentProvider):
         "sub_entity": "IFTHENPAY_SUB_ENTITY",
     }
     environment_webhook_secret = "IFTHENPAY_ANTI_PHISHING_KEY"
-    webhook_secret_help = "The anti-phishing key you agreed with Ifthenpay."
+    webhook_secret_help = gettext_lazy("The anti-phishing key you agreed with Ifthenpay.")
     api_base_setting = "IFTHENPAY_API_BASE"
     # The callback template registered in Ifthenpay's backoffice (docs/payments.md).
     webhook_url_suffix = ("?key=[ANTI_PHISHING_KEY]&orderId=[ORDER_ID]&amount=[AMOUNT]&requestId=[REQUEST_ID]"

@@ -4,16 +4,17 @@ from functools import partial
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from ievents.crypto import EncryptedTextField, new_public_id
 from ievents.models import Organization
 
 
 class Provider(models.TextChoices):
-    SANDBOX = "sandbox", "Sandbox (test payments)"
-    STRIPE = "stripe", "Stripe"
-    EASYPAY = "easypay", "Easypay"
-    IFTHENPAY = "ifthenpay", "Ifthenpay"
+    SANDBOX = "sandbox", _("Sandbox (test payments)")
+    STRIPE = "stripe", _("Stripe")
+    EASYPAY = "easypay", _("Easypay")
+    IFTHENPAY = "ifthenpay", _("Ifthenpay")
 
 
 class IntegrationSettings(models.Model):
@@ -22,12 +23,12 @@ class IntegrationSettings(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="integrations")
     provider = models.CharField(max_length=20, choices=Provider.choices)
     enabled = models.BooleanField(default=True)
-    credentials = EncryptedTextField(blank=True, default="", help_text="JSON of the provider's keys.")
+    credentials = EncryptedTextField(blank=True, default="", help_text=_("JSON of the provider's keys."))
     webhook_secret = EncryptedTextField(blank=True, default="")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organization", "provider"], name="one_integration_per_provider")]
-        verbose_name = "payment integration"
+        verbose_name = _("payment integration")
 
     def __str__(self):
         return f"{self.organization}: {self.get_provider_display()}"
@@ -37,29 +38,32 @@ class Payment(models.Model):
     """A payment started with a provider for a checkout session."""
 
     class Status(models.TextChoices):
-        STARTED = "started", "Started"
-        PENDING = "pending", "Pending"
-        AUTHORIZED = "authorized", "Authorized"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        CANCELED = "canceled", "Canceled"
-        REFUNDED = "refunded", "Refunded"
+        STARTED = "started", _("Started")
+        PENDING = "pending", _("Pending")
+        AUTHORIZED = "authorized", _("Authorized")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+        CANCELED = "canceled", _("Canceled")
+        REFUNDED = "refunded", _("Refunded")
 
     session = models.ForeignKey("checkout.CheckoutSession", on_delete=models.CASCADE, related_name="payments")
     public_id = models.CharField(max_length=40, unique=True, default=partial(new_public_id, "pay"), editable=False)
     provider = models.CharField(max_length=20, choices=Provider.choices)
     provider_reference = models.CharField(max_length=200, blank=True, db_index=True)
-    method = models.CharField(max_length=30, blank=True, help_text="card, multibanco, mbway, ...")
+    method = models.CharField(max_length=30, blank=True, help_text=_("card, multibanco, mbway, ..."))
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.STARTED)
     amount = models.PositiveIntegerField()
     currency = models.CharField(max_length=3)
     amount_received = models.PositiveIntegerField(default=0)
-    instructions = models.JSONField(default=dict, blank=True, help_text="What the attendee needs: entity, reference…")
+    instructions = models.JSONField(default=dict, blank=True, help_text=_("What the attendee needs: entity, reference…"))
     redirect_url = models.URLField(max_length=2000, blank=True)
     # The fingerprint of the attendee's details when this payment began (the details the
     # gate approved): its money turns into tickets only while the session still carries
     # those details and that approval (checkout.services.approval_lapsed).
     approved_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
+    # Why the provider would not start or take it, in the provider's words (shown to the
+    # organizer on the order's page, escaped; never to the attendee).
+    failure_reason = models.CharField(_("why it failed"), max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -74,19 +78,19 @@ class Refund(models.Model):
     (a bank transfer for a paid Multibanco reference) and recorded here with a note."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending at the provider"
-        SUCCEEDED = "succeeded", "Refunded"
-        FAILED = "failed", "Failed"
+        PENDING = "pending", _("Pending at the provider")
+        SUCCEEDED = "succeeded", _("Refunded")
+        FAILED = "failed", _("Failed")
 
     session = models.ForeignKey("checkout.CheckoutSession", on_delete=models.CASCADE, related_name="refunds")
     payment = models.ForeignKey(Payment, on_delete=models.RESTRICT, related_name="refunds")
     public_id = models.CharField(max_length=40, unique=True, default=partial(new_public_id, "rf"), editable=False)
-    amount = models.PositiveIntegerField(help_text="Minor units.")
+    amount = models.PositiveIntegerField(help_text=_("Minor units."))
     currency = models.CharField(max_length=3)
     provider = models.CharField(max_length=20, choices=Provider.choices)
     provider_reference = models.CharField(max_length=200, blank=True, db_index=True,
-                                          help_text="The refund's id at the provider.")
-    made_outside = models.BooleanField(default=False, help_text="Refunded outside the provider (bank transfer…).")
+                                          help_text=_("The refund's id at the provider."))
+    made_outside = models.BooleanField(default=False, help_text=_("Refunded outside the provider (bank transfer…)."))
     status = models.CharField(max_length=10, choices=Status.choices)
     # One per click on the refund form: the same form sent twice refunds once.
     idempotency_key = models.CharField(max_length=64, unique=True)

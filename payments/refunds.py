@@ -27,10 +27,12 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import F
+from django.utils.translation import gettext
 
 from checkout import promo, state
 from checkout.models import CheckoutSession, OrderAction, Source
-from checkout.order_actions import PAID_STATES, OrderActionRefused, money_text, record, void_tickets, who
+from checkout.order_actions import PAID_STATES, OrderActionRefused, record, void_tickets, who
+from ievents.money import format_money
 
 from .base import PaymentUpdate, ProviderError, RefundResult, UpdateKind
 from .models import Payment, Refund
@@ -98,24 +100,25 @@ def refund(session: CheckoutSession, amount: int, *, by, note: str = "", restock
     if not key:
         raise ValueError("a refund needs an idempotency key")
     if outside and not note:
-        raise RefundRefused("Say how the money was given back: a note is required for a refund made outside.")
+        raise RefundRefused(gettext("Say how the money was given back: a note is required for a refund made outside."))
     with transaction.atomic():
         locked = CheckoutSession.objects.select_for_update(of=("self",)).select_related("organization").get(pk=session.pk)
         done = Refund.objects.filter(idempotency_key=key).first()
         if done is not None:
             if done.session_id != locked.pk:
-                raise RefundRefused("This form was already used for another order: open the refund page again.")
+                raise RefundRefused(gettext("This form was already used for another order: open the refund page again."))
             return done  # the same click, twice
         left = refundable_amount(locked)
         if left <= 0:
-            raise RefundRefused("This order has nothing left to refund.")
+            raise RefundRefused(gettext("This order has nothing left to refund."))
         if amount <= 0:
-            raise RefundRefused("Give an amount above zero.")
+            raise RefundRefused(gettext("Give an amount above zero."))
         if amount > left:
-            raise RefundRefused(f"At most {money_text(left, locked.currency)} is left to refund.")
+            raise RefundRefused(gettext("At most %(amount)s is left to refund.") % {
+                "amount": format_money(left, locked.currency)})
         payment = paid_payment(locked)
         if payment is None:
-            raise RefundRefused("This order has no payment to refund: record a refund made outside instead.")
+            raise RefundRefused(gettext("This order has no payment to refund: record a refund made outside instead."))
         public_id = "rf_" + hashlib.sha256(key.encode()).hexdigest()[:24]  # the same click, the same refund
         result = _ask_provider(locked, payment, amount, public_id) if not outside else RefundResult("")
         made = Refund.objects.create(
@@ -130,19 +133,22 @@ def refund(session: CheckoutSession, amount: int, *, by, note: str = "", restock
 def _ask_provider(session: CheckoutSession, payment: Payment, amount: int, key: str) -> RefundResult:
     provider = get_provider(payment.provider, session.organization)
     if not provider.can_refund(payment):
-        raise RefundRefused(f"{provider.label} has no refund API for this payment: give the money back another way "
-                            f"(a bank transfer) and record it as refunded outside, with a note.")
+        raise RefundRefused(gettext("%(provider)s has no refund API for this payment: give the money back another way "
+                                    "(a bank transfer) and record it as refunded outside, with a note.")
+                            % {"provider": provider.label})
     payment.session = session
     try:
         return provider.refund(payment, amount, key=key)
     except ProviderError as exc:
-        raise RefundFailed(f"{provider.label} did not refund: {exc}") from exc
+        raise RefundFailed(gettext("%(provider)s did not refund: %(error)s") % {
+            "provider": provider.label, "error": exc}) from exc
 
 
 def _record(session: CheckoutSession, made: Refund, left: int, *, by, note: str, restock: bool,
             tickets: list[int] | None) -> None:
     full = made.amount == left
-    words = f"Refunded {money_text(made.amount, made.currency)}"
+    # The order's stored history is kept in English, money as English writes it.
+    words = f"Refunded {format_money(made.amount, made.currency, 'en')}"
     if made.made_outside:
         words += " (made outside)"
     detail = f"{words} by {who(by)}" + (f": {note}" if note else "")
@@ -181,5 +187,5 @@ def cancel_paid_order(session: CheckoutSession, *, by, note: str = "", key: str)
         raise OrderActionRefused("This order has nothing left to refund, so there is nothing to cancel.")
     made = refund(session, left, by=by, note=note, restock=True, key=key)
     record(session, OrderAction.Kind.CANCEL, by,
-           f"Canceled by {who(by)}, with a refund of {money_text(made.amount, made.currency)}", note)
+           f"Canceled by {who(by)}, with a refund of {format_money(made.amount, made.currency, 'en')}", note)
     return CheckoutSession.objects.get(pk=session.pk)

@@ -5,6 +5,7 @@ organization's sandbox webhook secret."""
 from __future__ import annotations
 
 from django.urls import reverse
+from django.utils.translation import gettext_lazy
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from .base import (
@@ -24,9 +25,12 @@ OUTCOME_KEY = "sandbox_outcome"
 
 class SandboxProvider(PaymentProvider):
     name = "sandbox"
-    label = "Sandbox (test payment)"
+    label = gettext_lazy("Sandbox (test payment)")
     methods = ("card",)
-    webhook_secret_help = "A Standard Webhooks secret (whsec_…) for simulated webhooks."
+
+    def test_mode(self) -> bool | None:
+        return True  # it never takes real money
+    webhook_secret_help = gettext_lazy("A Standard Webhooks secret (whsec_…) for simulated webhooks.")
 
     def start(self, payment, session, *, return_url, cancel_url, method="", phone=""):
         return StartResult(

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext
 
 from checkout import promo, state
 from checkout import services as checkout
@@ -117,12 +118,12 @@ def start_payment(payment: Payment, *, method: str = "", phone: str = "") -> Pay
         result = provider.start(payment, session, return_url=return_url, cancel_url=cancel_url,
                                 method=method, phone=phone)
     except PaymentDetailsRejected as exc:
-        Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.FAILED)
+        Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.FAILED, failure_reason=str(exc)[:500])
         raise PaymentStartFailed(str(exc)) from exc
     except ProviderError as exc:
-        Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.FAILED)
+        Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.FAILED, failure_reason=str(exc)[:500])
         log.warning("payment %s could not start: %s", payment.public_id, exc)
-        raise PaymentStartFailed("The payment could not be started. Please try again or choose another method.") from exc
+        raise PaymentStartFailed(gettext("The payment could not be started. Please try again or choose another method.")) from exc
     payment.provider_reference = result.provider_reference
     payment.redirect_url = result.redirect_url
     payment.method = result.method or payment.method

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import stripe
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from .base import (
     InboundRequest,
@@ -60,12 +61,12 @@ INTENT_KINDS = {
 
 class StripeProvider(PaymentProvider):
     name = "stripe"
-    label = "Card (Stripe)"
+    label = gettext_lazy("Card (Stripe)")
     methods = ("card",)
-    credential_fields = {"secret_key": "Secret key (sk_live_… or sk_test_…)"}
+    credential_fields = {"secret_key": gettext_lazy("Secret key (sk_live_… or sk_test_…)")}
     environment_credentials = {"secret_key": "STRIPE_SECRET_KEY"}
     environment_webhook_secret = "STRIPE_WEBHOOK_SECRET"
-    webhook_secret_help = "The endpoint's signing secret (whsec_…) from Stripe's dashboard."
+    webhook_secret_help = gettext_lazy("The endpoint's signing secret (whsec_…) from Stripe's dashboard.")
 
     def _client(self) -> stripe.StripeClient:
         from django.conf import settings
@@ -75,6 +76,26 @@ class StripeProvider(PaymentProvider):
             self.credential("secret_key"), max_network_retries=0, base_addresses={"api": settings.STRIPE_API_BASE},
             http_client=stripe.RequestsClient(timeout=settings.PAYMENT_PROVIDER_TIMEOUT),
         )
+
+    def check_credentials(self) -> str:
+        """Reads the account's balance (GET /v1/balance): the cheapest call a secret key must
+        be allowed to make. A refused key says why, in Stripe's words."""
+        try:
+            self._client().v1.balance.retrieve()
+        except stripe.AuthenticationError as exc:
+            return gettext("Stripe refused this secret key: %(reason)s") % {
+                "reason": exc.user_message or gettext("it is not a valid key")}
+        except stripe.PermissionError as exc:
+            return gettext("This key may not read the account (a restricted key?): %(reason)s") % {
+                "reason": exc.user_message or type(exc).__name__}
+        except stripe.StripeError as exc:
+            return gettext("Stripe could not be asked whether this key works (%(reason)s). Try saving again.") % {
+                "reason": exc.user_message or type(exc).__name__}
+        return ""
+
+    def test_mode(self) -> bool | None:
+        key = str(self.config.credentials.get("secret_key") or "")
+        return ("_test_" in key) if key else None
 
     def _call(self, what: str, fn, *args, **kwargs):
         try:

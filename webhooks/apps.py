@@ -1,6 +1,7 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class WebhooksConfig(AppConfig):
     name = "webhooks"
-    verbose_name = "Webhooks and the pre-payment gate"
+    verbose_name = gettext_lazy("Webhooks and the pre-payment gate")

@@ -32,6 +32,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from checkout import services as checkout
 from checkout import state
@@ -49,8 +50,9 @@ log = logging.getLogger(__name__)
 
 EVENT_TYPE = "checkout.validate"
 TIMEOUT_MS_MIN, TIMEOUT_MS_MAX = 500, 10_000
-RATE_LIMITED_MESSAGE = "Too many attempts. Please wait a few minutes before trying again."
-DETAILS_CHANGED_MESSAGE = "Your details changed while we were checking them. Please check them and continue again."
+RATE_LIMITED_MESSAGE = gettext_lazy("Too many attempts. Please wait a few minutes before trying again.")
+DETAILS_CHANGED_MESSAGE = gettext_lazy(
+    "Your details changed while we were checking them. Please check them and continue again.")
 
 
 class GateSettingsInvalid(ValueError):
@@ -226,8 +228,8 @@ def run_gate(session, *, client_ip: str = "") -> GateDecision:
     checkout.revoke_gate_approval(session)
     if answer.outcome == GateCall.Outcome.DENIED:
         announce_denial(session, answer)
-        return GateDecision(False, answer.message or gate.denial_message, answer.outcome, call)
-    return GateDecision(False, gate.error_message, answer.outcome, call)
+        return GateDecision(False, answer.message or gate.shown("denial_message"), answer.outcome, call)
+    return GateDecision(False, gate.shown("error_message"), answer.outcome, call)
 
 
 @dataclass(frozen=True)

@@ -7,18 +7,25 @@ deliveries and their attempts. Inbound: the log of every provider webhook receiv
 from functools import partial
 
 from django.db import models
+from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_lazy as _
 
 from ievents.crypto import EncryptedTextField, new_public_id
 from ievents.models import Event, Organization, new_signing_secret
 
-
 # --- The pre-payment gate --------------------------------------------------------------
+# Our defaults for the attendee's messages, kept in English in the database and translated
+# when shown (``GateSettings.shown``); a message the organizer typed is shown as written.
+DEFAULT_DENIAL_MESSAGE = gettext_noop("This purchase could not be approved. Please contact the organizer.")
+DEFAULT_ERROR_MESSAGE = gettext_noop("We could not check your purchase right now. Please try again in a few minutes.")
+
+
 class GateSettings(models.Model):
     """An event's ``checkout.validate`` gate."""
 
     class OnError(models.TextChoices):
-        BLOCK = "block", "Block the purchase"
-        ALLOW = "allow", "Allow the purchase"
+        BLOCK = "block", _("Block the purchase")
+        ALLOW = "allow", _("Allow the purchase")
 
     event = models.OneToOneField(Event, on_delete=models.CASCADE, related_name="gate")
     enabled = models.BooleanField(default=False)
@@ -28,44 +35,47 @@ class GateSettings(models.Model):
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     timeout_ms = models.PositiveIntegerField(default=3000)
     on_error = models.CharField(max_length=5, choices=OnError.choices, default=OnError.BLOCK)
-    denial_message = models.CharField(
-        max_length=500, default="This purchase could not be approved. Please contact the organizer."
-    )
-    error_message = models.CharField(
-        max_length=500, default="We could not check your purchase right now. Please try again in a few minutes."
-    )
+    denial_message = models.CharField(max_length=500, default=DEFAULT_DENIAL_MESSAGE)
+    error_message = models.CharField(max_length=500, default=DEFAULT_ERROR_MESSAGE)
     # Circuit breaker state, shared by every web process through the database.
     consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
     breaker_open_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
-        verbose_name = "pre-payment gate"
+        verbose_name = _("pre-payment gate")
 
     def __str__(self):
         return f"Gate for {self.event}"
+
+    def shown(self, field: str) -> str:
+        """The attendee's message ``field`` (``denial_message``, ``error_message``): the
+        organizer's words as written, or ours, translated, while it is still our default."""
+        text = getattr(self, field)
+        default = self._meta.get_field(field).default
+        return gettext(default) if text == default else text
 
 
 class GateCall(models.Model):
     """One call to a gate (or one decision taken without calling it), for the organizer."""
 
     class Outcome(models.TextChoices):
-        ALLOWED = "allowed", "Allowed"
-        DENIED = "denied", "Denied"
-        ERROR = "error", "Error"
+        ALLOWED = "allowed", _("Allowed")
+        DENIED = "denied", _("Denied")
+        ERROR = "error", _("Error")
 
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="gate_calls")
     session = models.ForeignKey(
         "checkout.CheckoutSession", null=True, blank=True, on_delete=models.CASCADE, related_name="gate_calls"
     )
     outcome = models.CharField(max_length=10, choices=Outcome.choices)
-    decision = models.CharField(max_length=5, help_text="allow or deny: what the checkout did.")
+    decision = models.CharField(max_length=5, help_text=_("allow or deny: what the checkout did."))
     status_code = models.PositiveIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(default=0)
-    message = models.CharField(max_length=500, blank=True, help_text="The remote message, as received (capped).")
+    message = models.CharField(max_length=500, blank=True, help_text=_("The remote message, as received (capped)."))
     error = models.CharField(max_length=500, blank=True)
     is_test = models.BooleanField(default=False)
-    breaker_open = models.BooleanField(default=False, help_text="Decided by the breaker without calling.")
-    client_ip = models.GenericIPAddressField(null=True, blank=True, help_text="The attendee's address.")
+    breaker_open = models.BooleanField(default=False, help_text=_("Decided by the breaker without calling."))
+    client_ip = models.GenericIPAddressField(null=True, blank=True, help_text=_("The attendee's address (rate limit)."))
     # What the rate limit and the breaker count by (``checkout.limits.address_key``): an IPv4
     # address or an IPv6 address's /64, so addresses rotated within one /64 count as one.
     client_address = models.CharField(max_length=64, blank=True, default="", editable=False)
@@ -134,9 +144,9 @@ class Delivery(models.Model):
     """One event to one target (an endpoint, or a session's own ``webhook_url``)."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+        PENDING = "pending", _("Pending")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
 
     event = models.ForeignKey(OutboxEvent, on_delete=models.CASCADE, related_name="deliveries")
     public_id = models.CharField(max_length=40, unique=True, default=partial(new_public_id, "del"), editable=False)
@@ -155,7 +165,7 @@ class Delivery(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        verbose_name_plural = "deliveries"
+        verbose_name_plural = _("deliveries")
 
     def __str__(self):
         return self.public_id
@@ -167,7 +177,7 @@ class DeliveryAttempt(models.Model):
     started_at = models.DateTimeField()
     duration_ms = models.PositiveIntegerField(default=0)
     status_code = models.PositiveIntegerField(null=True, blank=True)
-    response_body = models.TextField(blank=True, help_text="Capped.")
+    response_body = models.TextField(blank=True, help_text=_("Capped."))
     error = models.CharField(max_length=500, blank=True)
 
     class Meta:
@@ -186,11 +196,11 @@ class InboundWebhook(models.Model):
     """Every provider webhook received, verified or not. ``dedupe_key`` makes it once-only."""
 
     class Outcome(models.TextChoices):
-        PROCESSED = "processed", "Processed"
-        DUPLICATE = "duplicate", "Duplicate"
-        IGNORED = "ignored", "Ignored"
-        REJECTED = "rejected", "Rejected"
-        FAILED = "failed", "Failed"
+        PROCESSED = "processed", _("Processed")
+        DUPLICATE = "duplicate", _("Duplicate")
+        IGNORED = "ignored", _("Ignored")
+        REJECTED = "rejected", _("Rejected")
+        FAILED = "failed", _("Failed")
 
     provider = models.CharField(max_length=20)
     organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.CASCADE)
@@ -203,7 +213,7 @@ class InboundWebhook(models.Model):
     session = models.ForeignKey(
         "checkout.CheckoutSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="inbound_webhooks"
     )
-    payload = models.TextField(blank=True, help_text="As received, capped.")
+    payload = models.TextField(blank=True, help_text=_("As received, capped."))
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -2,7 +2,8 @@ from django import template
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from checkout import formatting, texts, tickets
+from checkout import formatting, tickets
+from ievents import money as money_module
 
 register = template.Library()
 
@@ -39,12 +40,6 @@ def order_reference(session):
 
 
 @register.filter
-def shown(message):
-    """A service's or the gate's message in the attendee's language; the organizer's as written."""
-    return texts.shown(message)
-
-
-@register.filter
 def qr_svg(code, label=""):
     return tickets.qr_svg(code, label)
 
@@ -70,7 +65,7 @@ def floordiv(value, divisor):
 
 @register.filter
 def currency_symbol(currency):
-    return formatting.SYMBOLS.get(currency, currency)
+    return money_module.symbol(currency)
 
 
 @register.filter

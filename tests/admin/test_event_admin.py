@@ -69,7 +69,7 @@ def test_lowering_a_quantity_below_what_is_held_is_a_form_error_not_a_500(client
     services.create_session(event, [services.Item(tt, 5)])
     response = client.post(f"/admin/ievents/event/{event.pk}/change/", ticket_type_rows(event, quantity=3))
     assert response.status_code == 200
-    assert "5 ticket(s) are held or sold: the quantity cannot be lower." in response.content.decode()
+    assert "5 tickets are held or sold: the quantity cannot be lower." in response.content.decode()
     tt.refresh_from_db()
     assert tt.quantity == 100 and tt.reserved == 5
     # Down to exactly what is held is allowed.

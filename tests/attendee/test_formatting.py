@@ -14,7 +14,9 @@ from checkout.formatting import datetime_in_zone, money, order_reference, time_i
     ("en", 125000, "EUR", "€1,250.00"),
     ("pt-pt", 125000, "EUR", "1 250,00 €"),
     ("en", 5, "EUR", "€0.05"),
-    ("en", 1000, "USD", "US$ 10.00"),
+    ("en", 1000, "USD", "$10.00"),
+    ("en", 100000, "JPY", "¥100,000"),
+    ("pt-pt", 1234, "BHD", "1,234 BHD"),
     ("pt-pt", 1000, "USD", "10,00 US$"),
     ("en", 1000, "SEK", "SEK 10.00"),
 ])

@@ -1,5 +1,4 @@
-"""Every text an attendee can meet is translated into Portuguese, and the known English
-messages of other modules are the ones we translate.
+"""Every text an attendee can meet is translated into Portuguese, where it is written.
 
 The first test runs Django's ``makemessages`` over a copy of the project's sources (so the
 project's own ``.po`` is never touched) and checks each string it finds against our
@@ -16,15 +15,13 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.test import override_settings
-
-from checkout import texts
+from django.utils import translation
 
 ROOT = Path(__file__).resolve().parents[2]
 PO = ROOT / "locale" / "pt_PT" / "LC_MESSAGES" / "django.po"
-# Where attendee-facing strings live. The admin's templates are the organizers' (Django's own
-# translations cover the admin's chrome) and are left out.
+# Where our strings live: the attendee's pages and the organizer's back office alike.
 SOURCES = ["templates", "checkout", "payments", "ievents", "webhooks"]
-NOT_ATTENDEE = ["templates/admin", "*/migrations", "*/admin", "*/admin.py"]
+NOT_ATTENDEE = ["*/migrations"]
 
 
 def _compiled(po: Path, out: Path) -> dict:
@@ -103,24 +100,21 @@ def test_a_fuzzy_or_empty_entry_counts_as_untranslated(tmp_path):
     assert "Your details" in catalog._catalog  # noqa: SLF001
 
 
-def test_the_known_messages_are_the_ones_the_other_modules_write():
-    """``checkout.texts`` translates other modules' messages by their exact English words; a
-    message reworded there would silently stay English, so the wording is checked here."""
-    from payments.registry import provider_classes
+def test_a_message_written_in_a_service_is_in_the_language_of_the_request():
+    from checkout import services
     from webhooks import gate
-    from webhooks.models import GateSettings
-
-    defaults = GateSettings()
-    written = {defaults.denial_message, defaults.error_message, gate.RATE_LIMITED_MESSAGE,
-               gate.DETAILS_CHANGED_MESSAGE, *(cls.label for cls in provider_classes().values())}
-    assert written <= texts.KNOWN, written - texts.KNOWN
-
-
-def test_the_organizers_own_words_are_shown_as_written():
-    from django.utils import translation
 
     with translation.override("pt-pt"):
-        assert texts.shown("This purchase could not be approved. Please contact the organizer.") == \
-            "Não foi possível aprovar esta compra. Contacte o organizador."
-        assert texts.shown("Continue") == "Continue"  # not one of the known messages: someone's own text
-        assert texts.shown("Só membros <b>Acme</b>.") == "Só membros <b>Acme</b>."
+        with pytest.raises(services.InvalidOrder) as refused:
+            services._wanted(type("E", (), {"published": False})(), [])  # noqa: SLF001 - the message's own words
+        assert refused.value.message == "Este evento não está à venda."
+        assert str(gate.RATE_LIMITED_MESSAGE).startswith("Demasiadas tentativas")
+
+
+def test_the_gates_default_messages_are_ours_and_the_organizers_own_words_are_shown_as_written():
+    from webhooks.models import GateSettings
+
+    with translation.override("pt-pt"):
+        assert GateSettings().shown("denial_message") == "Não foi possível aprovar esta compra. Contacte o organizador."
+        assert GateSettings(denial_message="Só membros <b>Acme</b>.").shown("denial_message") == \
+            "Só membros <b>Acme</b>."

@@ -115,7 +115,7 @@ def test_an_organizer_prices_in_euros_sells_finds_the_order_by_a_ticket_code_and
     history = page.locator(".order-history")
     for step in ("Payment started with Sandbox (test payments)", "Paid €37.00", "Completed: tickets issued"):
         expect(history.get_by_text(step, exact=True)).to_be_visible()
-    technical = page.locator("details", has_text="Technical")
+    technical = page.locator("details", has_text="Technical details")
     expect(technical.get_by_text("Gate approved fingerprint")).not_to_be_visible()  # folded away
     shot("order")
 
@@ -143,7 +143,7 @@ def test_a_manager_never_sees_a_secret(page, shot, organization):
     member(organization, "mario", "manager")
     log_in(page, "mario")
     nav = page.locator("#content-main")
-    expect(nav.get_by_role("link", name="Payment providers")).to_have_count(0)
+    expect(nav.get_by_role("link", name="Payments", exact=True)).to_have_count(0)
     expect(nav.get_by_role("link", name="API keys")).to_have_count(0)
     page.goto("/admin/payments/integrationsettings/")
     assert "sk_test" not in page.content()

@@ -63,7 +63,7 @@ def test_one_address_holds_at_most_the_cap_and_the_last_tickets_stay_for_others(
     assert take(client, event, ticket_type).status_code == 302
     assert take(client, event, ticket_type).status_code == 302
     response = take(client, event, ticket_type)  # was the third of three that held all 30
-    assert_limit_page(response, "You already hold 20 ticket(s)", "at most 20")
+    assert_limit_page(response, "You already hold 20 tickets", "at most 20")
     assert reserved(ticket_type) == 20 and CheckoutSession.objects.count() == 2
     assert set(CheckoutSession.objects.values_list("client_address", flat=True)) == {ATTENDEE}
     # Someone else still gets the rest.
@@ -108,6 +108,17 @@ def test_starting_checkouts_is_rate_limited_per_address(settings, client, event,
     # Once the window has passed, the address may start again.
     CheckoutSession.objects.filter(client_address=ATTENDEE).update(created_at=timezone.now() - timedelta(minutes=11))
     assert take(client, event, ticket_type, quantity=1).status_code == 302
+
+
+def test_a_limit_is_said_in_the_attendees_language(settings, client, event, ticket_type):
+    """Written with gettext where the limit is decided, not translated from a list of known
+    English sentences: a Portuguese attendee reads it in Portuguese, plurals and all."""
+    settings.CHECKOUT_MAX_CHECKOUTS_PER_ADDRESS = 1
+    pt = {"HTTP_ACCEPT_LANGUAGE": "pt-PT"}
+    assert take(client, event, ticket_type, quantity=1, **pt).status_code == 302
+    response = take(client, event, ticket_type, quantity=1, **pt)
+    assert_limit_page(response, "Foram iniciadas demasiadas compras", "dentro de cerca de 10 minutos")
+    assert "Too many checkouts" not in response.content.decode()
 
 
 def test_a_spoofed_x_forwarded_for_is_ignored_without_trusted_proxies(client, event, ticket_type):

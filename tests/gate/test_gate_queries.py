@@ -84,7 +84,7 @@ def test_details_changed_in_another_tab_while_the_gate_was_asked_void_the_approv
     monkeypatch.setattr(gate_module, "ask_gate", second_tab_meanwhile)
     response = submit_details(client, session, email="ana@acme.test", Company="Acme")
 
-    assert response.status_code == 200 and gate_module.DETAILS_CHANGED_MESSAGE in response.content.decode()
+    assert response.status_code == 200 and str(gate_module.DETAILS_CHANGED_MESSAGE) in response.content.decode()
     assert server.verified[0]["data"]["object"]["customer"]["email"] == "ana@acme.test"
     session.refresh_from_db()
     assert session.customer_email == "eve@evil.test" and not session.gate_approved_fingerprint

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import responses
 
 from checkout.models import Status
 from payments.models import IntegrationSettings
@@ -43,9 +44,11 @@ def test_blank_fields_keep_the_stored_secrets(client, organizer, stripe_row):
     assert stripe_row.webhook_secret == STRIPE_SECRET and json.loads(stripe_row.credentials)["secret_key"] == SECRET_KEY
 
 
+@responses.activate
 def test_new_values_replace_the_secrets_and_are_stored_encrypted(client, organizer, stripe_row):
     from django.db import connection
 
+    responses.get("https://api.stripe.com/v1/balance", json={"object": "balance", "available": []})
     client.force_login(organizer)
     _post_change(client, stripe_row, cred_secret_key="sk_test_new_key_123456", webhook_secret_input="whsec_new_one_12345")
     stripe_row.refresh_from_db()
@@ -158,3 +161,62 @@ def test_an_organizer_cannot_add_an_integration_to_another_organization(client, 
     response = client.post("/admin/payments/integrationsettings/add/", form)
     assert response.status_code == 200
     assert not IntegrationSettings.objects.filter(organization=other_organization).exists()
+
+
+# --- Setting up payments safely ------------------------------------------------------------------
+@responses.activate
+def test_a_new_stripe_key_is_checked_against_stripe_and_a_refused_one_is_not_saved(client, organizer, stripe_row):
+    refused = responses.get("https://api.stripe.com/v1/balance", status=401, json={"error": {
+        "type": "invalid_request_error", "message": "Invalid API Key provided: sk_test_***************9999"}})
+    client.force_login(organizer)
+    response = _post_change(client, stripe_row, cred_secret_key="sk_test_typo_key_9999")
+    page = response.content.decode()
+    assert response.status_code == 200 and "Stripe refused this secret key: Invalid API Key provided" in page
+    assert refused.call_count == 1
+    assert responses.calls[0].request.headers["Authorization"] == "Bearer sk_test_typo_key_9999"
+    stripe_row.refresh_from_db()
+    assert json.loads(stripe_row.credentials)["secret_key"] == SECRET_KEY  # nothing changed
+
+
+@responses.activate
+def test_a_stripe_key_stripe_accepts_is_saved_and_an_unchanged_one_is_not_asked_again(client, organizer, stripe_row):
+    balance = responses.get("https://api.stripe.com/v1/balance", json={"object": "balance", "available": []})
+    client.force_login(organizer)
+    assert _post_change(client, stripe_row, cred_secret_key="sk_live_good_key_1234").status_code == 302
+    assert _post_change(client, stripe_row).status_code == 302  # blank: the stored key, not asked again
+    assert balance.call_count == 1
+    stripe_row.refresh_from_db()
+    assert json.loads(stripe_row.credentials)["secret_key"] == "sk_live_good_key_1234"
+
+
+@responses.activate
+def test_stripe_unreachable_is_said_and_nothing_is_saved(client, organizer, stripe_row):
+    responses.get("https://api.stripe.com/v1/balance", status=503, json={"error": {"message": "down"}})
+    client.force_login(organizer)
+    response = _post_change(client, stripe_row, cred_secret_key="sk_test_other_key_1")
+    assert response.status_code == 200 and "Stripe could not be asked whether this key works" in response.content.decode()
+    stripe_row.refresh_from_db()
+    assert json.loads(stripe_row.credentials)["secret_key"] == SECRET_KEY
+
+
+def test_saving_without_a_webhook_secret_warns_that_payments_wait_for_the_attendees_return(client, organizer,
+                                                                                            stripe_row, settings):
+    settings.STRIPE_WEBHOOK_SECRET = ""
+    client.force_login(organizer)
+    response = _post_change(client, stripe_row, clear_webhook_secret="on")
+    assert response.status_code == 302
+    page = client.get(response["Location"]).content.decode()
+    assert "has no webhook signing secret" in page and "confirmed only when the attendee comes back" in page
+    response = _post_change(client, stripe_row, webhook_secret_input="whsec_back_again_1234")
+    assert "has no webhook signing secret" not in client.get(response["Location"]).content.decode()
+
+
+def test_the_list_shows_which_providers_are_in_test_mode(client, organizer, organization, stripe_row):
+    configure(organization, "sandbox")
+    client.force_login(organizer)
+    page = client.get("/admin/payments/integrationsettings/").content.decode()
+    assert page.count("provider-mode-test") == 2  # the sk_test_ key and the sandbox
+    stripe_row.credentials = json.dumps({"secret_key": "sk_live_51Hlive"})
+    stripe_row.save()
+    page = client.get("/admin/payments/integrationsettings/").content.decode()
+    assert "provider-mode-live" in page and page.count("provider-mode-test") == 1

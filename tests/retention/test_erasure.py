@@ -162,7 +162,7 @@ def test_the_admin_action_erases_each_selected_attendee_once(rf, organization, o
     assert CheckoutSession.objects.get(pk=bob.session.pk).customer_email == bob.email
     record = ErasureRecord.objects.get()
     assert (record.source, record.requested_by, record.rows["orders"]) == ("admin", "admin ana", 2)
-    assert "Erased 1 attendee(s)" in admin.messages[0]
+    assert "Erased 1 attendee:" in admin.messages[0]
 
 
 def test_the_admin_action_on_erased_orders_says_there_is_nothing_to_erase(rf, organization, organizer, ana):

@@ -10,8 +10,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from ievents.admin_base import ReadOnlyTenantAdmin, TenantScopedInline, show_secret_once
 from ievents.crypto import mask
@@ -22,7 +25,7 @@ from ..signing import rotate_secret
 
 
 class GateSettingsForm(forms.ModelForm):
-    url = forms.URLField(label="URL", max_length=2000, required=False, assume_scheme="https",
+    url = forms.URLField(label=_("URL"), max_length=2000, required=False, assume_scheme="https",
                          widget=forms.URLInput(attrs={"class": "vURLField"}))
 
     class Meta:
@@ -33,11 +36,14 @@ class GateSettingsForm(forms.ModelForm):
             "error_message": forms.Textarea(attrs={"rows": 2, "class": "vLargeTextField"}),
         }
         help_texts = {
-            "url": "Where we POST checkout.validate. Answer 2xx to allow, 4xx with {\"message\": …} to deny.",
-            "timeout_ms": "500–10000 ms, everything included. A gate that takes longer counts as failing.",
-            "on_error": "What happens when the gate fails (timeout, 5xx, unreachable): block is the safe default.",
-            "denial_message": "Shown when the gate denies without a message of its own.",
-            "error_message": "Shown when the gate fails and the policy blocks.",
+            "url": _("Your system's address: before each payment we send it the order's details. Answer 2xx to "
+                     "allow, 4xx with {\"message\": …} to deny."),
+            "timeout_ms": _("500–10000 ms, everything included. A gate that takes longer counts as failing."),
+            "on_error": _("What happens when the gate fails (timeout, 5xx, unreachable): block is the safe default."),
+            "denial_message": _("Shown when the gate denies without a message of its own. While it is our text, "
+                                "each attendee reads it in their language; your own words are shown as written."),
+            "error_message": _("Shown when the gate fails and the policy blocks. While it is our text, each attendee "
+                               "reads it in their language; your own words are shown as written."),
         }
 
     def __init__(self, *args, **kwargs):
@@ -66,7 +72,7 @@ class GateSettingsInline(TenantScopedInline, admin.StackedInline):
               "breaker_state", "calls", "test_button"]
     readonly_fields = ["secret_hint", "breaker_state", "calls", "test_button"]
 
-    @admin.display(description="Test")
+    @admin.display(description=_("Test"))
     def test_button(self, gate):
         if not gate.pk:
             return "Save the event, then send a test request from here."
@@ -75,19 +81,21 @@ class GateSettingsInline(TenantScopedInline, admin.StackedInline):
         return mark_safe('<button type="submit" form="gate-test-form" class="button">Send test request</button>'  # noqa: S308  (constant text)
                          ' <span class="help">One real, signed call with a sample order; nothing is bought.</span>')
 
-    @admin.display(description="Signing secret")
+    @admin.display(description=_("Signing secret"))
     def secret_hint(self, gate):
         if not gate.pk:
             return "Generated when you save, and shown to you once then (copy it to your gate)."
-        return f"{mask(gate.secret)}  (rotate it from the event list to get one you can copy)"
+        return gettext("%(masked)s (rotate it from the event list to get one you can copy)") % {"masked": mask(gate.secret)}
 
-    @admin.display(description="Circuit breaker")
+    @admin.display(description=_("Circuit breaker"))
     def breaker_state(self, gate):
         if gate.pk and gate.breaker_open_until:
-            return f"Open until {gate.breaker_open_until:%Y-%m-%d %H:%M:%S} UTC: the on-error policy applies without a call."
-        return f"Closed ({gate.consecutive_failures} failure(s) in a row)" if gate.pk else "—"
+            return gettext("Open until %(until)s: the on-error policy applies without a call.") % {
+                "until": formats.localize(timezone.localtime(gate.breaker_open_until))}
+        return ngettext("Closed (%(count)d failure in a row)", "Closed (%(count)d failures in a row)",
+                        gate.consecutive_failures) % {"count": gate.consecutive_failures} if gate.pk else "—"
 
-    @admin.display(description="Calls")
+    @admin.display(description=_("Calls"))
     def calls(self, gate):
         if not gate.pk:
             return "—"
@@ -103,9 +111,11 @@ def announce_new_gate_secret(request, formset, *, shown: bool) -> None:
         return
     for gate in formset.new_objects:
         if shown:
-            show_secret_once(request, f"{gate.event}: the pre-payment gate's signing secret", gate.secret)
+            show_secret_once(request, gettext("%(event)s: the pre-payment gate's signing secret") % {"event": gate.event},
+                             gate.secret)
         else:
-            messages.info(request, f"{gate.event}: the gate has a signing secret; an owner can rotate it to copy it.")
+            messages.info(request, gettext("%(event)s: the gate has a signing secret; an owner can rotate it to copy it.")
+                          % {"event": gate.event})
 
 
 def warn_if_gate_off(request, formset) -> None:
@@ -115,23 +125,24 @@ def warn_if_gate_off(request, formset) -> None:
     for form in formset.forms:
         gate = form.instance
         if gate.pk and gate.url and not gate.enabled:
-            messages.warning(request, f"{gate.event}: the pre-payment gate is disabled, so attendees go to payment "
-                                      "without it. Tick Enabled and save to turn it on.")
+            messages.warning(request, gettext("%(event)s: the pre-payment gate is disabled, so attendees go to payment "
+                                              "without it. Tick Enabled and save to turn it on.") % {"event": gate.event})
 
 
 def attendee_would_see(gate: GateSettings, call: GateCall) -> str:
     """What the checkout would do with this answer (``webhooks.gate.finish_gate``'s rule)."""
     if call.decision == "allow":
-        return "Nothing: they go on to payment."
+        return gettext("Nothing: they go on to payment.")
     if call.outcome == GateCall.Outcome.DENIED:
-        return call.message or gate.denial_message
-    return gate.error_message
+        return call.message or gate.shown("denial_message")
+    return gate.shown("error_message")
 
 
 def gate_test_page(modeladmin, request, event):
     """One real, signed call to the event's gate, and a page with its answer."""
     gate = GateSettings.objects.filter(event=event).select_related("event").first()
-    context = {**modeladmin.admin_site.each_context(request), "title": f"Gate test: {event}", "event": event,
+    context = {**modeladmin.admin_site.each_context(request), "event": event,
+               "title": gettext("Gate test: %(event)s") % {"event": event},
                "gate": gate, "opts": modeladmin.opts,
                "back": reverse("admin:ievents_event_change", args=[event.pk]) + "#gate-group"}
     if gate is not None and gate.url:
@@ -145,12 +156,13 @@ def send_gate_test_request(modeladmin, request, queryset):
     for event in queryset:
         gate = GateSettings.objects.filter(event=event).select_related("event").first()
         if gate is None or not gate.url:
-            modeladmin.message_user(request, f"{event}: no gate URL is set.", messages.WARNING)
+            modeladmin.message_user(request, gettext("%(event)s: no gate URL is set.") % {"event": event}, messages.WARNING)
             continue
         call = send_test_request(gate)
         detail = call.message or call.error
-        status = f"HTTP {call.status_code}" if call.status_code else "no HTTP answer"
-        text = f"{event}: the gate test was {call.get_outcome_display().lower()} ({status}, {call.latency_ms} ms)"
+        status = f"HTTP {call.status_code}" if call.status_code else gettext("no HTTP answer")
+        text = gettext("%(event)s: the gate test was %(outcome)s (%(status)s, %(ms)d ms)") % {
+            "event": event, "outcome": call.get_outcome_display().lower(), "status": status, "ms": call.latency_ms}
         modeladmin.message_user(request, text + (f": {detail}" if detail else "."),
                                 messages.SUCCESS if call.outcome == GateCall.Outcome.ALLOWED else messages.WARNING)
 
@@ -160,16 +172,18 @@ def rotate_gate_secret(modeladmin, request, queryset):
     for event in queryset:
         gate = GateSettings.objects.filter(event=event).first()
         if gate is None:
-            modeladmin.message_user(request, f"{event}: there is no gate to rotate.", messages.WARNING)
+            modeladmin.message_user(request, gettext("%(event)s: there is no gate to rotate.") % {"event": event},
+                                    messages.WARNING)
             continue
         secret = rotate_secret(gate)
-        show_secret_once(request, f"{event}: the gate's new signing secret (the old one keeps signing alongside it "
-                                  "for 24 hours)", secret)
+        show_secret_once(request, gettext("%(event)s: the gate's new signing secret (the old one keeps signing alongside "
+                                          "it for 24 hours)") % {"event": event}, secret)
 
 
 @admin.register(GateCall)
 class GateCallAdmin(ReadOnlyTenantAdmin):
     """Every call to every gate, read-only: what the organizer's system answered, and when."""
+    title = _("Gate checks")
 
     tenant_path = "event__organization"
     # The answer, what the checkout did and why come first: with the event and session
@@ -184,11 +198,11 @@ class GateCallAdmin(ReadOnlyTenantAdmin):
               "is_test", "breaker_open"]
     readonly_fields = fields
 
-    @admin.display(description="Reason")
+    @admin.display(description=_("Reason"))
     def reason(self, call):
         """The gate's own message for an answer, our error for a failure (one of them is empty)."""
         return call.message or call.error or "—"
 
-    @admin.display(description="Session")
+    @admin.display(description=_("Session"))
     def session_id_link(self, call):
         return call.session.public_id if call.session_id else ("test" if call.is_test else "—")

@@ -11,8 +11,10 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Max, Q
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from ievents.admin_base import ReadOnlyInline, ReadOnlyTenantAdmin, TenantScopedAdmin, show_secret_once, user_organization_ids
 from ievents.crypto import mask
@@ -28,7 +30,7 @@ HEALTH_WINDOW = timedelta(days=7)
 
 
 class WebhookEndpointForm(forms.ModelForm):
-    url = forms.URLField(label="URL", max_length=2000, assume_scheme="https",
+    url = forms.URLField(label=_("URL"), max_length=2000, assume_scheme="https",
                          widget=forms.URLInput(attrs={"class": "vURLField"}))
     enabled_events = forms.MultipleChoiceField(
         choices=[("*", "Every event (also types added later)")] + [(t, t) for t in SESSION_EVENT_TYPES],
@@ -56,6 +58,7 @@ class WebhookEndpointForm(forms.ModelForm):
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(TenantScopedAdmin):
+    title = _("Your systems' notification addresses")
     form = WebhookEndpointForm
     list_display = ["url", "organization", "enabled", "subscribed", "success_rate", "last_delivery", "disabled_reason"]
     list_filter = ["enabled"]
@@ -77,62 +80,75 @@ class WebhookEndpointAdmin(TenantScopedAdmin):
             last_attempt_at=Max("deliveries__attempts__started_at"),
         )
 
-    @admin.display(description="Events")
+    @admin.display(description=_("Events"))
     def subscribed(self, endpoint):
-        return "all" if "*" in endpoint.enabled_events else f"{len(endpoint.enabled_events)} type(s)"
+        if "*" in endpoint.enabled_events:
+            return gettext("all")
+        count = len(endpoint.enabled_events)
+        return ngettext("%(count)d type", "%(count)d types", count) % {"count": count}
 
-    @admin.display(description="Success (7 days)")
+    @admin.display(description=_("Success (7 days)"))
     def success_rate(self, endpoint):
         if not getattr(endpoint, "recent_attempts", 0):
             return "—"
-        return f"{100 * endpoint.recent_ok / endpoint.recent_attempts:.0f}% of {endpoint.recent_attempts}"
+        return gettext("%(percent)d%% of %(count)d") % {"percent": round(100 * endpoint.recent_ok / endpoint.recent_attempts),
+                                                        "count": endpoint.recent_attempts}
 
-    @admin.display(description="Last delivery", ordering="last_attempt_at")
+    @admin.display(description=_("Last delivery"), ordering="last_attempt_at")
     def last_delivery(self, endpoint):
-        return getattr(endpoint, "last_attempt_at", None) or "never"
+        return getattr(endpoint, "last_attempt_at", None) or gettext("never")
 
-    @admin.display(description="Signing secret")
+    @admin.display(description=_("Signing secret"))
     def secret_hint(self, endpoint):
         hint = mask(endpoint.secret)
         if endpoint.previous_secret and endpoint.previous_secret_expires_at:
-            hint += f" (the previous one also signs until {endpoint.previous_secret_expires_at:%Y-%m-%d %H:%M} UTC)"
+            hint += " " + gettext("(the previous one also signs until %(until)s)") % {
+                "until": formats.localize(timezone.localtime(endpoint.previous_secret_expires_at))}
         return hint
 
-    @admin.display(description="Health")
+    @admin.display(description=_("Health"))
     def health(self, endpoint):
         url = reverse("admin:webhooks_delivery_changelist") + f"?endpoint={endpoint.pk}"
-        failing = (f"failing since {endpoint.failing_since:%Y-%m-%d %H:%M} UTC" if endpoint.failing_since
-                   else "no failure since its last success")
-        return format_html('{} · {} · last delivery {} · <a href="{}">deliveries</a>',
-                           self.success_rate(endpoint), failing, self.last_delivery(endpoint), url)
+        failing = (gettext("failing since %(since)s") % {"since": formats.localize(timezone.localtime(
+            endpoint.failing_since))} if endpoint.failing_since else gettext("no failure since its last success"))
+        last = self.last_delivery(endpoint)
+        last = formats.localize(timezone.localtime(last)) if hasattr(last, "tzinfo") else last
+        return format_html('{} · {} · {} {} · <a href="{}">{}</a>', self.success_rate(endpoint), failing,
+                           gettext("last delivery"), last, url, gettext("deliveries"))
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         if not change and self.has_see_secrets_permission(request, obj):
-            show_secret_once(request, f"The signing secret of {obj.url}", obj.secret)
+            show_secret_once(request, gettext("The signing secret of %(url)s") % {"url": obj.url}, obj.secret)
 
-    @admin.action(description="Send test event", permissions=["change"])
+    @admin.action(description=_("Send test event"), permissions=["change"])
     def send_test_event(self, request, queryset):
         for endpoint in queryset:
             delivery, outcome = service.send_test_event(endpoint)
             if delivery.status == Delivery.Status.SUCCEEDED:
-                self.message_user(request, f"{endpoint.url}: answered {outcome.status_code}.", messages.SUCCESS)
+                self.message_user(request, gettext("%(url)s: answered %(status)s.") % {
+                    "url": endpoint.url, "status": outcome.status_code}, messages.SUCCESS)
             else:
-                self.message_user(request, f"{endpoint.url}: failed ({outcome.error}).", messages.ERROR)
+                self.message_user(request, gettext("%(url)s: failed (%(error)s).") % {
+                    "url": endpoint.url, "error": outcome.error}, messages.ERROR)
 
-    @admin.action(description="Rotate secret", permissions=["see_secrets"])
+    @admin.action(description=_("Rotate secret"), permissions=["see_secrets"])
     def rotate_endpoint_secret(self, request, queryset):
         for endpoint in queryset:
             secret = rotate_secret(endpoint)
-            show_secret_once(request, f"New secret for {endpoint.url} (the old one keeps signing for 24 hours)", secret)
+            show_secret_once(request, gettext("New secret for %(url)s (the old one keeps signing for 24 hours)") % {
+                "url": endpoint.url}, secret)
 
-    @admin.action(description="Enable", permissions=["change"])
+    @admin.action(description=_("Enable"), permissions=["change"])
     def enable_endpoints(self, request, queryset):
         for endpoint in queryset:
             service.enable_endpoint(endpoint)
-        self.message_user(request, f"Enabled {len(queryset)} endpoint(s). Retry their failed deliveries if needed.")
+        self.message_user(request, ngettext(
+            "Enabled %(count)d address. Retry its failed deliveries if needed.",
+            "Enabled %(count)d addresses. Retry their failed deliveries if needed.", len(queryset))
+            % {"count": len(queryset)})
 
-    @admin.action(description="Disable", permissions=["change"])
+    @admin.action(description=_("Disable"), permissions=["change"])
     def disable_endpoints(self, request, queryset):
         for endpoint in queryset.filter(enabled=True):
             service.disable_endpoint(endpoint, f"Disabled in the admin by {request.user}.", notify=False)
@@ -146,7 +162,7 @@ class DeliveryAttemptInline(ReadOnlyInline):
 class EndpointFilter(admin.SimpleListFilter):
     """By endpoint, offering only the organizer's own endpoints."""
 
-    title = "endpoint"
+    title = _("endpoint")
     parameter_name = "endpoint"
 
     def lookups(self, request, model_admin):
@@ -165,6 +181,7 @@ class EndpointFilter(admin.SimpleListFilter):
 
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyTenantAdmin):
+    title = _("Notifications delivered")
     tenant_path = "event__organization"
     # What the organizer looks for first (type, status, last answer) comes before the long
     # target URL, which pushed the status out of view at a laptop's width.
@@ -182,16 +199,16 @@ class DeliveryAdmin(ReadOnlyTenantAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("event", "endpoint")
 
-    @admin.display(description="Event", ordering="event__type")
+    @admin.display(description=_("Event"), ordering="event__type")
     def event_type(self, delivery):
         return delivery.event.type
 
-    @admin.display(description="Event")
+    @admin.display(description=_("Event"))
     def event_link(self, delivery):
         url = reverse("admin:webhooks_outboxevent_change", args=[delivery.event_id])
         return format_html('<a href="{}">{} {}</a>', url, delivery.event.type, delivery.event.public_id)
 
-    @admin.action(description="Retry now", permissions=["act"])
+    @admin.action(description=_("Retry now"), permissions=["act"])
     def retry_now(self, request, queryset):
         retried = 0
         for delivery in queryset:
@@ -212,6 +229,7 @@ class DeliveryInline(ReadOnlyInline):
 
 @admin.register(OutboxEvent)
 class OutboxEventAdmin(ReadOnlyTenantAdmin):
+    title = _("Notifications sent to your systems")
     list_display = ["public_id", "type", "session", "organization", "created_at"]
     list_filter = ["type"]
     search_fields = ["public_id", "session__public_id"]
