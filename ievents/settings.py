@@ -313,12 +313,6 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Auth, i18n, static, email ---------------------------------------------------------
-AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
-    # A member of an organization holds the admin's permissions on its screens: membership
-    # alone opens the back office, the role narrows it (ievents/auth.py).
-    "ievents.auth.MembershipPermissions",
-]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -367,6 +361,9 @@ LOGIN_URL = "admin:login"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # refuses a locked-out login before the password is checked
     "django.contrib.auth.backends.ModelBackend",
+    # A member of an organization holds the admin's permissions on its screens: membership
+    # alone opens the back office, the role narrows it (ievents/auth.py).
+    "ievents.auth.MembershipPermissions",
 ]
 LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
 LOGIN_LOCKOUT_MINUTES = int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15"))
