@@ -21,7 +21,8 @@ from .models import Answer, LineItem, Ticket
 
 CHUNK_SIZE = 2000
 FIXED_COLUMNS = ["Order reference", "Status", "Name", "Email", "Event", "Ticket type", "Ticket code", "Price",
-                 "Paid", "Currency", "Created"]
+                 "Paid", "Currency", "Created", "Ticket holder", "Holder email", "Invoice NIF/VAT", "Invoice name",
+                 "Invoice address"]
 # A cell a spreadsheet would run as a formula ("=HYPERLINK(…)"): prefixed with ' so it is text.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -58,6 +59,8 @@ def ticket_rows(orders, questions: list[Question]) -> Iterator[list]:
             session.event.name, ticket.ticket_type.name, ticket.code,
             to_units(price, session.currency), to_units(session.amount_paid, session.currency), session.currency,
             timezone.localtime(session.created_at).isoformat(timespec="seconds"),
+            ticket.holder_name, ticket.holder_email,
+            session.invoice_tax_id, session.invoice_name, session.invoice_address,
             *[answers.get(question.pk, "") for question in questions],
         ]
 

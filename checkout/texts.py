@@ -31,6 +31,9 @@ KNOWN = frozenset({
     # checkout.models.Status, for the rare states the status page names
     gettext_noop("Refunded"),
     gettext_noop("Partially refunded"),
+    # checkout.invoice
+    gettext_noop("This NIF is not valid: check its nine digits."),
+    gettext_noop("This VAT number is not valid: write it with its country code, such as ES12345678Z."),
     # payment providers' names, as payments.* label them
     gettext_noop("Sandbox (test payment)"),
     gettext_noop("Multibanco or MB WAY (Easypay)"),

@@ -138,7 +138,8 @@ class TicketTypeForm(MoneyFormMixin, forms.ModelForm):
 
     class Meta:
         model = TicketType
-        fields = ["name", "price", "quantity", "max_per_order", "sales_start", "sales_end", "position"]
+        fields = ["name", "price", "quantity", "max_per_order", "sales_start", "sales_end", "position",
+                  "holder_names", "holder_email"]
 
     def form_currency(self) -> str:
         # While the event is being saved, the currency is the one just typed on it.
@@ -156,7 +157,8 @@ class TicketTypeInline(TenantScopedInline, admin.TabularInline):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("event")  # each row's price needs its currency
     extra = 0
-    fields = ["name", "price", "quantity", "reserved", "max_per_order", "sales_start", "sales_end", "position"]
+    fields = ["name", "price", "quantity", "reserved", "max_per_order", "sales_start", "sales_end", "position",
+              "holder_names", "holder_email"]
     readonly_fields = ["reserved"]
 
 
@@ -177,7 +179,7 @@ class EventAdminForm(forms.ModelForm):
     class Meta:
         model = Event
         fields = ["organization", "name", "description", "venue", "starts_at", "timezone", "currency", "published",
-                  "payment_providers"]
+                  "payment_providers", "ends_at", "duration_minutes", "invoice_details"]
 
     def __init__(self, *args, **kwargs):
         from payments.models import Provider  # payments' models import this app's

@@ -33,7 +33,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from checkout.models import Answer, CheckoutSession, ErasureRecord, Transition
+from checkout.models import Answer, AttendeeEmail, CheckoutSession, ErasureRecord, LineItem, Ticket, Transition
 from payments.models import Payment
 from webhooks.models import DeliveryAttempt, GateCall, InboundWebhook, OutboxEvent
 
@@ -44,6 +44,7 @@ MARKER = "[erased]"
 PERSONAL_KEYS = frozenset({
     "customer", "answers", "customer_name", "customer_email", "customer_details", "billing_details",
     "email", "receipt_email", "phone", "mobile", "mobile_number",
+    "invoice", "holders", "ticket_holders",  # checkout: invoice details, named tickets
 })
 SHORTEST_NAME_SCRUBBED = 3  # "Al" would turn every "Also" in a log into a marker
 
@@ -72,6 +73,7 @@ def erase_attendee(organization: Organization, email: str, *, source: str, reque
         unmatched = InboundWebhook.objects.filter(organization=organization, session__isnull=True,
                                                   payload__icontains=email)
         rows["inbound provider messages"] += unmatched.update(payload=MARKER)
+        rows["attendee emails"] += AttendeeEmail.objects.filter(organization=organization, to__iexact=email).delete()[0]
         rows = {table: count for table, count in rows.items() if count}
         return ErasureRecord.objects.create(
             organization=organization, email_sha256=email_digest(organization, email), source=source,
@@ -103,7 +105,9 @@ def _erase(orders: QuerySet, also: list[str] = ()) -> Counter:
         order.metadata = _scrub_json(order.metadata, scrub)
     CheckoutSession.objects.bulk_update(with_metadata, ["metadata"])
     rows["orders"] = CheckoutSession.objects.filter(pk__in=ids).update(
-        customer_name=MARKER, customer_email="", personal_data_erased_at=timezone.now())
+        customer_name=MARKER, customer_email="", personal_data_erased_at=timezone.now(),
+        invoice_name="", invoice_tax_id="", invoice_address="")
+    rows.update(_erase_holders_and_emails(ids))
     rows["answers"] = Answer.objects.filter(session_id__in=ids).exclude(value=MARKER).update(value=MARKER)
     rows["payments"] = _rewrite(Payment.objects.filter(session_id__in=ids).exclude(instructions={}),
                                 "instructions", lambda value: _scrub_json(value, scrub))
@@ -117,6 +121,16 @@ def _erase(orders: QuerySet, also: list[str] = ()) -> Counter:
         "response_body", scrub)
     rows["transitions"] = _rewrite(Transition.objects.filter(session_id__in=ids).exclude(detail=""), "detail", scrub)
     return rows
+
+
+def _erase_holders_and_emails(ids: list[int]) -> Counter:
+    """Named tickets' holders, and the emails to the attendee (their address and text)."""
+    return Counter({
+        "line items": LineItem.objects.filter(session_id__in=ids).exclude(holders=[]).update(holders=[]),
+        "tickets": Ticket.objects.filter(session_id__in=ids).exclude(holder_name="", holder_email="").update(
+            holder_name=MARKER, holder_email=""),
+        "attendee emails": AttendeeEmail.objects.filter(session_id__in=ids).delete()[0],
+    })
 
 
 def _erase_gate_calls(ids: list[int], scrub: Callable[[str], str]) -> int:

@@ -75,6 +75,14 @@ def validate_time_zone(name: str) -> None:
         raise ValidationError("Use an IANA time zone name such as Europe/Lisbon.", code="invalid_time_zone")
 
 
+class InvoiceDetails(models.TextChoices):
+    """Whether an event's checkout asks for invoice details (``checkout.invoice``)."""
+
+    OFF = "off", "Not asked"
+    OPTIONAL = "optional", "Optional"
+    REQUIRED = "required", "Required"
+
+
 class Event(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="events")
     public_id = models.CharField(max_length=40, unique=True, default=partial(new_public_id, "ev"), editable=False)
@@ -87,6 +95,15 @@ class Event(models.Model):
         max_length=64, default="Europe/Lisbon", validators=[validate_time_zone],
         help_text="IANA time zone of the venue, e.g. Europe/Lisbon: every time an attendee sees is shown in it.",
     )
+    ends_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the event ends; empty: the duration below after it starts.")
+    duration_minutes = models.PositiveIntegerField(
+        default=120, validators=[MinValueValidator(1)],
+        help_text="Used for the calendar entry's end when the event has no end time.")
+    invoice_details = models.CharField(
+        max_length=10, choices=InvoiceDetails.choices, default=InvoiceDetails.OFF,
+        help_text="Ask attendees for invoice details (NIF or EU VAT number, name or company, address). "
+                  "We pass them on; we do not issue certified invoices.")
     published = models.BooleanField(default=True)
     payment_providers = models.JSONField(
         default=list, blank=True,
@@ -105,6 +122,18 @@ class Event(models.Model):
 
         return reverse("checkout:event", args=[self.public_id])
 
+    @property
+    def ends(self):
+        """When the event ends: its end time, or its start plus its duration."""
+        from datetime import timedelta
+
+        return self.ends_at or self.starts_at + timedelta(minutes=self.duration_minutes)
+
+
+class HolderNames(models.TextChoices):
+    ORDER = "order", "One name per order"
+    TICKET = "ticket", "A name on each ticket"
+
 
 class TicketType(models.Model):
     """A kind of ticket. ``reserved`` counts tickets held by open checkouts plus those sold."""
@@ -119,6 +148,12 @@ class TicketType(models.Model):
     sales_start = models.DateTimeField(null=True, blank=True)
     sales_end = models.DateTimeField(null=True, blank=True)
     position = models.PositiveIntegerField(default=0)
+    # Named tickets: one name for the whole order (the buyer's), or a holder named on each
+    # ticket of this type (checkout.holders), optionally with their email.
+    holder_names = models.CharField(
+        max_length=10, choices=HolderNames.choices, default=HolderNames.ORDER,
+        help_text="One name per order (the buyer's), or a name for each ticket.")
+    holder_email = models.BooleanField(default=False, help_text="With a name per ticket: also ask each holder's email.")
 
     class Meta:
         ordering = ["position", "id"]
