@@ -93,13 +93,17 @@ def paid_how(session, payment) -> str:
     return payment.get_provider_display()
 
 
-def calendar_for(session, link: str | None = None) -> str:
+def calendar_for(session, link: str | None = None, issued: list | None = None) -> str:
     event = session.event
     link = link or order_link(session)
+    # Each valid ticket and its holder, so a group's calendars say who holds which.
+    if issued is None:
+        issued = [t for t in session.tickets.all() if t.voided_at is None]
+    held = [f"{t.code} · {t.holder_name}" if t.holder_name else t.code for t in issued]
+    description = "\n".join([gettext("Your tickets: %(link)s") % {"link": link}, *held])
     return tickets.calendar_file(
         uid=f"{event.public_id}.{session.public_id}@ievents", starts_at=event.starts_at, ends_at=event.ends,
-        summary=event.name, location=event.venue, url=link,
-        description=gettext("Your tickets: %(link)s") % {"link": link},
+        summary=event.name, location=event.venue, url=link, description=description,
     )
 
 
@@ -125,7 +129,7 @@ def build(session) -> TicketEmail:
         body=render_to_string("checkout/email/tickets.txt", context),
         html=render_to_string("checkout/email/tickets.html", context),
         images=tuple((t["cid"], tickets.qr_png(t["code"])) for t in context["tickets"]),
-        calendar=calendar_for(session, link),
+        calendar=calendar_for(session, link, issued),
         calendar_name=calendar_name(session),
     )
 

@@ -15,6 +15,7 @@ urlpatterns = [
     path("c/<str:session_id>/calendar.ics", views.calendar, name="calendar"),
     path("find/", views_orders.find, name="find_order_anywhere"),
     path("find/<slug:organization_slug>/", views_orders.find, name="find_order"),
+    path("e/<str:event_id>/find/", views_orders.find, name="find_order_for_event"),
     path("o/<str:token>/", views_orders.order, name="order"),
     path("o/<str:token>/calendar.ics", views_orders.order_calendar, name="order_calendar"),
     path("o/<str:token>/t/<str:code>.png", views_orders.ticket_png, name="order_ticket_png"),

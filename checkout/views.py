@@ -87,10 +87,12 @@ def attendee_form(request, session_id):
     if session.status not in EDITABLE:
         return redirect("checkout:status", session.public_id)
     questions = session.event.questions.all()
-    line_items = list(_line_items(session))
-    initial = {**_saved_details(session), **holders.initial(line_items)}
-    if not (session.customer_name or session.customer_email):  # a new start: what they typed last time
-        initial.update(drafts.details(request, session.event))
+    line_items = list(_line_items(session))  # the summary's rows, and the tickets named one by one
+    initial = {}
+    if request.method == "GET":  # a posted form shows what was posted: its initial values go unread
+        initial = {**_saved_details(session), **holders.initial(line_items)}
+        if not (session.customer_name or session.customer_email):  # a new start: what they typed last time
+            initial.update(drafts.details(request, session.event))
     form = AttendeeForm(request.POST or None, questions=questions, initial=initial,
                         holder_slots=holders.slots(line_items), invoice_details=session.event.invoice_details)
     alert = ""
@@ -111,7 +113,8 @@ def attendee_form(request, session_id):
             alert = texts.shown(decision.message)
     if request.method == "POST":  # not saved: kept for a new start, should the hold run out
         drafts.keep(request, session.event, details=drafts.typed(form))
-    return render(request, "checkout/attendee_form.html", _page(session, form=form, alert=alert))
+    return render(request, "checkout/attendee_form.html", _page(session, form=form, alert=alert,
+                                                               line_items=line_items))
 
 
 def _saved_details(session) -> dict:

@@ -11,7 +11,7 @@ from django.utils.translation import get_language, gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
-from ievents.models import Organization
+from ievents.models import Event, Organization
 
 from . import find_order, limits, order_actions, order_links, state, tickets
 from .views import EDITABLE, calendar_response
@@ -23,9 +23,13 @@ class FindOrderForm(forms.Form):
 
 
 @require_http_methods(["GET", "POST"])
-def find(request, organization_slug=None):
-    """Find my order. The answer to a valid email is the same page whether or not it has orders."""
-    organization = (get_object_or_404(Organization, slug=organization_slug) if organization_slug else None)
+def find(request, organization_slug=None, event_id=None):
+    """Find my order, for an organization (by its slug, or one of its events' pages) or for all.
+    The answer to a valid email is the same page whether or not it has orders."""
+    if event_id:
+        organization = get_object_or_404(Event.objects.select_related("organization"), public_id=event_id).organization
+    else:
+        organization = get_object_or_404(Organization, slug=organization_slug) if organization_slug else None
     form = FindOrderForm(request.POST or None)
     context = {"form": form, "organization": organization, "sent": False, "alert": ""}
     status = 200
