@@ -8,7 +8,7 @@ Emails are written by Django's file backend into a folder (``EMAIL_BACKEND`` /
 the sweep the worker's beat would run (``checkout.attendee_emails.sweep``).
 """
 
-from email import message_from_string, policy
+from email import message_from_bytes, policy
 
 import pytest
 from playwright.sync_api import expect
@@ -19,11 +19,10 @@ from checkout.models import CheckoutSession, Status
 from ievents.models import TicketType
 from payments.models import IntegrationSettings
 from tests.attendee.conftest import RULES, make_attendee_event
+from tests.browser.test_attendee import VIEWPORTS, check
 from tests.refunds.helpers import paid_order
 from tests.servers import LocalServer, Reply
 from webhooks.models import GateSettings
-
-from .test_attendee import VIEWPORTS, check
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,9 +40,9 @@ def read_emails(folder) -> list:
         return []
     messages = []
     for path in sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime_ns):
-        for chunk in path.read_text().split("-" * 79):
+        for chunk in path.read_bytes().split(b"-" * 79):
             if chunk.strip():
-                messages.append(message_from_string(chunk.strip() + "\n", policy=policy.default))
+                messages.append(message_from_bytes(chunk.strip() + b"\n", policy=policy.default))
     return messages
 
 
@@ -100,7 +99,7 @@ def test_a_refund_email_is_read_back_from_the_folder_in_portuguese_with_its_amou
 
     link = next(line.split()[-1] for line in body.splitlines() if "/o/" in line)
     page.goto(link)
-    expect(page.get_by_text(session.tickets.last().code)).to_be_visible()
+    expect(page.locator(".ticket-code", has_text=session.tickets.last().code)).to_be_visible()
     check(page, "order-after-refund", shot)
 
 

@@ -59,6 +59,6 @@ def test_an_organizer_resends_the_tickets_to_a_corrected_address(page, shot, ord
     attendee_emails.sweep()  # what the worker's beat runs: the notice to the old address, the tickets to the new
     assert [m.to for m in mail.outbox] == [["ana@example.com"], ["ana.silva@example.org"]]
     page.reload()  # the order's history shows both emails
-    expect(page.get_by_role("cell", name="Address corrected (notice to the old one)")).to_be_visible()
+    expect(page.get_by_role("cell", name="Address corrected (notice to the old one)", exact=True)).to_be_visible()
     order.refresh_from_db()
     assert order.customer_email == "ana.silva@example.org"
