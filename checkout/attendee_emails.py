@@ -123,11 +123,20 @@ def sweep(now: datetime | None = None, limit: int = 200) -> int:
     """Send what should have gone out and did not (a lost task, a mail server down), oldest
     first, for up to CONFIRMATION_GIVE_UP_HOURS. Returns how many were sent."""
     now = now or timezone.now()
+    forget_order_links(now)
     due = (AttendeeEmail.objects
            .filter(sent_at__isnull=True, created_at__gt=now - timedelta(hours=settings.CONFIRMATION_GIVE_UP_HOURS))
            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
            .order_by("created_at").values_list("key", flat=True)[:limit])
     return sum(send(key, now=now) for key in list(due))
+
+
+def forget_order_links(now: datetime) -> int:
+    """Find my order's requests hold addresses people typed, orders or not: kept only as long
+    as their rate limit and their sending need them, then deleted."""
+    keep = max(timedelta(seconds=settings.FIND_ORDER_WINDOW_SECONDS),
+               timedelta(hours=settings.CONFIRMATION_GIVE_UP_HOURS))
+    return AttendeeEmail.objects.filter(kind=Kind.ORDER_LINKS, created_at__lt=now - keep).delete()[0]
 
 
 @dataclass(frozen=True)

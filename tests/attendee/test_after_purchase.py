@@ -164,6 +164,14 @@ def test_find_my_order_is_limited_per_address_quietly_and_per_client_with_a_429(
     assert _find(client, event.organization, "c@example.com", REMOTE_ADDR="203.0.113.8").status_code == 200
 
 
+def test_find_my_order_requests_are_forgotten_once_their_limit_and_sending_are_over(client, event, settings):
+    _find(client, event.organization, "nobody@example.com")
+    attendee_emails.sweep()
+    assert AttendeeEmail.objects.filter(to="nobody@example.com").exists()
+    attendee_emails.sweep(now=timezone.now() + timedelta(hours=settings.CONFIRMATION_GIVE_UP_HOURS + 1))
+    assert not AttendeeEmail.objects.filter(to="nobody@example.com").exists()
+
+
 def test_an_order_link_is_signed_expires_and_dies_with_a_new_address(client, event, organizer, settings):
     order, _ = paid_order(event, provider="sandbox")
     token = order_links.token_for(order)
