@@ -89,13 +89,13 @@ class CheckoutSession(models.Model):
     personal_data_erased_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     # The language the attendee bought in: every later email to them is written in it.
-    language = models.CharField(max_length=10, blank=True, default="", editable=False)
+    language = models.CharField(max_length=10, blank=True, default="", db_default="", editable=False)
     # Invoice details, when the event asks for them (checkout.invoice): passed on to the
     # organizer's invoicing, never a certified invoice of ours. Erased with the attendee.
-    invoice_name = models.CharField(max_length=200, blank=True, default="")
-    invoice_tax_id = models.CharField(max_length=20, blank=True, default="",
+    invoice_name = models.CharField(max_length=200, blank=True, default="", db_default="")
+    invoice_tax_id = models.CharField(max_length=20, blank=True, default="", db_default="",
                                       help_text="A Portuguese NIF, or another EU VAT number with its country prefix.")
-    invoice_address = models.CharField(max_length=500, blank=True, default="")
+    invoice_address = models.CharField(max_length=500, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["-created_at"]
@@ -136,7 +136,7 @@ class LineItem(models.Model):
     unit_price = models.PositiveIntegerField()
     # For a ticket type with a name on each ticket: one {"name", "email"} per ticket, in
     # order (checkout.holders); copied onto the tickets when they are issued.
-    holders = models.JSONField(default=list, blank=True)
+    holders = models.JSONField(default=list, db_default=[], blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -182,8 +182,8 @@ class Ticket(models.Model):
     # Set when its order is refunded or canceled: the code no longer admits anyone.
     voided_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Who this ticket admits: its own holder when its type names each ticket, else the buyer.
-    holder_name = models.CharField(max_length=200, blank=True, default="")
-    holder_email = models.EmailField(blank=True, default="")
+    holder_name = models.CharField(max_length=200, blank=True, default="", db_default="")
+    holder_email = models.EmailField(blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["id"]

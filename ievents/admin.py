@@ -20,7 +20,18 @@ from webhooks.admin.gate import (
 from .admin_base import TenantScopedAdmin, TenantScopedInline, request_roles, show_secret_once
 from .admin_money import MoneyField, MoneyFormMixin
 from .crypto import mask
-from .models import ApiKey, Event, Membership, Organization, Question, Role, TicketType, new_signing_secret
+from .models import (
+    ApiKey,
+    Event,
+    HolderNames,
+    InvoiceDetails,
+    Membership,
+    Organization,
+    Question,
+    Role,
+    TicketType,
+    new_signing_secret,
+)
 
 
 class MembershipFormSet(forms.BaseInlineFormSet):
@@ -141,6 +152,14 @@ class TicketTypeForm(MoneyFormMixin, forms.ModelForm):
         fields = ["name", "price", "quantity", "max_per_order", "sales_start", "sales_end", "position",
                   "holder_names", "holder_email"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Left out (a script posting the older form): one name per order, as before.
+        self.fields["holder_names"].required = False
+
+    def clean_holder_names(self) -> str:
+        return self.cleaned_data.get("holder_names") or HolderNames.ORDER
+
     def form_currency(self) -> str:
         # While the event is being saved, the currency is the one just typed on it.
         event = getattr(self, "cleaned_data", {}).get("event")
@@ -186,6 +205,15 @@ class EventAdminForm(forms.ModelForm):
 
         super().__init__(*args, **kwargs)
         self.fields["payment_providers"].choices = Provider.choices
+        # Left out (a script posting the older form): the defaults, as before these existed.
+        for name in ("duration_minutes", "invoice_details"):
+            self.fields[name].required = False
+
+    def clean_duration_minutes(self) -> int:
+        return self.cleaned_data.get("duration_minutes") or Event._meta.get_field("duration_minutes").default
+
+    def clean_invoice_details(self) -> str:
+        return self.cleaned_data.get("invoice_details") or InvoiceDetails.OFF
 
     def clean_payment_providers(self) -> list[str]:
         return list(self.cleaned_data["payment_providers"])

@@ -97,11 +97,12 @@ class Event(models.Model):
     )
     ends_at = models.DateTimeField(
         null=True, blank=True, help_text="When the event ends; empty: the duration below after it starts.")
+    # db_default too: rows written by plain SQL (bench/scale_data.py) get it as well.
     duration_minutes = models.PositiveIntegerField(
-        default=120, validators=[MinValueValidator(1)],
+        default=120, db_default=120, validators=[MinValueValidator(1)],
         help_text="Used for the calendar entry's end when the event has no end time.")
     invoice_details = models.CharField(
-        max_length=10, choices=InvoiceDetails.choices, default=InvoiceDetails.OFF,
+        max_length=10, choices=InvoiceDetails.choices, default=InvoiceDetails.OFF, db_default=InvoiceDetails.OFF,
         help_text="Ask attendees for invoice details (NIF or EU VAT number, name or company, address). "
                   "We pass them on; we do not issue certified invoices.")
     published = models.BooleanField(default=True)
@@ -151,9 +152,10 @@ class TicketType(models.Model):
     # Named tickets: one name for the whole order (the buyer's), or a holder named on each
     # ticket of this type (checkout.holders), optionally with their email.
     holder_names = models.CharField(
-        max_length=10, choices=HolderNames.choices, default=HolderNames.ORDER,
+        max_length=10, choices=HolderNames.choices, default=HolderNames.ORDER, db_default=HolderNames.ORDER,
         help_text="One name per order (the buyer's), or a name for each ticket.")
-    holder_email = models.BooleanField(default=False, help_text="With a name per ticket: also ask each holder's email.")
+    holder_email = models.BooleanField(default=False, db_default=False,
+                                       help_text="With a name per ticket: also ask each holder's email.")
 
     class Meta:
         ordering = ["position", "id"]

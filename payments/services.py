@@ -10,8 +10,8 @@ import logging
 
 from django.db import transaction
 
+from checkout import attendee_emails, state
 from checkout import services as checkout
-from checkout import state
 from checkout.models import CheckoutSession, Source, Status
 
 from . import refunds
@@ -178,7 +178,21 @@ def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str
             state.apply(locked, trigger, source, detail=update.detail)
             if trigger in ("refund", "partial_refund") and update.amount is not None:
                 CheckoutSession.objects.filter(pk=locked.pk).update(amount_refunded=update.amount)
+            if trigger in ("refund", "partial_refund"):
+                _tell_refund(locked, payment, update)
         return "applied"
+
+
+def _tell_refund(session: CheckoutSession, payment: Payment, update: PaymentUpdate) -> None:
+    """A refund made at the provider (its dashboard), told to the attendee like one made from
+    the admin (``payments.refunds``), once per refunded total."""
+    total = update.amount if update.amount is not None else session.amount_paid
+    amount = max(total - session.amount_refunded, 0)
+    if amount:
+        method = "sandbox" if payment.provider == "sandbox" else (payment.method or "card")
+        attendee_emails.queue(session, attendee_emails.Kind.REFUND, f"refund:{payment.public_id}:{total}",
+                              params={"amount": amount, "full": False, "voided": [], "method": method,
+                                      "outside": False})
 
 
 def _payment_told_of(session: CheckoutSession, update: PaymentUpdate, provider: str) -> Payment | None:

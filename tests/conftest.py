@@ -55,7 +55,6 @@ def event_change_form(event) -> dict:
         "organization": event.organization_id, "name": event.name, "description": "", "venue": "",
         "starts_at_0": event.starts_at.strftime("%Y-%m-%d"), "starts_at_1": event.starts_at.strftime("%H:%M:%S"),
         "currency": event.currency, "timezone": event.timezone, "published": "on",
-        "duration_minutes": event.duration_minutes, "invoice_details": event.invoice_details,
         "ticket_types-TOTAL_FORMS": 0, "ticket_types-INITIAL_FORMS": 0,
         "questions-TOTAL_FORMS": 0, "questions-INITIAL_FORMS": 0,
         "gate-TOTAL_FORMS": 0, "gate-INITIAL_FORMS": 0, "gate-MIN_NUM_FORMS": 0, "gate-MAX_NUM_FORMS": 1,

@@ -48,6 +48,19 @@ def test_a_refund_is_told_in_the_attendees_language_with_its_amount_and_void_tic
     assert [e.kind for e in attendee_emails.emails_for(order)] == ["refund"]
 
 
+def test_a_refund_made_at_the_provider_is_told_once_with_its_amount(event):
+    from checkout.models import Source
+    from payments.base import PaymentUpdate, UpdateKind
+    from payments.services import apply_update
+
+    order, payment = paid_order(event, provider="stripe", reference="pi_1", method="card")
+    news = PaymentUpdate(UpdateKind.PARTIALLY_REFUNDED, provider_reference="pi_1", amount=1500, currency="EUR")
+    for _ in range(2):  # providers repeat themselves
+        apply_update(order, news, source=Source.PROVIDER_WEBHOOK, provider="stripe")
+    [email] = _sent()
+    assert "We refunded €15.00" in email.body and "5 to 10 working days" in email.body
+
+
 def test_each_change_is_emailed_once_however_often_it_is_queued_or_swept(event, organizer):
     order, _ = paid_order(event, provider="sandbox")
     refunds.refund(order, 1000, by=organizer, key="click-1")
