@@ -61,7 +61,8 @@ def ticket_rows(orders, questions: list[Question]) -> Iterator[list]:
             timezone.localtime(session.created_at).isoformat(timespec="seconds"),
             ticket.holder_name, ticket.holder_email,
             session.invoice_tax_id, session.invoice_name, session.invoice_address,
-            *[answers.get(question.pk, "") for question in questions],
+            # A per-ticket question's column holds this ticket's holder's answer.
+            *[ticket.holder_answers.get(question.text, answers.get(question.pk, "")) for question in questions],
         ]
 
 

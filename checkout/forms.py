@@ -60,18 +60,15 @@ class AttendeeForm(forms.Form):
 
     def __init__(self, *args, questions, holder_slots=(), invoice_details="off", **kwargs):
         super().__init__(*args, **kwargs)
-        self.questions = list(questions)
         self.holder_slots = list(holder_slots)
+        questions = list(questions)
+        # Per-ticket questions go to each named ticket's holder; with no named ticket in the
+        # order they are asked once, like the others.
+        self.ticket_questions = [q for q in questions if q.per_ticket] if self.holder_slots else []
+        self.questions = [q for q in questions if q not in self.ticket_questions]
         self.invoice_details = invoice_details
         for q in self.questions:
-            name = f"q_{q.pk}"
-            if q.kind == Question.Kind.CHECKBOX:
-                self.fields[name] = forms.BooleanField(label=q.text, required=q.required)
-            elif q.kind == Question.Kind.CHOICE:
-                choices = [("", "—")] + [(c, c) for c in q.choice_list]
-                self.fields[name] = forms.ChoiceField(label=q.text, choices=choices, required=q.required)
-            else:
-                self.fields[name] = forms.CharField(label=q.text, required=q.required, max_length=1000)
+            self.fields[f"q_{q.pk}"] = _question_field(q, q.text)
         self._add_holder_fields()
         self._add_invoice_fields()
 
@@ -85,19 +82,25 @@ class AttendeeForm(forms.Form):
                 self.fields[slot.field("email")] = forms.EmailField(
                     label=_("Email for ticket %(number)s (%(type)s)") % {"number": slot.number, "type": slot.type_name},
                     required=False, widget=forms.EmailInput(attrs={"autocomplete": "off"}))
+            for q in self.ticket_questions:
+                self.fields[slot.field(f"q_{q.pk}")] = _question_field(
+                    q, _("%(question)s (ticket %(number)s)") % {"question": q.text, "number": slot.number})
 
     def holder_fields(self):
-        names = {slot.field(part) for slot in self.holder_slots for part in ("name", "email")}
-        return [field for field in self if field.name in names]
+        return [field for field in self if field.name.startswith("holder_")]
 
     def holders(self) -> dict[int, list[dict]]:
         """``{line item id: [{"name", "email"}, …]}``, one entry per ticket, in order."""
         result: dict[int, list[dict]] = {}
         for slot in self.holder_slots:
-            result.setdefault(slot.line_item_id, []).append({
+            holder = {
                 "name": self.cleaned_data.get(slot.field("name"), "").strip(),
                 "email": (self.cleaned_data.get(slot.field("email")) or "").strip() if slot.asks_email else "",
-            })
+            }
+            if self.ticket_questions:
+                holder["answers"] = {q.text: _answer(q, self.cleaned_data.get(slot.field(f"q_{q.pk}")))
+                                     for q in self.ticket_questions}
+            result.setdefault(slot.line_item_id, []).append(holder)
         return result
 
     # --- Invoice details (checkout.invoice) -----------------------------------------------
@@ -147,12 +150,27 @@ class AttendeeForm(forms.Form):
     def answers(self) -> dict[int, str]:
         result = {}
         for q in self.questions:
-            value = self.cleaned_data.get(f"q_{q.pk}")
-            if q.kind == Question.Kind.CHECKBOX:
-                result[q.pk] = "yes" if value else "no"
-            elif value not in (None, ""):
-                result[q.pk] = str(value)
+            value = _answer(q, self.cleaned_data.get(f"q_{q.pk}"))
+            if value:
+                result[q.pk] = value
         return result
+
+
+def _question_field(q, label) -> forms.Field:
+    """The form field asking question ``q`` (labelled ``label``)."""
+    if q.kind == Question.Kind.CHECKBOX:
+        return forms.BooleanField(label=label, required=q.required)
+    if q.kind == Question.Kind.CHOICE:
+        return forms.ChoiceField(label=label, choices=[("", "—")] + [(c, c) for c in q.choice_list],
+                                 required=q.required)
+    return forms.CharField(label=label, required=q.required, max_length=1000)
+
+
+def _answer(q, value) -> str:
+    """An answer as stored: "yes"/"no" for a tick box, the text otherwise ("" for none)."""
+    if q.kind == Question.Kind.CHECKBOX:
+        return "yes" if value else "no"
+    return "" if value in (None, "") else str(value)
 
 
 class PaymentChoiceForm(forms.Form):

@@ -51,9 +51,10 @@ def initial(line_items) -> dict[str, str]:
     return values
 
 
-def for_ticket(item, index: int, buyer_name: str, buyer_email: str) -> tuple[str, str]:
-    """The holder of the ``index``-th ticket of ``item``: its own, or the buyer."""
+def for_ticket(item, index: int, buyer_name: str, buyer_email: str) -> tuple[str, str, dict]:
+    """The holder of the ``index``-th ticket of ``item``: its own (name, email, answers to the
+    per-ticket questions), or the buyer."""
     if item.ticket_type.holder_names == HolderNames.TICKET and index < len(item.holders):
         holder = item.holders[index]
-        return holder.get("name", "") or buyer_name, holder.get("email", "")
-    return buyer_name, buyer_email
+        return holder.get("name", "") or buyer_name, holder.get("email", ""), holder.get("answers", {})
+    return buyer_name, buyer_email, {}

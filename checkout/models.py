@@ -184,6 +184,8 @@ class Ticket(models.Model):
     # Who this ticket admits: its own holder when its type names each ticket, else the buyer.
     holder_name = models.CharField(max_length=200, blank=True, default="", db_default="")
     holder_email = models.EmailField(blank=True, default="", db_default="")
+    # The holder's answers to the event's per-ticket questions: {question text: value}.
+    holder_answers = models.JSONField(default=dict, db_default={}, blank=True)
 
     class Meta:
         ordering = ["id"]

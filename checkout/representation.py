@@ -41,7 +41,8 @@ def session_as_api(session) -> dict:
             "unit_price": item.unit_price,
             "amount": item.amount,
             # Named tickets (checkout.holders): the holder typed for each ticket, in order.
-            "holders": [{"name": h.get("name", ""), "email": h.get("email", "")} for h in item.holders],
+            "holders": [{"name": h.get("name", ""), "email": h.get("email", ""), "answers": h.get("answers", {})}
+                        for h in item.holders],
         }
         for item in session.line_items.all()
     ]
@@ -52,7 +53,7 @@ def session_as_api(session) -> dict:
     tickets = [t.code for t in valid]
     # Who each ticket admits: its own holder, or the buyer (``tickets`` stays the list of codes).
     ticket_holders = [{"code": t.code, "ticket_type": type_ids.get(t.ticket_type_id),
-                       "name": t.holder_name, "email": t.holder_email} for t in valid]
+                       "name": t.holder_name, "email": t.holder_email, "answers": t.holder_answers} for t in valid]
     invoice = ({"tax_id": session.invoice_tax_id, "name": session.invoice_name, "address": session.invoice_address}
                if session.invoice_tax_id or session.invoice_name or session.invoice_address else None)
     return {

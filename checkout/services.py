@@ -398,8 +398,9 @@ def _issue_tickets(session: CheckoutSession) -> None:
     issued = []
     for item in session.line_items.all():
         for index in range(item.quantity):
-            name, email = holder_of(item, index, session.customer_name, session.customer_email)
-            issued.append(Ticket(session=session, ticket_type=item.ticket_type, holder_name=name, holder_email=email))
+            name, email, answers = holder_of(item, index, session.customer_name, session.customer_email)
+            issued.append(Ticket(session=session, ticket_type=item.ticket_type, holder_name=name, holder_email=email,
+                                 holder_answers=answers))
     Ticket.objects.bulk_create(issued)
 
 

@@ -128,7 +128,7 @@ def _erase_holders_and_emails(ids: list[int]) -> Counter:
     return Counter({
         "line items": LineItem.objects.filter(session_id__in=ids).exclude(holders=[]).update(holders=[]),
         "tickets": Ticket.objects.filter(session_id__in=ids).exclude(holder_name="", holder_email="").update(
-            holder_name=MARKER, holder_email=""),
+            holder_name=MARKER, holder_email="", holder_answers={}),
         "attendee emails": AttendeeEmail.objects.filter(session_id__in=ids).delete()[0],
     })
 

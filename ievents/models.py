@@ -189,6 +189,10 @@ class Question(models.Model):
     choices = models.TextField(blank=True, help_text="For choice questions: one option per line.")
     required = models.BooleanField(default=False)
     position = models.PositiveIntegerField(default=0)
+    # Named tickets (checkout.holders): asked of each ticket's holder instead of once per
+    # order, for ticket types that name each ticket.
+    per_ticket = models.BooleanField(default=False, db_default=False,
+                                     help_text="Ask it of each ticket's holder (ticket types with a name per ticket).")
 
     class Meta:
         ordering = ["position", "id"]

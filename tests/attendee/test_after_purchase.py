@@ -11,7 +11,7 @@ from django.core import mail, signing
 from django.utils import timezone
 
 from checkout import attendee_emails, order_actions, order_links
-from checkout.models import AttendeeEmail, CheckoutSession, Status
+from checkout.models import AttendeeEmail, CheckoutSession, Status, Ticket
 from ievents import erasure
 from ievents.models import TicketType
 from payments import refunds, reminders
@@ -263,6 +263,29 @@ def test_each_named_ticket_carries_its_holder_to_the_ticket_the_api_and_the_csv(
     rows = list(csv.DictReader(io.StringIO(b"".join(
         client.get("/admin/checkout/checkoutsession/export/").streaming_content).decode())))
     assert sorted(row["Ticket holder"] for row in rows) == ["Ana Silva", "Bruno Reis", "Carla Mota"]
+
+
+def test_a_per_ticket_question_is_asked_of_each_holder_and_kept_on_their_ticket(client, event):
+    from checkout import services
+    from checkout.models import Source
+
+    english(client)
+    event.ticket_types.update(holder_names="ticket")
+    event.questions.filter(text="T-shirt size").update(per_ticket=True)
+    form_url = pick(client, event, quantity=2)
+    page = client.get(form_url).content.decode()
+    assert "T-shirt size (ticket 1)" in page and "T-shirt size (ticket 2)" in page
+    session = CheckoutSession.objects.get()
+    item = session.line_items.get()
+    size = event.questions.get(text="T-shirt size")
+    data = details(event, **{f"q_{size.pk}": None, f"holder_{item.pk}_0_name": "Ana Silva",
+                             f"holder_{item.pk}_1_name": "Rui Costa", f"holder_{item.pk}_0_q_{size.pk}": "S",
+                             f"holder_{item.pk}_1_q_{size.pk}": "L"})
+    assert client.post(form_url, data).status_code == 302
+    CheckoutSession.objects.filter(pk=session.pk).update(status="paid")
+    services.complete(session.pk, Source.ADMIN)
+    assert [(t.holder_name, t.holder_answers) for t in Ticket.objects.filter(session=session)] == [
+        ("Ana Silva", {"T-shirt size": "S"}), ("Rui Costa", {"T-shirt size": "L"})]
 
 
 def test_one_name_per_order_is_still_the_default(client, event):
