@@ -313,7 +313,7 @@ def order_page(session: CheckoutSession) -> dict:
     """What an order's page shows, read in a handful of queries."""
     line_items = list(session.line_items.select_related("ticket_type"))
     line_prices = {item.ticket_type_id: item.unit_amount for item in line_items}  # what each ticket cost
-    tickets = [{"code": t.code, "type": t.ticket_type.name, "void": t.voided_at is not None,
+    tickets = [{"code": t.code, "type": t.ticket_type.name, "void": t.voided_at is not None, "holder": t.holder_name,
                 "price": format_money(line_prices.get(t.ticket_type_id, t.ticket_type.price), session.currency)}
                for t in session.tickets.select_related("ticket_type")]
     lines = [{"type": item.ticket_type.name, "quantity": item.quantity,

@@ -28,7 +28,7 @@ from payments import refunds
 from payments.models import Refund
 
 from . import order_actions
-from .models import OrderAction, Ticket
+from .models import AttendeeEmail, OrderAction, Ticket
 
 
 # --- Forms -------------------------------------------------------------------------------
@@ -88,7 +88,9 @@ class RefundForm(ActionForm):
 
 
 class CancelForm(ActionForm):
-    note = forms.CharField(required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 2}), label=_("Note"))
+    note = forms.CharField(required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 2}),
+                           label=_("Reason"), help_text=_("Sent to the attendee in the cancellation email, and kept "
+                                                          "in the order's history."))
 
 
 class ResendForm(ActionForm):
@@ -97,6 +99,7 @@ class ResendForm(ActionForm):
 
 class ResolveForm(ActionForm):
     note = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2}), label=_("What was done about it"))
+    tell_attendee = forms.BooleanField(required=False, label=_("Email this note to the attendee"))
 
 
 # --- What each action is -------------------------------------------------------------------
@@ -163,6 +166,15 @@ class RefundInline(OrderActionInline):
         return order_actions.who(refund.by) if refund.by else gettext("someone")
 
 
+class AttendeeEmailInline(OrderActionInline):
+    """What the attendee was told, and whether it went out (checkout.attendee_emails)."""
+
+    model = AttendeeEmail
+    fields = ["created_at", "kind", "to", "sent_at", "last_error"]
+    readonly_fields = fields
+    verbose_name_plural = "emails to the attendee"
+
+
 class OrderActionsMixin:
     """Adds ``<id>/refund/``, ``/cancel/``, ``/resend/`` and ``/resolve/`` to the orders' admin,
     and the refunds and actions taken to the order's page."""
@@ -177,7 +189,7 @@ class OrderActionsMixin:
         return ours + super().get_urls()
 
     def get_inlines(self, request, obj):
-        return [*super().get_inlines(request, obj), RefundInline, OrderActionInline]
+        return [*super().get_inlines(request, obj), RefundInline, OrderActionInline, AttendeeEmailInline]
 
     def _action_view(self, action: str):
         def view(request, object_id):
@@ -268,6 +280,7 @@ class OrderActionsMixin:
                 "order": canceled.public_id, "status": canceled.get_status_display().lower()}
         if action == "resend":
             address = order_actions.resend_tickets(session, to=data["email"], by=user)
-            return gettext("The tickets were sent again to %(email)s.") % {"email": address}
-        order_actions.resolve_attention(session, by=user, note=data["note"])
+            return gettext("The tickets are being sent again to %(email)s.") % {"email": address}
+        order_actions.resolve_attention(session, by=user, note=data["note"],
+                                        tell_attendee=bool(data.get("tell_attendee")))
         return gettext("The flag was cleared and your note kept in the order's history.")

@@ -44,9 +44,10 @@ BOM = "\ufeff"
 def fixed_columns() -> list[str]:
     return [gettext("Order reference"), gettext("Order id"), gettext("Status"), gettext("Ticket holder"),
             gettext("Email"), gettext("Event"), gettext("Event starts"), gettext("Ticket type"), gettext("Ticket code"),
-            gettext("Ticket price"), gettext("Ticket discount"), gettext("Ticket"), gettext("Order paid"),
-            gettext("Order refunded"), gettext("Promo code"), gettext("Currency"), gettext("Created"), gettext("Paid at"),
-            gettext("Time zone")]
+            gettext("Holder email"), gettext("Ticket price"), gettext("Ticket discount"), gettext("Ticket"),
+            gettext("Order paid"), gettext("Order refunded"), gettext("Promo code"), gettext("Currency"), gettext("Created"),
+            gettext("Paid at"), gettext("Time zone"), gettext("Invoice NIF/VAT"), gettext("Invoice name"),
+            gettext("Invoice address")]
 
 
 # What a spreadsheet runs as a formula when a cell starts with it: = + - @ (and their
@@ -110,19 +111,23 @@ def _rows(orders, questions: list[Question], words: dict) -> Iterator[list]:
                  words["statuses"].get(session.status, session.status), session.customer_name, session.customer_email,
                  event_name, _local(session.event.starts_at, zone)]
         after = [session.promo_code_text, session.currency, _local(session.created_at, zone), _local(paid_at, zone),
-                 session.event.timezone, *[answers.get(question.pk, "") for question in questions]]
+                 session.event.timezone, session.invoice_tax_id, session.invoice_name, session.invoice_address]
         money = [to_units(session.amount_paid, session.currency), to_units(session.amount_refunded, session.currency)]
         # An order without tickets (not paid, or paid and flagged) is one row with the ticket's cells empty:
         # its money is in the export as it is in the overview.
         for position, ticket in enumerate(session.tickets.all() or [None]):
+            holder = (ticket.holder_name if ticket is not None else "") or session.customer_name
+            # A per-ticket question's column holds this ticket's holder's answer.
+            asked = [(ticket.holder_answers if ticket is not None else {}).get(question.text, answers.get(question.pk, ""))
+                     for question in questions]
             if ticket is None:
-                cells = ["", "", None, None, ""]
+                cells = ["", "", "", None, None, ""]
             else:
                 price, discount = prices.get(ticket.ticket_type_id, (ticket.ticket_type.price, 0))
-                cells = [type_names[ticket.ticket_type_id], ticket.code, to_units(price, session.currency),
+                cells = [type_names[ticket.ticket_type_id], ticket.code, ticket.holder_email, to_units(price, session.currency),
                          to_units(discount, session.currency) if discount else None,
                          words["void"] if ticket.voided_at else words["valid"]]
-            yield [*order, *cells, *(money if position == 0 else [None, None]), *after]
+            yield [*order[:3], holder, *order[4:], *cells, *(money if position == 0 else [None, None]), *after, *asked]
 
 
 @dataclass(frozen=True)

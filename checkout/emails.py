@@ -16,11 +16,14 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
+from django.utils.text import slugify
 from django.utils.translation import gettext, gettext_lazy
 
 from . import formatting, tickets
 
 METHODS = {"card": gettext_lazy("Card"), "multibanco": "Multibanco", "mbway": "MB WAY"}
+# Providers whose payments are not real money, whatever method they simulate.
+TEST_PROVIDERS = {"sandbox": gettext_lazy("Test payment, no money moved")}
 
 
 @dataclass(frozen=True)
@@ -31,10 +34,40 @@ class TicketEmail:
     html: str
     images: tuple[tuple[str, bytes], ...]  # (content id, PNG), one per ticket
     calendar: str
+    calendar_name: str = "event.ics"
 
 
 def _link(name: str, session) -> str:
     return settings.PUBLIC_BASE_URL + reverse(name, args=[session.public_id])
+
+
+def order_link(session) -> str:
+    """The attendee's link to their order: signed, carrying no internal id (checkout.order_links)."""
+    from . import order_links
+
+    return order_links.url_for(session)
+
+
+def calendar_name(session) -> str:
+    """A file name people can read: the event's name and the order's reference."""
+    return f"{slugify(session.event.name) or 'event'}-{formatting.order_reference(session.public_id)}.ics"
+
+
+def order_context(session) -> dict:
+    """What every email about an order shows at its top: event, when, where, reference, organizer."""
+    event = session.event
+    return {
+        "session": session,
+        "event": event,
+        "organizer": session.organization.name,
+        "when": formatting.datetime_in_zone(event.starts_at, event.timezone),
+        "reference": formatting.order_reference(session.public_id),
+        "invoice": invoice_lines(session),
+    }
+
+
+def invoice_lines(session) -> list[str]:
+    return [line for line in (session.invoice_name, session.invoice_tax_id, session.invoice_address) if line]
 
 
 def _payment_and_organizer(session):
@@ -54,18 +87,24 @@ def paid_how(session, payment) -> str:
     """How the order was paid, as the receipt says it: "Card", "Multibanco", "MB WAY"…"""
     if session.is_free or payment is None:  # a free order says "Free" as its amount
         return ""
+    if payment.provider in TEST_PROVIDERS:  # a simulated card is no card
+        return str(TEST_PROVIDERS[payment.provider])
     if payment.method in METHODS:
         return str(METHODS[payment.method])
     return payment.get_provider_display()
 
 
-def calendar_for(session) -> str:
+def calendar_for(session, link: str | None = None, issued: list | None = None) -> str:
     event = session.event
-    link = _link("checkout:status", session)
+    link = link or order_link(session)
+    # Each valid ticket and its holder, so a group's calendars say who holds which.
+    if issued is None:
+        issued = [t for t in session.tickets.all() if t.voided_at is None]
+    held = [f"{t.code} · {t.holder_name}" if t.holder_name else t.code for t in issued]
+    description = "\n".join([gettext("Your tickets: %(link)s") % {"link": link}, *held])
     return tickets.calendar_file(
-        uid=f"{event.public_id}.{session.public_id}@ievents", starts_at=event.starts_at, summary=event.name,
-        location=event.venue, url=link,
-        description=gettext("Your tickets: %(link)s") % {"link": link},
+        uid=f"{event.public_id}.{session.public_id}@ievents", starts_at=event.starts_at, ends_at=event.ends,
+        summary=event.name, location=event.venue, url=link, description=description,
     )
 
 
@@ -80,17 +119,16 @@ def _build(session) -> TicketEmail:
     event = session.event
     issued = list(session.tickets.filter(voided_at__isnull=True).select_related("ticket_type"))
     payment, organizer = _payment_and_organizer(session)
+    link = order_link(session)
     context = {
-        "session": session,
-        "event": event,
+        **order_context(session),
         "organizer": organizer,
-        "when": formatting.datetime_in_zone(event.starts_at, event.timezone),
         "amount": formatting.money(session.amount_paid or session.amount_total, session.currency),
         "paid_how": paid_how(session, payment),
-        "reference": formatting.order_reference(session.public_id),
-        "tickets": [{"code": t.code, "type": t.ticket_type.name, "cid": f"qr-{t.code}@ievents"} for t in issued],
-        "link": _link("checkout:status", session),
-        "calendar_link": _link("checkout:calendar", session),
+        "tickets": [{"code": t.code, "type": t.ticket_type.name, "holder": t.holder_name,
+                     "cid": f"qr-{t.code}@ievents"} for t in issued],
+        "link": link,
+        "calendar_link": link + "calendar.ics",
     }
     return TicketEmail(
         to=session.customer_email,
@@ -98,7 +136,8 @@ def _build(session) -> TicketEmail:
         body=render_to_string("checkout/email/tickets.txt", context),
         html=render_to_string("checkout/email/tickets.html", context),
         images=tuple((t["cid"], tickets.qr_png(t["code"])) for t in context["tickets"]),
-        calendar=calendar_for(session),
+        calendar=calendar_for(session, link, issued),
+        calendar_name=calendar_name(session),
     )
 
 
@@ -112,7 +151,7 @@ def message(email: TicketEmail) -> EmailMultiAlternatives:
         image.add_header("Content-ID", f"<{cid}>")
         image.add_header("Content-Disposition", "inline", filename=cid.split("@")[0] + ".png")
         out.attach(image)
-    out.attach("event.ics", email.calendar, "text/calendar")
+    out.attach(email.calendar_name, email.calendar, "text/calendar")
     return out
 
 

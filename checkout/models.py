@@ -124,6 +124,13 @@ class CheckoutSession(models.Model):
     # on request, or by the retention pass once the order was abandoned or its event long past.
     personal_data_erased_at = models.DateTimeField(null=True, blank=True, editable=False)
 
+    # Invoice details, when the event asks for them (checkout.invoice): passed on to the
+    # organizer's invoicing, never a certified invoice of ours. Erased with the attendee.
+    invoice_name = models.CharField(max_length=200, blank=True, default="", db_default="")
+    invoice_tax_id = models.CharField(max_length=20, blank=True, default="", db_default="",
+                                      help_text="A Portuguese NIF, or another EU VAT number with its country prefix.")
+    invoice_address = models.CharField(max_length=500, blank=True, default="", db_default="")
+
     class Meta:
         ordering = ["-created_at"]
         indexes = [
@@ -173,6 +180,9 @@ class LineItem(models.Model):
     # What the order's promo code took off one ticket (checkout.promo.unit_discount), never
     # more than its price.
     unit_discount = models.PositiveIntegerField(default=0)
+    # For a ticket type with a name on each ticket: one {"name", "email"} per ticket, in
+    # order (checkout.holders); copied onto the tickets when they are issued.
+    holders = models.JSONField(default=list, db_default=[], blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -310,6 +320,11 @@ class Ticket(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     # Set when its order is refunded or canceled: the code no longer admits anyone.
     voided_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Who this ticket admits: its own holder when its type names each ticket, else the buyer.
+    holder_name = models.CharField(max_length=200, blank=True, default="", db_default="")
+    holder_email = models.EmailField(blank=True, default="", db_default="")
+    # The holder's answers to the event's per-ticket questions: {question text: value}.
+    holder_answers = models.JSONField(default=dict, db_default={}, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -389,3 +404,50 @@ class ErasureRecord(models.Model):
 
     def __str__(self):
         return f"erasure {self.email_sha256[:12]}… at {self.erased_at:%Y-%m-%d %H:%M}"
+
+
+class AttendeeEmail(models.Model):
+    """One email to an attendee about their order, written in the transaction of the change
+    it tells (checkout.attendee_emails) and sent after the commit by a worker or the sweep,
+    under a lease: never lost, never sent twice. ``key`` names the change it tells, so the
+    same change queued twice is one row."""
+
+    class Kind(models.TextChoices):
+        TICKETS = "tickets", "Tickets sent again"
+        EMAIL_CHANGED = "email_changed", "Address corrected (notice to the old one)"
+        REFUND = "refund", "Refund"
+        CANCELED = "canceled", "Order canceled"
+        REMINDER = "reminder", "Payment reminder"
+        FLAGGED = "flagged", "Order held for the organizer"
+        RESOLVED = "resolved", "Order resolved"
+        ORDER_LINKS = "order_links", "Links to their orders"
+
+    # Empty only for Find my order asked on no organization's page: every organization's orders.
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    session = models.ForeignKey(CheckoutSession, null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="attendee_emails")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    key = models.CharField(max_length=120, unique=True, help_text="The change this email tells; one email each.")
+    to = models.EmailField()
+    language = models.CharField(max_length=10, blank=True, default="")
+    params = models.JSONField(default=dict, blank=True, help_text="What the email says that the order does not.")
+    # Who asked (Find my order): the client address key, for its rate limit. Empty otherwise.
+    client_address = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # The sweep: what is not sent yet (few rows).
+            models.Index(fields=["created_at"], condition=models.Q(sent_at__isnull=True), name="attendee_email_unsent"),
+            # Find my order's rate limits: recent requests per address and per client.
+            models.Index(fields=["kind", "to", "created_at"], name="attendee_email_recent_to"),
+            models.Index(fields=["kind", "client_address", "created_at"], name="attendee_email_recent_client"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} to {self.to}"

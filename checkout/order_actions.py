@@ -10,16 +10,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models import Prefetch
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from . import inventory, state
+from . import attendee_emails, inventory, state
 from . import services as checkout
 from .models import CheckoutSession, OrderAction, Source, Status, Ticket
 
@@ -79,6 +76,18 @@ def cancel_order(session: CheckoutSession, *, by, note: str = "") -> CheckoutSes
             raise OrderActionRefused(gettext("This order can no longer be canceled.")) from None
         record(canceled, OrderAction.Kind.CANCEL, by, f"Canceled by {who(by)}; the tickets held went back on sale",
                note)
+        attendee_emails.queue(canceled, attendee_emails.Kind.CANCELED, f"canceled:{canceled.pk}:{canceled.version}",
+                              params={"by": "organizer", "reason": note})
+    return canceled
+
+
+def cancel_by_attendee(session: CheckoutSession) -> CheckoutSession:
+    """The attendee gives up an unpaid order: its hold ends, and they get a note saying that
+    nothing was charged. Raises ``state.InvalidTransition`` when it can no longer be canceled."""
+    with transaction.atomic():
+        canceled = checkout.cancel_session(session.pk, Source.ATTENDEE, detail="canceled by the attendee")
+        attendee_emails.queue(canceled, attendee_emails.Kind.CANCELED, f"canceled:{canceled.pk}:{canceled.version}",
+                              params={"by": "attendee"})
     return canceled
 
 
@@ -100,7 +109,8 @@ def void_tickets(session: CheckoutSession, ticket_ids: list[int] | None, *, rest
 
 def resend_tickets(session: CheckoutSession, *, to: str | None = None, by) -> str:
     """Send the ticket email again, to the order's address or a corrected one (which then
-    becomes the order's address, and the correction is recorded). Returns the address."""
+    becomes the order's address, the correction is recorded, and the old address gets a
+    notice). Queued with the change (``checkout.attendee_emails``). Returns the address."""
     to = (to or "").strip()
     if session.status not in WITH_TICKETS:
         raise OrderActionRefused(gettext("Only a completed order has tickets to send."))
@@ -112,29 +122,40 @@ def resend_tickets(session: CheckoutSession, *, to: str | None = None, by) -> st
     with transaction.atomic():
         locked = CheckoutSession.objects.select_for_update().get(pk=session.pk)
         before = locked.customer_email
+        address = to or before
+        if not address:
+            raise OrderActionRefused(gettext("This order has no email address: give one to send the tickets to."))
+        if not Ticket.objects.filter(session=locked, voided_at__isnull=True).exists():
+            raise OrderActionRefused(gettext("Every ticket of this order was voided: there is nothing to send."))
         if to and to.lower() != before.lower():
             CheckoutSession.objects.filter(pk=locked.pk).update(customer_email=to)
-            record(locked, OrderAction.Kind.RESEND, by, f"Email corrected by {who(by)} from {before or '(none)'} to {to}")
-    address = to or before
-    if not address:
-        raise OrderActionRefused(gettext("This order has no email address: give one to send the tickets to."))
-    valid = Ticket.objects.filter(voided_at__isnull=True).select_related("ticket_type")
-    order = (CheckoutSession.objects.select_related("event")
-             .prefetch_related(Prefetch("tickets", queryset=valid)).get(pk=session.pk))
-    if not order.tickets.all():
-        raise OrderActionRefused(gettext("Every ticket of this order was voided: there is nothing to send."))
-    email = checkout.confirmation_email(order)
-    try:
-        send_mail(email.subject, email.body, settings.DEFAULT_FROM_EMAIL, [address])
-    except Exception as exc:  # any mail server failure is the organizer's to know, not a 500
-        raise OrderActionRefused(gettext("The email could not be sent (%(error)s); try again later.") % {
-            "error": type(exc).__name__}) from exc
-    record(order, OrderAction.Kind.RESEND, by, f"Tickets sent again to {address} by {who(by)}")
+            locked.customer_email = to
+            changed = record(locked, OrderAction.Kind.RESEND, by,
+                             f"Email corrected by {who(by)} from {before or '(none)'} to {to}")
+            if before:
+                attendee_emails.queue(locked, attendee_emails.Kind.EMAIL_CHANGED, f"email_changed:{changed.pk}",
+                                      to=before, params={"new": attendee_emails.masked(to)})
+        sent = record(locked, OrderAction.Kind.RESEND, by, f"Tickets sent again to {address} by {who(by)}")
+        attendee_emails.queue(locked, attendee_emails.Kind.TICKETS, f"tickets:{sent.pk}", to=address)
     return address
 
 
-def resolve_attention(session: CheckoutSession, *, by, note: str) -> CheckoutSession:
-    """Clear the order's "needs attention" flag, saying what was done about it."""
+def resend_to_attendee(session: CheckoutSession) -> bool:
+    """The attendee asks for their tickets again (from their order's link): the receipt,
+    to the order's address only. False when the order has no valid tickets."""
+    with transaction.atomic():
+        locked = CheckoutSession.objects.select_for_update().get(pk=session.pk)
+        if locked.status not in WITH_TICKETS or not locked.customer_email or not Ticket.objects.filter(
+                session=locked, voided_at__isnull=True).exists():
+            return False
+        sent = record(locked, OrderAction.Kind.RESEND, None, f"Tickets sent again to {locked.customer_email}, "
+                                                            "asked by the attendee")
+        return attendee_emails.queue(locked, attendee_emails.Kind.TICKETS, f"tickets:{sent.pk}")
+
+
+def resolve_attention(session: CheckoutSession, *, by, note: str, tell_attendee: bool = False) -> CheckoutSession:
+    """Clear the order's "needs attention" flag, saying what was done about it; with
+    ``tell_attendee``, the note is emailed to the attendee too."""
     note = note.strip()
     if not note:
         raise OrderActionRefused(gettext("Say what was done about it: a note is required."))
@@ -144,6 +165,8 @@ def resolve_attention(session: CheckoutSession, *, by, note: str) -> CheckoutSes
             raise OrderActionRefused(gettext("This order is not flagged: there is nothing to resolve."))
         reason = locked.needs_attention
         CheckoutSession.objects.filter(pk=locked.pk).update(needs_attention="")
-        record(locked, OrderAction.Kind.RESOLVE, by, f"Resolved by {who(by)}: “{reason}”", note)
+        action = record(locked, OrderAction.Kind.RESOLVE, by, f"Resolved by {who(by)}: “{reason}”", note)
+        if tell_attendee:
+            attendee_emails.queue(locked, attendee_emails.Kind.RESOLVED, f"resolved:{action.pk}", params={"note": note})
         locked.needs_attention = ""
     return locked

@@ -7,6 +7,7 @@ from django.utils import translation
 
 from ievents.languages import web_code
 
+from .formatting import order_reference
 from .models import Answer, LineItem, Status
 
 # Tickets are issued only when a paid session completes (``services.complete``), so a
@@ -51,15 +52,26 @@ def _as_api(session) -> dict:
             "unit_discount": item.unit_discount,
             "discount": item.discount,
             "amount": item.amount,
+            # Named tickets (checkout.holders): the holder typed for each ticket, in order.
+            "holders": [{"name": h.get("name", ""), "email": h.get("email", ""), "answers": h.get("answers", {})}
+                        for h in item.holders],
         }
         for item in session.line_items.all()
     ]
+    type_ids = {item.ticket_type_id: item.ticket_type.public_id for item in session.line_items.all()}
     answers = {a.question.text: a.value for a in session.answers.all()}
-    tickets = ([t.code for t in session.tickets.all() if t.voided_at is None]
-               if session.status in STATUSES_WITH_TICKETS else [])
+    valid = ([t for t in session.tickets.all() if t.voided_at is None]
+             if session.status in STATUSES_WITH_TICKETS else [])
+    tickets = [t.code for t in valid]
+    # Who each ticket admits: its own holder, or the buyer (``tickets`` stays the list of codes).
+    ticket_holders = [{"code": t.code, "ticket_type": type_ids.get(t.ticket_type_id),
+                       "name": t.holder_name, "email": t.holder_email, "answers": t.holder_answers} for t in valid]
+    invoice = ({"tax_id": session.invoice_tax_id, "name": session.invoice_name, "address": session.invoice_address}
+               if session.invoice_tax_id or session.invoice_name or session.invoice_address else None)
     return {
         "id": session.public_id,
         "object": "checkout.session",
+        "reference": order_reference(session.public_id),
         "status": session.status,
         "version": session.version,
         "url": hosted_url(session),
@@ -83,5 +95,7 @@ def _as_api(session) -> dict:
         "webhook_url": session.webhook_url or None,
         "metadata": session.metadata,
         "tickets": tickets,
+        "ticket_holders": ticket_holders,
+        "invoice": invoice,
         "needs_attention": session.needs_attention or None,
     }

@@ -23,7 +23,8 @@ from django.utils.translation import gettext, ngettext
 from ievents import languages
 from ievents.models import Event, TicketType
 
-from . import emails, inventory, promo, state
+from . import attendee_emails, emails, inventory, promo, state
+from .holders import for_ticket as holder_of
 from .models import Answer, CheckoutSession, LineItem, PromoCode, Source, Status, Ticket
 from .representation import session_as_api, with_listed_rows
 
@@ -173,11 +174,16 @@ def _wanted(event: Event, items: list[Item], promo_code: PromoCode | None = None
 EDITABLE = {Status.OPEN, Status.REJECTED, Status.UNPAID, Status.PAYMENT_PENDING}
 
 
-def save_attendee_details(session: CheckoutSession, *, name: str, email: str,
-                          answers: dict[int, str]) -> CheckoutSession:
+def save_attendee_details(session: CheckoutSession, *, name: str, email: str, answers: dict[int, str],
+                          holders: dict[int, list[dict]] | None = None, invoice: dict[str, str] | None = None,
+                          language: str = "") -> CheckoutSession:
     """Store what the attendee typed, under the session's lock. Any change voids an earlier
     gate approval. Returns the session as saved, with its line items and answers read under
-    the lock, for the gate to judge."""
+    the lock, for the gate to judge.
+
+    ``holders``: for ticket types named per ticket, ``{line item id: [{"name", "email"}, …]}``
+    (``checkout.holders``). ``invoice``: the invoice details asked (``checkout.invoice``).
+    ``language``: the one the attendee is reading in; later emails are written in it."""
     with transaction.atomic():
         locked = state.lock(session.pk)
         if locked.status not in EDITABLE:
@@ -187,8 +193,22 @@ def save_attendee_details(session: CheckoutSession, *, name: str, email: str,
         locked.customer_name = name.strip()
         locked.customer_email = email.strip()
         locked.details_version += 1
-        locked.save(update_fields=["customer_name", "customer_email", "details_version", "updated_at"])
+        fields = ["customer_name", "customer_email", "details_version", "updated_at"]
+        if invoice is not None:
+            locked.invoice_tax_id = invoice.get("invoice_tax_id", "")
+            locked.invoice_name = invoice.get("invoice_name", "")
+            locked.invoice_address = invoice.get("invoice_address", "")
+            fields += ["invoice_tax_id", "invoice_name", "invoice_address"]
+        if language:
+            locked.language = language
+            fields.append("language")
+        locked.save(update_fields=fields)
         _save_answers(locked, answers)
+        if holders:
+            items = list(LineItem.objects.filter(session=locked, pk__in=list(holders)))
+            for item in items:
+                item.holders = holders[item.pk][:item.quantity]
+            LineItem.objects.bulk_update(items, ["holders"])
         with_listed_rows(locked)  # as saved, read under the lock: what the gate will judge
         if locked.gate_approved_fingerprint and locked.gate_approved_fingerprint != details_fingerprint(locked):
             if locked.status == Status.PAYMENT_PENDING and gate_is_active(locked):
@@ -246,9 +266,15 @@ def details_fingerprint(session: CheckoutSession) -> str:
     with_listed_rows(session)
     answers = sorted((a.question_id, a.value) for a in session.answers.all())
     items = sorted((i.ticket_type_id, i.quantity, i.unit_price) for i in session.line_items.all())
-    material = json.dumps(
-        [session.customer_name, session.customer_email.lower(), answers, items, session.amount_total, session.currency]
-    )
+    material = [session.customer_name, session.customer_email.lower(), answers, items, session.amount_total,
+                session.currency]
+    # Named tickets and invoice details are judged too; left out while absent, so approvals
+    # given before they existed still stand.
+    holders = [(i.pk, i.holders) for i in session.line_items.all() if i.holders]
+    invoice = [session.invoice_tax_id, session.invoice_name, session.invoice_address]
+    if holders or any(invoice):
+        material += [holders, invoice]
+    material = json.dumps(material)
     return hashlib.sha256(material.encode()).hexdigest()
 
 
@@ -391,6 +417,9 @@ def _flag(session: CheckoutSession, reason: str) -> None:
         return
     session.needs_attention = reason
     log.warning("checkout %s needs attention: %s", session.public_id, reason)
+    if session.status == Status.PAID:
+        # Their money arrived and no tickets were issued: the attendee hears it from us, now.
+        attendee_emails.queue(session, attendee_emails.Kind.FLAGGED, f"flagged:{session.pk}:{session.version}")
     to = session.organization.notification_email
     if to:
         transaction.on_commit(lambda: send_mail(
@@ -408,12 +437,15 @@ def complete(session_id: int, source: str) -> CheckoutSession:
 
 
 def _issue_tickets(session: CheckoutSession) -> None:
-    # Before the state machine announces "completed": that event carries the codes.
-    Ticket.objects.bulk_create(
-        Ticket(session=session, ticket_type=item.ticket_type)
-        for item in session.line_items.all()
-        for _ in range(item.quantity)
-    )
+    # Before the state machine announces "completed": that event carries the codes, and
+    # each ticket its holder (checkout.holders: its own, or the buyer).
+    issued = []
+    for item in session.line_items.all():
+        for index in range(item.quantity):
+            name, email, answers = holder_of(item, index, session.customer_name, session.customer_email)
+            issued.append(Ticket(session=session, ticket_type=item.ticket_type, holder_name=name, holder_email=email,
+                                 holder_answers=answers))
+    Ticket.objects.bulk_create(issued)
 
 
 # --- The attendee's ticket email ------------------------------------------------------------

@@ -65,7 +65,7 @@ def _utc(value: datetime) -> str:
 
 
 def calendar_file(*, uid: str, starts_at: datetime, summary: str, location: str, description: str, url: str,
-                  now: datetime | None = None) -> str:
+                  ends_at: datetime | None = None, now: datetime | None = None) -> str:
     """One event as an iCalendar file. The start is written in UTC (``…Z``), which every
     calendar converts to its owner's zone, so the entry is right wherever the phone is."""
     lines = [
@@ -78,6 +78,7 @@ def calendar_file(*, uid: str, starts_at: datetime, summary: str, location: str,
         f"UID:{uid}",
         f"DTSTAMP:{_utc(now or datetime.now(UTC))}",
         f"DTSTART:{_utc(starts_at)}",
+        *([f"DTEND:{_utc(ends_at)}"] if ends_at else []),
         f"SUMMARY:{_escape_text(summary)}",
     ]
     if location:

@@ -7,7 +7,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone, translation
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
 from django.views.decorators.http import require_http_methods
 
 from ievents.models import Event
@@ -15,11 +15,11 @@ from payments import services as payments
 from payments.models import Payment
 from payments.registry import enabled_providers
 
-from . import drafts, limits, promo, services
-from .emails import calendar_for
+from . import drafts, holders, limits, order_actions, promo, services
+from .emails import calendar_for, calendar_name
 from .forms import AttendeeForm, PaymentChoiceForm, TicketSelectionForm
 from .inventory import SoldOut
-from .models import CheckoutSession, Source, Status
+from .models import CheckoutSession, Status
 from .state import InvalidTransition
 
 EDITABLE = (Status.OPEN, Status.REJECTED, Status.UNPAID, Status.PAYMENT_PENDING)
@@ -106,18 +106,25 @@ def attendee_form(request, session_id):
     if session.status not in EDITABLE:
         return redirect("checkout:status", session.public_id)
     questions = session.event.questions.all()
-    initial = _saved_details(session)
-    if not (session.customer_name or session.customer_email):  # a new start: what they typed last time
-        initial.update(drafts.details(request, session.event))
-    form = AttendeeForm(request.POST or None, questions=questions, initial=initial)
+    line_items = list(_line_items(session))  # the summary's rows, and the tickets named one by one
+    initial = {}
+    if request.method == "GET":  # a posted form shows what was posted: its initial values go unread
+        initial = {**_saved_details(session), **holders.initial(line_items)}
+        if not (session.customer_name or session.customer_email):  # a new start: what they typed last time
+            initial.update(drafts.details(request, session.event))
+    form = AttendeeForm(request.POST or None, questions=questions, initial=initial,
+                        holder_slots=holders.slots(line_items), invoice_details=session.event.invoice_details)
     alert = ""
     if request.method == "POST" and form.is_valid():
         try:
             session = services.save_attendee_details(
                 session, name=form.cleaned_data["name"], email=form.cleaned_data["email"], answers=form.answers(),
+                holders=form.holders(), invoice=form.invoice() if form.invoice_fields() else None,
+                language=get_language() or "",
             )
         except services.CheckoutError as exc:
-            alert = str(exc.message)
+            # An expired hold is said once, by the hold's own box (with its Start again).
+            alert = "" if _hold_seconds_left(session) == 0 else str(exc.message)
         else:
             services.record_language(session, translation.get_language())  # the gate reads what they read
             decision = run_gate(session, client_ip=client_ip(request))
@@ -126,12 +133,15 @@ def attendee_form(request, session_id):
             alert = str(decision.message)
     if request.method == "POST":  # not saved: kept for a new start, should the hold run out
         drafts.keep(request, session.event, details=drafts.typed(form))
-    return render(request, "checkout/attendee_form.html", _page(session, form=form, alert=alert))
+    return render(request, "checkout/attendee_form.html", _page(session, form=form, alert=alert,
+                                                               line_items=line_items))
 
 
 def _saved_details(session) -> dict:
     """The session's saved name, email and answers, as the attendee form's initial values."""
-    initial = {"name": session.customer_name, "email": session.customer_email}
+    initial = {"name": session.customer_name, "email": session.customer_email,
+               "invoice_tax_id": session.invoice_tax_id, "invoice_name": session.invoice_name,
+               "invoice_address": session.invoice_address}
     for answer in session.answers.select_related("question"):
         initial[f"q_{answer.question_id}"] = answer.value == "yes" if answer.question.kind == "checkbox" else answer.value
     return initial
@@ -205,7 +215,7 @@ def cancel(request, session_id):
             return redirect("checkout:status", session.public_id)
         return render(request, "checkout/cancel.html", _page(session))
     try:
-        services.cancel_session(session.pk, Source.ATTENDEE, detail="canceled by the attendee")
+        order_actions.cancel_by_attendee(session)
     except InvalidTransition:
         return redirect("checkout:status", session.public_id)
     messages.success(request, gettext("Your order was canceled and its tickets were released. Nothing was charged."))
@@ -234,7 +244,10 @@ def status_page(request, session_id):
 
 def calendar(request, session_id):
     """The event as an ``.ics`` file for the attendee's calendar."""
-    session = _session(session_id)
+    return calendar_response(_session(session_id))
+
+
+def calendar_response(session) -> HttpResponse:
     response = HttpResponse(calendar_for(session), content_type="text/calendar; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{session.event.public_id}.ics"'
+    response["Content-Disposition"] = f'attachment; filename="{calendar_name(session)}"'
     return response

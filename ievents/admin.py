@@ -31,7 +31,7 @@ from .admin_base import (
 )
 from .admin_time import DEFAULT_ZONE, ZonedSplitDateTime, in_zone, known_zone, local_text
 from .crypto import mask
-from .models import ApiKey, Event, Organization, Question, TicketType, new_signing_secret
+from .models import ApiKey, Event, HolderNames, InvoiceDetails, Organization, Question, TicketType, new_signing_secret
 from .money import MoneyField, MoneyFormMixin
 from .team_admin import InvitationAdmin, TeamAdmin  # noqa: F401 (registers the Team and Invitations screens)
 
@@ -129,7 +129,16 @@ class TicketTypeForm(MoneyFormMixin, BothLanguagesForm):
 
     class Meta:
         model = TicketType
-        fields = [*both_languages("name"), "price", "quantity", "max_per_order", "sales_start", "sales_end", "position", "hidden"]
+        fields = [*both_languages("name"), "price", "quantity", "max_per_order", "sales_start", "sales_end", "position", "hidden",
+                  "holder_names", "holder_email"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Left out (a script posting the older form): one name per order, as before.
+        self.fields["holder_names"].required = False
+
+    def clean_holder_names(self) -> str:
+        return self.cleaned_data.get("holder_names") or HolderNames.ORDER
 
     def form_currency(self) -> str:
         # While the event is being saved, the currency is the one just typed on it.
@@ -153,7 +162,7 @@ class TicketTypeInline(TenantScopedInline, admin.TabularInline):
         return super().get_queryset(request).select_related("event")  # each row's price needs its currency
     extra = 0
     fields = [*both_languages("name"), "price", "quantity", "reserved", "max_per_order", "sales_start", "sales_end",
-              "position", "hidden"]
+              "position", "hidden", "holder_names", "holder_email"]
     readonly_fields = ["reserved"]
 
 
@@ -188,7 +197,7 @@ class EventAdminForm(BothLanguagesForm):
     class Meta:
         model = Event
         fields = ["organization", *both_languages("name", "description"), "venue", "starts_at", "timezone", "currency",
-                  "published", "payment_providers"]
+                  "published", "payment_providers", "ends_at", "duration_minutes", "invoice_details"]
         widgets = {name: forms.Textarea(attrs={"rows": 4, "cols": 34}) for name in both_languages("description")}
         help_texts = {
             "starts_at": _("On the clock of the event's time zone, as attendees read it."),
@@ -204,6 +213,15 @@ class EventAdminForm(BothLanguagesForm):
         super().__init__(*args, **kwargs)
         self.fields["payment_providers"].choices = Provider.choices
         label_inputs(self, all_fields=False)
+        # Left out (a script posting the older form): the defaults, as before these existed.
+        for name in ("duration_minutes", "invoice_details"):
+            self.fields[name].required = False
+
+    def clean_duration_minutes(self) -> int:
+        return self.cleaned_data.get("duration_minutes") or Event._meta.get_field("duration_minutes").default
+
+    def clean_invoice_details(self) -> str:
+        return self.cleaned_data.get("invoice_details") or InvoiceDetails.OFF
 
     def clean_payment_providers(self) -> list[str]:
         return list(self.cleaned_data["payment_providers"])
@@ -218,7 +236,8 @@ class EventAdmin(TenantScopedAdmin):
     search_fields = both_languages("name")  # either language finds it, whatever the admin's
     readonly_fields = ["public_id", "public_link"]
     fields = ["organization", tuple(both_languages("name")), tuple(both_languages("description")), "venue",
-              "starts_at", "timezone", "currency", "published", "payment_providers", "public_id", "public_link"]
+              "starts_at", "ends_at", "duration_minutes", "timezone", "currency", "published", "payment_providers",
+              "invoice_details", "public_id", "public_link"]
     inlines = [TicketTypeInline, QuestionInline, GateSettingsInline]
     actions = ["send_gate_test_request", "rotate_gate_secret"]
     formfield_overrides = ZONED_DATETIMES

@@ -46,7 +46,16 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from checkout import drafts
-from checkout.models import Answer, CheckoutSession, ErasureRecord, OrderAction, Transition
+from checkout.models import (
+    Answer,
+    AttendeeEmail,
+    CheckoutSession,
+    ErasureRecord,
+    LineItem,
+    OrderAction,
+    Ticket,
+    Transition,
+)
 from payments.models import Payment, Refund
 from webhooks.models import Delivery, DeliveryAttempt, GateCall, InboundWebhook, OutboxEvent
 
@@ -57,6 +66,7 @@ MARKER = "[erased]"
 PERSONAL_KEYS = frozenset({
     "customer", "answers", "customer_name", "customer_email", "customer_details", "billing_details",
     "email", "receipt_email", "phone", "mobile", "mobile_number",
+    "invoice", "holders", "ticket_holders",  # checkout: invoice details, named tickets
 })
 SHORTEST_NAME_SCRUBBED = 3  # "Al" would turn every "Also" in a log into a marker
 # An address as it is written in an order's history ("… from ana@old.pt to …"), plain or
@@ -110,6 +120,10 @@ def erase_attendee(organization: Organization, email: str, *, source: str, reque
         theirs = [pk for pk, payload in unmatched.filter(naming).values_list("pk", "payload") if whole.search(payload)]
         rows["inbound provider messages"] += InboundWebhook.objects.filter(pk__in=theirs).update(payload=MARKER)
         rows["attendee drafts"] += drafts.forget_addresses(addresses)
+        to_them = Q()
+        for address in addresses:
+            to_them |= Q(to__iexact=address)
+        rows["attendee emails"] += AttendeeEmail.objects.filter(to_them, organization=organization).delete()[0]
         rows = {table: count for table, count in rows.items() if count}
         return ErasureRecord.objects.create(
             organization=organization, email_sha256=email_digest(organization, email), source=source,
@@ -177,7 +191,9 @@ def _erase(orders: QuerySet, also: list[str] = ()) -> tuple[Counter, set[str]]:
         order.metadata = _scrub_json(order.metadata, scrub)
     CheckoutSession.objects.bulk_update(with_metadata, ["metadata"])
     rows["orders"] = CheckoutSession.objects.filter(pk__in=ids).update(
-        customer_name=MARKER, search_name="", customer_email="", personal_data_erased_at=timezone.now())
+        customer_name=MARKER, search_name="", customer_email="", personal_data_erased_at=timezone.now(),
+        invoice_name="", invoice_tax_id="", invoice_address="")
+    rows.update(_erase_holders_and_emails(ids))
     rows["answers"] = Answer.objects.filter(session_id__in=ids).exclude(value=MARKER).update(value=MARKER)
     rows["payments"] = _rewrite(Payment.objects.filter(session_id__in=ids).exclude(instructions={}),
                                 "instructions", lambda value: _scrub_json(value, scrub))
@@ -202,6 +218,16 @@ def _erase(orders: QuerySet, also: list[str] = ()) -> tuple[Counter, set[str]]:
     rows["delivery attempts"] += _rewrite(
         DeliveryAttempt.objects.filter(delivery__event__session_id__in=ids).exclude(error=""), "error", scrub)
     return rows, addresses
+
+
+def _erase_holders_and_emails(ids: list[int]) -> Counter:
+    """Named tickets' holders, and the emails to the attendee (their address and text)."""
+    return Counter({
+        "line items": LineItem.objects.filter(session_id__in=ids).exclude(holders=[]).update(holders=[]),
+        "tickets": Ticket.objects.filter(session_id__in=ids).exclude(holder_name="", holder_email="").update(
+            holder_name=MARKER, holder_email="", holder_answers={}),
+        "attendee emails": AttendeeEmail.objects.filter(session_id__in=ids).delete()[0],
+    })
 
 
 def _erase_gate_calls(ids: list[int], scrub: Callable[[str], str]) -> int:

@@ -93,6 +93,14 @@ class Membership(models.Model):
 currency_code = RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO 4217 code such as EUR.")
 
 
+class InvoiceDetails(models.TextChoices):
+    """Whether an event's checkout asks for invoice details (``checkout.invoice``)."""
+
+    OFF = "off", "Not asked"
+    OPTIONAL = "optional", "Optional"
+    REQUIRED = "required", "Required"
+
+
 class Event(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="events")
     public_id = models.CharField(max_length=40, unique=True, default=partial(new_public_id, "ev"), editable=False)
@@ -105,6 +113,16 @@ class Event(models.Model):
         max_length=64, default="Europe/Lisbon", validators=[validate_time_zone],
         help_text=_("The venue's time zone, e.g. Europe/Lisbon: every time an attendee sees is shown in it."),
     )
+    ends_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the event ends; empty: the duration below after it starts.")
+    # db_default too: rows written by plain SQL (bench/scale_data.py) get it as well.
+    duration_minutes = models.PositiveIntegerField(
+        default=120, db_default=120, validators=[MinValueValidator(1)],
+        help_text="Used for the calendar entry's end when the event has no end time.")
+    invoice_details = models.CharField(
+        max_length=10, choices=InvoiceDetails.choices, default=InvoiceDetails.OFF, db_default=InvoiceDetails.OFF,
+        help_text="Ask attendees for invoice details (NIF or EU VAT number, name or company, address). "
+                  "We pass them on; we do not issue certified invoices.")
     published = models.BooleanField(default=True)
     payment_providers = models.JSONField(
         default=list, blank=True,
@@ -122,6 +140,18 @@ class Event(models.Model):
         from django.urls import reverse
 
         return reverse("checkout:event", args=[self.public_id])
+
+    @property
+    def ends(self):
+        """When the event ends: its end time, or its start plus its duration."""
+        from datetime import timedelta
+
+        return self.ends_at or self.starts_at + timedelta(minutes=self.duration_minutes)
+
+
+class HolderNames(models.TextChoices):
+    ORDER = "order", "One name per order"
+    TICKET = "ticket", "A name on each ticket"
 
 
 class TicketType(models.Model):
@@ -142,6 +172,13 @@ class TicketType(models.Model):
         default=False, verbose_name="only with an access code",
         help_text="Hidden from the event page; shown to attendees whose promo code reveals it.",
     )
+    # Named tickets: one name for the whole order (the buyer's), or a holder named on each
+    # ticket of this type (checkout.holders), optionally with their email.
+    holder_names = models.CharField(
+        max_length=10, choices=HolderNames.choices, default=HolderNames.ORDER, db_default=HolderNames.ORDER,
+        help_text="One name per order (the buyer's), or a name for each ticket.")
+    holder_email = models.BooleanField(default=False, db_default=False,
+                                       help_text="With a name per ticket: also ask each holder's email.")
 
     class Meta:
         ordering = ["position", "id"]
@@ -175,6 +212,10 @@ class Question(models.Model):
     choices = models.TextField(blank=True, help_text=_("For choice questions: one option per line."))
     required = models.BooleanField(default=False)
     position = models.PositiveIntegerField(default=0)
+    # Named tickets (checkout.holders): asked of each ticket's holder instead of once per
+    # order, for ticket types that name each ticket.
+    per_ticket = models.BooleanField(default=False, db_default=False,
+                                     help_text="Ask it of each ticket's holder (ticket types with a name per ticket).")
 
     class Meta:
         ordering = ["position", "id"]

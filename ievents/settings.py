@@ -195,6 +195,22 @@ CONFIRMATION_GIVE_UP_HOURS = int(os.environ.get("CONFIRMATION_GIVE_UP_HOURS", "7
 CELERY_BEAT_SCHEDULE["sweep-ticket-emails"] = {
     "task": "checkout.tasks.sweep_confirmations", "schedule": CONFIRMATION_SWEEP_SECONDS,
 }
+# Emails about an order after the purchase (checkout.attendee_emails): written with the
+# change they tell, sent by a worker or by this sweep under the same lease and give-up time.
+CELERY_BEAT_SCHEDULE["sweep-attendee-emails"] = {
+    "task": "checkout.tasks.sweep_attendee_emails", "schedule": CONFIRMATION_SWEEP_SECONDS,
+}
+# A Multibanco reference not paid yet is recalled to the attendee this long before it expires.
+PAYMENT_REMINDER_HOURS = int(os.environ.get("PAYMENT_REMINDER_HOURS", "24"))
+CELERY_BEAT_SCHEDULE["remind-pending-payments"] = {
+    "task": "checkout.tasks.remind_pending_payments", "schedule": 600.0,
+}
+# Find my order: how long a link to an order works, and how many requests one address
+# (and one client) may make in the window.
+ORDER_LINK_MAX_AGE_DAYS = int(os.environ.get("ORDER_LINK_MAX_AGE_DAYS", "30"))
+FIND_ORDER_MAX_PER_EMAIL = int(os.environ.get("FIND_ORDER_MAX_PER_EMAIL", "3"))
+FIND_ORDER_MAX_PER_CLIENT = int(os.environ.get("FIND_ORDER_MAX_PER_CLIENT", "10"))
+FIND_ORDER_WINDOW_SECONDS = int(os.environ.get("FIND_ORDER_WINDOW_SECONDS", "3600"))
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 CHECKOUT_API_SECRET = os.environ.get("CHECKOUT_API_SECRET", "")
 
@@ -350,6 +366,10 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "tickets@ievents.localhost")
+# The file backend (EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend) writes
+# every email into this folder, one file per connection.
+if os.environ.get("EMAIL_FILE_PATH"):
+    EMAIL_FILE_PATH = os.environ["EMAIL_FILE_PATH"]
 LOGIN_URL = "admin:login"
 
 # --- Signing in to the back office (ievents/sign_in.py, ievents/two_factor.py; docs/security.md)

@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils.translation import gettext
 
-from checkout import promo, state
+from checkout import attendee_emails, promo, state
 from checkout.models import CheckoutSession, OrderAction, Source
 from checkout.order_actions import PAID_STATES, OrderActionRefused, record, void_tickets, who
 from ievents.money import format_money
@@ -88,12 +88,13 @@ def plan(session: CheckoutSession) -> RefundPlan:
 
 
 def refund(session: CheckoutSession, amount: int, *, by, note: str = "", restock: bool = False, key: str,
-           tickets: list[int] | None = None, outside: bool = False) -> Refund:
+           tickets: list[int] | None = None, outside: bool = False, canceling: bool = False) -> Refund:
     """Give ``amount`` (minor units) of the order's money back, and record it.
 
     ``outside``: the money went back another way (a bank transfer); recorded with a note.
     ``tickets``: for a partial refund, the tickets it voids (a full refund voids them all).
     ``restock``: put the voided tickets' seats back on sale. ``key``: one per click.
+    ``canceling``: the refund cancels the order, and the attendee is told that (once).
     Raises ``RefundRefused`` (not refundable as asked) or ``RefundFailed`` (the provider).
     """
     note = note.strip()[:500]
@@ -126,7 +127,7 @@ def refund(session: CheckoutSession, amount: int, *, by, note: str = "", restock
             provider=payment.provider, provider_reference=result.provider_reference, made_outside=outside,
             status=result.status, idempotency_key=key, by=by, note=note,
         )
-        _record(locked, made, left, by=by, note=note, restock=restock, tickets=tickets)
+        _record(locked, made, left, by=by, note=note, restock=restock, tickets=tickets, canceling=canceling)
     return made
 
 
@@ -145,7 +146,7 @@ def _ask_provider(session: CheckoutSession, payment: Payment, amount: int, key: 
 
 
 def _record(session: CheckoutSession, made: Refund, left: int, *, by, note: str, restock: bool,
-            tickets: list[int] | None) -> None:
+            tickets: list[int] | None, canceling: bool = False) -> None:
     full = made.amount == left
     # The order's stored history is kept in English, money as English writes it.
     words = f"Refunded {format_money(made.amount, made.currency, 'en')}"
@@ -157,11 +158,26 @@ def _record(session: CheckoutSession, made: Refund, left: int, *, by, note: str,
     # announcement (``checkout.session.refunded``) shows the amount refunded.
     CheckoutSession.objects.filter(pk=session.pk).update(amount_refunded=F("amount_refunded") + made.amount)
     state.apply(session.pk, "refund" if full else "partial_refund", Source.ADMIN, detail=detail)
-    void_tickets(session, None if full else (tickets or []), restock=restock)
+    voided = void_tickets(session, None if full else (tickets or []), restock=restock)
     if full:
         Payment.objects.filter(pk=made.payment_id).update(status=Payment.Status.REFUNDED)
         promo.release_uses(session, refunded=True)  # if its code gives uses back on a refund
     record(session, OrderAction.Kind.REFUND, by, detail, note)
+    _tell_attendee(session, made, full=full, voided=[t.code for t in voided], canceling=canceling, note=note)
+
+
+def _tell_attendee(session: CheckoutSession, made: Refund, *, full: bool, voided: list[str], canceling: bool,
+                   note: str) -> None:
+    """The attendee's email about this refund, written with it (``checkout.attendee_emails``):
+    how much, which tickets are void, and when the money arrives by the way it was paid."""
+    method = "sandbox" if made.provider == "sandbox" else (made.payment.method or "card")
+    money = {"method": method, "outside": made.made_outside}
+    if canceling:
+        attendee_emails.queue(session, attendee_emails.Kind.CANCELED, f"canceled:{made.public_id}",
+                              params={"by": "organizer", "reason": note, "refunded": made.amount, **money})
+    else:
+        attendee_emails.queue(session, attendee_emails.Kind.REFUND, f"refund:{made.public_id}",
+                              params={"amount": made.amount, "full": full, "voided": voided, **money})
 
 
 def already_recorded(session: CheckoutSession, update: PaymentUpdate) -> bool:
@@ -185,7 +201,7 @@ def cancel_paid_order(session: CheckoutSession, *, by, note: str = "", key: str)
     left = session.amount_paid - session.amount_refunded
     if left <= 0:
         raise OrderActionRefused("This order has nothing left to refund, so there is nothing to cancel.")
-    made = refund(session, left, by=by, note=note, restock=True, key=key)
+    made = refund(session, left, by=by, note=note, restock=True, key=key, canceling=True)
     record(session, OrderAction.Kind.CANCEL, by,
            f"Canceled by {who(by)}, with a refund of {format_money(made.amount, made.currency, 'en')}", note)
     return CheckoutSession.objects.get(pk=session.pk)

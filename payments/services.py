@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext
 
-from checkout import promo, state
+from checkout import attendee_emails, promo, state
 from checkout import services as checkout
 from checkout.models import CheckoutSession, Source, Status
 
@@ -91,7 +91,7 @@ def reusable_payment(session: CheckoutSession, provider: str, *, method: str = "
     return None
 
 
-# Said with the gate's words, which the attendee's pages already translate (checkout.texts).
+# Said with the gate's words (translated where shown, as the gate's are).
 TOO_MANY_STARTS = "Too many attempts. Please wait a few minutes before trying again."
 
 
@@ -224,7 +224,21 @@ def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str
                 CheckoutSession.objects.filter(pk=locked.pk).update(amount_refunded=update.amount)
             if trigger == "refund":
                 promo.release_uses(locked, refunded=True)  # if its code gives uses back on a refund
+            if trigger in ("refund", "partial_refund"):
+                _tell_refund(locked, payment, update)
         return "applied"
+
+
+def _tell_refund(session: CheckoutSession, payment: Payment, update: PaymentUpdate) -> None:
+    """A refund made at the provider (its dashboard), told to the attendee like one made from
+    the admin (``payments.refunds``), once per refunded total."""
+    total = update.amount if update.amount is not None else session.amount_paid
+    amount = max(total - session.amount_refunded, 0)
+    if amount:
+        method = "sandbox" if payment.provider == "sandbox" else (payment.method or "card")
+        attendee_emails.queue(session, attendee_emails.Kind.REFUND, f"refund:{payment.public_id}:{total}",
+                              params={"amount": amount, "full": False, "voided": [], "method": method,
+                                      "outside": False})
 
 
 def _payment_told_of(session: CheckoutSession, update: PaymentUpdate, provider: str) -> Payment | None:

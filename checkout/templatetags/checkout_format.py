@@ -72,3 +72,11 @@ def currency_symbol(currency):
 def money_or_zero(amount, currency):
     """A running total: zero is written as an amount (``€0.00``), not as "Free"."""
     return formatting.money(amount, currency, zero_is_free=False)
+
+
+@register.filter
+def invoice_lines(session):
+    """The order's invoice details, one per line: tax number, name, address."""
+    from checkout.emails import invoice_lines as lines
+
+    return lines(session)

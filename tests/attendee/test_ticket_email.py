@@ -29,8 +29,10 @@ def test_the_email_is_a_receipt_with_html_plain_text_and_a_qr_code_per_ticket(cl
 
     text = email.body
     for expected in ("Hello Ana Silva", "Summit", "3 January 2027, 20:00 WET", "Coliseu dos Recreios, Lisboa",
-                     "€50.00 (Card)", reference, session.public_id, "Organizer: Acme Events", *codes):
+                     "€50.00 (Test payment, no money moved)", reference, "Organizer: Acme Events", *codes):
         assert expected in text, expected
+    # A Sandbox payment is no card, and the attendee reads the reference, never the internal id.
+    assert "(Card)" not in text and session.public_id not in text
     assert email.subject == "Your tickets for Summit"
 
     [(html, mimetype)] = email.alternatives
@@ -44,7 +46,10 @@ def test_the_email_is_a_receipt_with_html_plain_text_and_a_qr_code_per_ticket(cl
         assert code in codes and cid == f"qr-{code}@ievents"
     assert sorted(decoded(image.get_payload(decode=True))[0] for image in images) == sorted(codes)
     calendars = [a for a in email.attachments if not isinstance(a, MIMEImage)]
-    assert calendars[0][0] == "event.ics" and "DTSTART:20270103T200000Z" in calendars[0][1]
+    # A readable name; the end is the start plus the event's duration (two hours by default).
+    assert calendars[0][0] == f"summit-{reference}.ics"
+    assert "DTSTART:20270103T200000Z" in calendars[0][1] and "DTEND:20270103T220000Z" in calendars[0][1]
+    assert session.public_id not in html
 
 
 def test_the_email_is_written_in_the_attendees_language(client, event, completed):
@@ -52,7 +57,8 @@ def test_the_email_is_written_in_the_attendees_language(client, event, completed
     completed(client)
     email = mail.outbox[0]
     assert email.subject == "Os seus bilhetes para Summit"
-    for expected in ("Olá Ana Silva", "3 de janeiro de 2027, 20:00 WET", "50,00 € (Cartão)", "Referência da encomenda"):
+    for expected in ("Olá Ana Silva", "3 de janeiro de 2027, 20:00 WET",
+                     "50,00 € (Pagamento de teste, sem movimento de dinheiro)", "Referência da encomenda"):
         assert expected in email.body, expected
     assert '<html lang="pt-PT">' in email.alternatives[0][0]
 
