@@ -21,6 +21,7 @@ from django.urls import path, reverse
 
 from ievents import roles
 from payments import refunds
+from payments import services as payment_services
 from payments.base import to_major_units, to_minor_units
 from payments.models import Refund
 
@@ -240,7 +241,9 @@ class OrderActionsMixin:
                 canceled = refunds.cancel_paid_order(session, by=user, note=data.get("note", ""), key=key)
             else:
                 canceled = order_actions.cancel_order(session, by=user, note=data.get("note", ""))
-            return f"Order {canceled.public_id} canceled ({canceled.get_status_display().lower()})."
+            problems = payment_services.cancel_open_payments(canceled)
+            said = f"Order {canceled.public_id} canceled ({canceled.get_status_display().lower()})."
+            return " ".join([said, *(problem[:1].upper() + problem[1:] + "." for problem in problems)])
         if action == "resend":
             address = order_actions.resend_tickets(session, to=data["email"], by=user)
             return f"The tickets were sent again to {address}."

@@ -169,6 +169,9 @@ class Ticket(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     # Set when its order is refunded or canceled: the code no longer admits anyone.
     voided_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set with ``voided_at`` when the organizer put the ticket's seat back on sale; a voided
+    # ticket without it keeps its seat off sale (the organizer's choice at the refund).
+    back_on_sale = models.BooleanField(default=False, editable=False)
 
     class Meta:
         ordering = ["id"]

@@ -30,7 +30,15 @@ from django.db.models import F
 
 from checkout import state
 from checkout.models import CheckoutSession, OrderAction, Source
-from checkout.order_actions import PAID_STATES, OrderActionRefused, money_text, record, void_tickets, who
+from checkout.order_actions import (
+    PAID_STATES,
+    OrderActionRefused,
+    money_text,
+    record,
+    settle_full_refund,
+    void_tickets,
+    who,
+)
 
 from .base import PaymentUpdate, ProviderError, RefundResult, UpdateKind
 from .models import Payment, Refund
@@ -151,7 +159,10 @@ def _record(session: CheckoutSession, made: Refund, left: int, *, by, note: str,
     # announcement (``checkout.session.refunded``) shows the amount refunded.
     CheckoutSession.objects.filter(pk=session.pk).update(amount_refunded=F("amount_refunded") + made.amount)
     state.apply(session.pk, "refund" if full else "partial_refund", Source.ADMIN, detail=detail)
-    void_tickets(session, None if full else (tickets or []), restock=restock)
+    if full:
+        settle_full_refund(session, restock=restock)
+    else:
+        void_tickets(session, tickets or [], restock=restock)
     if full:
         Payment.objects.filter(pk=made.payment_id).update(status=Payment.Status.REFUNDED)
     record(session, OrderAction.Kind.REFUND, by, detail, note)

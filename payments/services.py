@@ -10,8 +10,8 @@ import logging
 
 from django.db import transaction
 
+from checkout import order_actions, state
 from checkout import services as checkout
-from checkout import state
 from checkout.models import CheckoutSession, Source, Status
 
 from . import refunds
@@ -174,11 +174,62 @@ def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str
             return "ignored"  # the same refund told twice (charge.refunded and refund.created)
         if trigger in ("expire", "cancel"):
             checkout.end_session(locked.pk, trigger, source, update.detail)
+        elif trigger in ("refund", "partial_refund"):
+            _refunded_at_provider(locked, trigger, update, source)
         else:
             state.apply(locked, trigger, source, detail=update.detail)
-            if trigger in ("refund", "partial_refund") and update.amount is not None:
-                CheckoutSession.objects.filter(pk=locked.pk).update(amount_refunded=update.amount)
         return "applied"
+
+
+def _refunded_at_provider(locked: CheckoutSession, trigger: str, update: PaymentUpdate, source: str) -> None:
+    """A refund made at the provider (its dashboard), not from our admin. ``update.amount``
+    is the total refunded so far; a full refund without one refunds everything paid. All
+    the money back ends the order as a refund from the admin does: its tickets are voided
+    (no one keeps an admission they were paid back for); their seats stay off sale, as
+    when the organizer does not tick "put back on sale" — selling them again is the
+    organizer's decision, not the provider's."""
+    if update.amount is None and trigger == "partial_refund":
+        checkout.flag_for_attention(locked, f"partly refunded at {locked.provider or 'the provider'}, amount not "
+                                            f"given: check it there")
+        return
+    refunded = locked.amount_paid if update.amount is None else min(update.amount, locked.amount_paid)
+    if refunded >= locked.amount_paid:
+        trigger = "refund"
+    # Before the transition: its announcement shows the amount refunded.
+    locked.amount_refunded = refunded
+    locked.save(update_fields=["amount_refunded"])
+    state.apply(locked, trigger, source, detail=update.detail)
+    if trigger == "refund":
+        order_actions.settle_full_refund(locked, restock=False)
+
+
+OPEN_PAYMENT_STATUSES = (Payment.Status.STARTED, Payment.Status.PENDING, Payment.Status.AUTHORIZED)
+
+
+def cancel_open_payments(session: CheckoutSession) -> list[str]:
+    """The order was canceled: stop its payments still open at their providers, where the
+    provider's API allows it. Returns, for people, what could not be stopped (a payment
+    that then arrives anyway is recorded and flagged for a refund, never tickets:
+    ``checkout.services.record_payment_succeeded``). Called after the cancellation has
+    committed: the providers are called outside any lock."""
+    problems = []
+    for payment in Payment.objects.filter(session=session, status__in=OPEN_PAYMENT_STATUSES).order_by("id"):
+        payment.session = session
+        try:
+            provider = get_provider(payment.provider, session.organization)
+            if not provider.can_cancel(payment):
+                problems.append(f"{provider.label} cannot cancel payment {payment.public_id} through its API: if it "
+                                f"is paid, the order is flagged for a refund")
+                continue
+            provider.cancel(payment)
+        except ProviderError as exc:
+            log.warning("payment %s of canceled order %s not canceled at the provider: %s", payment.public_id,
+                        session.public_id, exc)
+            problems.append(f"payment {payment.public_id} could not be canceled at the provider ({exc}): if it is "
+                            f"paid, the order is flagged for a refund")
+            continue
+        Payment.objects.filter(pk=payment.pk, status__in=OPEN_PAYMENT_STATUSES).update(status=Payment.Status.CANCELED)
+    return problems
 
 
 def _payment_told_of(session: CheckoutSession, update: PaymentUpdate, provider: str) -> Payment | None:
