@@ -237,11 +237,7 @@ class OrderActionsMixin:
             pending = " The provider is processing it." if made.status == Refund.Status.PENDING else ""
             return f"Refunded {money(made.amount, made.currency)}.{pending}"
         if action == "cancel":
-            if session.status in order_actions.PAID_STATES:
-                canceled = refunds.cancel_paid_order(session, by=user, note=data.get("note", ""), key=key)
-            else:
-                canceled = order_actions.cancel_order(session, by=user, note=data.get("note", ""))
-            problems = payment_services.cancel_open_payments(canceled)
+            canceled, problems = payment_services.cancel_order(session, by=user, note=data.get("note", ""), key=key)
             said = f"Order {canceled.public_id} canceled ({canceled.get_status_display().lower()})."
             return " ".join([said, *(problem[:1].upper() + problem[1:] + "." for problem in problems)])
         if action == "resend":

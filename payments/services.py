@@ -203,6 +203,18 @@ def _refunded_at_provider(locked: CheckoutSession, trigger: str, update: Payment
         order_actions.settle_full_refund(locked, restock=False)
 
 
+def cancel_order(session: CheckoutSession, *, by, note: str = "", key: str) -> tuple[CheckoutSession, list[str]]:
+    """The organizer's "Cancel order": an unpaid order is canceled (its hold ends), a paid one
+    with a full refund of what is left (``key``: that refund's, one per click); then its
+    payments still open at their providers are stopped where the provider allows it.
+    Returns the order as canceled and what could not be stopped (``cancel_open_payments``)."""
+    if session.status in order_actions.PAID_STATES:
+        canceled = refunds.cancel_paid_order(session, by=by, note=note, key=key)
+    else:
+        canceled = order_actions.cancel_order(session, by=by, note=note)
+    return canceled, cancel_open_payments(canceled)
+
+
 OPEN_PAYMENT_STATUSES = (Payment.Status.STARTED, Payment.Status.PENDING, Payment.Status.AUTHORIZED)
 
 
