@@ -256,15 +256,22 @@ def _payment_told_of(session: CheckoutSession, update: PaymentUpdate, provider: 
     return payments.first()
 
 
+PAID_OR_REFUNDED = (Status.PAID, Status.COMPLETED, Status.PARTIALLY_REFUNDED, Status.REFUNDED)
+# A payment whose money the order took (and may since have given back).
+MONEY_KEPT = (Payment.Status.SUCCEEDED, Payment.Status.REFUNDED)
+
+
 def _paid_twice(session: CheckoutSession, payment: Payment, update: PaymentUpdate) -> bool:
     """A second, different payment succeeded for an order already paid (a Multibanco
     reference paid at the ATM after the attendee switched to a card, say): that money must
-    go back. Flag it once; news of the payment that did pay is not this."""
-    if not update.provider_reference or session.status not in (Status.PAID, Status.COMPLETED):
+    go back. Flag it once; news of the payment that did pay is not this. "Already paid"
+    includes an order since refunded, in part or in full (its payment then shows
+    ``refunded``): the second money is no more the order's after a refund than before."""
+    if not update.provider_reference or session.status not in PAID_OR_REFUNDED:
         return False
-    if payment.status == Payment.Status.SUCCEEDED:
+    if payment.status in MONEY_KEPT:
         return False
-    if not Payment.objects.filter(session=session, status=Payment.Status.SUCCEEDED).exclude(pk=payment.pk).exists():
+    if not Payment.objects.filter(session=session, status__in=MONEY_KEPT).exclude(pk=payment.pk).exists():
         return False
     _record_on_payment(payment, update)
     checkout.flag_for_attention(session, f"paid twice: {payment.provider} payment {payment.public_id} arrived after "
