@@ -171,7 +171,7 @@ class Ticket(models.Model):
     voided_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Set with ``voided_at`` when the organizer put the ticket's seat back on sale; a voided
     # ticket without it keeps its seat off sale (the organizer's choice at the refund).
-    back_on_sale = models.BooleanField(default=False, editable=False)
+    back_on_sale = models.BooleanField(default=False, db_default=False, editable=False)
 
     class Meta:
         ordering = ["id"]

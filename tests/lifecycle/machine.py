@@ -53,6 +53,7 @@ from payments import refunds
 from payments import services as payments
 from payments.base import PaymentUpdate, UpdateKind
 from payments.models import IntegrationSettings, Payment, Refund
+from payments.sandbox import OUTCOME_KEY
 from webhooks.gate import run_gate
 from webhooks.models import GateSettings, OutboxEvent
 
@@ -175,6 +176,16 @@ class World:
     def settle(self, truth: Truth, outcome: str, amount: int) -> None:
         """The provider decides a pending payment: paid (``amount``), failed or expired."""
         truth.state, truth.amount = outcome, (amount if outcome == "paid" else 0)
+        if truth.provider == "sandbox" and outcome in ("paid", "failed"):
+            # What the sandbox's own payment page records when its button is pressed.
+            payment = Payment.objects.get(provider_reference=truth.reference)
+            payment.instructions = {**payment.instructions, OUTCOME_KEY: "success" if outcome == "paid" else "failure"}
+            payment.save(update_fields=["instructions"])
+
+    def attendee_returns(self, truth: Truth) -> str:
+        """Back from the provider's page (or the status page polling MB WAY): ask it now."""
+        payment = Payment.objects.select_related("session").get(provider_reference=truth.reference)
+        return payments.confirm_on_return(self.session(payment.session_id), payment)
 
     def provider_news(self, truth: Truth, client: Client) -> None:
         """The provider tells us what ``truth`` says now, through its real webhook route (the
@@ -312,7 +323,20 @@ def provider_apis(world_of) -> responses.RequestsMock:
 
     def stripe_retrieve(request):
         reference = request.url.rsplit("/", 1)[-1]
-        return 200, {}, json.dumps({"id": reference, "object": "checkout.session", "payment_intent": "pi_" + reference})
+        found = truth(reference)
+        body = {"id": reference, "object": "checkout.session", "payment_intent": "pi_" + reference, "status": "open",
+                "payment_status": "unpaid", "currency": "eur"}
+        if found is not None:
+            session = CheckoutSession.objects.filter(payments__provider_reference=reference).first()
+            body.update(client_reference_id=session.public_id if session else "", amount_total=found.amount,
+                        status={"paid": "complete", "failed": "complete", "pending": "open"}.get(found.state, "expired"),
+                        payment_status="paid" if found.state == "paid" else "unpaid")
+        return 200, {}, json.dumps(body)
+
+    def mbway_status(request):
+        found = truth(parse_qs(request.url.split("?", 1)[1]).get("requestId", [""])[0])
+        code = {"paid": "000", "failed": "020"}.get(found.state if found else "", "123")
+        return 200, {}, json.dumps({"Status": code, "Message": "status"})
 
     def stripe_expire(request):
         found = truth(request.url.split("/")[-2])
@@ -382,6 +406,7 @@ def provider_apis(world_of) -> responses.RequestsMock:
     mock.add_callback("POST", f"{IFTHENPAY_API}/spg/payment/mbway", callback=lambda r: (
         200, {}, json.dumps({"Status": "000", "RequestId": request_id(), "Message": "Pending"})))
     mock.add_callback("POST", f"{IFTHENPAY_API}/endpoint/payments/refund", callback=ifthenpay_refund)
+    mock.add_callback("GET", re.compile(rf"{IFTHENPAY_API}/spg/payment/mbway/status.*"), callback=mbway_status)
     return mock
 
 
@@ -696,6 +721,11 @@ class LifecycleMachine(RuleBasedStateMachine):
             self.world.deliver(data.draw(st.sampled_from(self.world.sent), label="earlier news"), self.client)
         else:
             self.world.provider_news(truth, self.client)
+
+    @precondition(has_payments)
+    @rule(data=st.data())
+    def attendee_returns(self, data):
+        self.world.attendee_returns(self.pick_truth(data))
 
     @precondition(has_payments)
     @rule(data=st.data())
