@@ -1,6 +1,6 @@
 """The order lifecycle's invariants, proved over random interleavings (tests/lifecycle/machine.py).
 
-Bounded for CI: ``LIFECYCLE_EXAMPLES`` examples (default 12) of up to ``LIFECYCLE_STEPS``
+Bounded for CI: ``LIFECYCLE_EXAMPLES`` examples (default 20) of up to ``LIFECYCLE_STEPS``
 steps (default 30) each, on the database the suite runs on — SQLite, and PostgreSQL with
 ``DATABASE_URL`` (marked ``postgres`` there: real row locks). A longer hunt:
 
@@ -19,7 +19,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from .machine import REACHED, Gate, LifecycleMachine, provider_apis
 
-EXAMPLES = int(os.environ.get("LIFECYCLE_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("LIFECYCLE_EXAMPLES", "20"))
 STEPS = int(os.environ.get("LIFECYCLE_STEPS", "30"))
 ON_POSTGRES = django_settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
