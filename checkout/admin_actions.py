@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from ievents import roles
 from ievents.money import exponent, format_money, format_units, parse_amount, to_minor, to_units
 from payments import refunds
+from payments import services as payment_services
 from payments.models import Refund
 
 from . import order_actions
@@ -272,12 +273,10 @@ class OrderActionsMixin:
                     "amount": money(made.amount, made.currency)}
             return gettext("Refunded %(amount)s.") % {"amount": money(made.amount, made.currency)}
         if action == "cancel":
-            if session.status in order_actions.PAID_STATES:
-                canceled = refunds.cancel_paid_order(session, by=user, note=data.get("note", ""), key=key)
-            else:
-                canceled = order_actions.cancel_order(session, by=user, note=data.get("note", ""))
-            return gettext("Order %(order)s canceled (%(status)s).") % {
+            canceled, problems = payment_services.cancel_order(session, by=user, note=data.get("note", ""), key=key)
+            said = gettext("Order %(order)s canceled (%(status)s).") % {
                 "order": canceled.public_id, "status": canceled.get_status_display().lower()}
+            return " ".join([said, *(problem[:1].upper() + problem[1:] + "." for problem in problems)])
         if action == "resend":
             address = order_actions.resend_tickets(session, to=data["email"], by=user)
             return gettext("The tickets are being sent again to %(email)s.") % {"email": address}

@@ -325,6 +325,9 @@ class Ticket(models.Model):
     holder_email = models.EmailField(blank=True, default="", db_default="")
     # The holder's answers to the event's per-ticket questions: {question text: value}.
     holder_answers = models.JSONField(default=dict, db_default={}, blank=True)
+    # Set with ``voided_at`` when the organizer put the ticket's seat back on sale; a voided
+    # ticket without it keeps its seat off sale (the organizer's choice at the refund).
+    back_on_sale = models.BooleanField(default=False, db_default=False, editable=False)
 
     class Meta:
         ordering = ["id"]

@@ -100,10 +100,22 @@ def void_tickets(session: CheckoutSession, ticket_ids: list[int] | None, *, rest
     voided = list(valid)
     if not voided:
         return []
-    Ticket.objects.filter(pk__in=[t.pk for t in voided]).update(voided_at=timezone.now())
     # A paid order whose hold had already ended (paid late, sold out) holds no seats to give back.
-    if restock and not session.holds_released:
+    restock = restock and not session.holds_released
+    Ticket.objects.filter(pk__in=[t.pk for t in voided]).update(voided_at=timezone.now(), back_on_sale=restock)
+    if restock:
         inventory.release(dict(Counter(t.ticket_type_id for t in voided)))
+    return voided
+
+
+def settle_full_refund(session: CheckoutSession, *, restock: bool) -> list[Ticket]:
+    """All the order's money went back: its valid tickets are voided (their seats back on
+    sale with ``restock``), and an order that never had tickets (paid, flagged, refunded)
+    gives back the seats it still held — it has ended, nobody will use them. Runs under the
+    order's lock, in its caller's transaction."""
+    voided = void_tickets(session, None, restock=restock)
+    if not Ticket.objects.filter(session=session).exists():
+        checkout.release_hold(session)
     return voided
 
 

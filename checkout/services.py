@@ -348,6 +348,11 @@ def approval_lapsed(session: CheckoutSession, approved_fingerprint: str | None) 
     return ""
 
 
+# Someone (the organizer, the attendee, the provider) canceled the order: a payment still
+# arriving for it is money to give back, never a reason to sell it again.
+CANCELED_BEFORE_PAYMENT = "paid after the order was canceled"
+
+
 def record_payment_succeeded(session: int | CheckoutSession, *, amount: int | None, currency: str, source: str,
                              detail: str = "", approved_fingerprint: str | None = None) -> CheckoutSession:
     """Money arrived. Complete the order if the approval, amount, currency and inventory
@@ -368,9 +373,13 @@ def record_payment_succeeded(session: int | CheckoutSession, *, amount: int | No
         if amount is not None and (amount != session.amount_total or (currency and currency.upper() != session.currency)):
             _flag(session, f"paid {amount} {currency.upper()} but the order is {session.amount_total} {session.currency}")
             return session
-        lapsed = approval_lapsed(session, approved_fingerprint)
+        lapsed = CANCELED_BEFORE_PAYMENT if session.status == Status.CANCELED else approval_lapsed(
+            session, approved_fingerprint)
         if lapsed:
+            # The money is recorded (the order can be refunded), never turned into tickets; and
+            # as it never will be, the seats it held go back on sale now, not at the refund.
             state.apply(session, "pay", source, detail=detail or lapsed, effects=_paid_in_full)
+            release_hold(session)
             _flag(session, f"{lapsed}: no tickets issued, refund needed")
             return session
         if session.holds_released:
@@ -520,12 +529,20 @@ def end_session(session_id: int, trigger: str, source: str, detail: str = "") ->
     """Expire or cancel a session and give its held tickets back."""
     with transaction.atomic():
         session = state.apply(session_id, trigger, source, detail=detail).session
-        if not session.holds_released:
-            inventory.release(inventory.quantities_of(session))
-            CheckoutSession.objects.filter(pk=session.pk).update(holds_released=True)
-            session.holds_released = True
+        release_hold(session)
         promo.release_uses(session)  # after the ticket types, as the lock order says
         return session
+
+
+def release_hold(locked: CheckoutSession) -> None:
+    """Give back the seats an order without tickets holds, once. ``locked``: read under its
+    lock in the caller's transaction. An order that has tickets gives its seats back ticket
+    by ticket, as they are voided (``checkout.order_actions.void_tickets``)."""
+    if locked.holds_released:
+        return
+    inventory.release(inventory.quantities_of(locked))
+    CheckoutSession.objects.filter(pk=locked.pk).update(holds_released=True)
+    locked.holds_released = True
 
 
 def expire_session(session_id: int, source: str = Source.TIMER, detail: str = "") -> CheckoutSession:

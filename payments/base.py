@@ -49,6 +49,10 @@ class RefundNotSupported(ProviderError):
     """The provider has no refund API for this payment (a paid Multibanco reference)."""
 
 
+class CancelNotSupported(ProviderError):
+    """The provider has no API to cancel this open payment (an Ifthenpay Multibanco reference)."""
+
+
 class SignatureError(Exception):
     """An inbound webhook failed verification. Nothing it says may be trusted."""
 
@@ -209,6 +213,16 @@ class PaymentProvider:
         (the provider's idempotency key, where it has one). Raises ``ProviderError``."""
         raise RefundNotSupported(f"{self.name}: no refund API for this payment")
 
+    # --- Cancelling an open payment (an order canceled before its money arrived) --------
+    def can_cancel(self, payment: Payment) -> bool:
+        """True if the provider's API can stop this payment from being paid."""
+        return False
+
+    def cancel(self, payment: Payment) -> None:
+        """Stop ``payment`` from being paid (a Checkout Session expired, a reference
+        deleted). Raises ``ProviderError`` if the provider refuses (already paid, say)."""
+        raise CancelNotSupported(f"{self.name}: no API to cancel this payment")
+
     def require_secret(self) -> str:
         """The webhook secret, or ``SignatureError``: with no secret nothing can be verified."""
         if not self.config.webhook_secret:
@@ -229,14 +243,15 @@ class PaymentProvider:
         return base.rstrip("/") + path
 
     def call_api(self, method: str, url: str, *, headers: dict | None = None, json_body: Any = None,
-                 params: dict | None = None) -> Any:
+                 params: dict | None = None, empty_ok: bool = False) -> Any:
         """One JSON call to the provider's API, errors turned into our types.
 
         5xx, 429, timeouts and connection errors are ``ProviderUnavailable`` (worth a retry);
         any other non-2xx, or a body that is not JSON, is a plain ``ProviderError``. The
         whole answer must arrive within ``PAYMENT_PROVIDER_TIMEOUT`` (checked between
         chunks, so a trickling server cannot hold a webhook or a page for long) and within
-        ``PROVIDER_RESPONSE_MAX_BYTES``.
+        ``PROVIDER_RESPONSE_MAX_BYTES``. ``empty_ok``: a 2xx with no body (``204 No
+        Content``) is an answer too, returned as ``None``.
         """
         from django.conf import settings
 
@@ -254,6 +269,8 @@ class PaymentProvider:
             raise ProviderError(f"{self.name}: {_path(url)} answered more than {PROVIDER_RESPONSE_MAX_BYTES} bytes") from exc
         if response.status_code >= 500 or response.status_code == 429:
             raise ProviderUnavailable(f"{self.name}: HTTP {response.status_code} from {_path(url)}")
+        if empty_ok and 200 <= response.status_code < 300 and not content.strip():
+            return None
         try:
             body = json.loads(content)
         except (ValueError, UnicodeDecodeError) as exc:

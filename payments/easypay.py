@@ -207,6 +207,16 @@ class EasypayProvider(PaymentProvider):
         return PaymentUpdate(kind, session_public_id=session.public_id, provider_reference=refund.provider_reference,
                              detail=f"easypay {note_type}/{status} {easypay_id}")
 
+    # --- Cancelling (``DELETE /single/{id}``) ---------------------------------------------
+    def can_cancel(self, payment):
+        return bool(payment.provider_reference) and bool(PAYMENT_ID.fullmatch(payment.provider_reference))
+
+    def cancel(self, payment):
+        """Easypay's ``DELETE /single/{id}`` cancels a Multibanco reference and voids an MB WAY
+        authorisation; it answers ``204 No Content``."""
+        self.call_api("DELETE", self._url(f"/single/{payment.provider_reference}"), headers=self._headers(),
+                      empty_ok=True)
+
     # --- Refunds (``POST /refund/{capture id}``) -------------------------------------------
     def can_refund(self, payment):
         return bool(payment.provider_reference)

@@ -31,7 +31,14 @@ from django.utils.translation import gettext
 
 from checkout import attendee_emails, promo, state
 from checkout.models import CheckoutSession, OrderAction, Source
-from checkout.order_actions import PAID_STATES, OrderActionRefused, record, void_tickets, who
+from checkout.order_actions import (
+    PAID_STATES,
+    OrderActionRefused,
+    record,
+    settle_full_refund,
+    void_tickets,
+    who,
+)
 from ievents.money import format_money
 
 from .base import PaymentUpdate, ProviderError, RefundResult, UpdateKind
@@ -158,7 +165,10 @@ def _record(session: CheckoutSession, made: Refund, left: int, *, by, note: str,
     # announcement (``checkout.session.refunded``) shows the amount refunded.
     CheckoutSession.objects.filter(pk=session.pk).update(amount_refunded=F("amount_refunded") + made.amount)
     state.apply(session.pk, "refund" if full else "partial_refund", Source.ADMIN, detail=detail)
-    voided = void_tickets(session, None if full else (tickets or []), restock=restock)
+    if full:
+        voided = settle_full_refund(session, restock=restock)
+    else:
+        voided = void_tickets(session, tickets or [], restock=restock)
     if full:
         Payment.objects.filter(pk=made.payment_id).update(status=Payment.Status.REFUNDED)
         promo.release_uses(session, refunded=True)  # if its code gives uses back on a refund

@@ -57,6 +57,12 @@ class SandboxProvider(PaymentProvider):
         """Test money goes back at once."""
         return RefundResult(f"sbx_{key}")
 
+    def can_cancel(self, payment):
+        return True
+
+    def cancel(self, payment):
+        """A test payment page simply stops taking payment."""
+
     def verify_webhook(self, request: InboundRequest) -> None:
         if not self.config.webhook_secret:
             raise SignatureError("no sandbox webhook secret is configured")

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext
 
-from checkout import attendee_emails, promo, state
+from checkout import attendee_emails, order_actions, promo, state
 from checkout import services as checkout
 from checkout.models import CheckoutSession, Source, Status
 
@@ -218,15 +218,36 @@ def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str
             return "ignored"  # the same refund told twice (charge.refunded and refund.created)
         if trigger in ("expire", "cancel"):
             checkout.end_session(locked.pk, trigger, source, update.detail)
+        elif trigger in ("refund", "partial_refund"):
+            _refunded_at_provider(locked, payment, trigger, update, source)
         else:
             state.apply(locked, trigger, source, detail=update.detail)
-            if trigger in ("refund", "partial_refund") and update.amount is not None:
-                CheckoutSession.objects.filter(pk=locked.pk).update(amount_refunded=update.amount)
-            if trigger == "refund":
-                promo.release_uses(locked, refunded=True)  # if its code gives uses back on a refund
-            if trigger in ("refund", "partial_refund"):
-                _tell_refund(locked, payment, update)
         return "applied"
+
+
+def _refunded_at_provider(locked: CheckoutSession, payment: Payment, trigger: str, update: PaymentUpdate,
+                          source: str) -> None:
+    """A refund made at the provider (its dashboard), not from our admin. ``update.amount``
+    is the total refunded so far; a full refund without one refunds everything paid. All
+    the money back ends the order as a refund from the admin does: its tickets are voided
+    (no one keeps an admission they were paid back for); their seats stay off sale, as
+    when the organizer does not tick "put back on sale" — selling them again is the
+    organizer's decision, not the provider's."""
+    if update.amount is None and trigger == "partial_refund":
+        checkout.flag_for_attention(locked, f"partly refunded at {locked.provider or 'the provider'}, amount not "
+                                            f"given: check it there")
+        return
+    _tell_refund(locked, payment, update)  # before the amount moves: the email says what is new
+    refunded = locked.amount_paid if update.amount is None else min(update.amount, locked.amount_paid)
+    if refunded >= locked.amount_paid:
+        trigger = "refund"
+    # Before the transition: its announcement shows the amount refunded.
+    locked.amount_refunded = refunded
+    locked.save(update_fields=["amount_refunded"])
+    state.apply(locked, trigger, source, detail=update.detail)
+    if trigger == "refund":
+        order_actions.settle_full_refund(locked, restock=False)
+        promo.release_uses(locked, refunded=True)  # if its code gives uses back on a refund
 
 
 def _tell_refund(session: CheckoutSession, payment: Payment, update: PaymentUpdate) -> None:
@@ -241,6 +262,49 @@ def _tell_refund(session: CheckoutSession, payment: Payment, update: PaymentUpda
                                       "outside": False})
 
 
+def cancel_order(session: CheckoutSession, *, by, note: str = "", key: str) -> tuple[CheckoutSession, list[str]]:
+    """The organizer's "Cancel order": an unpaid order is canceled (its hold ends), a paid one
+    with a full refund of what is left (``key``: that refund's, one per click); then its
+    payments still open at their providers are stopped where the provider allows it.
+    Returns the order as canceled and what could not be stopped (``cancel_open_payments``)."""
+    if session.status in order_actions.PAID_STATES:
+        canceled = refunds.cancel_paid_order(session, by=by, note=note, key=key)
+    else:
+        canceled = order_actions.cancel_order(session, by=by, note=note)
+    return canceled, cancel_open_payments(canceled)
+
+
+OPEN_PAYMENT_STATUSES = (Payment.Status.STARTED, Payment.Status.PENDING, Payment.Status.AUTHORIZED)
+
+
+def cancel_open_payments(session: CheckoutSession) -> list[str]:
+    """The order was canceled: stop its payments still open at their providers, where the
+    provider's API allows it. Returns, for people, what could not be stopped (a payment
+    that then arrives anyway is recorded and flagged for a refund, never tickets:
+    ``checkout.services.record_payment_succeeded``). Called after the cancellation has
+    committed: the providers are called outside any lock."""
+    problems = []
+    for payment in Payment.objects.filter(session=session, status__in=OPEN_PAYMENT_STATUSES).order_by("id"):
+        payment.session = session
+        try:
+            provider = get_provider(payment.provider, session.organization)
+            if not provider.can_cancel(payment):
+                problems.append(gettext("%(provider)s cannot cancel payment %(payment)s through its API: if it is "
+                                        "paid, the order is flagged for a refund") % {
+                    "provider": provider.label, "payment": payment.public_id})
+                continue
+            provider.cancel(payment)
+        except ProviderError as exc:
+            log.warning("payment %s of canceled order %s not canceled at the provider: %s", payment.public_id,
+                        session.public_id, exc)
+            problems.append(gettext("payment %(payment)s could not be canceled at the provider (%(error)s): if it "
+                                    "is paid, the order is flagged for a refund") % {"payment": payment.public_id,
+                                                                                    "error": exc})
+            continue
+        Payment.objects.filter(pk=payment.pk, status__in=OPEN_PAYMENT_STATUSES).update(status=Payment.Status.CANCELED)
+    return problems
+
+
 def _payment_told_of(session: CheckoutSession, update: PaymentUpdate, provider: str) -> Payment | None:
     """The session's payment the news is about: the one with the reference it names, else
     the newest of that provider's (a payment intent's news names the session, not the
@@ -253,15 +317,22 @@ def _payment_told_of(session: CheckoutSession, update: PaymentUpdate, provider: 
     return payments.first()
 
 
+PAID_OR_REFUNDED = (Status.PAID, Status.COMPLETED, Status.PARTIALLY_REFUNDED, Status.REFUNDED)
+# A payment whose money the order took (and may since have given back).
+MONEY_KEPT = (Payment.Status.SUCCEEDED, Payment.Status.REFUNDED)
+
+
 def _paid_twice(session: CheckoutSession, payment: Payment, update: PaymentUpdate) -> bool:
     """A second, different payment succeeded for an order already paid (a Multibanco
     reference paid at the ATM after the attendee switched to a card, say): that money must
-    go back. Flag it once; news of the payment that did pay is not this."""
-    if not update.provider_reference or session.status not in (Status.PAID, Status.COMPLETED):
+    go back. Flag it once; news of the payment that did pay is not this. "Already paid"
+    includes an order since refunded, in part or in full (its payment then shows
+    ``refunded``): the second money is no more the order's after a refund than before."""
+    if not update.provider_reference or session.status not in PAID_OR_REFUNDED:
         return False
-    if payment.status == Payment.Status.SUCCEEDED:
+    if payment.status in MONEY_KEPT:
         return False
-    if not Payment.objects.filter(session=session, status=Payment.Status.SUCCEEDED).exclude(pk=payment.pk).exists():
+    if not Payment.objects.filter(session=session, status__in=MONEY_KEPT).exclude(pk=payment.pk).exists():
         return False
     _record_on_payment(payment, update)
     checkout.flag_for_attention(session, f"paid twice: {payment.provider} payment {payment.public_id} arrived after "

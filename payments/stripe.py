@@ -171,6 +171,15 @@ class StripeProvider(PaymentProvider):
             raise ProviderError(f"stripe: the refund {status} ({made.get('failure_reason') or 'no reason given'})")
         return RefundResult(str(made.get("id") or ""), "succeeded" if status == "succeeded" else "pending")
 
+    # --- Cancelling (``POST /v1/checkout/sessions/{id}/expire``) ------------------------
+    def can_cancel(self, payment):
+        return bool(payment.provider_reference)
+
+    def cancel(self, payment):
+        """Expire the Checkout Session: its page stops taking payment. Stripe refuses a
+        session already complete (paid): a ``ProviderError``, and that money is flagged."""
+        self._call("expire checkout session", self._client().v1.checkout.sessions.expire, payment.provider_reference)
+
     # --- Webhooks ---------------------------------------------------------------------
     def verify_webhook(self, request: InboundRequest) -> None:
         secret = self.require_secret()

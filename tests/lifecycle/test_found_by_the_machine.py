@@ -1,0 +1,96 @@
+"""Examples the lifecycle machine (tests/lifecycle/machine.py) found, kept as ordinary tests.
+
+Each is the shrunk example as it was reported, replayed through the same world and checked
+against the same contract, plus the assertion that names what was wrong.
+"""
+
+import pytest
+
+from checkout.models import OrderAction, Status, Ticket
+
+from .machine import CONTRACT, Gate, LifecycleMachine, World, provider_apis
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world():
+    gate = Gate()
+    gate.server.start()
+    made = World.create(gate, on_error="block")
+    LifecycleMachine.world = made
+    with provider_apis(lambda: LifecycleMachine.world):
+        yield made
+    LifecycleMachine.world = None
+    gate.server.stop()
+
+
+def holds(world: World) -> None:
+    for check in CONTRACT:
+        check(world)
+
+
+def bought(world: World, quantities, way=("sandbox", "card"), outcome="paid"):
+    """``LifecycleMachine.buy``: tickets, details the gate allows, Pay, the provider's news."""
+    session = world.open_order(quantities)
+    assert world.submit_details(session.pk, "Ana Silva", "ana@example.com", "allow").allowed
+    payment = world.pay(session.pk, *way)
+    truth = world.truth[payment.provider_reference]
+    world.settle(truth, outcome, session.amount_total)
+    from django.test import Client
+
+    world.provider_news(truth, Client())
+    return world.session(session.pk), truth
+
+
+def test_a_partial_refund_that_voids_every_ticket_keeps_a_fee_by_the_organizers_choice(world):
+    """Found: one ticket, a 40 % refund voiding it. The order keeps €6.00 without a ticket:
+    the organizer's decision, in its history — not money nobody decided about, so no flag."""
+    session, _ = bought(world, [0, 1])
+    world.organizer_refund(session.pk, 400, restock=False, some_tickets=False, outside=False)
+    session.refresh_from_db()
+    assert session.status == Status.PARTIALLY_REFUNDED and not session.needs_attention
+    assert not Ticket.objects.filter(session=session, voided_at__isnull=True).exists()
+    assert session.actions.filter(kind=OrderAction.Kind.REFUND).exists()
+    holds(world)
+
+
+@pytest.mark.parametrize("refund", ["partial", "full"])
+def test_a_second_payment_arriving_after_a_refund_is_flagged(world, refund):
+    """Two payments started (a Multibanco reference, then the card that paid); the order is
+    refunded, then the reference is paid at an ATM. Its money must be flagged, not absorbed."""
+    from django.test import Client
+
+    session = world.open_order([1, 0])
+    world.submit_details(session.pk, "Ana Silva", "ana@example.com", "allow")
+    reference = world.truth[world.pay(session.pk, "easypay", "multibanco").provider_reference]
+    card = world.truth[world.pay(session.pk, "sandbox", "card").provider_reference]
+    world.settle(card, "paid", 2500)
+    world.provider_news(card, Client())
+    world.organizer_refund(session.pk, 1000 if refund == "partial" else 2500, restock=True, some_tickets=True,
+                           outside=False)
+    world.settle(reference, "paid", 2500)
+    world.provider_news(reference, Client())
+    session.refresh_from_db()
+    assert session.needs_attention.startswith("paid twice")
+    holds(world)
+
+
+def test_money_after_a_cancel_can_be_refunded_in_part_and_issues_no_tickets(world):
+    """Found: the attendee canceled, the sandbox payment arrived anyway (flagged, no
+    tickets), the organizer refunded 40 %. A partly refunded order need not have tickets: it
+    was never completed, and the rest of its money stays flagged."""
+    from django.test import Client
+
+    session = world.open_order([0, 1])
+    world.submit_details(session.pk, "Ana Silva", "ana@example.com", "allow")
+    truth = world.truth[world.pay(session.pk, "sandbox", "card").provider_reference]
+    world.attendee_cancels(session.pk)
+    world.settle(truth, "paid", 1000)
+    world.provider_news(truth, Client())
+    world.organizer_refund(session.pk, 400, restock=False, some_tickets=False, outside=False)
+    session.refresh_from_db()
+    assert (session.status, session.amount_refunded) == (Status.PARTIALLY_REFUNDED, 400)
+    assert session.needs_attention.startswith("paid after the order was canceled")
+    assert not Ticket.objects.filter(session=session).exists()
+    holds(world)

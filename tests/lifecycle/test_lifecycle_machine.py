@@ -1,0 +1,53 @@
+"""The order lifecycle's invariants, proved over random interleavings (tests/lifecycle/machine.py).
+
+Bounded for CI: ``LIFECYCLE_EXAMPLES`` examples (default 20) of up to ``LIFECYCLE_STEPS``
+steps (default 30) each, on the database the suite runs on — SQLite, and PostgreSQL with
+``DATABASE_URL`` (marked ``postgres`` there: real row locks). A longer hunt:
+
+    LIFECYCLE_EXAMPLES=500 LIFECYCLE_STEPS=60 .venv/bin/pytest tests/lifecycle/test_lifecycle_machine.py
+
+Failing examples it found are kept as ordinary tests in tests/lifecycle/test_found_by_the_machine.py.
+"""
+
+import os
+
+import pytest
+from django.conf import settings as django_settings
+from django.test import override_settings
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from .machine import REACHED, Gate, LifecycleMachine, provider_apis
+
+EXAMPLES = int(os.environ.get("LIFECYCLE_EXAMPLES", "20"))
+STEPS = int(os.environ.get("LIFECYCLE_STEPS", "30"))
+ON_POSTGRES = django_settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+def _run():
+    gate = Gate()
+    gate.server.start()
+    LifecycleMachine.gate = gate
+    try:
+        # The gate's guards are proved in tests/gate; here every answer must reach the checkout.
+        with override_settings(GATE_RATE_LIMIT_PER_SESSION=10**6, GATE_RATE_LIMIT_PER_IP=10**6,
+                               GATE_BREAKER_FAILURES=10**6), provider_apis(lambda: LifecycleMachine.world):
+            run_state_machine_as_test(LifecycleMachine, settings=settings(
+                max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+                phases=[Phase.explicit, Phase.generate, Phase.shrink],
+            ))
+    finally:
+        print("lifecycle: reached", dict(sorted(REACHED.items())))
+        gate.server.stop()
+        LifecycleMachine.world = None
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="the PostgreSQL run is test_the_lifecycle_keeps_its_invariants_on_postgres")
+def test_the_lifecycle_keeps_its_invariants(transactional_db):
+    _run()
+
+
+@pytest.mark.postgres
+def test_the_lifecycle_keeps_its_invariants_on_postgres(transactional_db):
+    _run()
