@@ -97,7 +97,7 @@ def both_languages(*fields: str) -> list[str]:
     return [f"{field}_{suffix}" for field in fields for suffix in IN_LANGUAGE]
 
 
-class BothLanguagesForm(LabelledInlineForm):
+class BothLanguagesForm(forms.ModelForm):
     """A form with the organizer's texts in English and Portuguese; ``required_texts`` are
     needed in one language at least (the attendee page shows the other's when one is empty)."""
 
@@ -120,7 +120,7 @@ class BothLanguagesForm(LabelledInlineForm):
         return cleaned
 
 
-class TicketTypeForm(MoneyFormMixin, BothLanguagesForm):
+class TicketTypeForm(MoneyFormMixin, BothLanguagesForm, LabelledInlineForm):
     """A ticket type with its price in the event's currency units: 18 is €18.00."""
 
     price = MoneyField(label=_("Price"))
@@ -135,7 +135,8 @@ class TicketTypeForm(MoneyFormMixin, BothLanguagesForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # Left out (a script posting the older form): one name per order, as before.
-        self.fields["holder_names"].required = False
+        if "holder_names" in self.fields:  # a viewer's form has no inputs
+            self.fields["holder_names"].required = False
 
     def clean_holder_names(self) -> str:
         return self.cleaned_data.get("holder_names") or HolderNames.ORDER
@@ -166,7 +167,7 @@ class TicketTypeInline(TenantScopedInline, admin.TabularInline):
     readonly_fields = ["reserved"]
 
 
-class QuestionForm(BothLanguagesForm):
+class QuestionForm(BothLanguagesForm, LabelledInlineForm):
     required_texts = ("text",)
 
     class Meta:
@@ -215,7 +216,8 @@ class EventAdminForm(BothLanguagesForm):
         label_inputs(self, all_fields=False)
         # Left out (a script posting the older form): the defaults, as before these existed.
         for name in ("duration_minutes", "invoice_details"):
-            self.fields[name].required = False
+            if name in self.fields:  # a viewer's form has no inputs
+                self.fields[name].required = False
 
     def clean_duration_minutes(self) -> int:
         return self.cleaned_data.get("duration_minutes") or Event._meta.get_field("duration_minutes").default

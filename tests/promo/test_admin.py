@@ -89,7 +89,7 @@ def test_a_ticket_type_is_hidden_from_the_event_admin(signed_in, event, ticket_t
     from tests.conftest import event_change_form
 
     data = {**event_change_form(event), "ticket_types-TOTAL_FORMS": 1, "ticket_types-INITIAL_FORMS": 1,
-            "ticket_types-0-id": ticket_type.pk, "ticket_types-0-event": event.pk, "ticket_types-0-name": "General",
+            "ticket_types-0-id": ticket_type.pk, "ticket_types-0-event": event.pk, "ticket_types-0-name_en": "General",
             "ticket_types-0-price": "25", "ticket_types-0-quantity": 100, "ticket_types-0-max_per_order": 10,
             "ticket_types-0-position": 0, "ticket_types-0-hidden": "on"}
     assert signed_in.post(f"/admin/ievents/event/{event.pk}/change/", data).status_code == 302
