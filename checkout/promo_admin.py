@@ -24,7 +24,7 @@ from ievents.models import Event, TicketType
 from ievents.roles import ADD
 
 from . import promo
-from .admin_export import csv_lines
+from .admin_export import csv_lines, dialect_for
 from .models import PromoCode, normalize_code
 
 
@@ -234,6 +234,6 @@ def codes_csv(codes, filename: str) -> StreamingHttpResponse:
             yield [code.code, code.event.name, gives, code.max_uses if code.max_uses is not None else "", code.used,
                    *when, f"{settings.PUBLIC_BASE_URL}{code.event.get_absolute_url()}?{urlencode({'code': code.code})}"]
 
-    response = StreamingHttpResponse(csv_lines(rows()), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(csv_lines(rows(), dialect_for()), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
