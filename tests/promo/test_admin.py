@@ -102,7 +102,7 @@ def test_single_use_codes_are_made_in_bulk_and_downloaded_as_csv(signed_in, even
         "event": event.pk, "count": 25, "prefix": "vip-", "percent_off": 100, "ticket_types": [ticket_type.pk],
         "valid_until": "2027-01-31 23:59"})
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode().removeprefix("\ufeff"))))  # BOM: Excel reads UTF-8
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode().removeprefix("\ufeff"))))
     assert rows[0][0] == "Code" and len(rows) == 26
     codes = {row[0] for row in rows[1:]}
     assert len(codes) == 25 and all(c.startswith("VIP-") for c in codes)
