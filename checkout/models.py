@@ -96,11 +96,11 @@ class CheckoutSession(models.Model):
     # until ``promo_uses_released`` (the hold ended, or a refund gave them back).
     promo_code = models.ForeignKey("PromoCode", null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="orders", editable=False)
-    promo_code_text = models.CharField(max_length=40, blank=True, editable=False)
-    promo_terms = models.JSONField(default=dict, blank=True, editable=False)
-    promo_uses = models.PositiveIntegerField(default=0, editable=False)
-    promo_uses_released = models.BooleanField(default=False, editable=False)
-    discount_total = models.PositiveIntegerField(default=0, editable=False, help_text="Minor units.")
+    promo_code_text = models.CharField(max_length=40, blank=True, default="", db_default="", editable=False)
+    promo_terms = models.JSONField(default=dict, db_default={}, blank=True, editable=False)
+    promo_uses = models.PositiveIntegerField(default=0, db_default=0, editable=False)
+    promo_uses_released = models.BooleanField(default=False, db_default=False, editable=False)
+    discount_total = models.PositiveIntegerField(default=0, db_default=0, editable=False, help_text="Minor units.")
 
     # Reconciliation: money that arrived but could not be turned into tickets.
     needs_attention = models.CharField(max_length=300, blank=True, editable=False)
@@ -179,7 +179,7 @@ class LineItem(models.Model):
     unit_price = models.PositiveIntegerField(help_text="The list price of one ticket, minor units.")
     # What the order's promo code took off one ticket (checkout.promo.unit_discount), never
     # more than its price.
-    unit_discount = models.PositiveIntegerField(default=0)
+    unit_discount = models.PositiveIntegerField(default=0, db_default=0)
     # For a ticket type with a name on each ticket: one {"name", "email"} per ticket, in
     # order (checkout.holders); copied onto the tickets when they are issued.
     holders = models.JSONField(default=list, db_default=[], blank=True)

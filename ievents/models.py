@@ -169,7 +169,7 @@ class TicketType(models.Model):
     position = models.PositiveIntegerField(default=0)
     # Off the public page: sold only with an access code that reveals it (checkout.promo).
     hidden = models.BooleanField(
-        default=False, verbose_name="only with an access code",
+        default=False, db_default=False, verbose_name="only with an access code",
         help_text="Hidden from the event page; shown to attendees whose promo code reveals it.",
     )
     # Named tickets: one name for the whole order (the buyer's), or a holder named on each
