@@ -19,8 +19,8 @@ from django.urls import path
 from django.utils import timezone
 
 from ievents.admin_base import TenantScopedAdmin, permitted_organization_ids
-from ievents.admin_money import MoneyField, MoneyFormMixin, format_money
 from ievents.models import Event, TicketType
+from ievents.money import MoneyField, MoneyFormMixin, format_money, to_minor
 from ievents.roles import ADD
 
 from . import promo
@@ -194,8 +194,6 @@ class BulkCodesForm(forms.Form):
         self.fields["ticket_types"].queryset = TicketType.objects.filter(event__in=events).select_related("event")
 
     def clean(self):
-        from ievents.admin_money import to_minor
-
         cleaned = super().clean()
         event = cleaned.get("event")
         if event is None:

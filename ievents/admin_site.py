@@ -9,9 +9,9 @@ from django.utils.translation import gettext_lazy as _
 
 from . import two_factor_views
 from .admin_base import permitted_organization_ids
-from .admin_money import format_money
 from .admin_overview import upcoming_overview
 from .admin_time import in_zone, organization_zone
+from .money import format_money
 
 
 def codes_given_shown(events) -> list[dict]:

@@ -26,8 +26,8 @@ from playwright.sync_api import expect
 from standardwebhooks.webhooks import Webhook
 
 from checkout.models import CheckoutSession, Status, Ticket
-from ievents.admin_money import format_money
 from ievents.models import Event
+from ievents.money import format_money
 from payments.models import IntegrationSettings, Payment
 from tests.browser.admin_pages import choose_organization, fill_new_event, secret_shown_once
 from tests.faults.stack import check_invariants, run_database_url
