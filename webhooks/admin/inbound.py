@@ -13,8 +13,8 @@ class InboundWebhookAdmin(TenantScopedAdmin):
     """Every delivery a provider made, verified or not. Organizers see their own; deliveries
     to org ``_`` (the platform's environment secrets) only superusers see."""
 
-    list_display = ["received_at", "provider", "organization", "type", "event_id", "verified", "outcome", "session",
-                    "short_error"]
+    list_display = ["received_at", "provider", "organization", "type", "event_id", "verified", "outcome", "duplicates",
+                    "session", "short_error"]
     list_filter = ["provider", "outcome", "verified"]
     search_fields = ["event_id", "session__public_id"]
     list_select_related = ["organization", "session"]
