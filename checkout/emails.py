@@ -68,11 +68,20 @@ def calendar_for(session) -> str:
     )
 
 
-def build(session) -> TicketEmail:
-    """The email for a completed session, from its tickets, event and payment."""
+def build(session, payment=None) -> TicketEmail:
+    """The email for a completed session, from its tickets, event and payment.
+
+    A completion in this request hands over what it holds, so nothing is read back: the
+    tickets it just issued (``session.issued_tickets``, set by ``services._issue_tickets``)
+    and the ``payment`` that paid (its organization came with the session's lock)."""
     event = session.event
-    issued = list(session.tickets.filter(voided_at__isnull=True).select_related("ticket_type"))
-    payment, organizer = _payment_and_organizer(session)
+    issued = getattr(session, "issued_tickets", None)
+    if issued is None:
+        issued = list(session.tickets.filter(voided_at__isnull=True).select_related("ticket_type"))
+    if payment is not None:
+        organizer = session.organization.name
+    else:
+        payment, organizer = _payment_and_organizer(session)
     context = {
         "session": session,
         "event": event,

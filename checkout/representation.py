@@ -43,7 +43,10 @@ def session_as_api(session) -> dict:
         for item in session.line_items.all()
     ]
     answers = {a.question.text: a.value for a in session.answers.all()}
-    tickets = ([t.code for t in session.tickets.all() if t.voided_at is None]
+    # A completion in this transaction holds the tickets it issued (``services._issue_tickets``):
+    # they are all the session has, so they are not read back.
+    issued = getattr(session, "issued_tickets", None)
+    tickets = ([t.code for t in (issued if issued is not None else session.tickets.all()) if t.voided_at is None]
                if session.status in STATUSES_WITH_TICKETS else [])
     return {
         "id": session.public_id,

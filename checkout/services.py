@@ -282,14 +282,16 @@ def approval_lapsed(session: CheckoutSession, approved_fingerprint: str | None) 
 
 
 def record_payment_succeeded(session: int | CheckoutSession, *, amount: int | None, currency: str, source: str,
-                             detail: str = "", approved_fingerprint: str | None = None) -> CheckoutSession:
+                             detail: str = "", approved_fingerprint: str | None = None,
+                             payment=None) -> CheckoutSession:
     """Money arrived. Complete the order if the approval, amount, currency and inventory
     allow; otherwise record the money and flag the order for the organizer.
 
     ``session``: a primary key, or the session its caller read with ``state.lock()`` in the
     current transaction. ``approved_fingerprint``: that of the details the payment was
-    started for (``approval_lapsed``). Idempotent: news of a payment already recorded
-    changes nothing.
+    started for (``approval_lapsed``). ``payment``: the payment that paid, when the caller
+    holds it (the ticket email says how the order was paid; else it reads it). Idempotent:
+    news of a payment already recorded changes nothing.
     """
     with transaction.atomic(savepoint=False):  # all or nothing with the caller's transaction
         if not isinstance(session, CheckoutSession):
@@ -318,7 +320,7 @@ def record_payment_succeeded(session: int | CheckoutSession, *, amount: int | No
             session.save(update_fields=["holds_released"])
         state.apply_steps(session, source, [state.Step("pay", detail, effects=_paid_in_full),
                                             state.Step("complete", effects=_issue_tickets)])
-        _send_confirmation_on_commit(session, source)
+        _send_confirmation_on_commit(session, source, payment=payment)
         return session
 
 
@@ -364,8 +366,11 @@ def complete(session_id: int, source: str) -> CheckoutSession:
 
 
 def _issue_tickets(session: CheckoutSession) -> None:
-    # Before the state machine announces "completed": that event carries the codes.
-    Ticket.objects.bulk_create(
+    # Before the state machine announces "completed": that event carries the codes. The rows
+    # bulk_create returns (with their ids, and the ticket types the line items brought) are kept
+    # on the instance as ``issued_tickets``: the announcement and the ticket email list them
+    # instead of reading them back (issue 26: two statements fewer per completion).
+    session.issued_tickets = Ticket.objects.bulk_create(
         Ticket(session=session, ticket_type=item.ticket_type)
         for item in session.line_items.all()
         for _ in range(item.quantity)
@@ -381,7 +386,7 @@ def _issue_tickets(session: CheckoutSession) -> None:
 SENT_BY_THE_PAGE = {Source.ATTENDEE, Source.RETURN_PAGE}
 
 
-def _send_confirmation_on_commit(session: CheckoutSession, source: str) -> None:
+def _send_confirmation_on_commit(session: CheckoutSession, source: str, payment=None) -> None:
     """Email the attendee their tickets once the transaction that issued them has committed.
 
     When the attendee is on our page (the return page, a free order) it is sent in their
@@ -390,16 +395,17 @@ def _send_confirmation_on_commit(session: CheckoutSession, source: str) -> None:
     answer should wait neither for a mail server nor for a broker.
     """
     if session.customer_email and source in SENT_BY_THE_PAGE:
-        email = confirmation_email(session)
+        email = confirmation_email(session, payment=payment)
         transaction.on_commit(lambda: send_confirmation(session.pk, email), robust=True)
 
 
 Email = emails.TicketEmail
 
 
-def confirmation_email(session: CheckoutSession) -> Email:
-    """The ticket email, from the session's tickets and event (a receipt: checkout.emails)."""
-    return emails.build(session)
+def confirmation_email(session: CheckoutSession, payment=None) -> Email:
+    """The ticket email, from the session's tickets and event (a receipt: checkout.emails).
+    ``payment``: the one that paid, when the caller holds it."""
+    return emails.build(session, payment=payment)
 
 
 def send_confirmation(session_id: int, email: Email | None = None, now=None) -> bool:

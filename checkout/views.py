@@ -165,12 +165,15 @@ def review(request, session_id):
 
 def return_page(request, session_id):
     """The attendee is back from the provider: confirm with it now, then show the status."""
-    session = _session(session_id)
-    payment_id = request.GET.get("payment", "")
-    payment = Payment.objects.filter(session=session, public_id=payment_id).first()
-    if payment is not None:
-        payments.confirm_on_return(session, payment)
-    return redirect("checkout:status", session.public_id)
+    # The payment and its session in one read (the session's gate and organization come
+    # along, as with ``_session``); only a link without a payment of this session reads the
+    # session alone, for its 404.
+    payment = (Payment.objects.select_related("session__event__gate", "session__organization")
+               .filter(session__public_id=session_id, public_id=request.GET.get("payment", "")).first())
+    if payment is None:
+        return redirect("checkout:status", _session(session_id).public_id)
+    payments.confirm_on_return(payment.session, payment)
+    return redirect("checkout:status", payment.session.public_id)
 
 
 @require_http_methods(["GET", "POST"])

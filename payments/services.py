@@ -207,7 +207,7 @@ def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str
             before = (locked.status, locked.needs_attention)
             checkout.record_payment_succeeded(
                 locked, amount=update.amount, currency=update.currency, source=source, detail=update.detail,
-                approved_fingerprint=payment.approved_fingerprint or None,
+                approved_fingerprint=payment.approved_fingerprint or None, payment=payment,
             )
             return "applied" if (locked.status, locked.needs_attention) != before else "ignored"
         trigger = TRIGGER_FOR_KIND[update.kind]

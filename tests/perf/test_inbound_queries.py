@@ -29,7 +29,8 @@ CEILINGS = {
     # payment read and updated; line items and answers; tickets issued; one save of the
     # session, transitions, events, endpoints and deliveries in bulk; the inbound row's
     # outcome; COMMIT.
-    "unique, completes the session": (20, 43),
+    # 20 → 19 (issue 26): the tickets bulk_create returns are announced, not read back.
+    "unique, completes the session": (19, 43),
 }
 
 
