@@ -107,6 +107,18 @@ def create_session(
     return session
 
 
+def check_available(items: list[Item]) -> None:
+    """Raise ``SoldOut`` when the ticket types as read (``item.ticket_type``) show fewer left
+    than wanted, repeated types summed. Only an early no, from rows already in hand: nothing
+    is read or locked, so a yes is decided by the hold (``inventory.reserve``)."""
+    wanted: dict[int, int] = {}
+    for item in items:
+        wanted[item.ticket_type.pk] = wanted.get(item.ticket_type.pk, 0) + max(item.quantity, 0)
+    for item in items:
+        if wanted[item.ticket_type.pk] > item.ticket_type.available:
+            raise inventory.SoldOut(item.ticket_type, wanted[item.ticket_type.pk])
+
+
 def _wanted(event: Event, items: list[Item]) -> dict[int, int]:
     """``{ticket_type_id: quantity}`` of an order the event may take, repeated types summed
     before they are checked; raises ``InvalidOrder`` (or ``SoldOut``, without waiting for

@@ -38,6 +38,9 @@ def event_page(request, event_id):
     if request.method == "POST" and form.is_valid():
         items = [services.Item(tt, qty) for tt, qty in form.selected() if qty]
         try:
+            # Known sold out from the rows this page just read: answered now, without the
+            # limits, a transaction or a lock (the on-sale's refused attendees, issue 26).
+            services.check_available(items)
             session = limits.hold_tickets(event, items, address=client_ip(request))
         except limits.LimitReached as exc:  # 429: the same page, the reason in its alert
             error, retry_after = exc.message, exc.retry_after
