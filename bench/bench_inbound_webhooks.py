@@ -28,9 +28,9 @@ workers, default 2 × cores + 1), `BENCH_SECONDS` (per phase, default 10),
 `BENCH_SESSIONS` (sessions seeded, default 8000; the unique phases stop when they run out).
 
 What a unique completing event costs (held by `tests/perf/test_inbound_queries.py`): the
-duplicate check, then one transaction that inserts the first copy (a savepoint around it,
-so a racing copy fails the unique key and is answered "duplicate"), finds and locks the
-session, records the payment, reads the line items and answers the announcements list,
+duplicate check, then one transaction that inserts the first copy (its first statement,
+so a racing copy fails the unique key and is answered "duplicate" with no savepoint), finds
+the session under its lock in one read, records the payment, reads the line items and answers the announcements list,
 issues the tickets, saves the session once and writes both transitions, both outbox
 events and their deliveries in bulk, and records the webhook's outcome. A duplicate is
 one statement: an UPDATE through the unique dedupe key that counts it on the first copy's

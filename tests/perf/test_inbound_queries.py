@@ -24,13 +24,15 @@ CEILINGS = {
     # through the unique dedupe_key index, counting it (2 before issue 26: a SELECT, then an
     # INSERT of a row per duplicate)
     "duplicate": (1, 4),
-    # duplicate check; BEGIN; the first copy inserted (a savepoint around it: a racing copy
-    # fails the unique key); the session found, then locked with its event's gate; the
-    # payment read and updated; line items and answers; tickets issued; one save of the
-    # session, transitions, events, endpoints and deliveries in bulk; the inbound row's
-    # outcome; COMMIT.
-    # 20 → 19 (issue 26): the tickets bulk_create returns are announced, not read back.
-    "unique, completes the session": (19, 43),
+    # duplicate check; BEGIN; the first copy inserted (its transaction's first statement, so a
+    # racing copy failing the unique key needs no savepoint); the session found and locked with
+    # its event's gate in one read; the payment read and updated; line items and answers;
+    # tickets issued; one save of the session, transitions, events, endpoints (and
+    # deliveries) in bulk; the inbound row's outcome; COMMIT.
+    # 20 → 15 (issue 26): tickets announced from bulk_create, not read back; no savepoint
+    # (2); the session found under its lock, not found then locked; the named-or-newest
+    # payment in one read.
+    "unique, completes the session": (15, 43),
 }
 
 
