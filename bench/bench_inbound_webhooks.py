@@ -11,8 +11,8 @@ session's row lock (paid → completed: tickets issued, two outbox events writte
 Phases, each `BENCH_SECONDS` long:
 
 - *unique*: every event is new and completes a session;
-- *duplicates*: the events of the unique phase sent again (verified, recorded as
-  duplicates, nothing else changes);
+- *duplicates*: the events of the unique phase sent again (verified, counted on the first
+  copy's row, nothing else changes);
 - *mixed*: one new event for every duplicate, as a provider retrying under load sends them.
 
 *Floor*: `POST /bench/floor` on the same gunicorn (`bench/inbound_floor_urls.py`): a
@@ -28,12 +28,13 @@ workers, default 2 × cores + 1), `BENCH_SECONDS` (per phase, default 10),
 `BENCH_SESSIONS` (sessions seeded, default 8000; the unique phases stop when they run out).
 
 What a unique completing event costs (held by `tests/perf/test_inbound_queries.py`): the
-duplicate check, then one transaction that inserts the first copy (a savepoint around it,
-so a racing copy fails the unique key and is answered "duplicate"), finds and locks the
-session, records the payment, reads the line items and answers the announcements list,
+duplicate check, then one transaction that inserts the first copy (its first statement,
+so a racing copy fails the unique key and is answered "duplicate" with no savepoint), finds
+the session under its lock in one read, records the payment, reads the line items and answers the announcements list,
 issues the tickets, saves the session once and writes both transitions, both outbox
 events and their deliveries in bulk, and records the webhook's outcome. A duplicate is
-two statements: the check and its own row. The organization and its decrypted settings
+one statement: an UPDATE through the unique dedupe key that counts it on the first copy's
+row (the check and the record at once). The organization and its decrypted settings
 are kept per process for 10 s (`payments.registry.inbound_route`).
 """
 

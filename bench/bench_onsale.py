@@ -75,6 +75,9 @@ TICKETS = int(os.environ.get("BENCH_ONSALE_TICKETS", "200"))
 ARRIVAL_SECONDS = float(os.environ.get("BENCH_ONSALE_ARRIVAL_SECONDS", "5"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", str(2 * (os.cpu_count() or 1) + 1)))
 SPREAD_TYPES = 20
+# Visitors of GET / (the home page) arriving among the attendees, one in ten: the cheap page
+# the sold-out answer is compared with under the same load (issue 26: its p99 at most 2×).
+HOME_VISITORS = int(os.environ.get("BENCH_ONSALE_HOME_VISITORS", str(max(ATTENDEES // 10, 1))))
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 CODE = re.compile(r'class="ticket-code">([A-Z0-9-]+)<')
 
@@ -120,6 +123,7 @@ class Rush:
     lock: threading.Lock = field(default_factory=threading.Lock)
     taking: list[float] = field(default_factory=list)  # POST tickets of the winners
     sold_out: list[float] = field(default_factory=list)  # POST tickets of the rest
+    home: list[float] = field(default_factory=list)  # GET / of the visitors among them
     took_at: list[float] = field(default_factory=list)
     server_errors: int = 0
     no_answer: list[str] = field(default_factory=list)
@@ -180,6 +184,25 @@ def attendee(base: str, seed: dict, wanted_field: str, arrive_at: float, rush: R
         rush.note("no_answer", str(exc)[:200])
 
 
+def home_visitor(base: str, arrive_at: float, rush: Rush) -> None:
+    """One GET / among the rush: the cheap page's latency under the same load."""
+    time.sleep(max(arrive_at - time.monotonic(), 0))
+    try:
+        t0 = time.monotonic()
+        response = requests.get(base + "/", headers={"X-Forwarded-Proto": "https"}, timeout=120)
+        took = time.monotonic() - t0
+    except requests.RequestException as exc:
+        rush.note("no_answer", f"GET /: {exc}"[:200])
+        return
+    if response.status_code >= 500:
+        with rush.lock:
+            rush.server_errors += 1
+    elif response.status_code == 200:
+        rush.note("home", took)
+    else:
+        rush.note("unexpected", f"GET / → {response.status_code}")
+
+
 class LockSampler:
     """Counts the lock waits of the database's backends, every 50 ms, while the rush runs."""
 
@@ -227,6 +250,8 @@ def rush(base: str, env: dict, database_url: str, types: int) -> dict:
     result = Rush()
     threads = [threading.Thread(target=attendee, args=(base, seed, seed["fields"][n % types], at, result))
                for n, at in enumerate(arrivals)]
+    threads += [threading.Thread(target=home_visitor, args=(base, start + random.uniform(0, ARRIVAL_SECONDS), result))
+                for _ in range(HOME_VISITORS)]
     with LockSampler(database_url) as sampler:
         for thread in threads:
             thread.start()
@@ -273,6 +298,10 @@ def run() -> list[Figure]:
         Figure("taking a ticket (winners' POST), p99", _ms(r.taking, 99), "ms", floor=_ms(f.taking, 99)),
         Figure("sold-out answer, p50", _ms(r.sold_out, 50), "ms", floor=_ms(f.sold_out, 50)),
         Figure("sold-out answer, p99", _ms(r.sold_out, 99), "ms", floor=_ms(f.sold_out, 99)),
+        Figure("sold-out answer p99 beside GET /'s", _ms(r.sold_out, 99), "ms", goal="≤ 200% of the floor",
+               floor=_ms(r.home, 99), note=f"floor = GET / p99 of {len(r.home)} visitors arriving among the "
+                                           f"attendees (p50 {_ms(r.home, 50):.0f} ms); sold-out p50 "
+                                           f"{_ms(r.sold_out, 50):.0f} ms"),
         Figure("one ticket type: lock waits", sum(one["waits"].values()), "waits", note=waits(one)),
         Figure("20 ticket types (floor): lock waits", sum(spread["waits"].values()), "waits", note=waits(spread)),
         Figure("20 ticket types (floor): tickets sold", spread["db"]["tickets"], "tickets", goal=f"= {TICKETS}",

@@ -108,17 +108,26 @@ def calendar_for(session, link: str | None = None, issued: list | None = None) -
     )
 
 
-def build(session) -> TicketEmail:
+def build(session, payment=None) -> TicketEmail:
     """The email for a completed session, from its tickets, event and payment, in the
-    language the attendee bought in (the sweep sends it from a worker that has none)."""
+    language the attendee bought in (the sweep sends it from a worker that has none).
+
+    A completion in this request hands over what it holds, so nothing is read back: the
+    tickets it just issued (``session.issued_tickets``, set by ``services._issue_tickets``)
+    and the ``payment`` that paid (its organization came with the session's lock)."""
     with translation.override(session.language):
-        return _build(session)
+        return _build(session, payment)
 
 
-def _build(session) -> TicketEmail:
+def _build(session, payment=None) -> TicketEmail:
     event = session.event
-    issued = list(session.tickets.filter(voided_at__isnull=True).select_related("ticket_type"))
-    payment, organizer = _payment_and_organizer(session)
+    issued = getattr(session, "issued_tickets", None)
+    if issued is None:
+        issued = list(session.tickets.filter(voided_at__isnull=True).select_related("ticket_type"))
+    if payment is not None:
+        organizer = session.organization.name
+    else:
+        payment, organizer = _payment_and_organizer(session)
     link = order_link(session)
     context = {
         **order_context(session),

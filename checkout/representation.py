@@ -60,7 +60,10 @@ def _as_api(session) -> dict:
     ]
     type_ids = {item.ticket_type_id: item.ticket_type.public_id for item in session.line_items.all()}
     answers = {a.question.text: a.value for a in session.answers.all()}
-    valid = ([t for t in session.tickets.all() if t.voided_at is None]
+    # A completion in this transaction holds the tickets it issued (``services._issue_tickets``):
+    # they are all the session has, so they are not read back.
+    issued = getattr(session, "issued_tickets", None)
+    valid = ([t for t in (issued if issued is not None else session.tickets.all()) if t.voided_at is None]
              if session.status in STATUSES_WITH_TICKETS else [])
     tickets = [t.code for t in valid]
     # Who each ticket admits: its own holder, or the buyer (``tickets`` stays the list of codes).

@@ -54,6 +54,9 @@ def event_page(request, event_id):
     if request.method == "POST" and form.is_valid() and not code_error:
         items = [services.Item(tt, qty) for tt, qty in form.selected() if qty]
         try:
+            # Known sold out from the rows this page just read: answered now, without the
+            # limits, a transaction or a lock (the on-sale's refused attendees, issue 26).
+            services.check_available(items)
             session = limits.hold_tickets(event, items, address=client_ip(request), promo_code=code)
         except limits.LimitReached as exc:  # 429: the same page, the reason in its alert
             error, retry_after = exc.message, exc.retry_after
@@ -198,12 +201,15 @@ def review(request, session_id):
 
 def return_page(request, session_id):
     """The attendee is back from the provider: confirm with it now, then show the status."""
-    session = _session(session_id)
-    payment_id = request.GET.get("payment", "")
-    payment = Payment.objects.filter(session=session, public_id=payment_id).first()
-    if payment is not None:
-        payments.confirm_on_return(session, payment)
-    return redirect("checkout:status", session.public_id)
+    # The payment and its session in one read (the session's gate and organization come
+    # along, as with ``_session``); only a link without a payment of this session reads the
+    # session alone, for its 404.
+    payment = (Payment.objects.select_related("session__event__gate", "session__organization")
+               .filter(session__public_id=session_id, public_id=request.GET.get("payment", "")).first())
+    if payment is None:
+        return redirect("checkout:status", _session(session_id).public_id)
+    payments.confirm_on_return(payment.session, payment)
+    return redirect("checkout:status", payment.session.public_id)
 
 
 @require_http_methods(["GET", "POST"])

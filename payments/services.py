@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Case, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext
@@ -142,7 +143,8 @@ def start_payment(payment: Payment, *, method: str = "", phone: str = "") -> Pay
     return payment
 
 
-def find_session(update: PaymentUpdate, organization_id: int | None, provider: str) -> CheckoutSession | None:
+def find_session(update: PaymentUpdate, organization_id: int | None, provider: str, *,
+                 lock: bool = False) -> CheckoutSession | None:
     """The session an update is about: one with a payment of ``provider`` (the one the
     update names, when it names one), within the organization the news was verified for.
 
@@ -150,6 +152,10 @@ def find_session(update: PaymentUpdate, organization_id: int | None, provider: s
     may only touch sessions of organizations that have no webhook secret of their own for
     that provider: whoever holds the platform's secret must not reach a tenant that chose
     its own. News of one provider never touches another provider's payments.
+
+    ``lock``: read it as ``checkout.state.lock`` does (its row locked until the caller's
+    transaction ends, with its event's gate and organization), so ``apply_update`` can be
+    handed it with ``locked=True`` instead of reading it again (issue 26).
     """
     if "\x00" in update.session_public_id + update.provider_reference:
         return None  # no id of ours contains NUL, and PostgreSQL would refuse the query
@@ -167,6 +173,10 @@ def find_session(update: PaymentUpdate, organization_id: int | None, provider: s
     else:
         own_secret = IntegrationSettings.objects.filter(provider=provider).exclude(webhook_secret="")
         sessions = sessions.exclude(organization_id__in=own_secret.values("organization_id"))
+    if lock:
+        if transaction.get_autocommit():
+            raise transaction.TransactionManagementError("find_session(lock=True) outside a transaction locks nothing")
+        sessions = sessions.select_for_update(of=("self",)).select_related("event__gate", "organization")
     return sessions.first()
 
 
@@ -183,17 +193,20 @@ TRIGGER_FOR_KIND = {
 }
 
 
-def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str, provider: str) -> str:
+def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str, provider: str,
+                 locked: bool = False) -> str:
     """Apply one piece of ``provider``'s news to a session. Returns ``"applied"`` or ``"ignored"``.
 
     Runs in the caller's transaction (a webhook's) when there is one. Updates that would
     move the session backwards (``processing`` after ``paid``) have no row in the
-    transition table: they are ignored, never applied.
+    transition table: they are ignored, never applied. ``locked``: ``session`` was read
+    under its lock in the caller's transaction (``find_session(lock=True)``), so it is not
+    read again.
     """
     # Part of a webhook's transaction: nothing here is retried on its own, so a savepoint
     # would only cost two statements.
     with transaction.atomic(savepoint=False):
-        locked = state.lock(session.pk)
+        locked = session if locked else state.lock(session.pk)
         if locked is None:
             raise CheckoutSession.DoesNotExist(f"no checkout session {session.pk}")
         payment = _payment_told_of(locked, update, provider)
@@ -208,7 +221,7 @@ def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str
             before = (locked.status, locked.needs_attention)
             checkout.record_payment_succeeded(
                 locked, amount=update.amount, currency=update.currency, source=source, detail=update.detail,
-                approved_fingerprint=payment.approved_fingerprint or None,
+                approved_fingerprint=payment.approved_fingerprint or None, payment=payment,
             )
             return "applied" if (locked.status, locked.needs_attention) != before else "ignored"
         trigger = TRIGGER_FOR_KIND[update.kind]
@@ -309,12 +322,13 @@ def _payment_told_of(session: CheckoutSession, update: PaymentUpdate, provider: 
     """The session's payment the news is about: the one with the reference it names, else
     the newest of that provider's (a payment intent's news names the session, not the
     Checkout Session we stored)."""
-    payments = Payment.objects.filter(session=session, provider=provider).order_by("-id")
+    payments = Payment.objects.filter(session=session, provider=provider)
     if update.provider_reference:
-        named = payments.filter(provider_reference=update.provider_reference).first()
-        if named is not None:
-            return named
-    return payments.first()
+        # The named one first, else the newest: one read, not a second when none is named
+        # (issue 26).
+        named_first = Case(When(provider_reference=update.provider_reference, then=Value(0)), default=Value(1))
+        return payments.order_by(named_first, "-id").first()
+    return payments.order_by("-id").first()
 
 
 PAID_OR_REFUNDED = (Status.PAID, Status.COMPLETED, Status.PARTIALLY_REFUNDED, Status.REFUNDED)

@@ -12,10 +12,12 @@ The order of things is the security model:
    (``payments.registry.inbound_route``); a request they refuse is verified again with
    fresh ones before it is refused;
 3. only then is the body parsed (``MalformedWebhook`` → 400, recorded);
-4. a copy of a delivery already recorded is recorded as a duplicate (200); otherwise a
-   row with a unique ``dedupe_key`` is inserted in the same transaction that applies the
-   update, so of 50 copies arriving at once exactly one gets past the insert; the others
-   wait on the unique index, then fail it and answer 200 "duplicate";
+4. a copy of a delivery already recorded is counted on the first copy's row (``duplicates``,
+   one UPDATE through the unique ``dedupe_key`` index: the lookup and the record in one
+   statement) and answered 200 "duplicate"; otherwise a row with a unique ``dedupe_key`` is
+   inserted in the same transaction that applies the update, so of 50 copies arriving at once
+   exactly one gets past the insert; the others wait on the unique index, then fail it, are
+   counted the same way and answer 200 "duplicate";
 5. a transient failure (the provider's API is down, our database hiccups) rolls all of
    that back and answers 503, so the provider sends the event again.
 
@@ -32,7 +34,9 @@ from urllib.parse import parse_qsl, urlencode
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F
 from django.http import JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -150,17 +154,31 @@ def process_verified(provider: PaymentProvider, organization: Organization | Non
     dedupe_key = f"{provider_name}:{org_key}:{event_id}"[:300]
     fields = {**base, "verified": True, "event_id": event_id, "type": storable(parsed.type, 100)}
     try:
-        if reprocess_row is None and InboundWebhook.objects.filter(dedupe_key=dedupe_key).exists():
-            return _duplicate(fields)  # the common retry
-        with transaction.atomic():
-            if reprocess_row is not None:
-                row = InboundWebhook.objects.select_for_update().get(pk=reprocess_row.pk)
-            else:
-                row = _record_first(fields, dedupe_key)
-                if row is None:
-                    return _duplicate(fields)
-            row.outcome, row.session, row.error = _apply(parsed, organization, provider_name)
-            row.save(update_fields=["outcome", "session", "error"])
+        if reprocess_row is None and _counted_duplicate(dedupe_key):
+            return _DUPLICATE  # the common retry: one indexed UPDATE, nothing else
+        inserted = False
+        try:
+            with transaction.atomic():
+                if reprocess_row is not None:
+                    row = InboundWebhook.objects.select_for_update().get(pk=reprocess_row.pk)
+                else:
+                    # The first copy, inserted with its key as the transaction's first statement:
+                    # a racing copy's insert waits on the unique index for this transaction to
+                    # end, then fails it; with nothing else written yet, that failure rolls back
+                    # only the insert, so no savepoint is needed around it (issue 26: two
+                    # statements fewer per unique webhook).
+                    row = InboundWebhook.objects.create(**fields, dedupe_key=dedupe_key,
+                                                        outcome=InboundWebhook.Outcome.IGNORED)
+                    inserted = True
+                row.outcome, row.session, row.error = _apply(parsed, organization, provider_name)
+                row.save(update_fields=["outcome", "session", "error"])
+        except IntegrityError:
+            # Our key taken by a racing copy that committed first (its row exists now): a
+            # duplicate, counted on it. Any other unique key, or one met while applying, is a
+            # failure like any database error (below).
+            if not inserted and reprocess_row is None and _counted_duplicate(dedupe_key):
+                return _DUPLICATE
+            raise
     except (ProviderUnavailable, DatabaseError) as exc:
         log.warning("inbound %s webhook %s failed, the provider will retry: %s", provider_name, parsed.event_id, exc)
         return _record_failure(fields, reprocess_row, InboundWebhook.Outcome.FAILED,
@@ -168,19 +186,18 @@ def process_verified(provider: PaymentProvider, organization: Organization | Non
     return Received(200, row.outcome, row.error, row)
 
 
-def _record_first(fields: dict, dedupe_key: str) -> InboundWebhook | None:
-    """Insert the first copy with its key, or None when another copy holds the key: the
-    unique index decides, making this insert wait for that copy's transaction to end."""
-    try:
-        with transaction.atomic():
-            return InboundWebhook.objects.create(**fields, dedupe_key=dedupe_key, outcome=InboundWebhook.Outcome.IGNORED)
-    except IntegrityError:
-        return None
+_DUPLICATE = Received(200, InboundWebhook.Outcome.DUPLICATE, "already received")
 
 
-def _duplicate(fields: dict) -> Received:
-    row = InboundWebhook.objects.create(**fields, outcome=InboundWebhook.Outcome.DUPLICATE, error="already received")
-    return Received(200, InboundWebhook.Outcome.DUPLICATE, "already received", row)
+def _counted_duplicate(dedupe_key: str) -> bool:
+    """Whether a copy with this key was recorded, counting this one on its row if so.
+
+    One statement through the unique index: the check and the record together. A first copy
+    still in its transaction is not visible yet (0 rows), so its racing copy goes on to the
+    insert, which waits on the unique index (``process_verified``).
+    """
+    return bool(InboundWebhook.objects.filter(dedupe_key=dedupe_key).update(
+        duplicates=F("duplicates") + 1, last_duplicate_at=timezone.now()))
 
 
 def _apply(parsed: ParsedWebhook, organization: Organization | None, provider_name: str) -> tuple:
@@ -190,12 +207,15 @@ def _apply(parsed: ParsedWebhook, organization: Organization | None, provider_na
     if not parsed.updates:
         notes.append(f"{parsed.type}: nothing to do")
     for update in parsed.updates:
-        found = payments.find_session(update, organization.pk if organization else None, provider_name)
+        # Found and locked in one read (we are in the webhook's transaction): apply_update
+        # then works on that row as it is, under its lock.
+        found = payments.find_session(update, organization.pk if organization else None, provider_name, lock=True)
         if found is None:
             notes.append(f"{update.kind}: no session of this organization matches")
             continue
         session = found
-        result = payments.apply_update(found, update, source=Source.PROVIDER_WEBHOOK, provider=provider_name)
+        result = payments.apply_update(found, update, source=Source.PROVIDER_WEBHOOK, provider=provider_name,
+                                       locked=True)
         notes.append(f"{update.kind}: {result}")
         if result == "applied":
             outcome = InboundWebhook.Outcome.PROCESSED

@@ -63,8 +63,8 @@ def _assert_once(session):
     types = list(OutboxEvent.objects.filter(session=session).values_list("type", flat=True))
     assert types.count("checkout.session.paid") == 1 and types.count("checkout.session.completed") == 1
     assert session.transitions.filter(trigger="pay").count() == 1
-    outcomes = list(InboundWebhook.objects.values_list("outcome", flat=True))
-    assert outcomes.count("processed") == 1 and outcomes.count("duplicate") == COPIES - 1
+    # One row, the processed copy; every other copy counted on it (racing ones included).
+    assert list(InboundWebhook.objects.values_list("outcome", "duplicates")) == [("processed", COPIES - 1)]
 
 
 def test_fifty_concurrent_copies_of_a_stripe_event_apply_once(organization, event):

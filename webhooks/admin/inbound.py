@@ -16,8 +16,8 @@ class InboundWebhookAdmin(TenantScopedAdmin):
     to org ``_`` (the platform's environment secrets) only superusers see."""
     title = _("Messages from payment providers")
 
-    list_display = ["received_at", "provider", "organization", "type", "event_id", "verified", "outcome", "session",
-                    "short_error"]
+    list_display = ["received_at", "provider", "organization", "type", "event_id", "verified", "outcome", "duplicates",
+                    "session", "short_error"]
     list_filter = ["provider", "outcome", "verified"]
     search_fields = ["event_id", "session__public_id"]
     list_select_related = ["organization", "session"]

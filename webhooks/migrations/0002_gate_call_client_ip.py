@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('checkout', '0001_initial'),
         ('ievents', '0001_initial'),
-        ('webhooks', '0001_initial'),
+        ("webhooks", "0001_initial"),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('checkout', '0001_initial'),
         ('ievents', '0001_initial'),
-        ('webhooks', '0002_gate_call_client_ip'),
+        ("webhooks", "0002_gate_call_client_ip"),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('checkout', '0002_session_details_version'),
         ('ievents', '0001_initial'),
-        ('webhooks', '0003_gate_call_event_recent_index'),
+        ("webhooks", "0003_gate_call_event_recent_index"),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('webhooks', '0004_gate_call_rate_limit_indexes'),
+        ("webhooks", "0004_gate_call_rate_limit_indexes"),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('checkout', '0007_ticket_code_trigram_index'),
         ('ievents', '0003_event_timezone'),
-        ('webhooks', '0005_delivery_attempt_started_index'),
+        ("webhooks", "0005_delivery_attempt_started_index"),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('webhooks', '0006_gatecall_client_address_key'),
+        ("webhooks", "0006_gatecall_client_address_key"),
     ]
 
     operations = [
