@@ -50,13 +50,13 @@ def test_a_portuguese_organizer_prices_finds_and_refunds_an_order_in_portuguese(
 
     # A new event, priced as Portugal writes it.
     page.goto("/admin/ievents/event/add/")
-    page.locator("input[name=name]").fill("Noite de Dados do Porto")
+    page.locator("input[name=name_pt_pt]").fill("Noite de Dados do Porto")
     page.locator("input[name=starts_at_0]").fill("2030-05-17")
     page.locator("input[name=starts_at_1]").fill("19:30:00")
     page.locator("input[name=venue]").fill("Alfândega do Porto")
     page.locator("#ticket_types-group .add-row a").click()
     row = page.locator("tr.form-row.dynamic-ticket_types").first
-    row.locator("input[name$=-name]").fill("Normal")
+    row.locator("input[name$=-name_pt_pt]").fill("Normal")
     row.locator("input[name$=-price]").fill("18,50")
     row.locator("input[name$=-quantity]").fill("40")
     # The event form fits a laptop's width: nothing scrolls sideways.

@@ -35,14 +35,14 @@ def test_a_summer_evening_typed_in_the_admin_reads_the_same_everywhere(page, new
 
     page.goto("/admin/ievents/event/add/")
     choose_organization(page, organization)
-    page.get_by_label("Name:").fill("Fado at the castle")
+    page.get_by_label("Name in English:").fill("Fado at the castle")
     page.locator("input[name=starts_at_0]").fill("2027-07-10")
     page.locator("input[name=starts_at_1]").fill("20:00:00")
     # The zone the time is read in is written beside it.
     expect(page.locator(".field-starts_at .time-zone")).to_contain_text("Europe/Lisbon")
     page.get_by_text("Add another Ticket type").click()
     row = page.locator("tr.form-row.dynamic-ticket_types").first
-    row.locator("input[name$=-name]").fill("Standing")
+    row.locator("input[name$=-name_en]").fill("Standing")
     row.locator("input[name$=-price]").fill("18")
     row.locator("input[name$=-quantity]").fill("40")
     shot("event-typed")
