@@ -64,7 +64,7 @@ def test_a_portuguese_organizer_prices_finds_and_refunds_an_order_in_portuguese(
     checked(page, "event-form", shot, sentences)
     page.locator("input[name=_save]").click()
     expect(page.locator(".messagelist")).to_be_visible()
-    event = Event.objects.get(name="Noite de Dados do Porto")
+    event = Event.objects.get(name_pt_pt="Noite de Dados do Porto")
     assert event.ticket_types.get().price == 1850
 
     session, _ = paid_order(event, provider="sandbox", reference="pay_sbx_pt")  # two tickets, 37,00 €
