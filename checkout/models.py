@@ -100,7 +100,7 @@ class CheckoutSession(models.Model):
     promo_terms = models.JSONField(default=dict, db_default={}, blank=True, editable=False)
     promo_uses = models.PositiveIntegerField(default=0, db_default=0, editable=False)
     promo_uses_released = models.BooleanField(default=False, db_default=False, editable=False)
-    discount_total = models.PositiveIntegerField(default=0, db_default=0, editable=False, help_text="Minor units.")
+    discount_total = models.PositiveIntegerField(default=0, db_default=0, editable=False, help_text=_("Minor units."))
 
     # Reconciliation: money that arrived but could not be turned into tickets.
     needs_attention = models.CharField(max_length=300, blank=True, editable=False)
@@ -128,7 +128,7 @@ class CheckoutSession(models.Model):
     # organizer's invoicing, never a certified invoice of ours. Erased with the attendee.
     invoice_name = models.CharField(max_length=200, blank=True, default="", db_default="")
     invoice_tax_id = models.CharField(max_length=20, blank=True, default="", db_default="",
-                                      help_text="A Portuguese NIF, or another EU VAT number with its country prefix.")
+                                      help_text=_("A Portuguese NIF, or another EU VAT number with its country prefix."))
     invoice_address = models.CharField(max_length=500, blank=True, default="", db_default="")
 
     class Meta:
@@ -176,7 +176,7 @@ class LineItem(models.Model):
     session = models.ForeignKey(CheckoutSession, on_delete=models.CASCADE, related_name="line_items")
     ticket_type = models.ForeignKey(TicketType, on_delete=models.PROTECT, related_name="line_items")
     quantity = models.PositiveIntegerField()
-    unit_price = models.PositiveIntegerField(help_text="The list price of one ticket, minor units.")
+    unit_price = models.PositiveIntegerField(help_text=_("The list price of one ticket, minor units."))
     # What the order's promo code took off one ticket (checkout.promo.unit_discount), never
     # more than its price.
     unit_discount = models.PositiveIntegerField(default=0, db_default=0)
@@ -229,27 +229,27 @@ class PromoCode(models.Model):
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="promo_codes")
     public_id = models.CharField(max_length=40, unique=True, default=partial(new_public_id, "pc"), editable=False)
     code = models.CharField(
-        max_length=40, help_text="What attendees type: 3 to 40 letters, digits, - or _, any case.",
+        max_length=40, help_text=_("What attendees type: 3 to 40 letters, digits, - or _, any case."),
         validators=[RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,39}$",
                                    "Use 3 to 40 letters, digits, - or _, starting with a letter or digit.")],
     )
-    percent_off = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1 to 100 % off each ticket.")
+    percent_off = models.PositiveSmallIntegerField(null=True, blank=True, help_text=_("1 to 100 % off each ticket."))
     amount_off = models.PositiveIntegerField(null=True, blank=True,
-                                             help_text="Off each ticket, minor units; never below zero.")
+                                             help_text=_("Off each ticket, minor units; never below zero."))
     ticket_types = models.ManyToManyField(TicketType, blank=True, related_name="+",
-                                          help_text="The ticket types it applies to. None: every type.")
+                                          help_text=_("The ticket types it applies to. None: every type."))
     reveals_ticket_types = models.ManyToManyField(TicketType, blank=True, related_name="revealed_by",
-                                                  help_text="Hidden ticket types it shows and sells.")
-    max_uses = models.PositiveIntegerField(null=True, blank=True, help_text="Tickets in all. Empty: no limit.")
+                                                  help_text=_("Hidden ticket types it shows and sells."))
+    max_uses = models.PositiveIntegerField(null=True, blank=True, help_text=_("Tickets in all. Empty: no limit."))
     max_uses_per_order = models.PositiveIntegerField(null=True, blank=True,
-                                                     help_text="Tickets in one order. Empty: no limit.")
+                                                     help_text=_("Tickets in one order. Empty: no limit."))
     valid_from = models.DateTimeField(null=True, blank=True)
     valid_until = models.DateTimeField(null=True, blank=True)
     uses_return_on_refund = models.BooleanField(
-        default=True, verbose_name="a refunded order gives its uses back",
-        help_text="When a paid order is refunded in full or canceled, its uses can be taken again.",
+        default=True, verbose_name=_("a refunded order gives its uses back"),
+        help_text=_("When a paid order is refunded in full or canceled, its uses can be taken again."),
     )
-    used = models.PositiveIntegerField(default=0, editable=False, help_text="Held by open orders plus consumed.")
+    used = models.PositiveIntegerField(default=0, editable=False, help_text=_("Held by open orders plus consumed."))
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -416,24 +416,24 @@ class AttendeeEmail(models.Model):
     same change queued twice is one row."""
 
     class Kind(models.TextChoices):
-        TICKETS = "tickets", "Tickets sent again"
-        EMAIL_CHANGED = "email_changed", "Address corrected (notice to the old one)"
-        REFUND = "refund", "Refund"
-        CANCELED = "canceled", "Order canceled"
-        REMINDER = "reminder", "Payment reminder"
-        FLAGGED = "flagged", "Order held for the organizer"
-        RESOLVED = "resolved", "Order resolved"
-        ORDER_LINKS = "order_links", "Links to their orders"
+        TICKETS = "tickets", _("Tickets sent again")
+        EMAIL_CHANGED = "email_changed", _("Address corrected (notice to the old one)")
+        REFUND = "refund", _("Refund")
+        CANCELED = "canceled", _("Order canceled")
+        REMINDER = "reminder", _("Payment reminder")
+        FLAGGED = "flagged", _("Order held for the organizer")
+        RESOLVED = "resolved", _("Order resolved")
+        ORDER_LINKS = "order_links", _("Links to their orders")
 
     # Empty only for Find my order asked on no organization's page: every organization's orders.
     organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     session = models.ForeignKey(CheckoutSession, null=True, blank=True, on_delete=models.CASCADE,
                                 related_name="attendee_emails")
     kind = models.CharField(max_length=20, choices=Kind.choices)
-    key = models.CharField(max_length=120, unique=True, help_text="The change this email tells; one email each.")
+    key = models.CharField(max_length=120, unique=True, help_text=_("The change this email tells; one email each."))
     to = models.EmailField()
     language = models.CharField(max_length=10, blank=True, default="")
-    params = models.JSONField(default=dict, blank=True, help_text="What the email says that the order does not.")
+    params = models.JSONField(default=dict, blank=True, help_text=_("What the email says that the order does not."))
     # Who asked (Find my order): the client address key, for its rate limit. Empty otherwise.
     client_address = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -17,6 +17,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from ievents.admin_base import TenantScopedAdmin, permitted_organization_ids
 from ievents.models import Event, TicketType
@@ -29,8 +30,8 @@ from .models import PromoCode, normalize_code
 
 
 class PromoCodeForm(MoneyFormMixin, forms.ModelForm):
-    amount_off = MoneyField(label="Amount off", required=False, min_value=0,
-                            help_text="Off each ticket, in the event's currency: 5 means 5.00. Or a percentage.")
+    amount_off = MoneyField(label=_("Amount off"), required=False, min_value=0,
+                            help_text=_("Off each ticket, in the event's currency: 5 means 5.00. Or a percentage."))
     money_fields = ("amount_off",)
 
     class Meta:
@@ -122,7 +123,7 @@ class PromoCodeAdmin(TenantScopedAdmin):
             visible = Event.objects.all()
         return visible.filter(pk=pk).first() if pk and str(pk).isdigit() else None
 
-    @admin.display(description="Gives")
+    @admin.display(description=_("Gives"))
     def gives(self, code: PromoCode) -> str:
         if code.percent_off:
             return f"{code.percent_off} % off"
@@ -130,17 +131,17 @@ class PromoCodeAdmin(TenantScopedAdmin):
             return f"{format_money(code.amount_off, code.event.currency)} off"
         return "Access only"
 
-    @admin.display(description="Uses")
+    @admin.display(description=_("Uses"))
     def uses(self, code: PromoCode) -> str:
         return f"{code.used} of {code.max_uses}" if code.max_uses is not None else f"{code.used} (no limit)"
 
-    @admin.display(description="Valid until", ordering="valid_until")
+    @admin.display(description=_("Valid until"), ordering="valid_until")
     def valid_until_shown(self, code: PromoCode) -> str:
         if code.valid_until is None:
             return "—"
         return timezone.localtime(code.valid_until, event_zone(code.event)).strftime("%Y-%m-%d %H:%M %Z")
 
-    @admin.action(description="Export selected codes as CSV")
+    @admin.action(description=_("Export selected codes as CSV"))
     def export_csv(self, request, queryset):
         return codes_csv(queryset.select_related("event").order_by("event_id", "code"), "promo-codes.csv")
 
@@ -178,15 +179,15 @@ class PromoCodeAdmin(TenantScopedAdmin):
 
 class BulkCodesForm(forms.Form):
     event = forms.ModelChoiceField(queryset=Event.objects.none())
-    count = forms.IntegerField(label="How many codes", min_value=1, max_value=10_000, initial=50)
+    count = forms.IntegerField(label=_("How many codes"), min_value=1, max_value=10_000, initial=50)
     prefix = forms.RegexField(r"^([A-Za-z0-9][A-Za-z0-9-]{0,9})?$", required=False, max_length=10,
-                              help_text="Optional, up to 10 letters, digits or hyphens before each code.")
+                              help_text=_("Optional, up to 10 letters, digits or hyphens before each code."))
     percent_off = forms.IntegerField(min_value=1, max_value=100, required=False)
-    amount_off = MoneyField(label="Amount off", required=False, help_text="Off each ticket, in the event's currency.")
+    amount_off = MoneyField(label=_("Amount off"), required=False, help_text=_("Off each ticket, in the event's currency."))
     ticket_types = forms.ModelMultipleChoiceField(queryset=TicketType.objects.none(), required=False,
-                                                  help_text="The ticket types they apply to. None: every type.")
-    valid_from = forms.DateTimeField(required=False, help_text="In the event's time zone: 2027-03-01 09:00.")
-    valid_until = forms.DateTimeField(required=False, help_text="In the event's time zone.")
+                                                  help_text=_("The ticket types they apply to. None: every type."))
+    valid_from = forms.DateTimeField(required=False, help_text=_("In the event's time zone: 2027-03-01 09:00."))
+    valid_until = forms.DateTimeField(required=False, help_text=_("In the event's time zone."))
 
     def __init__(self, *args, events, **kwargs):
         super().__init__(*args, **kwargs)

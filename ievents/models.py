@@ -97,9 +97,9 @@ currency_code = RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO 4217 code 
 class InvoiceDetails(models.TextChoices):
     """Whether an event's checkout asks for invoice details (``checkout.invoice``)."""
 
-    OFF = "off", "Not asked"
-    OPTIONAL = "optional", "Optional"
-    REQUIRED = "required", "Required"
+    OFF = "off", _("Not asked")
+    OPTIONAL = "optional", _("Optional")
+    REQUIRED = "required", _("Required")
 
 
 class Event(models.Model):
@@ -115,15 +115,15 @@ class Event(models.Model):
         help_text=_("The venue's time zone, e.g. Europe/Lisbon: every time an attendee sees is shown in it."),
     )
     ends_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the event ends; empty: the duration below after it starts.")
+        null=True, blank=True, help_text=_("When the event ends; empty: the duration below after it starts."))
     # db_default too: rows written by plain SQL (bench/scale_data.py) get it as well.
     duration_minutes = models.PositiveIntegerField(
         default=120, db_default=120, validators=[MinValueValidator(1)],
-        help_text="Used for the calendar entry's end when the event has no end time.")
+        help_text=_("Used for the calendar entry's end when the event has no end time."))
     invoice_details = models.CharField(
         max_length=10, choices=InvoiceDetails.choices, default=InvoiceDetails.OFF, db_default=InvoiceDetails.OFF,
-        help_text="Ask attendees for invoice details (NIF or EU VAT number, name or company, address). "
-                  "We pass them on; we do not issue certified invoices.")
+        help_text=_("Ask attendees for invoice details (NIF or EU VAT number, name or company, address). "
+                    "We pass them on; we do not issue certified invoices."))
     published = models.BooleanField(default=True)
     payment_providers = models.JSONField(
         default=list, blank=True,
@@ -151,8 +151,8 @@ class Event(models.Model):
 
 
 class HolderNames(models.TextChoices):
-    ORDER = "order", "One name per order"
-    TICKET = "ticket", "A name on each ticket"
+    ORDER = "order", _("One name per order")
+    TICKET = "ticket", _("A name on each ticket")
 
 
 class TicketType(models.Model):
@@ -170,16 +170,16 @@ class TicketType(models.Model):
     position = models.PositiveIntegerField(default=0)
     # Off the public page: sold only with an access code that reveals it (checkout.promo).
     hidden = models.BooleanField(
-        default=False, db_default=False, verbose_name="only with an access code",
-        help_text="Hidden from the event page; shown to attendees whose promo code reveals it.",
+        default=False, db_default=False, verbose_name=_("only with an access code"),
+        help_text=_("Hidden from the event page; shown to attendees whose promo code reveals it."),
     )
     # Named tickets: one name for the whole order (the buyer's), or a holder named on each
     # ticket of this type (checkout.holders), optionally with their email.
     holder_names = models.CharField(
         max_length=10, choices=HolderNames.choices, default=HolderNames.ORDER, db_default=HolderNames.ORDER,
-        help_text="One name per order (the buyer's), or a name for each ticket.")
+        help_text=_("One name per order (the buyer's), or a name for each ticket."))
     holder_email = models.BooleanField(default=False, db_default=False,
-                                       help_text="With a name per ticket: also ask each holder's email.")
+                                       help_text=_("With a name per ticket: also ask each holder's email."))
 
     class Meta:
         ordering = ["position", "id"]
@@ -216,7 +216,7 @@ class Question(models.Model):
     # Named tickets (checkout.holders): asked of each ticket's holder instead of once per
     # order, for ticket types that name each ticket.
     per_ticket = models.BooleanField(default=False, db_default=False,
-                                     help_text="Ask it of each ticket's holder (ticket types with a name per ticket).")
+                                     help_text=_("Ask it of each ticket's holder (ticket types with a name per ticket)."))
 
     class Meta:
         ordering = ["position", "id"]
@@ -289,7 +289,7 @@ class Invitation(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")
     email = models.EmailField()
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MANAGER)
-    language = models.CharField(max_length=10, default="en", help_text="The language of the invitation email.")
+    language = models.CharField(max_length=10, default="en", help_text=_("The language of the invitation email."))
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+", editable=False)
