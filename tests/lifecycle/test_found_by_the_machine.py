@@ -127,3 +127,33 @@ def test_an_attendee_canceling_before_giving_an_address_is_told_nothing(world):
     world.attendee_cancels(told.pk)
     assert list(AttendeeEmail.objects.filter(session=told).values_list("kind", "language")) == [("canceled", "pt-pt")]
     holds(world)
+
+
+def test_a_paid_order_flagged_and_resolved_tells_its_attendee_once_each_in_their_language(world):
+    """Not a failure, but a corner the bounded run seldom reaches, pinned here: paid after the
+    hold ended and the seats were sold meanwhile (flagged, no tickets), then resolved with the
+    attendee told. One email each, in pt-PT; the sweep sends each once, and again sends none."""
+    from django.core import mail
+    from django.test import Client
+
+    from checkout import attendee_emails
+    from checkout.models import AttendeeEmail
+
+    session = world.open_order([0, 2], language="pt-pt")
+    world.submit_details(session.pk, "Ana Silva", "ana@example.com", "allow")
+    truth = world.truth[world.pay(session.pk, "sandbox", "card").provider_reference]
+    world.expire_hold(session.pk)
+    bought(world, [0, 2])
+    world.settle(truth, "paid", 2000)
+    world.provider_news(truth, Client())
+    assert world.session(session.pk).needs_attention.startswith("paid after the hold ended and sold out")
+    holds(world)
+    world.resolve(session.pk, tell=True)
+    holds(world)
+    assert list(AttendeeEmail.objects.filter(session=session).values_list("kind", "language")) == [
+        ("flagged", "pt-pt"), ("resolved", "pt-pt")]
+    before = len(mail.outbox)
+    assert attendee_emails.sweep() >= 2
+    assert [m.to for m in mail.outbox[before:] if m.to == ["ana@example.com"]]
+    assert attendee_emails.sweep() == 0
+    holds(world)
