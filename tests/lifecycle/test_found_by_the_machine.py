@@ -94,3 +94,66 @@ def test_money_after_a_cancel_can_be_refunded_in_part_and_issues_no_tickets(worl
     assert session.needs_attention.startswith("paid after the order was canceled")
     assert not Ticket.objects.filter(session=session).exists()
     holds(world)
+
+
+def test_a_free_order_from_a_100_percent_code_completes_without_a_provider(world):
+    """Found (in the contract, not the product): a 100 % code, details the gate allowed, Pay.
+    The order completes with no payment at all; its tickets stand on the gate's approval of
+    its details, and the code's one use is consumed."""
+    code = world.make_code("free", max_uses=1, returns=False, only_first_type=False)
+    session = world.open_order([0, 1], code=code.code.lower())
+    assert world.submit_details(session.pk, "Ana Silva", "ana@example.com", "allow").allowed
+    assert world.pay(session.pk, "sandbox", "card") is None
+    session = world.session(session.pk)
+    assert (session.status, session.amount_total, session.discount_total) == (Status.COMPLETED, 0, 1000)
+    assert not session.payments.exists()
+    assert Ticket.objects.filter(session=session, voided_at__isnull=True).count() == 1
+    code.refresh_from_db()
+    assert code.used == 1
+    holds(world)
+
+
+def test_an_attendee_canceling_before_giving_an_address_is_told_nothing(world):
+    """Found (in the contract): an order opened and canceled from its page before the details
+    were given has nobody to write to, so no cancellation email; once an address is given,
+    the cancellation is told once, in the order's language."""
+    from checkout.models import AttendeeEmail
+
+    silent = world.open_order([0, 1])
+    world.attendee_cancels(silent.pk)
+    assert not AttendeeEmail.objects.filter(session=silent).exists()
+    told = world.open_order([0, 1], language="pt-pt")
+    world.submit_details(told.pk, "Ana Silva", "ana@example.com", "allow")
+    world.attendee_cancels(told.pk)
+    assert list(AttendeeEmail.objects.filter(session=told).values_list("kind", "language")) == [("canceled", "pt-pt")]
+    holds(world)
+
+
+def test_a_paid_order_flagged_and_resolved_tells_its_attendee_once_each_in_their_language(world):
+    """Not a failure, but a corner the bounded run seldom reaches, pinned here: paid after the
+    hold ended and the seats were sold meanwhile (flagged, no tickets), then resolved with the
+    attendee told. One email each, in pt-PT; the sweep sends each once, and again sends none."""
+    from django.core import mail
+    from django.test import Client
+
+    from checkout import attendee_emails
+    from checkout.models import AttendeeEmail
+
+    session = world.open_order([0, 2], language="pt-pt")
+    world.submit_details(session.pk, "Ana Silva", "ana@example.com", "allow")
+    truth = world.truth[world.pay(session.pk, "sandbox", "card").provider_reference]
+    world.expire_hold(session.pk)
+    bought(world, [0, 2])
+    world.settle(truth, "paid", 2000)
+    world.provider_news(truth, Client())
+    assert world.session(session.pk).needs_attention.startswith("paid after the hold ended and sold out")
+    holds(world)
+    world.resolve(session.pk, tell=True)
+    holds(world)
+    assert list(AttendeeEmail.objects.filter(session=session).values_list("kind", "language")) == [
+        ("flagged", "pt-pt"), ("resolved", "pt-pt")]
+    before = len(mail.outbox)
+    assert attendee_emails.sweep() >= 2
+    assert [m.to for m in mail.outbox[before:] if m.to == ["ana@example.com"]]
+    assert attendee_emails.sweep() == 0
+    holds(world)
