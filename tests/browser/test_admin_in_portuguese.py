@@ -3,7 +3,6 @@ and refunded 12,50 — every page with no English sentence of ours (the catalog 
 ``tests/admin/test_admin_in_portuguese.py``) and no serious axe violation. The Portuguese
 screenshots in docs/admin.md come from this walk (``test-artifacts/<test>/``)."""
 
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -12,26 +11,19 @@ from checkout.models import CheckoutSession, Status
 from ievents.models import Event
 from payments.models import IntegrationSettings
 from tests.admin.test_admin_in_portuguese import catalog_sentences, english_of_ours
+from tests.browser.axe import serious_violations
 from tests.conftest import ORGANIZER_PASSWORD
 from tests.refunds.helpers import paid_order
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
-WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
 
 def checked(page, state: str, shot, sentences) -> None:
     """No English sentence of ours, no serious or critical axe violation; a screenshot."""
     leaks = english_of_ours(page.content(), sentences)
     assert not leaks, f"English on {state}: {leaks}"
-    page.evaluate(AXE.read_text())  # through DevTools: the pages' CSP allows no injected <script>
-    violations = page.evaluate("""async (tags) => {
-        const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
-        return result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
-                                            nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
-    }""", WCAG)
-    serious = [v for v in violations if v["impact"] in ("serious", "critical")]
+    serious = serious_violations(page)
     assert not serious, f"axe on {state}: {serious}"
     shot(state, page)
 

@@ -26,15 +26,14 @@ from checkout import services
 from checkout.models import CheckoutSession, Status
 from payments import services as payments
 from tests.attendee.conftest import RULES, make_attendee_event
+from tests.browser.axe import serious_violations
 from tests.browser.conftest import DESKTOP, MOBILE
 from tests.servers import LocalServer, Reply
 from webhooks.models import GateSettings
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 DOCS_DIR = Path(__file__).resolve().parents[2] / "docs" / "img" / "attendee"
-WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
 WORDS = {
     "en": {"get": "Get tickets", "qty": "Quantity of General", "name": "Name", "email": "Email",
@@ -77,13 +76,7 @@ def open_page(new_page):
 
 def check(page, state: str, shot) -> None:
     """axe-core on what the page shows now; the screenshot for the docs when asked."""
-    page.evaluate(AXE.read_text())  # through DevTools: the pages' CSP allows no injected <script>
-    violations = page.evaluate("""async (tags) => {
-        const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
-        return result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
-                                            nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
-    }""", WCAG)
-    serious = [v for v in violations if v["impact"] in ("serious", "critical")]
+    serious = serious_violations(page)
     assert not serious, f"axe on {state}: {serious}"
     assert page.evaluate("document.documentElement.lang") in ("en", "pt-PT")
     small = page.evaluate("""() => [...document.querySelectorAll(
