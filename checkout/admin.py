@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ievents import roles
 from ievents.admin_base import ReadOnlyTenantAdmin
-from ievents.admin_overview import SOLD_STATUSES, order_totals
+from ievents.admin_overview import order_totals
 from ievents.admin_time import in_zone, local_text
 from ievents.erasure_admin import erase_selected_attendees
 from ievents.money import format_money
@@ -33,7 +33,7 @@ from payments.models import Provider
 from .admin_actions import OrderActionsMixin
 from .admin_export import csv_lines, dialect_for, export_questions, ticket_rows, xlsx_file
 from .formatting import order_reference
-from .models import TICKET_CODE_ALPHABET, CheckoutSession, Source, Transition, search_key
+from .models import PAID_STATUSES, TICKET_CODE_ALPHABET, CheckoutSession, Source, Transition, search_key
 
 SOURCE_WORDS = {
     Source.ATTENDEE: _("by the attendee"), Source.PROVIDER_WEBHOOK: _("by the provider's notification"),
@@ -121,7 +121,7 @@ class SoldFilter(admin.SimpleListFilter):
         return [("yes", _("Paid orders"))]
 
     def queryset(self, request, queryset):
-        return queryset.filter(status__in=SOLD_STATUSES) if self.value() == "yes" else queryset
+        return queryset.filter(status__in=PAID_STATUSES) if self.value() == "yes" else queryset
 
 
 class MoneyFilter(admin.SimpleListFilter):

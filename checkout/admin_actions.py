@@ -29,7 +29,7 @@ from payments import services as payment_services
 from payments.models import Refund
 
 from . import order_actions
-from .models import AttendeeEmail, OrderAction, Ticket
+from .models import PAID_STATUSES, AttendeeEmail, OrderAction, Ticket
 
 
 # --- Forms -------------------------------------------------------------------------------
@@ -230,7 +230,7 @@ class OrderActionsMixin:
             "title": gettext("%(action)s: order %(order)s") % {"action": label, "order": session.public_id},
             "action": action, "action_label": label, "form": form, "plan": plan, "order_page": order_page,
             "left": format_money(max(session.amount_paid - session.amount_refunded, 0), session.currency),
-            "paid_states": order_actions.PAID_STATES,
+            "paid_states": PAID_STATUSES,
             "amounts": self._amounts(session, plan),
         }
         return TemplateResponse(request, "admin/checkout/order_action.html", context)

@@ -32,6 +32,14 @@ class Status(models.TextChoices):
     PARTIALLY_REFUNDED = "partially_refunded", _("Partially refunded")
 
 
+# The sets of statuses every feature asks about, defined once (``checkout.state`` moves an
+# order between the statuses; these say what a status means for money, tickets and edits).
+PAID_STATUSES = frozenset({Status.PAID, Status.COMPLETED, Status.PARTIALLY_REFUNDED})  # money held, not all refunded
+WITH_VALID_TICKETS = frozenset({Status.COMPLETED, Status.PARTIALLY_REFUNDED})  # tickets that admit someone
+WITH_ISSUED_TICKETS = WITH_VALID_TICKETS | {Status.REFUNDED}  # tickets were issued (a refund voids them)
+EDITABLE_STATUSES = frozenset({Status.OPEN, Status.REJECTED, Status.UNPAID, Status.PAYMENT_PENDING})  # details may change
+
+
 class Source(models.TextChoices):
     ATTENDEE = "attendee", _("Attendee")
     PROVIDER_WEBHOOK = "provider_webhook", _("Provider webhook")

@@ -18,7 +18,7 @@ from django.utils.translation import gettext
 
 from . import attendee_emails, inventory, state
 from . import services as checkout
-from .models import CheckoutSession, OrderAction, Source, Status, Ticket
+from .models import PAID_STATUSES, WITH_VALID_TICKETS, CheckoutSession, OrderAction, Source, Ticket
 
 
 class OrderActionRefused(Exception):
@@ -30,8 +30,6 @@ class OrderActionRefused(Exception):
 
 
 # Orders whose money can go back (``payments.refunds``) and whose tickets can be sent again.
-PAID_STATES = {Status.PAID, Status.COMPLETED, Status.PARTIALLY_REFUNDED}
-WITH_TICKETS = {Status.COMPLETED, Status.PARTIALLY_REFUNDED}
 
 def who(user) -> str:
     # Written into the order's stored history, which is kept in English.
@@ -45,17 +43,17 @@ def record(session: CheckoutSession, kind: str, by, summary: str, note: str = ""
 def can_cancel(session: CheckoutSession) -> bool:
     """Unpaid orders are canceled; paid ones only with a full refund of what is left."""
     return state.can_apply(session.status, "cancel") or (
-        session.status in PAID_STATES and session.amount_paid > session.amount_refunded)
+        session.status in PAID_STATUSES and session.amount_paid > session.amount_refunded)
 
 
 def available_actions(session: CheckoutSession) -> list[str]:
     """The actions that apply to the order as it is now, in the order its page shows them."""
     actions = []
-    if session.status in PAID_STATES and session.amount_paid > session.amount_refunded:
+    if session.status in PAID_STATUSES and session.amount_paid > session.amount_refunded:
         actions.append("refund")
     if can_cancel(session):
         actions.append("cancel")
-    if session.status in WITH_TICKETS:
+    if session.status in WITH_VALID_TICKETS:
         actions.append("resend")
     if session.needs_attention:
         actions.append("resolve")
@@ -66,7 +64,7 @@ def cancel_order(session: CheckoutSession, *, by, note: str = "") -> CheckoutSes
     """Cancel an unpaid order: its tickets' hold ends (``checkout.services.cancel_session``).
     A paid order is canceled only with a full refund (``payments.refunds.cancel_paid_order``)."""
     note = note.strip()
-    if session.status in PAID_STATES:
+    if session.status in PAID_STATUSES:
         raise OrderActionRefused(gettext("A paid order is canceled together with a full refund."))
     detail = f"Canceled by {who(by)}" + (f": {note}" if note else "")
     with transaction.atomic():
@@ -124,7 +122,7 @@ def resend_tickets(session: CheckoutSession, *, to: str | None = None, by) -> st
     becomes the order's address, the correction is recorded, and the old address gets a
     notice). Queued with the change (``checkout.attendee_emails``). Returns the address."""
     to = (to or "").strip()
-    if session.status not in WITH_TICKETS:
+    if session.status not in WITH_VALID_TICKETS:
         raise OrderActionRefused(gettext("Only a completed order has tickets to send."))
     if to:
         try:
@@ -157,7 +155,7 @@ def resend_to_attendee(session: CheckoutSession) -> bool:
     to the order's address only. False when the order has no valid tickets."""
     with transaction.atomic():
         locked = CheckoutSession.objects.select_for_update().get(pk=session.pk)
-        if locked.status not in WITH_TICKETS or not locked.customer_email or not Ticket.objects.filter(
+        if locked.status not in WITH_VALID_TICKETS or not locked.customer_email or not Ticket.objects.filter(
                 session=locked, voided_at__isnull=True).exists():
             return False
         sent = record(locked, OrderAction.Kind.RESEND, None, f"Tickets sent again to {locked.customer_email}, "

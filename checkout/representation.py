@@ -8,12 +8,11 @@ from django.utils import translation
 from ievents.languages import web_code
 
 from .formatting import order_reference
-from .models import Answer, LineItem, Status
+from .models import WITH_ISSUED_TICKETS, Answer, LineItem
 
 # Tickets are issued only when a paid session completes (``services.complete``), so a
 # session in any other status has none (a ``paid`` one is not completed yet, or was flagged
 # instead) and its representation skips the read.
-STATUSES_WITH_TICKETS = {Status.COMPLETED, Status.PARTIALLY_REFUNDED, Status.REFUNDED}
 
 # The rows a representation lists besides the session itself. Line items and answers only
 # change under the session's row lock, so once prefetched for a locked session they stay true
@@ -64,7 +63,7 @@ def _as_api(session) -> dict:
     # they are all the session has, so they are not read back.
     issued = getattr(session, "issued_tickets", None)
     valid = ([t for t in (issued if issued is not None else session.tickets.all()) if t.voided_at is None]
-             if session.status in STATUSES_WITH_TICKETS else [])
+             if session.status in WITH_ISSUED_TICKETS else [])
     tickets = [t.code for t in valid]
     # Who each ticket admits: its own holder, or the buyer (``tickets`` stays the list of codes).
     ticket_holders = [{"code": t.code, "ticket_type": type_ids.get(t.ticket_type_id),

@@ -25,7 +25,7 @@ from ievents.models import Event, TicketType
 
 from . import attendee_emails, emails, inventory, promo, state
 from .holders import for_ticket as holder_of
-from .models import Answer, CheckoutSession, LineItem, PromoCode, Source, Status, Ticket
+from .models import EDITABLE_STATUSES, Answer, CheckoutSession, LineItem, PromoCode, Source, Status, Ticket
 from .representation import session_as_api, with_listed_rows
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,6 @@ def _wanted(event: Event, items: list[Item], promo_code: PromoCode | None = None
 
 # --- Attendee details and the gate's approval -------------------------------------------
 # Details may change until money moves; back from a provider's page counts as "until".
-EDITABLE = {Status.OPEN, Status.REJECTED, Status.UNPAID, Status.PAYMENT_PENDING}
 
 
 def save_attendee_details(session: CheckoutSession, *, name: str, email: str, answers: dict[int, str],
@@ -198,7 +197,7 @@ def save_attendee_details(session: CheckoutSession, *, name: str, email: str, an
     ``language``: the one the attendee is reading in; later emails are written in it."""
     with transaction.atomic():
         locked = state.lock(session.pk)
-        if locked.status not in EDITABLE:
+        if locked.status not in EDITABLE_STATUSES:
             raise SessionNotOpen(gettext("This checkout can no longer be changed."))
         if locked.expires_at <= timezone.now():
             raise SessionNotOpen(gettext("Your ticket hold has expired."))

@@ -19,10 +19,9 @@ from . import drafts, holders, limits, order_actions, promo, services
 from .emails import calendar_for, calendar_name
 from .forms import AttendeeForm, PaymentChoiceForm, TicketSelectionForm
 from .inventory import SoldOut
-from .models import CheckoutSession, Status
+from .models import EDITABLE_STATUSES, CheckoutSession, Status
 from .state import InvalidTransition
 
-EDITABLE = (Status.OPEN, Status.REJECTED, Status.UNPAID, Status.PAYMENT_PENDING)
 WAITING = (Status.PAYMENT_PENDING, Status.PROCESSING, Status.AUTHORIZED, Status.PAID)
 
 
@@ -106,7 +105,7 @@ def attendee_form(request, session_id):
     from webhooks.gate import run_gate
 
     session = _session(session_id)
-    if session.status not in EDITABLE:
+    if session.status not in EDITABLE_STATUSES:
         return redirect("checkout:status", session.public_id)
     questions = session.event.questions.all()
     line_items = list(_line_items(session))  # the summary's rows, and the tickets named one by one
@@ -172,7 +171,7 @@ def start_again(request, session_id):
 def review(request, session_id):
     """Order review and the choice of payment method; Pay starts the payment."""
     session = _session(session_id)
-    if session.status not in EDITABLE:
+    if session.status not in EDITABLE_STATUSES:
         return redirect("checkout:status", session.public_id)
     if not services.has_gate_approval(session):
         messages.info(request, gettext("Please confirm your details first."))
@@ -217,7 +216,7 @@ def cancel(request, session_id):
     """The attendee gives up: asked once to confirm (GET), then the tickets are released."""
     session = _session(session_id)
     if request.method == "GET":
-        if session.status not in EDITABLE:
+        if session.status not in EDITABLE_STATUSES:
             return redirect("checkout:status", session.public_id)
         return render(request, "checkout/cancel.html", _page(session))
     try:

@@ -14,7 +14,8 @@ from django.views.decorators.http import require_http_methods
 from ievents.models import Event, Organization
 
 from . import find_order, limits, order_actions, order_links, state, tickets
-from .views import EDITABLE, calendar_response
+from .models import EDITABLE_STATUSES, WITH_VALID_TICKETS
+from .views import calendar_response
 
 
 class FindOrderForm(forms.Form):
@@ -60,9 +61,9 @@ def order(request, token):
     return render(request, "checkout/order.html", {
         "session": session, "event": session.event, "token": token,
         "line_items": session.line_items.select_related("ticket_type"),
-        "tickets": valid if session.status in order_actions.WITH_TICKETS else [],
-        "can_cancel": state.can_apply(session.status, "cancel") and session.status in EDITABLE,
-        "can_continue": session.status in EDITABLE,
+        "tickets": valid if session.status in WITH_VALID_TICKETS else [],
+        "can_cancel": state.can_apply(session.status, "cancel") and session.status in EDITABLE_STATUSES,
+        "can_continue": session.status in EDITABLE_STATUSES,
         "hold_seconds_left": 0,
     })
 
@@ -74,7 +75,7 @@ def order_calendar(request, token):
 def ticket_png(request, token, code):
     """One ticket's QR code as a picture to download or print."""
     session = _order(token)
-    if session.status not in order_actions.WITH_TICKETS or not session.tickets.filter(
+    if session.status not in WITH_VALID_TICKETS or not session.tickets.filter(
             code=code, voided_at__isnull=True).exists():
         raise Http404("No such ticket.")
     response = HttpResponse(tickets.qr_png(code), content_type="image/png")
@@ -95,12 +96,12 @@ def order_resend(request, token):
 def order_cancel(request, token):
     session = _order(token)
     if request.method == "GET":
-        if session.status not in EDITABLE:
+        if session.status not in EDITABLE_STATUSES:
             return redirect("checkout:order", token)
         return render(request, "checkout/cancel.html", {
             "session": session, "event": session.event, "hold_seconds_left": 0, "keep_url": token,
             "line_items": session.line_items.select_related("ticket_type")})
-    if session.status in EDITABLE:
+    if session.status in EDITABLE_STATUSES:
         try:
             order_actions.cancel_by_attendee(session)
         except state.InvalidTransition:

@@ -6,7 +6,7 @@ is aggregated in the database (annotate/values), none is read row by row.
 Each figure is named for what it counts and links to exactly the orders it counts, whose
 list shows the same count and sums (``order_totals``, under the orders list):
 
-- **Paid orders**: orders paid and not wholly refunded (``SOLD_STATUSES``) → ``?sold=yes``.
+- **Paid orders**: orders paid and not wholly refunded (``PAID_STATUSES``) → ``?sold=yes``.
 - **Net revenue**: money received minus money refunded, over the orders that received money
   → ``?money=received`` (the list's "Net").
 - **Refunded**: money given back, over the orders with a refund → ``?refunded=yes``.
@@ -25,7 +25,7 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
-from checkout.models import CheckoutSession, Status
+from checkout.models import PAID_STATUSES, CheckoutSession, Status
 from webhooks.models import Delivery, GateCall
 
 from .admin_time import local_text
@@ -33,7 +33,6 @@ from .models import Event, TicketType
 from .money import format_money
 
 # Orders whose tickets count as sold (money received and not wholly given back).
-SOLD_STATUSES = (Status.PAID, Status.COMPLETED, Status.PARTIALLY_REFUNDED)
 RECENT = timedelta(hours=24)
 # An event stays on the overview for a day after it starts (the evening of the event).
 STILL_UPCOMING = timedelta(days=1)
@@ -88,11 +87,11 @@ def upcoming_overview(organization_ids: list[int] | None, now=None) -> list[Even
         return []
     since = now - RECENT
 
-    sold = Coalesce(Sum("line_items__quantity", filter=Q(line_items__session__status__in=SOLD_STATUSES)), 0)
+    sold = Coalesce(Sum("line_items__quantity", filter=Q(line_items__session__status__in=PAID_STATUSES)), 0)
     types = TicketType.objects.filter(event__in=events).annotate(sold=sold).order_by("event_id", "position", "id")
     orders = _per_event(
         CheckoutSession.objects.filter(event__in=events),
-        paid_orders=Count("pk", filter=Q(status__in=SOLD_STATUSES)),
+        paid_orders=Count("pk", filter=Q(status__in=PAID_STATUSES)),
         received=Coalesce(Sum("amount_paid"), 0), refunded=Coalesce(Sum("amount_refunded"), 0),
         refunded_orders=Count("pk", filter=Q(amount_refunded__gt=0)),
         canceled_orders=Count("pk", filter=Q(status=Status.CANCELED)),

@@ -30,9 +30,8 @@ from django.db.models import F
 from django.utils.translation import gettext
 
 from checkout import attendee_emails, promo, state
-from checkout.models import CheckoutSession, OrderAction, Source
+from checkout.models import PAID_STATUSES, CheckoutSession, OrderAction, Source
 from checkout.order_actions import (
-    PAID_STATES,
     OrderActionRefused,
     record,
     settle_full_refund,
@@ -80,7 +79,7 @@ def paid_payment(session: CheckoutSession) -> Payment | None:
 
 
 def refundable_amount(session: CheckoutSession) -> int:
-    if session.status not in PAID_STATES:
+    if session.status not in PAID_STATUSES:
         return 0
     return max(session.amount_paid - session.amount_refunded, 0)
 

@@ -18,7 +18,7 @@ from django.utils.translation import gettext
 
 from checkout import attendee_emails, order_actions, promo, state
 from checkout import services as checkout
-from checkout.models import CheckoutSession, Source, Status
+from checkout.models import PAID_STATUSES, CheckoutSession, Source, Status
 
 from . import refunds
 from .base import PaymentDetailsRejected, PaymentUpdate, ProviderError, UpdateKind
@@ -280,7 +280,7 @@ def cancel_order(session: CheckoutSession, *, by, note: str = "", key: str) -> t
     with a full refund of what is left (``key``: that refund's, one per click); then its
     payments still open at their providers are stopped where the provider allows it.
     Returns the order as canceled and what could not be stopped (``cancel_open_payments``)."""
-    if session.status in order_actions.PAID_STATES:
+    if session.status in PAID_STATUSES:
         canceled = refunds.cancel_paid_order(session, by=by, note=note, key=key)
     else:
         canceled = order_actions.cancel_order(session, by=by, note=note)

@@ -45,8 +45,19 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from standardwebhooks.webhooks import Webhook
 
 from checkout import attendee_emails, inventory, order_actions, promo, services, state
-from checkout.models import AttendeeEmail, CheckoutSession, OrderAction, PromoCode, Source, Status, Ticket, Transition
-from ievents.admin_overview import SOLD_STATUSES, order_totals, upcoming_overview
+from checkout.models import (
+    PAID_STATUSES,
+    WITH_ISSUED_TICKETS,
+    AttendeeEmail,
+    CheckoutSession,
+    OrderAction,
+    PromoCode,
+    Source,
+    Status,
+    Ticket,
+    Transition,
+)
+from ievents.admin_overview import order_totals, upcoming_overview
 from ievents.erasure import erase_attendee
 from ievents.models import Event, Membership, Organization, TicketType
 from payments import refunds
@@ -363,7 +374,7 @@ class World:
         session = self.session(pk)
         _, problems = payments.cancel_order(session, by=self.organizer, note="fraud, do not sell",
                                             key=secrets.token_hex(8))
-        if session.status not in order_actions.PAID_STATES and session.customer_email:
+        if session.status not in PAID_STATUSES and session.customer_email:
             self.told[pk]["canceled"] += 1  # a paid one's is the refund's email (one per Refund row)
         return problems
 
@@ -507,7 +518,6 @@ def expect(condition: bool, message: str) -> None:
 # Statuses in which an order without tickets may hold seats: it may still be paid.
 HOLDING = {S.OPEN, S.PAYMENT_PENDING, S.PROCESSING, S.AUTHORIZED, S.REJECTED, S.UNPAID}
 NO_MONEY = HOLDING | {S.EXPIRED, S.CANCELED}
-WITH_TICKETS = {S.COMPLETED, S.PARTIALLY_REFUNDED, S.REFUNDED}
 # How far along an order is: history never goes to a lower rank.
 RANK = {S.OPEN: 0, S.PAYMENT_PENDING: 0, S.PROCESSING: 0, S.AUTHORIZED: 0, S.REJECTED: 0, S.UNPAID: 0,
         S.EXPIRED: 1, S.CANCELED: 1, S.PAID: 2, S.COMPLETED: 3, S.PARTIALLY_REFUNDED: 4, S.REFUNDED: 5}
@@ -588,7 +598,7 @@ def tickets_only_for_approved_payments(world: World) -> None:
         bought = sum(item.quantity for item in session.line_items.all())
         triggers = list(session.transitions.values_list("trigger", flat=True))
         if issued:
-            expect(session.status in WITH_TICKETS, f"{name}: has {issued} tickets")
+            expect(session.status in WITH_ISSUED_TICKETS, f"{name}: has {issued} tickets")
             expect(issued == bought, f"{name}: {issued} tickets issued for {bought} bought")
             expect("cancel" not in triggers, f"{name}: canceled, yet issued tickets")
             fingerprints = set(Payment.objects.filter(session=session, status__in=MONEY_IN)
@@ -670,7 +680,7 @@ def overview_figures_match_their_lists(world: World) -> None:
     row = _overview_row(world)
     everything = list(world.sessions())
     meant = {  # link → the orders it must open
-        "paid_orders": {s.pk for s in everything if s.status in SOLD_STATUSES},
+        "paid_orders": {s.pk for s in everything if s.status in PAID_STATUSES},
         "net_revenue": {s.pk for s in everything if s.amount_paid > 0},
         "refunded": {s.pk for s in everything if s.amount_refunded > 0},
         "canceled_orders": {s.pk for s in everything if s.status == S.CANCELED},
