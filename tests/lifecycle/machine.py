@@ -749,18 +749,24 @@ def csv_totals_match_the_overview(world: World) -> None:
 def codes_add_up(world: World) -> None:
     """Promo codes, counted like seats: for each code, the uses its orders hold (open ones)
     and used (paid ones) add up to ``used``, never over ``max_uses``; every order's discount
-    is exactly what its code gave when it opened; a free order (a 100 % code) completes
-    without a provider."""
+    is exactly what its code gave when it opened; an order refunded in full gave its uses
+    back exactly when its code says so; a free order (a 100 % code) completes without a
+    provider."""
     for code in PromoCode.objects.filter(event=world.event):
         uses = promo.uses_from_orders(code)
         expect(uses.total == code.used, f"code {code.code}: held {uses.held} + used {uses.used} != {code.used}")
         expect(code.max_uses is None or code.used <= code.max_uses, f"code {code.code}: used {code.used} of "
                                                                     f"{code.max_uses}")
-    for session in world.sessions().prefetch_related("line_items"):
+    for session in world.sessions().select_related("promo_code").prefetch_related("line_items"):
         name = f"{session.public_id} ({session.status})"
         expect(promo.order_discount_matches(session), f"{name}: its discount is not what its code gave")
         expect(session.discount_total == world.gave.get(session.pk, 0),
                f"{name}: discount {session.discount_total}, the code gave {world.gave.get(session.pk, 0)}")
+        if session.promo_code_id and session.status == S.REFUNDED and session.tickets.exists():
+            returns = session.promo_code.uses_return_on_refund
+            expect(session.promo_uses_released == returns, f"{name}: refunded in full, its code's uses "
+                   f"{'given back' if session.promo_uses_released else 'kept'}, the code says "
+                   f"{'give them back' if returns else 'keep them'}")
         if session.amount_total == 0:
             expect(not Payment.objects.filter(session=session).exists(), f"{name}: free, yet sent to a provider")
             expect(session.status not in (S.PAID, S.PARTIALLY_REFUNDED, S.REFUNDED), f"{name}: free")
@@ -834,9 +840,11 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.client = Client()
         self.refusals = Counter()
 
-    @initialize(on_error=st.sampled_from(["block", "allow"]), small=st.booleans())
-    def set_up(self, on_error, small):
+    @initialize(on_error=st.sampled_from(["block", "allow"]), small=st.booleans(),
+                code=st.tuples(st.sampled_from(sorted(CODE_KINDS)), st.sampled_from([1, 2, 3, None]), st.booleans()))
+    def set_up(self, on_error, small, code):
         type(self).world = World.create(self.gate, on_error=on_error, quantities=(2, 1) if small else (3, 2))
+        self.world.make_code(*code, only_first_type=False)  # one code from the start, so orders use codes often
         self.client.force_login(self.world.organizer)
 
     # --- helpers for the rules ---------------------------------------------------------------
