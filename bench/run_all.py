@@ -44,6 +44,7 @@ SMOKE_SIZES = {
     "BENCH_DELIVERIES": "300", "BENCH_LATENCY_SAMPLES": "40",
     "BENCH_GATE_SAMPLES": "40",
     "BENCH_ONSALE_ATTENDEES": "200", "BENCH_ONSALE_TICKETS": "40", "BENCH_ONSALE_ARRIVAL_SECONDS": "2",
+    "BENCH_ONSALE_HOME_VISITORS": "20",
 }
 SECTION = re.compile(r"<!-- bench:(?P<name>\w+) -->\n.*?<!-- /bench:(?P=name) -->\n", re.S)
 
