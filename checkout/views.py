@@ -13,7 +13,7 @@ from django.views.decorators.http import require_http_methods
 from ievents.models import Event
 from payments import services as payments
 from payments.models import Payment
-from payments.registry import enabled_providers
+from payments.registry import PROVIDER_CLASSES, enabled_providers
 
 from . import drafts, holders, limits, order_actions, promo, services
 from .emails import calendar_for, calendar_name
@@ -189,6 +189,7 @@ def review(request, session_id):
             return redirect("checkout:status", session.public_id)
     return render(request, "checkout/review.html", _page(
         session, form=form, alert=alert, providers=providers,
+        asks_phone=any("mbway" in PROVIDER_CLASSES[p].methods for p in providers),  # MB WAY pays by phone
         answers=session.answers.select_related("question"),
         payment_failed=session.status in (Status.REJECTED, Status.UNPAID),
     ))
