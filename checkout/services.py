@@ -73,7 +73,7 @@ def create_session(
     cancel_url: str = "",
     webhook_url: str = "",
     metadata: dict | None = None,
-    client_address: str = "",
+    address_key: str = "",
     language: str = "",
     promo_code: PromoCode | None = None,
 ) -> CheckoutSession:
@@ -112,7 +112,7 @@ def create_session(
             cancel_url=cancel_url,
             webhook_url=webhook_url,
             metadata=metadata or {},
-            client_address=client_address,
+            address_key=address_key,
             language=languages.supported(language or languages.active()),
         )
         LineItem.objects.bulk_create(
