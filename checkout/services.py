@@ -22,6 +22,7 @@ from django.utils.translation import gettext, ngettext
 
 from ievents import languages
 from ievents.models import Event, TicketType
+from webhooks.outbox import record_events  # the one import against the layers (docs/architecture.md)
 
 from . import attendee_emails, emails, inventory, promo, state
 from .holders import for_ticket as holder_of
@@ -120,8 +121,6 @@ def create_session(
                      unit_discount=discounts[pk])
             for pk, qty in sorted(wanted.items())
         )
-        from webhooks.outbox import record_events
-
         record_events(session, [("checkout.session.created", session_as_api(session))])
         held = inventory.reserve(wanted)
         if any(held[pk].price != types[pk].price for pk in wanted):

@@ -23,7 +23,7 @@ second checkout session or a second endpoint. The rules:
   kept sealed with a key made from the request itself (the API key's header, the
   ``Idempotency-Key`` and the body), so the cache table holds nothing readable without the
   original request, and the request's fingerprint is an HMAC under ``SECRET_KEY``. Once an
-  order it names has been erased (``ievents.erasure``), its replay is refused with 410
+  order it names has been erased (``ievents.operations.erasure``), its replay is refused with 410
   ``idempotency_replay_erased``.
 
 It is a middleware rather than a view mixin so that every ``POST`` under ``/v1/`` gets it,

@@ -18,6 +18,7 @@ from django.utils.translation import gettext
 
 from checkout import attendee_emails, order_actions, promo, state
 from checkout import services as checkout
+from checkout.limits import pending_hold_until
 from checkout.models import PAID_STATUSES, CheckoutSession, Source, Status
 
 from . import refunds
@@ -135,10 +136,6 @@ def start_payment(payment: Payment, *, method: str = "", phone: str = "") -> Pay
     if deadline and result.provider_reference and result.instructions.get("reference"):
         # A Multibanco reference is paid at an ATM, maybe tomorrow: keep the tickets until
         # then, if the provider gave one, and no longer than checkout.limits allows.
-        from django.utils.dateparse import parse_datetime
-
-        from checkout.limits import pending_hold_until
-
         checkout.extend_hold(session.pk, pending_hold_until(session, parse_datetime(deadline)))
     return payment
 
