@@ -123,7 +123,7 @@ class CheckoutSession(models.Model):
     reference_key = models.GeneratedField(expression=Upper(Right("public_id", 6)),
                                           output_field=models.CharField(max_length=6), db_persist=True)
 
-    # The attendee's ticket email (checkout.services.send_confirmation): sent at least once.
+    # The attendee's ticket email (checkout.emails.send_confirmation): sent at least once.
     # A sender holds the lease while it sends; the sweep retries what was never marked sent.
     confirmation_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
     confirmation_lease_until = models.DateTimeField(null=True, blank=True, editable=False)

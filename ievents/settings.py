@@ -186,7 +186,7 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Checkout -------------------------------------------------------------------------
 CHECKOUT_HOLD_MINUTES = int(os.environ.get("CHECKOUT_HOLD_MINUTES", "15"))
-# The attendee's ticket email is sent at least once (checkout.services.send_confirmation):
+# The attendee's ticket email is sent at least once (checkout.emails.send_confirmation):
 # a sender owns it this many seconds; the sweep, every CONFIRMATION_SWEEP_SECONDS, retries
 # the ones not sent, for up to CONFIRMATION_GIVE_UP_HOURS after the purchase.
 CONFIRMATION_LEASE_SECONDS = int(os.environ.get("CONFIRMATION_LEASE_SECONDS", "60"))
