@@ -252,8 +252,7 @@ def _refunded_at_provider(locked: CheckoutSession, payment: Payment, trigger: st
     if refunded >= locked.amount_paid:
         trigger = "refund"
     # Before the transition: its announcement shows the amount refunded.
-    locked.amount_refunded = refunded
-    locked.save(update_fields=["amount_refunded"])
+    order_actions.record_refunded(locked, refunded)
     state.apply(locked, trigger, source, detail=update.detail)
     if trigger == "refund":
         order_actions.settle_full_refund(locked, restock=False)
