@@ -412,6 +412,12 @@ def record_payment_succeeded(session: int | CheckoutSession, *, amount: int | No
         return session
 
 
+def record_provider(locked: CheckoutSession, provider: str) -> None:
+    """The provider the attendee chose to pay with (``payments.services.begin_payment``, under the lock)."""
+    locked.provider = provider
+    locked.save(update_fields=["provider", "updated_at"])
+
+
 def extend_hold(session_id: int, until) -> None:
     """Keep a live session's tickets held until ``until`` (never shortens a hold)."""
     CheckoutSession.objects.filter(pk=session_id, expires_at__lt=until, status__in=state.LIVE).update(expires_at=until)

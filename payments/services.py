@@ -60,8 +60,7 @@ def begin_payment(session: CheckoutSession, provider: str, *, method: str = "", 
             raise PaymentStartFailed(TOO_MANY_STARTS)
         if locked.status != Status.PAYMENT_PENDING:
             state.apply(locked, "start_payment", source, detail=provider)
-        locked.provider = provider
-        locked.save(update_fields=["provider", "updated_at"])
+        checkout.record_provider(locked, provider)
         payment = Payment.objects.create(
             session=locked, provider=provider, method=method, amount=locked.amount_total, currency=locked.currency,
             approved_fingerprint=checkout.details_fingerprint(locked),
