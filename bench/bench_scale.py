@@ -101,7 +101,7 @@ from django.test import Client
 from django.utils import timezone
 from checkout import services, state
 from checkout.models import CheckoutSession, Source, Ticket
-from ievents import retention
+from ievents.operations import retention
 from ievents.models import Event, Organization
 from payments.models import Payment
 from webhooks import delivery

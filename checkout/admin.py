@@ -23,10 +23,10 @@ from django.utils.translation import gettext_lazy as _
 
 from ievents import roles
 from ievents.admin_base import ReadOnlyTenantAdmin
-from ievents.admin_overview import order_totals
 from ievents.admin_time import in_zone, local_text
-from ievents.erasure_admin import erase_selected_attendees
 from ievents.money import format_money
+from ievents.operations.erasure_admin import erase_selected_attendees
+from ievents.operations.overview import order_totals
 from payments.admin import readable_instructions
 from payments.models import provider_choices
 from payments.registry import PROVIDER_CLASSES

@@ -11,6 +11,7 @@ from ievents import languages
 from ievents.api_errors import ApiError
 from ievents.api_pagination import PAGINATION_PARAMETERS, paginate, paginated
 from ievents.models import Event, TicketType
+from webhooks.targets import TargetRefused, check_target_url
 
 from . import promo, services, state
 from .inventory import SoldOut
@@ -54,8 +55,6 @@ class SessionInput(serializers.Serializer):
 
     def validate_webhook_url(self, value):
         if value:
-            from webhooks.targets import TargetRefused, check_target_url
-
             try:
                 check_target_url(value)
             except TargetRefused as exc:

@@ -85,7 +85,7 @@ def _insert(row: AttendeeEmail) -> bool:
 
 
 def _enqueue(key: str) -> None:
-    from .tasks import send_attendee_email
+    from .tasks import send_attendee_email  # not at the top: checkout.tasks imports this module
 
     try:
         send_attendee_email.apply_async((key,))

@@ -1,4 +1,4 @@
-"""The attendee's ticket email: a receipt they can keep and show at the door.
+"""The attendee's ticket email: a receipt they can keep and show at the door, and its sending.
 
 An HTML part with one QR code per ticket (PNG images sent inside the message and shown by
 ``cid:``, so no mail client fetches anything from anywhere), a plain-text part saying the
@@ -8,18 +8,25 @@ same, and the event as a calendar file. Written in the language the attendee bou
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from email.mime.image import MIMEImage
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.text import slugify
 from django.utils.translation import gettext, gettext_lazy
 
 from . import formatting, tickets
+from .models import CheckoutSession, Source, Status
+
+log = logging.getLogger(__name__)
 
 METHODS = {"card": gettext_lazy("Card"), "multibanco": "Multibanco", "mbway": "MB WAY"}
 # Providers whose payments are not real money, whatever method they simulate.
@@ -74,10 +81,9 @@ def _payment_and_organizer(session):
     """The order's payment and the organizer's name, in one read (the completion that sends
     the email holds neither). The latest payment is the one that paid: a session is paid
     once, and a retry is a newer payment (its new status may not be written yet when the
-    completion builds the email, so it is not filtered on)."""
-    from payments.models import Payment
-
-    payment = Payment.objects.filter(session=session).select_related("session__organization").first()
+    completion builds the email, so it is not filtered on). Read through the relation payments
+    declares on the session: checkout imports nothing of payments (docs/architecture.md)."""
+    payment = session.payments.select_related("session__organization").first()
     if payment is not None:
         return payment, payment.session.organization.name
     return None, session.organization.name
@@ -166,3 +172,62 @@ def message(email: TicketEmail) -> EmailMultiAlternatives:
 
 def send(email: TicketEmail) -> None:
     message(email).send()
+
+
+# --- Sending it, at least once ---------------------------------------------------------------
+# Sent at least once, never lost: a completed session without ``confirmation_sent_at`` is
+# picked up by ``sweep_confirmations`` (every CONFIRMATION_SWEEP_SECONDS, in celery beat)
+# until it is sent, so a mail server that is down or a process that dies only delays it. A
+# sender takes a lease first, so two never send at once; one that dies after sending but
+# before marking it sent makes the attendee get it twice, not never.
+SENT_BY_THE_PAGE = {Source.ATTENDEE, Source.RETURN_PAGE}
+
+
+def send_on_commit(session: CheckoutSession, source: str, payment=None) -> None:
+    """Email the attendee their tickets once the transaction that issued them has committed.
+
+    When the attendee is on our page (the return page, a free order) it is sent in their
+    request, from the rows the completion already holds. Otherwise (a provider's webhook,
+    the admin, the API) the next sweep sends it, seconds later: a provider waiting on our
+    answer should wait neither for a mail server nor for a broker.
+    """
+    if session.customer_email and source in SENT_BY_THE_PAGE:
+        email = build(session, payment=payment)
+        transaction.on_commit(lambda: send_confirmation(session.pk, email), robust=True)
+
+
+def send_confirmation(session_id: int, email: TicketEmail | None = None, now=None) -> bool:
+    """Send the ticket email of a completed session unless it was sent or is being sent.
+    True if this call sent it. ``email``: already built by the caller, else read here."""
+    now = now or timezone.now()
+    unsent = CheckoutSession.objects.filter(pk=session_id, status=Status.COMPLETED, confirmation_sent_at__isnull=True)
+    claimed = unsent.filter(
+        Q(confirmation_lease_until__isnull=True) | Q(confirmation_lease_until__lt=now)
+    ).update(confirmation_lease_until=now + timedelta(seconds=settings.CONFIRMATION_LEASE_SECONDS))
+    if not claimed:
+        return False
+    if email is None:
+        email = build(CheckoutSession.objects.select_related("event")
+                                   .prefetch_related("tickets__ticket_type").get(pk=session_id))
+    try:
+        send(email)
+    except Exception as exc:  # any mail server failure: the sweep tries again once the lease is over
+        log.warning("ticket email for session %s not sent, will retry: %s", session_id, exc)
+        return False
+    CheckoutSession.objects.filter(pk=session_id).update(confirmation_sent_at=timezone.now(),
+                                                         confirmation_lease_until=None)
+    return True
+
+
+def sweep_confirmations(now=None, limit: int = 200) -> int:
+    """Send the ticket emails that should have gone out by now and did not, oldest first.
+    Returns how many were sent. Purchases older than CONFIRMATION_GIVE_UP_HOURS are left:
+    the attendee has their codes on the status page, and a days-late email helps no one."""
+    now = now or timezone.now()
+    due = (CheckoutSession.objects
+           .filter(status=Status.COMPLETED, confirmation_sent_at__isnull=True,
+                   completed_at__gt=now - timedelta(hours=settings.CONFIRMATION_GIVE_UP_HOURS))
+           .filter(Q(confirmation_lease_until__isnull=True) | Q(confirmation_lease_until__lt=now))
+           .exclude(customer_email="")
+           .order_by("completed_at").values_list("pk", flat=True)[:limit])
+    return sum(send_confirmation(pk, now=now) for pk in list(due))

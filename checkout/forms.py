@@ -182,10 +182,9 @@ class PaymentChoiceForm(forms.Form):
     phone = forms.CharField(label=_("Phone (MB WAY)"), required=False, max_length=20,
                             widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel"}))
 
-    def __init__(self, *args, providers, **kwargs):
+    def __init__(self, *args, choices: list[tuple[str, str]], **kwargs):
+        """``choices``: the (code, label) of each provider the attendee may choose, from the caller."""
         super().__init__(*args, **kwargs)
-        from payments.registry import PROVIDER_CLASSES
-
-        self.fields["provider"].choices = [(p, PROVIDER_CLASSES[p].checkout_label) for p in providers]
-        if len(providers) == 1:
-            self.fields["provider"].initial = providers[0]
+        self.fields["provider"].choices = choices
+        if len(choices) == 1:
+            self.fields["provider"].initial = choices[0][0]

@@ -123,12 +123,12 @@ class CheckoutSession(models.Model):
     reference_key = models.GeneratedField(expression=Upper(Right("public_id", 6)),
                                           output_field=models.CharField(max_length=6), db_persist=True)
 
-    # The attendee's ticket email (checkout.services.send_confirmation): sent at least once.
+    # The attendee's ticket email (checkout.emails.send_confirmation): sent at least once.
     # A sender holds the lease while it sends; the sweep retries what was never marked sent.
     confirmation_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
     confirmation_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
 
-    # When the attendee's name, email and answers were replaced by a marker (ievents.erasure):
+    # When the attendee's name, email and answers were replaced by a marker (ievents.operations.erasure):
     # on request, or by the retention pass once the order was abandoned or its event long past.
     personal_data_erased_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -393,7 +393,7 @@ class OrderAction(models.Model):
 
 
 class ErasureRecord(models.Model):
-    """One attendee's personal data erased on request (ievents.erasure): who asked, when,
+    """One attendee's personal data erased on request (ievents.operations.erasure): who asked, when,
     how many rows changed. The email is kept only as a hash, to answer "was I erased?"."""
 
     class Source(models.TextChoices):

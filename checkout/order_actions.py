@@ -89,6 +89,15 @@ def cancel_by_attendee(session: CheckoutSession) -> CheckoutSession:
     return canceled
 
 
+def record_refunded(locked: CheckoutSession, total: int) -> None:
+    """The money given back on the order so far is ``total``: the one writer of
+    ``amount_refunded``, which never goes down nor past what was paid. A refund from the
+    admin passes what the order showed plus its own amount; a provider's news its own total.
+    ``locked``: read under its lock in this transaction (both callers hold it)."""
+    locked.amount_refunded = max(locked.amount_refunded, min(total, locked.amount_paid))
+    CheckoutSession.objects.filter(pk=locked.pk).update(amount_refunded=locked.amount_refunded)
+
+
 def void_tickets(session: CheckoutSession, ticket_ids: list[int] | None, *, restock: bool) -> list[Ticket]:
     """Void the order's tickets given (every valid one when None). With ``restock`` their
     seats go back on sale. Runs under the order's lock, in its caller's transaction."""

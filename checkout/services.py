@@ -16,12 +16,12 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 
 from ievents import languages
 from ievents.models import Event, TicketType
+from webhooks.outbox import record_events  # the one import against the layers (docs/architecture.md)
 
 from . import attendee_emails, emails, inventory, promo, state
 from .holders import for_ticket as holder_of
@@ -120,8 +120,6 @@ def create_session(
                      unit_discount=discounts[pk])
             for pk, qty in sorted(wanted.items())
         )
-        from webhooks.outbox import record_events
-
         record_events(session, [("checkout.session.created", session_as_api(session))])
         held = inventory.reserve(wanted)
         if any(held[pk].price != types[pk].price for pk in wanted):
@@ -337,7 +335,7 @@ def check_payable(locked: CheckoutSession) -> None:
 def complete_free_order(locked: CheckoutSession, source: str) -> CheckoutSession:
     """A free order passed the gate like any other and completes without a provider."""
     state.apply_steps(locked, source, [state.Step("pay", "free order"), state.Step("complete", effects=_issue_tickets)])
-    _send_confirmation_on_commit(locked, source)
+    emails.send_on_commit(locked, source)
     return locked
 
 
@@ -410,8 +408,14 @@ def record_payment_succeeded(session: int | CheckoutSession, *, amount: int | No
             session.save(update_fields=["holds_released"])
         state.apply_steps(session, source, [state.Step("pay", detail, effects=_paid_in_full),
                                             state.Step("complete", effects=_issue_tickets)])
-        _send_confirmation_on_commit(session, source, payment=payment)
+        emails.send_on_commit(session, source, payment=payment)
         return session
+
+
+def record_provider(locked: CheckoutSession, provider: str) -> None:
+    """The provider the attendee chose to pay with (``payments.services.begin_payment``, under the lock)."""
+    locked.provider = provider
+    locked.save(update_fields=["provider", "updated_at"])
 
 
 def extend_hold(session_id: int, until) -> None:
@@ -454,7 +458,7 @@ def complete(session_id: int, source: str) -> CheckoutSession:
     """Paid → completed: issue the tickets and send the confirmation."""
     with transaction.atomic():
         session = state.apply(session_id, "complete", source, effects=_issue_tickets).session
-        _send_confirmation_on_commit(session, source)
+        emails.send_on_commit(session, source)
         return session
 
 
@@ -471,74 +475,6 @@ def _issue_tickets(session: CheckoutSession) -> None:
             issued.append(Ticket(session=session, ticket_type=item.ticket_type, holder_name=name, holder_email=email,
                                  holder_answers=answers))
     session.issued_tickets = Ticket.objects.bulk_create(issued)
-
-
-# --- The attendee's ticket email ------------------------------------------------------------
-# Sent at least once, never lost: a completed session without ``confirmation_sent_at`` is
-# picked up by ``sweep_confirmations`` (every CONFIRMATION_SWEEP_SECONDS, in celery beat)
-# until it is sent, so a mail server that is down or a process that dies only delays it. A
-# sender takes a lease first, so two never send at once; one that dies after sending but
-# before marking it sent makes the attendee get it twice, not never.
-SENT_BY_THE_PAGE = {Source.ATTENDEE, Source.RETURN_PAGE}
-
-
-def _send_confirmation_on_commit(session: CheckoutSession, source: str, payment=None) -> None:
-    """Email the attendee their tickets once the transaction that issued them has committed.
-
-    When the attendee is on our page (the return page, a free order) it is sent in their
-    request, from the rows the completion already holds. Otherwise (a provider's webhook,
-    the admin, the API) the next sweep sends it, seconds later: a provider waiting on our
-    answer should wait neither for a mail server nor for a broker.
-    """
-    if session.customer_email and source in SENT_BY_THE_PAGE:
-        email = confirmation_email(session, payment=payment)
-        transaction.on_commit(lambda: send_confirmation(session.pk, email), robust=True)
-
-
-Email = emails.TicketEmail
-
-
-def confirmation_email(session: CheckoutSession, payment=None) -> Email:
-    """The ticket email, from the session's tickets and event (a receipt: checkout.emails).
-    ``payment``: the one that paid, when the caller holds it."""
-    return emails.build(session, payment=payment)
-
-
-def send_confirmation(session_id: int, email: Email | None = None, now=None) -> bool:
-    """Send the ticket email of a completed session unless it was sent or is being sent.
-    True if this call sent it. ``email``: already built by the caller, else read here."""
-    now = now or timezone.now()
-    unsent = CheckoutSession.objects.filter(pk=session_id, status=Status.COMPLETED, confirmation_sent_at__isnull=True)
-    claimed = unsent.filter(
-        Q(confirmation_lease_until__isnull=True) | Q(confirmation_lease_until__lt=now)
-    ).update(confirmation_lease_until=now + timedelta(seconds=settings.CONFIRMATION_LEASE_SECONDS))
-    if not claimed:
-        return False
-    if email is None:
-        email = confirmation_email(CheckoutSession.objects.select_related("event")
-                                   .prefetch_related("tickets__ticket_type").get(pk=session_id))
-    try:
-        emails.send(email)
-    except Exception as exc:  # any mail server failure: the sweep tries again once the lease is over
-        log.warning("ticket email for session %s not sent, will retry: %s", session_id, exc)
-        return False
-    CheckoutSession.objects.filter(pk=session_id).update(confirmation_sent_at=timezone.now(),
-                                                         confirmation_lease_until=None)
-    return True
-
-
-def sweep_confirmations(now=None, limit: int = 200) -> int:
-    """Send the ticket emails that should have gone out by now and did not, oldest first.
-    Returns how many were sent. Purchases older than CONFIRMATION_GIVE_UP_HOURS are left:
-    the attendee has their codes on the status page, and a days-late email helps no one."""
-    now = now or timezone.now()
-    due = (CheckoutSession.objects
-           .filter(status=Status.COMPLETED, confirmation_sent_at__isnull=True,
-                   completed_at__gt=now - timedelta(hours=settings.CONFIRMATION_GIVE_UP_HOURS))
-           .filter(Q(confirmation_lease_until__isnull=True) | Q(confirmation_lease_until__lt=now))
-           .exclude(customer_email="")
-           .order_by("completed_at").values_list("pk", flat=True)[:limit])
-    return sum(send_confirmation(pk, now=now) for pk in list(due))
 
 
 # --- Ending sessions -------------------------------------------------------------------

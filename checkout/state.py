@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from webhooks.outbox import record_events  # the one import against the layers (docs/architecture.md)
+
 from .models import CheckoutSession, Source, Status, Transition
 from .representation import session_as_api, with_listed_rows
 
@@ -169,8 +171,6 @@ def _apply_locked(session: CheckoutSession, source: str, steps: list[Step]) -> l
     for step in steps:
         statuses.append((status, target(status, step.trigger)))
         status = statuses[-1][1]
-    from webhooks.outbox import record_events
-
     with_listed_rows(session)  # every announcement lists them; complete issues tickets from them
     fields = {"status", "version", "updated_at"}
     transitions, announcements = [], []

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import services
+from . import attendee_emails, emails, services
 
 
 @shared_task
@@ -12,18 +12,14 @@ def release_expired_holds() -> int:
 
 @shared_task(name="checkout.tasks.sweep_confirmations", ignore_result=True)
 def sweep_confirmations() -> int:
-    return services.sweep_confirmations()
+    return emails.sweep_confirmations()
 
 
 @shared_task(name="checkout.tasks.send_attendee_email", ignore_result=True)
 def send_attendee_email(key: str) -> bool:
-    from . import attendee_emails
-
     return attendee_emails.send(key)
 
 
 @shared_task(name="checkout.tasks.sweep_attendee_emails", ignore_result=True)
 def sweep_attendee_emails() -> int:
-    from . import attendee_emails
-
     return attendee_emails.sweep()

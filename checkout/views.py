@@ -14,6 +14,7 @@ from ievents.models import Event
 from payments import services as payments
 from payments.models import Payment
 from payments.registry import PROVIDER_CLASSES, enabled_providers
+from webhooks.gate import run_gate
 
 from . import drafts, holders, limits, order_actions, promo, services
 from .emails import calendar_for, calendar_name
@@ -98,8 +99,6 @@ def _page(session, **context) -> dict:
 @require_http_methods(["GET", "POST"])
 def attendee_form(request, session_id):
     """Name, email and the organizer's questions; Continue runs the pre-payment gate."""
-    from webhooks.gate import run_gate
-
     session = _session(session_id)
     if session.status not in EDITABLE_STATUSES:
         return redirect("checkout:status", session.public_id)
@@ -173,7 +172,7 @@ def review(request, session_id):
         messages.info(request, gettext("Please confirm your details first."))
         return redirect("checkout:session", session.public_id)
     providers = enabled_providers(session.organization, session.event)
-    form = PaymentChoiceForm(request.POST or None, providers=providers)
+    form = PaymentChoiceForm(request.POST or None, choices=[(p, PROVIDER_CLASSES[p].checkout_label) for p in providers])
     alert = ""
     if request.method == "POST" and (session.is_free or form.is_valid()):
         provider = "" if session.is_free else form.cleaned_data["provider"]

@@ -12,6 +12,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from payments.models import provider_choices
 from webhooks.admin.gate import (
     GateSettingsInline,
     announce_new_gate_secret,
@@ -209,8 +210,6 @@ class EventAdminForm(BothLanguagesForm):
         }
 
     def __init__(self, *args, **kwargs):
-        from payments.models import provider_choices  # payments' models import this app's
-
         super().__init__(*args, **kwargs)
         self.fields["payment_providers"].choices = provider_choices
         label_inputs(self, all_fields=False)

@@ -7,18 +7,18 @@ from django.contrib import admin
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
 
+from checkout.promo import codes_given
+
 from . import two_factor_views
 from .admin_base import permitted_organization_ids
-from .admin_overview import upcoming_overview
 from .admin_time import in_zone, organization_zone
 from .money import format_money
+from .operations.overview import upcoming_overview
 
 
 def codes_given_shown(events) -> list[dict]:
     """The "Codes" list under the overview: each promo code used on an upcoming event, the
     paid orders that used it and the discount it gave (``checkout.promo.codes_given``)."""
-    from checkout.promo import codes_given
-
     return [{"event": figure.event, "code": figure.code, "orders": figure.orders,
              "discount": format_money(figure.discount, figure.event.currency)} for figure in codes_given(events)]
 

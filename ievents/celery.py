@@ -30,7 +30,7 @@ def drop_broken_database_connections(**_):
 def size_the_delivery_senders(instance=None, **_):
     """A delivery task sends its batch on sender threads (``webhooks.delivery``): as many as
     this worker has, so ``--concurrency 16`` still means 16 POSTs in flight at most."""
-    from webhooks import senders
+    from webhooks import senders  # not at the top: this module loads before Django's apps (ievents/__init__.py)
 
     if instance is not None and instance.concurrency:
         senders.size_pool(instance.concurrency)

@@ -23,10 +23,11 @@ second checkout session or a second endpoint. The rules:
   kept sealed with a key made from the request itself (the API key's header, the
   ``Idempotency-Key`` and the body), so the cache table holds nothing readable without the
   original request, and the request's fingerprint is an HMAC under ``SECRET_KEY``. Once an
-  order it names has been erased (``ievents.erasure``), its replay is refused with 410
+  order it names has been erased (``ievents.operations.erasure``), its replay is refused with 410
   ``idempotency_replay_erased``.
 
-It is a middleware rather than a view mixin so that every ``POST`` under ``/v1/`` gets it,
+It is a middleware (an entry point in docs/architecture.md's layers, so it may read
+checkout's orders) rather than a view mixin so that every ``POST`` under ``/v1/`` gets it,
 whoever wrote the view. Storage is the configured cache (the database cache by default,
 shared by every web process); ``cache.add`` is the atomic "first one wins".
 """
@@ -45,6 +46,8 @@ from django.core.cache import cache
 from django.http import HttpResponse, JsonResponse
 from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed
+
+from checkout.models import CheckoutSession
 
 from .api_auth import ApiKeyAuthentication
 
@@ -147,8 +150,6 @@ def _seal(authorization: str, key: str, body: bytes) -> Fernet:
 
 
 def _any_erased(public_ids: list[str]) -> bool:
-    from checkout.models import CheckoutSession  # checkout's models import this app's
-
     return CheckoutSession.objects.filter(public_id__in=public_ids, personal_data_erased_at__isnull=False).exists()
 
 

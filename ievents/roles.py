@@ -22,7 +22,7 @@ REFUND, CANCEL_ORDER, RESEND_TICKETS, RESOLVE = "refund", "cancel_order", "resen
 ORDER_ACTIONS = (REFUND, CANCEL_ORDER, RESEND_TICKETS, RESOLVE)
 # Seeing a secret in full (shown once after it is made or rotated).
 SEE_SECRETS = "see_secrets"
-# Erasing an attendee's personal data on their request (ievents.erasure).
+# Erasing an attendee's personal data on their request (ievents.operations.erasure).
 ERASE_ATTENDEE = "erase_attendee"
 
 # Screens that hold secrets or decide who is who: owners only, even to look at.

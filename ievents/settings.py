@@ -186,7 +186,7 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Checkout -------------------------------------------------------------------------
 CHECKOUT_HOLD_MINUTES = int(os.environ.get("CHECKOUT_HOLD_MINUTES", "15"))
-# The attendee's ticket email is sent at least once (checkout.services.send_confirmation):
+# The attendee's ticket email is sent at least once (checkout.emails.send_confirmation):
 # a sender owns it this many seconds; the sweep, every CONFIRMATION_SWEEP_SECONDS, retries
 # the ones not sent, for up to CONFIRMATION_GIVE_UP_HOURS after the purchase.
 CONFIRMATION_LEASE_SECONDS = int(os.environ.get("CONFIRMATION_LEASE_SECONDS", "60"))
@@ -203,7 +203,7 @@ CELERY_BEAT_SCHEDULE["sweep-attendee-emails"] = {
 # A Multibanco reference not paid yet is recalled to the attendee this long before it expires.
 PAYMENT_REMINDER_HOURS = int(os.environ.get("PAYMENT_REMINDER_HOURS", "24"))
 CELERY_BEAT_SCHEDULE["remind-pending-payments"] = {
-    "task": "checkout.tasks.remind_pending_payments", "schedule": 600.0,
+    "task": "payments.tasks.remind_pending_payments", "schedule": 600.0,
 }
 # Find my order: how long a link to an order works, and how many requests one address
 # (and one client) may make in the window.
@@ -466,7 +466,7 @@ if not DEBUG:
     X_FRAME_OPTIONS = "DENY"
     CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
-# --- Retention and personal data (ievents/retention.py, ievents/erasure.py; docs/operations.md)
+# --- Retention and personal data (ievents/operations/retention.py, ievents/operations/erasure.py; docs/operations.md)
 # How many days each kind of log is kept. Orders, payments, tickets and their transition
 # history are never deleted: they are the organizer's accounts.
 RETENTION_GATE_CALL_DAYS = int(os.environ.get("RETENTION_GATE_CALL_DAYS", "30"))

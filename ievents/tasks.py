@@ -1,9 +1,9 @@
-"""Periodic housekeeping. Thin wrappers: the rules are in ``ievents.retention``."""
+"""Periodic housekeeping. Thin wrappers: the rules are in ``ievents.operations.retention``."""
 
 from celery import shared_task
 from django.core.management import call_command
 
-from . import retention
+from .operations import retention
 
 
 @shared_task(name="ievents.tasks.prune_records", ignore_result=True)

@@ -8,7 +8,8 @@ from checkout import promo_api
 from webhooks import inbound
 
 from . import api as events_api
-from . import erasure_api, team_views
+from . import team_views
+from .operations import erasure_api
 from .views import home
 
 api_v1 = [

@@ -26,7 +26,6 @@ import hashlib
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import F
 from django.utils.translation import gettext
 
 from checkout import attendee_emails, promo, state
@@ -34,6 +33,7 @@ from checkout.models import PAID_STATUSES, CheckoutSession, OrderAction, Source
 from checkout.order_actions import (
     OrderActionRefused,
     record,
+    record_refunded,
     settle_full_refund,
     void_tickets,
     who,
@@ -162,7 +162,7 @@ def _record(session: CheckoutSession, made: Refund, left: int, *, by, note: str,
 
     # Before the transition, which reads the order again under the same lock: the
     # announcement (``checkout.session.refunded``) shows the amount refunded.
-    CheckoutSession.objects.filter(pk=session.pk).update(amount_refunded=F("amount_refunded") + made.amount)
+    record_refunded(session, session.amount_refunded + made.amount)
     state.apply(session.pk, "refund" if full else "partial_refund", Source.ADMIN, detail=detail)
     if full:
         voided = settle_full_refund(session, restock=restock)

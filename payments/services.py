@@ -18,6 +18,7 @@ from django.utils.translation import gettext
 
 from checkout import attendee_emails, order_actions, promo, state
 from checkout import services as checkout
+from checkout.limits import pending_hold_until
 from checkout.models import PAID_STATUSES, CheckoutSession, Source, Status
 
 from . import refunds
@@ -59,8 +60,7 @@ def begin_payment(session: CheckoutSession, provider: str, *, method: str = "", 
             raise PaymentStartFailed(TOO_MANY_STARTS)
         if locked.status != Status.PAYMENT_PENDING:
             state.apply(locked, "start_payment", source, detail=provider)
-        locked.provider = provider
-        locked.save(update_fields=["provider", "updated_at"])
+        checkout.record_provider(locked, provider)
         payment = Payment.objects.create(
             session=locked, provider=provider, method=method, amount=locked.amount_total, currency=locked.currency,
             approved_fingerprint=checkout.details_fingerprint(locked),
@@ -135,10 +135,6 @@ def start_payment(payment: Payment, *, method: str = "", phone: str = "") -> Pay
     if deadline and result.provider_reference and result.instructions.get("reference"):
         # A Multibanco reference is paid at an ATM, maybe tomorrow: keep the tickets until
         # then, if the provider gave one, and no longer than checkout.limits allows.
-        from django.utils.dateparse import parse_datetime
-
-        from checkout.limits import pending_hold_until
-
         checkout.extend_hold(session.pk, pending_hold_until(session, parse_datetime(deadline)))
     return payment
 
@@ -255,8 +251,7 @@ def _refunded_at_provider(locked: CheckoutSession, payment: Payment, trigger: st
     if refunded >= locked.amount_paid:
         trigger = "refund"
     # Before the transition: its announcement shows the amount refunded.
-    locked.amount_refunded = refunded
-    locked.save(update_fields=["amount_refunded"])
+    order_actions.record_refunded(locked, refunded)
     state.apply(locked, trigger, source, detail=update.detail)
     if trigger == "refund":
         order_actions.settle_full_refund(locked, restock=False)

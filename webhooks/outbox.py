@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .models import Delivery, OutboxEvent, WebhookEndpoint
+from .tasks import enqueue_delivery
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,6 @@ def endpoints_of(session) -> list[WebhookEndpoint]:
 
 
 def _enqueue(delivery_ids: list[int]) -> None:
-    from .tasks import enqueue_delivery
-
     for position, pk in enumerate(delivery_ids):
         if not enqueue_delivery(pk):
             # The broker is down or stalled: each further try would cost the attendee its

@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
+from ievents.models import new_signing_secret
+
 # How long a rotated-out secret keeps signing alongside the new one.
 ROTATION_OVERLAP = timedelta(hours=24)
 
@@ -43,8 +45,6 @@ def signing_secrets(owner) -> list[str]:
 
 def rotate_secret(owner) -> str:
     """Give ``owner`` a new secret; the old one keeps signing for ``ROTATION_OVERLAP``."""
-    from ievents.models import new_signing_secret
-
     owner.previous_secret = owner.secret
     owner.previous_secret_expires_at = timezone.now() + ROTATION_OVERLAP
     owner.secret = new_signing_secret()

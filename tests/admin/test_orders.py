@@ -161,7 +161,7 @@ def test_every_record_page_has_a_human_title(admin_client, order, event):
 
 def test_an_erased_attendee_is_not_found_by_name_any_more(admin_client, event, organization):
     from checkout.models import CheckoutSession
-    from ievents.erasure import erase_attendee
+    from ievents.operations.erasure import erase_attendee
 
     inês = make_order(event, name="Inês Sá", email="ines@example.com")
     assert found(admin_client, "ines sa") == [inês.public_id]

@@ -8,8 +8,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from checkout import services
-from ievents.admin_overview import upcoming_overview
 from ievents.models import Event
+from ievents.operations.overview import upcoming_overview
 from tests.conftest import make_event
 from webhooks.models import Delivery, GateCall, OutboxEvent
 

@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from checkout import attendee_emails, order_actions, order_links
 from checkout.models import AttendeeEmail, CheckoutSession, Status, Ticket
-from ievents import erasure
 from ievents.models import TicketType
+from ievents.operations import erasure
 from payments import refunds, reminders
 from payments.models import Payment
 

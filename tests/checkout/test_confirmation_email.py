@@ -10,7 +10,7 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.test import override_settings
 from django.utils import timezone
 
-from checkout import services, tasks
+from checkout import emails, services, tasks
 from checkout.models import CheckoutSession, Source, Status
 from payments import services as payments_services
 
@@ -39,7 +39,7 @@ def test_on_the_return_page_the_email_is_sent_in_the_request_and_marked_sent(
     codes = [t.code for t in session.tickets.all()]
     assert len(mail.outbox) == 1 and mail.outbox[0].to == ["ana@example.com"]
     assert all(code in mail.outbox[0].body for code in codes)
-    assert services.sweep_confirmations(now=timezone.now() + timedelta(hours=1)) == 0  # never twice
+    assert emails.sweep_confirmations(now=timezone.now() + timedelta(hours=1)) == 0  # never twice
     assert len(mail.outbox) == 1
 
 
@@ -57,13 +57,13 @@ def test_a_mail_server_that_is_down_only_delays_the_email(open_session, django_c
     settings.EMAIL_BACKEND = DOWN
     session = complete(open_session, Source.RETURN_PAGE, django_capture_on_commit_callbacks)
     assert session.status == Status.COMPLETED and session.confirmation_sent_at is None  # the purchase stands
-    assert services.sweep_confirmations() == 0  # still leased by the failed try: nobody sends it meanwhile
+    assert emails.sweep_confirmations() == 0  # still leased by the failed try: nobody sends it meanwhile
 
     later = timezone.now() + timedelta(seconds=settings.CONFIRMATION_LEASE_SECONDS + 1)
-    assert services.sweep_confirmations(now=later) == 0  # still down: still not marked sent
+    assert emails.sweep_confirmations(now=later) == 0  # still down: still not marked sent
     settings.EMAIL_BACKEND = LOCMEM
     later += timedelta(seconds=settings.CONFIRMATION_LEASE_SECONDS + 1)
-    assert services.sweep_confirmations(now=later) == 1
+    assert emails.sweep_confirmations(now=later) == 1
     assert len(mail.outbox) == 1 and CheckoutSession.objects.get(pk=session.pk).confirmation_sent_at is not None
 
 
@@ -72,10 +72,10 @@ def test_two_senders_never_send_at_once_and_a_dead_one_is_taken_over(open_sessio
     # A sender claimed it and died before sending (its lease runs on).
     CheckoutSession.objects.filter(pk=session.pk).update(
         confirmation_lease_until=timezone.now() + timedelta(seconds=60))
-    assert services.send_confirmation(session.pk) is False and mail.outbox == []
-    assert services.sweep_confirmations() == 0
+    assert emails.send_confirmation(session.pk) is False and mail.outbox == []
+    assert emails.sweep_confirmations() == 0
     CheckoutSession.objects.filter(pk=session.pk).update(confirmation_lease_until=timezone.now() - timedelta(seconds=1))
-    assert services.send_confirmation(session.pk) is True and len(mail.outbox) == 1
+    assert emails.send_confirmation(session.pk) is True and len(mail.outbox) == 1
 
 
 @override_settings(CONFIRMATION_GIVE_UP_HOURS=72)
@@ -85,5 +85,5 @@ def test_the_sweep_leaves_alone_what_is_not_due(open_session, django_capture_on_
     CheckoutSession.objects.filter(pk=session.pk).update(completed_at=timezone.now() - timedelta(hours=73))
     unfinished = services.create_session(event, [services.Item(ticket_type, 1)])
     services.save_attendee_details(unfinished, name="Bo", email="bo@example.com", answers={})
-    assert services.sweep_confirmations(now=timezone.now() + timedelta(minutes=5)) == 0
+    assert emails.sweep_confirmations(now=timezone.now() + timedelta(minutes=5)) == 0
     assert mail.outbox == []

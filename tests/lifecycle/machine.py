@@ -57,9 +57,9 @@ from checkout.models import (
     Ticket,
     Transition,
 )
-from ievents.admin_overview import order_totals, upcoming_overview
-from ievents.erasure import erase_attendee
 from ievents.models import Event, Membership, Organization, TicketType
+from ievents.operations.erasure import erase_attendee
+from ievents.operations.overview import order_totals, upcoming_overview
 from payments import refunds
 from payments import services as payments
 from payments.base import PaymentUpdate, UpdateKind
@@ -792,7 +792,7 @@ def attendee_told_once(world: World) -> None:
                                                      f"the order is in {session.language!r}")
             expect(row.attempts == (1 if row.sent_at else 0), f"{name}: {row.key} sent in {row.attempts} attempts")
         if session.personal_data_erased_at is not None:
-            continue  # its emails were erased with the attendee (``ievents.erasure``): nothing left to count
+            continue  # its emails were erased with the attendee (``ievents.operations.erasure``): nothing left to count
         kinds = Counter(row.kind for row in rows)
         for refund in Refund.objects.filter(session=session).exclude(status=Refund.Status.FAILED):
             told = [row for row in rows if row.key in (f"refund:{refund.public_id}", f"canceled:{refund.public_id}")]

@@ -9,7 +9,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from checkout import services
+from checkout import emails, services
 from checkout.models import CheckoutSession
 from ievents.models import Event, Question, TicketType
 from tests.conftest import event_change_form, make_event, make_organizer
@@ -86,7 +86,7 @@ def test_the_ticket_email_sent_later_by_the_sweep_is_in_the_attendees_language(c
     services.record_payment_succeeded(session.pk, amount=session.amount_total, currency="EUR",
                                       source="provider_webhook")
     mail.outbox.clear()
-    assert services.sweep_confirmations(now=timezone.now()) == 1  # in a worker: no language of its own
+    assert emails.sweep_confirmations(now=timezone.now()) == 1  # in a worker: no language of its own
     [message] = mail.outbox
     assert "Cimeira" in message.subject and "Entrada geral" in message.body
 

@@ -142,7 +142,7 @@ def test_starting_again_after_the_hold_ended_keeps_the_code(client, event, ticke
 
 
 def test_codes_that_did_not_work_are_forgotten_by_the_retention_pass(client, event):
-    from ievents import retention
+    from ievents.operations import retention
 
     client.get(event.get_absolute_url() + "?code=nope", REMOTE_ADDR=ATTENDEE)
     assert PromoCodeFailure.objects.count() == 1

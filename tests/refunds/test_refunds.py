@@ -8,6 +8,7 @@ import pytest
 import responses
 
 from checkout.models import Status, Ticket, Transition
+from checkout.order_actions import record_refunded
 from payments import refunds
 from payments.models import Payment, Refund
 from webhooks.models import InboundWebhook, OutboxEvent
@@ -112,6 +113,32 @@ def test_a_refund_made_in_stripes_dashboard_is_still_applied(client, stripe_orde
     stripe_order.refresh_from_db()
     assert (stripe_order.status, stripe_order.amount_refunded) == (Status.PARTIALLY_REFUNDED, 1000)
     assert refunds.refundable_amount(stripe_order) == 4000
+
+
+@responses.activate
+def test_refunds_from_the_admin_and_from_stripes_dashboard_add_up(client, stripe_order, organizer):
+    """One rule for ``amount_refunded`` (``checkout.order_actions.record_refunded``): ours add
+    their amount, the provider's news brings its total, and the total never goes down."""
+    _stripe_refunds_api()
+    refunds.refund(stripe_order, 2500, by=organizer, key="click-1")
+    charge = charge_object(stripe_order, refunded=4000)  # 15.00 more, refunded in the dashboard
+    assert post_stripe(client, stripe_order.organization.public_id,
+                       stripe_event("charge.refunded", charge)).json()["outcome"] == "processed"
+    stripe_order.refresh_from_db()
+    assert (stripe_order.status, stripe_order.amount_refunded) == (Status.PARTIALLY_REFUNDED, 4000)
+    refunds.refund(stripe_order, 1000, by=organizer, key="click-2")
+    stripe_order.refresh_from_db()
+    assert (stripe_order.status, stripe_order.amount_refunded) == (Status.REFUNDED, 5000)
+
+
+def test_the_amount_refunded_never_goes_down_nor_past_what_was_paid(stripe_order):
+    record_refunded(stripe_order, 3000)
+    record_refunded(stripe_order, 1000)  # older news
+    stripe_order.refresh_from_db()
+    assert stripe_order.amount_refunded == 3000
+    record_refunded(stripe_order, 9000)
+    stripe_order.refresh_from_db()
+    assert stripe_order.amount_refunded == stripe_order.amount_paid == 5000
 
 
 @responses.activate

@@ -8,8 +8,8 @@ from django.core.management import call_command
 from django.db import models
 
 from checkout.models import Answer, CheckoutSession, ErasureRecord, Status, Ticket
-from ievents import erasure
-from ievents.erasure_admin import erase_selected_attendees
+from ievents.operations import erasure
+from ievents.operations.erasure_admin import erase_selected_attendees
 from payments.models import Payment
 from tests.conftest import make_event, make_organizer
 from webhooks.models import GateCall, InboundWebhook, OutboxEvent

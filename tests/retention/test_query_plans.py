@@ -21,8 +21,8 @@ from django.utils import timezone
 from bench.scale_data import Scale, fill
 from checkout.formatting import order_reference
 from checkout.models import CheckoutSession, ErasureRecord, Ticket
-from ievents import erasure, retention
 from ievents.models import Event, Organization
+from ievents.operations import erasure, retention
 from tests.conftest import make_organizer
 from tests.payments.helpers import STRIPE_SECRET, checkout_object, configure, pending_session, post_stripe, stripe_event
 from tests.servers import LocalServer, Reply

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from checkout import services
 from checkout.models import CheckoutSession, Source, Status, Ticket, Transition
-from ievents import erasure, retention
+from ievents.operations import erasure, retention
 from payments.models import Payment
 from webhooks.models import Delivery, DeliveryAttempt, GateCall, InboundWebhook, OutboxEvent
 

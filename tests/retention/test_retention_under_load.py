@@ -19,7 +19,7 @@ from django.utils import timezone
 from bench.scale_data import Scale, fill
 from checkout import services
 from checkout.models import CheckoutSession, Source, Status
-from ievents import retention
+from ievents.operations import retention
 from payments import services as payments_services
 from webhooks import delivery
 from webhooks.models import DeliveryAttempt, GateCall, InboundWebhook

@@ -3,8 +3,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from checkout.models import ErasureRecord
-from ievents import erasure
 from ievents.models import Organization
+from ievents.operations import erasure
 
 
 class Command(BaseCommand):

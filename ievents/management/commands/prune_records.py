@@ -4,7 +4,7 @@ import logging
 
 from django.core.management.base import BaseCommand
 
-from ievents import retention
+from ievents.operations import retention
 
 
 class Command(BaseCommand):

@@ -7,10 +7,10 @@ from rest_framework.views import APIView
 
 from checkout.models import ErasureRecord
 
+from ..api_auth import HasOrganization
+from ..api_errors import ApiError
+from ..roles import ERASE_ATTENDEE, allows
 from . import erasure
-from .api_auth import HasOrganization
-from .api_errors import ApiError
-from .roles import ERASE_ATTENDEE, allows
 
 
 class MayErase(permissions.BasePermission):

@@ -4,7 +4,7 @@ Logs grow with every request: a gate call per *Continue*, an inbound row per pro
 message, attempts per notification. They are kept for a while (the organizer debugs an
 integration, support answers "did you get my payment?"), then deleted. Orders, payments,
 tickets and transitions are never deleted: they are the organizer's accounts. Orders lose
-the person instead (``ievents.erasure``): abandoned ones after PERSONAL_DATA_ABANDONED_DAYS,
+the person instead (``ievents.operations.erasure``): abandoned ones after PERSONAL_DATA_ABANDONED_DAYS,
 every one PERSONAL_DATA_AFTER_EVENT_DAYS after its event.
 
 The pass works in batches of RETENTION_BATCH_SIZE rows picked by primary key, each deleted

@@ -1,4 +1,4 @@
-"""The admin action that erases the attendees of the selected orders (``ievents.erasure``).
+"""The admin action that erases the attendees of the selected orders (``ievents.operations.erasure``).
 
 Registered on the orders' admin: ``actions = [erase_selected_attendees]``.
 """
@@ -9,8 +9,9 @@ from django.utils.translation import gettext_lazy as _
 
 from checkout.models import ErasureRecord
 
-from . import erasure, roles
-from .models import Organization
+from .. import roles
+from ..models import Organization
+from . import erasure
 
 
 @admin.action(description=_("Erase these attendees' personal data (on their request)"), permissions=["erase"])

@@ -28,9 +28,9 @@ from django.utils import timezone
 from checkout.models import PAID_STATUSES, CheckoutSession, Status
 from webhooks.models import Delivery, GateCall
 
-from .admin_time import local_text
-from .models import Event, TicketType
-from .money import format_money
+from ..admin_time import local_text
+from ..models import Event, TicketType
+from ..money import format_money
 
 # Orders whose tickets count as sold (money received and not wholly given back).
 RECENT = timedelta(hours=24)

@@ -2,7 +2,7 @@
 
 Two callers: an organizer erasing one attendee on request (the admin action, the API,
 ``manage.py erase_attendee``), recorded as an ``ErasureRecord``; and the retention pass
-(``ievents.retention``) anonymising orders whose time is up. Amounts, tickets and history
+(``ievents.operations.retention``) anonymising orders whose time is up. Amounts, tickets and history
 stay: the order is still the organizer's accounts, without the person.
 
 Where a person is kept, and what happens to it:
@@ -59,7 +59,7 @@ from checkout.models import (
 from payments.models import Payment, Refund
 from webhooks.models import Delivery, DeliveryAttempt, GateCall, InboundWebhook, OutboxEvent
 
-from .models import Organization
+from ..models import Organization
 
 MARKER = "[erased]"
 # Keys of JSON payloads (ours and providers') whose values are the person, whatever they say.
