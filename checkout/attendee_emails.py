@@ -30,6 +30,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext, gettext_lazy, ngettext
 
+from ievents.money import format_money
+
 from . import emails, formatting, order_links
 from .models import AttendeeEmail, CheckoutSession
 
@@ -195,7 +197,7 @@ def build(row: AttendeeEmail) -> EmailMultiAlternatives | None:
 
 
 def _money(params: dict, session: CheckoutSession, name: str = "amount") -> str:
-    return formatting.money(params.get(name, 0), session.currency, zero_is_free=False)
+    return format_money(params.get(name, 0), session.currency)
 
 
 def _notice(row: AttendeeEmail, session: CheckoutSession) -> tuple[str, list[str]]:

@@ -23,6 +23,8 @@ from django.utils import timezone, translation
 from django.utils.text import slugify
 from django.utils.translation import gettext, gettext_lazy
 
+from ievents.money import format_money
+
 from . import formatting, tickets
 from .models import CheckoutSession, Source, Status
 
@@ -138,7 +140,7 @@ def _build(session, payment=None) -> TicketEmail:
     context = {
         **order_context(session),
         "organizer": organizer,
-        "amount": formatting.money(session.amount_paid or session.amount_total, session.currency),
+        "amount": format_money(session.amount_paid or session.amount_total, session.currency, zero_is_free=True),
         "paid_how": paid_how(session, payment),
         "tickets": [{"code": t.code, "type": t.ticket_type.name, "holder": t.holder_name,
                      "cid": f"qr-{t.code}@ievents"} for t in issued],

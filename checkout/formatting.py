@@ -12,16 +12,9 @@ from datetime import datetime
 from django.utils import translation
 from django.utils.dates import MONTHS
 
-from ievents.money import format_money
-
 
 def _is_portuguese(language: str | None = None) -> bool:
     return (language or translation.get_language() or "en").lower().startswith("pt")
-
-
-def money(amount: int | None, currency: str, language: str | None = None, *, zero_is_free: bool = True) -> str:
-    """A price on the attendee's pages: ``ievents.money.format_money``, where zero is "Free"."""
-    return format_money(amount, currency, language, zero_is_free=zero_is_free)
 
 
 def in_zone(value: datetime, zone_name: str) -> datetime:

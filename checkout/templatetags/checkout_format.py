@@ -3,7 +3,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from checkout import formatting, tickets
-from ievents import money as money_module
+from ievents.money import format_money, symbol
 
 register = template.Library()
 
@@ -11,7 +11,7 @@ register = template.Library()
 @register.filter
 def money(amount, currency):
     """Minor units to a price in the active language: ``€18.50`` / ``18,50 €``; 0 → "Free"."""
-    return formatting.money(amount, currency)
+    return format_money(amount, currency, zero_is_free=True)
 
 
 @register.filter
@@ -65,13 +65,13 @@ def floordiv(value, divisor):
 
 @register.filter
 def currency_symbol(currency):
-    return money_module.symbol(currency)
+    return symbol(currency)
 
 
 @register.filter
 def money_or_zero(amount, currency):
     """A running total: zero is written as an amount (``€0.00``), not as "Free"."""
-    return formatting.money(amount, currency, zero_is_free=False)
+    return format_money(amount, currency)
 
 
 @register.filter

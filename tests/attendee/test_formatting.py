@@ -5,7 +5,8 @@ from datetime import UTC, datetime
 import pytest
 from django.utils import translation
 
-from checkout.formatting import datetime_in_zone, money, order_reference, time_in_zone
+from checkout.formatting import datetime_in_zone, order_reference, time_in_zone
+from ievents.money import format_money as money
 
 
 @pytest.mark.parametrize(("language", "amount", "currency", "expected"), [
@@ -27,9 +28,9 @@ def test_money_is_written_as_people_of_the_language_write_it(language, amount, c
 
 def test_a_zero_price_is_free_in_each_language_but_a_running_total_is_an_amount():
     with translation.override("en"):
-        assert money(0, "EUR") == "Free" and money(0, "EUR", zero_is_free=False) == "€0.00"
+        assert money(0, "EUR", zero_is_free=True) == "Free" and money(0, "EUR") == "€0.00"
     with translation.override("pt-pt"):
-        assert money(0, "EUR") == "Grátis" and money(0, "EUR", zero_is_free=False) == "0,00 €"
+        assert money(0, "EUR", zero_is_free=True) == "Grátis" and money(0, "EUR") == "0,00 €"
 
 
 def test_dates_are_in_the_events_zone_with_its_abbreviation_in_each_language():

@@ -5,9 +5,9 @@ import re
 import pytest
 from django.core import mail
 
-from checkout.formatting import money
 from checkout.models import CheckoutSession, Status
 from ievents.models import Question
+from ievents.money import format_money as money
 from payments.models import Payment
 from webhooks.models import OutboxEvent
 
