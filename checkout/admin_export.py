@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import itertools
 import re
+import tempfile
 import zoneinfo
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -173,8 +174,7 @@ def xlsx_file(rows: Iterable[list]):
     Write-only mode keeps memory flat (rows go to disk as they come). A text cell is written
     as a string cell whatever it starts with ("=2+5" stays text: openpyxl would otherwise make
     it a formula), without the characters XML cannot hold."""
-    import tempfile
-
+    # openpyxl takes a while to import: only a workbook export pays for it.
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE

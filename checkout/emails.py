@@ -25,7 +25,7 @@ from django.utils.translation import gettext, gettext_lazy
 
 from ievents.money import format_money
 
-from . import formatting, tickets
+from . import formatting, order_links, tickets
 from .models import CheckoutSession, Source, Status
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,6 @@ def _link(name: str, session) -> str:
 
 def order_link(session) -> str:
     """The attendee's link to their order: signed, carrying no internal id (checkout.order_links)."""
-    from . import order_links
-
     return order_links.url_for(session)
 
 

@@ -6,6 +6,8 @@ from django.utils.translation import ngettext_lazy
 
 from ievents.models import Question
 
+from .invoice import TaxIdInvalid, clean_tax_id
+
 
 def _count(value) -> int:
     try:
@@ -127,8 +129,6 @@ class AttendeeForm(forms.Form):
         return [field for field in self if field.name.startswith("invoice_")]
 
     def clean_invoice_tax_id(self) -> str:
-        from .invoice import TaxIdInvalid, clean_tax_id
-
         try:
             return clean_tax_id(self.cleaned_data.get("invoice_tax_id", ""))
         except TaxIdInvalid as exc:

@@ -10,6 +10,7 @@ import zoneinfo
 from urllib.parse import urlencode
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
@@ -220,8 +221,6 @@ CSV_COLUMNS = ["Code", "Event", "Gives", "Max uses", "Used", "Valid from", "Vali
 
 def codes_csv(codes, filename: str) -> StreamingHttpResponse:
     """The codes as CSV, with the link that fills each one in on the event's page."""
-    from django.conf import settings
-
     def rows():
         yield CSV_COLUMNS
         for code in codes.iterator(chunk_size=2000):

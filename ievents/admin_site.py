@@ -4,7 +4,7 @@ front page and our own names for the screens ("Orders", "Payments")."""
 import functools
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 
 from checkout.promo import codes_given
@@ -59,8 +59,6 @@ class IEventsAdminSite(admin.AdminSite):
         return grouped_for_organizers(apps, self.index_url())
 
     def index_url(self) -> str:
-        from django.urls import reverse
-
         return reverse("admin:index", current_app=self.name)
 
     def get_urls(self):

@@ -1,13 +1,17 @@
 """The core domain every app uses: tenants, their members, events and ticket types, API keys."""
 
+import base64
 import hashlib
 import secrets
+import zoneinfo
 from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -16,8 +20,6 @@ from .crypto import EncryptedTextField, new_public_id
 
 def new_signing_secret() -> str:
     """A Standard Webhooks secret: ``whsec_`` followed by 32 random bytes in base64."""
-    import base64
-
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
@@ -28,9 +30,6 @@ NOT_PLACES = {"localtime", "Factory"}
 
 def validate_time_zone(name: str) -> None:
     """An IANA time zone name this machine knows, such as Europe/Lisbon."""
-    import zoneinfo
-
-    from django.core.exceptions import ValidationError
 
     if name in NOT_PLACES or name not in zoneinfo.available_timezones():
         raise ValidationError(_("Choose a time zone such as Europe/Lisbon."), code="invalid_time_zone")
@@ -138,15 +137,11 @@ class Event(models.Model):
         return self.name
 
     def get_absolute_url(self):
-        from django.urls import reverse
-
         return reverse("checkout:event", args=[self.public_id])
 
     @property
     def ends(self):
         """When the event ends: its end time, or its start plus its duration."""
-        from datetime import timedelta
-
         return self.ends_at or self.starts_at + timedelta(minutes=self.duration_minutes)
 
 

@@ -6,6 +6,7 @@ organizations; the rules are in ``ievents.team``.
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -155,8 +156,6 @@ class InvitationAdmin(TenantScopedAdmin):
         messages.success(request, gettext("The invitation was sent to %(email)s.") % {"email": invitation.email})
 
     def response_add(self, request, obj, post_url_continue=None):
-        from django.http import HttpResponseRedirect
-
         return HttpResponseRedirect(reverse("admin:ievents_invitation_changelist"))
 
     @admin.action(description=_("Revoke the selected invitations"), permissions=["act"])

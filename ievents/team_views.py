@@ -5,7 +5,7 @@ page tells browsers not to send it to other sites as a referrer and not to keep 
 """
 
 from django import forms
-from django.contrib.auth import login, password_validation
+from django.contrib.auth import get_user_model, login, password_validation
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext
@@ -34,8 +34,6 @@ class NewPasswordForm(forms.Form):
         if first and second and first != second:
             self.add_error("password2", _("The two passwords differ."))
         elif first:
-            from django.contrib.auth import get_user_model
-
             try:  # checked against the account it will be, so "similar to your email" applies
                 password_validation.validate_password(first, get_user_model()(username=self.email, email=self.email))
             except forms.ValidationError as exc:

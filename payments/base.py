@@ -15,6 +15,9 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext
 
 if TYPE_CHECKING:
@@ -172,8 +175,6 @@ class PaymentProvider:
     @classmethod
     def environment_config(cls) -> ProviderConfig:
         """The fallback credentials from the environment; unset ones are left out."""
-        from django.conf import settings
-
         credentials = {name: getattr(settings, setting) for name, setting in cls.environment_credentials.items()}
         secret = getattr(settings, cls.environment_webhook_secret) if cls.environment_webhook_secret else ""
         return ProviderConfig(organization_id=None, credentials={k: v for k, v in credentials.items() if v},
@@ -182,9 +183,6 @@ class PaymentProvider:
     @classmethod
     def webhook_url(cls, organization) -> str:
         """The exact URL to paste into the provider's dashboard."""
-        from django.conf import settings
-        from django.urls import reverse
-
         org = organization.public_id if organization else "_"
         return settings.PUBLIC_BASE_URL + reverse("inbound:provider_webhook", args=[cls.name, org]) + cls.webhook_url_suffix
 
@@ -243,8 +241,6 @@ class PaymentProvider:
 
     def _url(self, path: str) -> str:
         """``path`` on the provider's API: the credentials' ``api_base`` if set, else the setting's."""
-        from django.conf import settings
-
         base = self.config.credentials.get("api_base") or getattr(settings, self.api_base_setting)
         return base.rstrip("/") + path
 
@@ -315,6 +311,4 @@ def normalize_phone(phone: str) -> str:
 
 def deadline_text(when) -> str:
     """A Multibanco deadline as the attendee reads it, in the site's time zone."""
-    from django.utils import timezone
-
     return timezone.localtime(when).strftime("%Y-%m-%d %H:%M")

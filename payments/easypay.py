@@ -44,6 +44,7 @@ from .base import (
     to_major_units,
     to_minor_units,
 )
+from .models import Payment, Refund
 from .provider_http import call_json
 
 log = logging.getLogger(__name__)
@@ -181,8 +182,6 @@ class EasypayProvider(PaymentProvider):
     def _our_payment_id(self, easypay_id: str, key: str) -> str | None:
         """Easypay's id of our payment this notification is about (this organization's, when
         it came with an organization's secret), or None."""
-        from .models import Payment
-
         found = Payment.objects.filter(provider=self.name).filter(
             Q(provider_reference=easypay_id) | Q(public_id=key or easypay_id))
         if self.config.organization_id is not None:
@@ -193,8 +192,6 @@ class EasypayProvider(PaymentProvider):
         """A refund's (or void's) notification: its ``id`` is the refund's. One we made from the
         admin is already recorded: the update names it (``payments.refunds.already_recorded``
         then changes nothing). Anything else is not ours to act on."""
-        from .models import Refund
-
         found = Refund.objects.filter(provider=self.name).filter(
             Q(provider_reference=easypay_id) | Q(public_id=key or easypay_id)).select_related("session")
         if self.config.organization_id is not None:

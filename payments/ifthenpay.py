@@ -15,7 +15,10 @@ Ifthenpay call again.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
+from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
 from .base import (
@@ -87,9 +90,6 @@ class IfthenpayProvider(PaymentProvider):
                                instructions={"method": "mbway", "order_id": order_id})
         if method != "multibanco":
             raise ProviderError(f"ifthenpay: unsupported method {method!r}")
-        from datetime import timedelta
-
-        from django.utils import timezone
 
         days = max(1, settings.MULTIBANCO_DEADLINE_HOURS // 24)
         deadline = timezone.now() + timedelta(days=days)

@@ -4,6 +4,8 @@ organization's sandbox webhook secret."""
 
 from __future__ import annotations
 
+import json
+
 from django.urls import reverse
 from django.utils.translation import gettext_lazy
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -75,8 +77,6 @@ class SandboxProvider(PaymentProvider):
             raise SignatureError(str(exc)) from exc
 
     def parse_webhook(self, request: InboundRequest) -> ParsedWebhook:
-        import json
-
         try:
             body = json.loads(request.body)
             kind = UpdateKind(body["type"])

@@ -14,6 +14,7 @@ from datetime import timedelta
 from urllib.parse import quote, urlencode
 
 import stripe
+from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
@@ -80,8 +81,6 @@ class StripeProvider(PaymentProvider):
         return f"https://dashboard.stripe.com/{mode}search?{urlencode({'query': reference})}"
 
     def _client(self) -> stripe.StripeClient:
-        from django.conf import settings
-
         # RequestsClient: one HTTP stack for every provider, with our timeout; no silent retries.
         return stripe.StripeClient(
             self.credential("secret_key"), max_network_retries=0, base_addresses={"api": settings.STRIPE_API_BASE},

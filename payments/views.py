@@ -1,6 +1,7 @@
 """The sandbox provider's own payment page."""
 
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from .models import Payment
@@ -16,7 +17,5 @@ def sandbox_page(request, payment_id):
         if outcome in ("success", "failure") and OUTCOME_KEY not in payment.instructions:
             payment.instructions = {**payment.instructions, OUTCOME_KEY: outcome}
             payment.save(update_fields=["instructions", "updated_at"])
-        from django.urls import reverse
-
         return redirect(reverse("checkout:return", args=[payment.session.public_id]) + f"?payment={payment.public_id}")
     return render(request, "payments/sandbox.html", {"payment": payment, "session": payment.session})

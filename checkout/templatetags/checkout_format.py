@@ -2,7 +2,7 @@ from django import template
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from checkout import formatting, tickets
+from checkout import emails, formatting, tickets
 from ievents.money import format_money, symbol
 
 register = template.Library()
@@ -77,6 +77,4 @@ def money_or_zero(amount, currency):
 @register.filter
 def invoice_lines(session):
     """The order's invoice details, one per line: tax number, name, address."""
-    from checkout.emails import invoice_lines as lines
-
-    return lines(session)
+    return emails.invoice_lines(session)
