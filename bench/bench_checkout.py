@@ -28,9 +28,15 @@ After each phase the database is checked: every checkout the clients saw complet
 Knobs (environment): `BENCH_CLIENTS` (threads, default 8), `BENCH_WORKERS` (gunicorn
 workers, default 2 × cores + 1), `BENCH_SECONDS` (per phase, default 15).
 
-The statement ceilings per request are enforced by `tests/perf/test_checkout_queries.py`,
-and *Pay* locking only the session's row (so opening a checkout never waits for another
-attendee's payment start) by `tests/perf/test_lock_scope.py`.
+Goals (issue 26): under 60 SQL statements and under 60 ms of app CPU per checkout, and at
+most 12 statements for the completing transition on the return page (its transaction,
+BEGIN to COMMIT; the provider's webhook's is counted by `bench_inbound_webhooks`). The
+statements are counted once, with Django's test client, in a child process on the same
+database, BEGIN and COMMIT included. The statement ceilings per request are enforced by
+`tests/perf/test_checkout_queries.py` (what each statement is for:
+`docs/architecture.md`, "What the hot paths cost"), and *Pay* locking only the session's row
+(so opening a checkout never waits for another attendee's payment start) by
+`tests/perf/test_lock_scope.py`.
 """
 
 from __future__ import annotations
