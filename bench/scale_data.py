@@ -66,7 +66,7 @@ FROM ievents_event e WHERE e.public_id LIKE 'ev_scale_%%'"""),
 INSERT INTO checkout_checkoutsession (public_id, status, version, customer_name, search_name, customer_email, currency,
     amount_total, amount_paid, amount_refunded, expires_at, holds_released, provider, success_url, cancel_url,
     webhook_url, metadata, gate_approved_fingerprint, needs_attention, created_at, updated_at, completed_at,
-    event_id, organization_id, details_version, client_address)
+    event_id, organization_id, details_version, address_key)
 SELECT 'cs_scale_' || i, s.status, 3, 'Attendee ' || i, 'attendee ' || i, 'attendee' || i || '@example.com', 'EUR',
        10000, CASE WHEN s.status IN ('completed', 'paid', 'refunded', 'partially_refunded') THEN 10000 ELSE 0 END,
        CASE WHEN s.status = 'refunded' THEN 10000 ELSE 0 END,
@@ -111,7 +111,7 @@ SELECT n, d.created_at + n * interval '1 minute', 40, CASE WHEN n = %(attempts)s
 FROM webhooks_delivery d, generate_series(1, %(attempts)s) AS n WHERE d.public_id LIKE 'del_scale_%%'"""),
     ("gate calls", f"""
 INSERT INTO webhooks_gatecall (outcome, decision, status_code, latency_ms, message, error, is_test, breaker_open,
-                               created_at, event_id, session_id, client_ip, client_address)
+                               created_at, event_id, session_id, client_ip, address_key)
 SELECT 'allowed', 'allow', 200, 80, '', '', false, false, {AT.format(i="i", n="%(gate_calls)s")},
        s.event_id, s.id, ('10.' || (i %% 250) || '.' || (i / 250 %% 250) || '.1')::inet,
        '10.' || (i %% 250) || '.' || (i / 250 %% 250) || '.1'

@@ -27,8 +27,9 @@ from ievents.admin_overview import order_totals
 from ievents.admin_time import in_zone, local_text
 from ievents.erasure_admin import erase_selected_attendees
 from ievents.money import format_money
-from payments.admin import provider_link, readable_instructions
-from payments.models import Provider
+from payments.admin import readable_instructions
+from payments.models import provider_choices
+from payments.registry import PROVIDER_CLASSES
 
 from .admin_actions import OrderActionsMixin
 from .admin_export import csv_lines, dialect_for, export_questions, ticket_rows, xlsx_file
@@ -42,14 +43,10 @@ SOURCE_WORDS = {
 }
 
 
-def provider_name(code: str) -> str:
-    return Provider(code).label if code in Provider.values else code
-
-
 def history_sentence(step: Transition, session: CheckoutSession) -> str:
     """A transition as an organizer says it: "Payment started with Stripe", "Paid €125.00"."""
     money = format_money(session.amount_paid or session.amount_total, session.currency)
-    provider = provider_name(step.detail) if step.detail else ""
+    provider = dict(provider_choices()).get(step.detail, step.detail)
     words = {
         "gate_deny": gettext("Your pre-payment gate refused the details"),
         "start_payment": gettext("Payment started with %(provider)s") % {"provider": provider} if provider
@@ -107,7 +104,7 @@ class ProviderFilter(admin.SimpleListFilter):
     parameter_name = "provider"
 
     def lookups(self, request, model_admin):
-        return Provider.choices
+        return provider_choices()
 
     def queryset(self, request, queryset):
         return queryset.filter(provider=self.value()) if self.value() else queryset
@@ -324,7 +321,8 @@ def order_page(session: CheckoutSession) -> dict:
     answers = [(a.question.text, a.value) for a in session.answers.select_related("question").order_by(
         "question__position", "question_id")]
     payments = [{"payment": p, "provider": p.get_provider_display(), "amount": format_money(p.amount, p.currency),
-                 "received": format_money(p.amount_received, p.currency), "link": provider_link(p),
+                 "received": format_money(p.amount_received, p.currency),
+                 "link": PROVIDER_CLASSES[p.provider].dashboard_link(p.provider_reference),
                  "instructions": readable_instructions(p), "why": p.failure_reason if p.status == p.Status.FAILED else ""}
                 for p in session.payments.order_by("id")]
     return {
@@ -333,7 +331,7 @@ def order_page(session: CheckoutSession) -> dict:
         "order_amount": format_money(session.amount_total, session.currency),
         "order_discount": format_money(session.discount_total, session.currency) if session.promo_code_text else "",
         "order_paid": format_money(session.amount_paid, session.currency),
-        "order_provider": provider_name(session.provider) if session.provider else "",
+        "order_provider": dict(provider_choices()).get(session.provider, session.provider),
         "order_refunded": format_money(session.amount_refunded, session.currency) if session.amount_refunded else "",
         "order_tickets": tickets, "order_lines": lines, "order_answers": answers, "order_payments": payments,
         "order_history": history(session),

@@ -60,12 +60,12 @@ def masked(email: str) -> str:
     return f"{local[:1]}***@{domain}"
 
 
-def queue_order_links(organization, email: str, *, language: str, client_address: str, quiet: bool = False) -> None:
+def queue_order_links(organization, email: str, *, language: str, address_key: str, quiet: bool = False) -> None:
     """Find my order: one row whatever the address, so the request costs the same whether or
     not it has orders; which orders, if any, is looked up by the sender, off the request.
     ``quiet``: over the address's limit, recorded as done and never sent."""
     row = AttendeeEmail(organization=organization, kind=Kind.ORDER_LINKS, to=email.strip(), language=language,
-                        client_address=client_address, key=f"order_links:{uuid.uuid4().hex}")
+                        address_key=address_key, key=f"order_links:{uuid.uuid4().hex}")
     if quiet:
         row.sent_at, row.last_error = timezone.now(), "over the limit for this address: not sent"
         AttendeeEmail.objects.bulk_create([row])

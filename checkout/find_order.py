@@ -40,10 +40,10 @@ def request_order_links(organization, email: str, *, address: str, language: str
     since = timezone.now() - timedelta(seconds=settings.FIND_ORDER_WINDOW_SECONDS)
     recent = AttendeeEmail.objects.filter(kind=AttendeeEmail.Kind.ORDER_LINKS, created_at__gt=since)
     if key and not limits.is_exempt(address) and \
-            recent.filter(client_address=key).count() >= settings.FIND_ORDER_MAX_PER_CLIENT:
+            recent.filter(address_key=key).count() >= settings.FIND_ORDER_MAX_PER_CLIENT:
         raise TooManyRequests(settings.FIND_ORDER_WINDOW_SECONDS)
     # Over the address's limit the request is still written (it counts for the client's
     # limit, and costs what any other does) but sends nothing; the page says the same.
     quiet = recent.filter(to=email).count() >= settings.FIND_ORDER_MAX_PER_EMAIL
     with transaction.atomic():
-        attendee_emails.queue_order_links(organization, email, language=language, client_address=key, quiet=quiet)
+        attendee_emails.queue_order_links(organization, email, language=language, address_key=key, quiet=quiet)

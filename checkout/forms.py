@@ -184,9 +184,8 @@ class PaymentChoiceForm(forms.Form):
 
     def __init__(self, *args, providers, **kwargs):
         super().__init__(*args, **kwargs)
-        from payments.registry import provider_classes
+        from payments.registry import PROVIDER_CLASSES
 
-        classes = provider_classes()
-        self.fields["provider"].choices = [(p, classes[p].label) for p in providers]
+        self.fields["provider"].choices = [(p, PROVIDER_CLASSES[p].checkout_label) for p in providers]
         if len(providers) == 1:
             self.fields["provider"].initial = providers[0]

@@ -135,7 +135,7 @@ def hold_tickets(event: Event, items: list[services.Item], *, address: str,
     """
     key = address_key(address)
     limited = bool(key) and not is_exempt(address)
-    return services.create_session(event, items, client_address=key if limited else "", promo_code=promo_code)
+    return services.create_session(event, items, address_key=key if limited else "", promo_code=promo_code)
 
 
 def check(event: Event, key: str, quantity: int, now: datetime | None = None, *,
@@ -148,7 +148,7 @@ def check(event: Event, key: str, quantity: int, now: datetime | None = None, *,
     window = timedelta(seconds=settings.CHECKOUT_LIMIT_WINDOW_SECONDS)
     holding = Q(status__in=HOLDING, holds_released=False)
     recent = Q(created_at__gt=now - window)
-    others = CheckoutSession.objects.filter(event=event, client_address=key)
+    others = CheckoutSession.objects.filter(event=event, address_key=key)
     if opened is not None:
         others = others.exclude(pk=opened.pk)
     mine = others.aggregate(
@@ -203,13 +203,13 @@ def try_code(event: Event, typed: str, *, address: str, now: datetime | None = N
         return promo.check_code(event, typed, now)
     except promo.CodeRefused:
         if limited:
-            PromoCodeFailure.objects.create(event=event, client_address=key)
+            PromoCodeFailure.objects.create(event=event, address_key=key)
         raise
 
 
 def _check_guessing(event: Event, key: str, now: datetime) -> None:
     window = timedelta(seconds=settings.PROMO_CODE_FAILURE_WINDOW_SECONDS)
-    mine = Q(client_address=key)
+    mine = Q(address_key=key)
     failures = PromoCodeFailure.objects.filter(event=event, at__gt=now - window).aggregate(
         mine=Count("pk", filter=mine), everyone=Count("pk"), first_mine=Min("at", filter=mine), first=Min("at"))
     if failures["mine"] >= settings.PROMO_CODE_MAX_FAILURES_PER_ADDRESS:

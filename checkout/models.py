@@ -96,7 +96,7 @@ class CheckoutSession(models.Model):
 
     # Who took the tickets, as checkout.limits counts them (an IPv4 address or an IPv6 /64);
     # empty for sessions opened through the API or from an exempt address.
-    client_address = models.CharField(max_length=64, blank=True, default="", editable=False)
+    address_key = models.CharField(max_length=64, blank=True, default="", editable=False)
 
     # The promo code the order was opened with (checkout.promo), and what it gave then. The
     # terms are a copy of the code at opening, so the discount stays what the attendee was
@@ -147,7 +147,7 @@ class CheckoutSession(models.Model):
             models.Index(fields=["completed_at"], condition=models.Q(confirmation_sent_at__isnull=True),
                          name="session_unconfirmed"),
             # checkout.limits: one address's holds and recent checkouts for an event.
-            models.Index(fields=["event", "client_address", "created_at"], condition=~models.Q(client_address=""),
+            models.Index(fields=["event", "address_key", "created_at"], condition=~models.Q(address_key=""),
                          name="session_client_recent"),
             # The admin's order list, newest first within an organization (a year holds millions).
             models.Index(fields=["organization", "-created_at"], name="session_org_recent"),
@@ -289,7 +289,7 @@ class PromoCodeFailure(models.Model):
     """A code typed on an event's page that did not work: counted to slow down guessing."""
 
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="+")
-    client_address = models.CharField(max_length=64)
+    address_key = models.CharField(max_length=64)
     at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -442,8 +442,8 @@ class AttendeeEmail(models.Model):
     to = models.EmailField()
     language = models.CharField(max_length=10, blank=True, default="")
     params = models.JSONField(default=dict, blank=True, help_text=_("What the email says that the order does not."))
-    # Who asked (Find my order): the client address key, for its rate limit. Empty otherwise.
-    client_address = models.CharField(max_length=64, blank=True, default="")
+    # Who asked (Find my order): the client's address key, for its rate limit. Empty otherwise.
+    address_key = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -457,7 +457,7 @@ class AttendeeEmail(models.Model):
             models.Index(fields=["created_at"], condition=models.Q(sent_at__isnull=True), name="attendee_email_unsent"),
             # Find my order's rate limits: recent requests per address and per client.
             models.Index(fields=["kind", "to", "created_at"], name="attendee_email_recent_to"),
-            models.Index(fields=["kind", "client_address", "created_at"], name="attendee_email_recent_client"),
+            models.Index(fields=["kind", "address_key", "created_at"], name="attendee_email_recent_client"),
         ]
 
     def __str__(self):

@@ -73,7 +73,7 @@ def create_session(
     cancel_url: str = "",
     webhook_url: str = "",
     metadata: dict | None = None,
-    client_address: str = "",
+    address_key: str = "",
     language: str = "",
     promo_code: PromoCode | None = None,
 ) -> CheckoutSession:
@@ -82,7 +82,7 @@ def create_session(
     ``promo.CodeRefused``.
 
     ``language``: the attendee's (default: the active one, the attendee's own on our pages);
-    what is built for them later carries the organizer's texts in it. ``client_address``: the
+    what is built for them later carries the organizer's texts in it. ``address_key``: the
     key an attendee page's buyer is limited by (``limits.address_key``); the limits are then
     checked in this transaction (``limits.check``), raising ``LimitReached``.
 
@@ -114,7 +114,7 @@ def create_session(
             cancel_url=cancel_url,
             webhook_url=webhook_url,
             metadata=metadata or {},
-            client_address=client_address,
+            address_key=address_key,
             language=languages.supported(language or languages.active()),
         )
         line_items = LineItem.objects.bulk_create(
@@ -133,13 +133,13 @@ def create_session(
             raise InvalidOrder(gettext("A price changed while you were choosing. Please choose your tickets again.")) from None
         if uses:
             promo.take(promo_code, uses)
-        if client_address:
+        if address_key:
             # An attendee page's buyer (``limits.hold_tickets``): their address's limits, counted
             # after the hold, in its transaction, so that two requests for the same tickets
             # count one after the other; over a limit, the whole checkout rolls back.
             from .limits import check as check_limits
 
-            check_limits(event, client_address, sum(wanted.values()), opened=session)
+            check_limits(event, address_key, sum(wanted.values()), opened=session)
     log.info("checkout %s opened by %s for %s", session.public_id, source, event.public_id)
     return session
 

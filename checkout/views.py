@@ -13,7 +13,7 @@ from django.views.decorators.http import require_http_methods
 from ievents.models import Event
 from payments import services as payments
 from payments.models import Payment
-from payments.registry import enabled_providers
+from payments.registry import PROVIDER_CLASSES, enabled_providers
 
 from . import drafts, holders, limits, order_actions, promo, services
 from .emails import calendar_for, calendar_name
@@ -23,10 +23,6 @@ from .models import EDITABLE_STATUSES, CheckoutSession, Status
 from .state import InvalidTransition
 
 WAITING = (Status.PAYMENT_PENDING, Status.PROCESSING, Status.AUTHORIZED, Status.PAID)
-
-
-def client_ip(request) -> str:
-    return limits.client_address(request)
 
 
 @require_http_methods(["GET", "POST"])
@@ -41,7 +37,7 @@ def event_page(request, event_id):
     code, code_error, retry_after = None, "", None
     if typed:
         try:
-            code = limits.try_code(event, typed, address=client_ip(request))
+            code = limits.try_code(event, typed, address=limits.client_address(request))
         except limits.LimitReached as exc:  # 429: the same page, the reason in its alert
             code_error, retry_after = exc.message, exc.retry_after
         except promo.CodeRefused as exc:
@@ -56,7 +52,7 @@ def event_page(request, event_id):
             # Known sold out from the rows this page just read: answered now, without the
             # limits, a transaction or a lock (the on-sale's refused attendees, issue 26).
             services.check_available(items)
-            session = limits.hold_tickets(event, items, address=client_ip(request), promo_code=code)
+            session = limits.hold_tickets(event, items, address=limits.client_address(request), promo_code=code)
         except limits.LimitReached as exc:  # 429: the same page, the reason in its alert
             error, retry_after = exc.message, exc.retry_after
         except SoldOut as exc:
@@ -129,7 +125,7 @@ def attendee_form(request, session_id):
             alert = "" if _hold_seconds_left(session) == 0 else str(exc.message)
         else:
             services.record_language(session, translation.get_language())  # the gate reads what they read
-            decision = run_gate(session, client_ip=client_ip(request))
+            decision = run_gate(session, client_ip=limits.client_address(request))
             if decision.allowed:
                 return redirect("checkout:review", session.public_id)
             alert = str(decision.message)
@@ -194,6 +190,7 @@ def review(request, session_id):
             return redirect("checkout:status", session.public_id)
     return render(request, "checkout/review.html", _page(
         session, form=form, alert=alert, providers=providers,
+        asks_phone=any("mbway" in PROVIDER_CLASSES[p].methods for p in providers),  # MB WAY pays by phone
         answers=session.answers.select_related("question"),
         payment_failed=session.status in (Status.REJECTED, Status.UNPAID),
     ))

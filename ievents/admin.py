@@ -209,10 +209,10 @@ class EventAdminForm(BothLanguagesForm):
         }
 
     def __init__(self, *args, **kwargs):
-        from payments.models import Provider  # payments' models import this app's
+        from payments.models import provider_choices  # payments' models import this app's
 
         super().__init__(*args, **kwargs)
-        self.fields["payment_providers"].choices = Provider.choices
+        self.fields["payment_providers"].choices = provider_choices
         label_inputs(self, all_fields=False)
         # Left out (a script posting the older form): the defaults, as before these existed.
         for name in ("duration_minutes", "invoice_details"):

@@ -234,8 +234,7 @@ def _erase_gate_calls(ids: list[int], scrub: Callable[[str], str]) -> int:
     """Addresses dropped in one statement; only calls with a message or error are read and
     rewritten (a busy order may have many calls, most of them silent)."""
     calls = GateCall.objects.filter(session_id__in=ids)
-    addresses = calls.filter(Q(client_ip__isnull=False) | ~Q(client_address="")).update(client_ip=None,
-                                                                                         client_address="")
+    addresses = calls.filter(Q(client_ip__isnull=False) | ~Q(address_key="")).update(client_ip=None, address_key="")
     with_text = calls.exclude(message="", error="")
     texts = _rewrite(with_text, "message", scrub) + _rewrite(with_text, "error", scrub)
     return max(addresses, texts)

@@ -1,5 +1,3 @@
-from urllib.parse import quote, urlencode
-
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -10,8 +8,8 @@ from ievents.admin_base import ReadOnlyTenantAdmin, TenantScopedAdmin
 from ievents.admin_time import local_text
 from ievents.money import format_money
 
-from .forms import CREDENTIAL_FIELDS, IntegrationSettingsForm, webhook_url
-from .models import IntegrationSettings, Payment, Provider
+from .forms import IntegrationSettingsForm
+from .models import IntegrationSettings, Payment
 from .registry import PROVIDER_CLASSES, get_provider
 
 
@@ -29,17 +27,16 @@ class IntegrationSettingsAdmin(TenantScopedAdmin):
         """A saved integration shows its provider's fields only. A new one shows each
         provider's in its own section; a little script (``admin_ievents.js``) hides all but
         the chosen provider's, and without it the sections still say whose they are."""
-        providers = [obj.provider] if obj else [p for p in CREDENTIAL_FIELDS if CREDENTIAL_FIELDS[p]]
+        providers = [PROVIDER_CLASSES[obj.provider]] if obj else PROVIDER_CLASSES.values()
         sections = [(None, {"fields": ["organization", "provider", "enabled"]})]
         for provider in providers:
-            if CREDENTIAL_FIELDS.get(provider):
-                sections.append((gettext("%(provider)s credentials") % {"provider": Provider(provider).label}, {
-                    "fields": [f"cred_{name}" for name in CREDENTIAL_FIELDS[provider]],
-                    "classes": ["provider-fields", f"provider-{provider}"],
+            if provider.credential_fields:
+                sections.append((gettext("%(provider)s credentials") % {"provider": provider.label}, {
+                    "fields": [f"cred_{name}" for name in provider.credential_fields],
+                    "classes": ["provider-fields", f"provider-{provider.name}"],
                     "description": gettext("Stored encrypted; never shown again in full.")}))
-        # The sandbox takes no webhooks from outside: no URL to paste anywhere.
         webhook_fields = ["webhook_secret_input", "clear_webhook_secret"]
-        if obj is None or obj.provider != Provider.SANDBOX:
+        if obj is None or PROVIDER_CLASSES[obj.provider].has_webhook_url:
             webhook_fields.append("webhook_address")
         sections.append((gettext("Notifications from the provider"), {"fields": webhook_fields}))
         return sections
@@ -47,7 +44,7 @@ class IntegrationSettingsAdmin(TenantScopedAdmin):
     @admin.display(description=_("Mode"))
     def mode(self, obj):
         """Test or live, as the credentials say (a Stripe sk_test_ key, Easypay's test API, the sandbox)."""
-        testing = get_provider(obj.provider, obj.organization).test_mode() if obj.provider in Provider.values else None
+        testing = get_provider(obj.provider, obj.organization).test_mode() if obj.provider in PROVIDER_CLASSES else None
         if testing is None:
             return "—"
         return format_html('<span class="order-status provider-mode-{}">{}</span>', "test" if testing else "live",
@@ -56,13 +53,13 @@ class IntegrationSettingsAdmin(TenantScopedAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         provider = PROVIDER_CLASSES.get(obj.provider)
-        if obj.provider != Provider.SANDBOX and provider is not None and not (
+        if provider is not None and provider.has_webhook_url and not (
                 obj.webhook_secret or provider.environment_config().webhook_secret):
             messages.warning(request, gettext(
                 "%(provider)s has no webhook signing secret: its notifications cannot be trusted, so payments are "
                 "confirmed only when the attendee comes back from %(provider)s. An attendee who closes the page "
                 "after paying gets no tickets until you act. Add the secret from %(provider)s's dashboard.")
-                % {"provider": Provider(obj.provider).label})
+                % {"provider": provider.label})
 
     @admin.display(description=_("Webhook secret"), boolean=True)
     def has_webhook_secret(self, obj):
@@ -71,8 +68,9 @@ class IntegrationSettingsAdmin(TenantScopedAdmin):
     @admin.display(description=_("Webhook URL for the provider's dashboard"))
     def webhook_address(self, obj):
         if not obj or not obj.pk:
-            return gettext("Shown once saved (not for the sandbox, which takes no notifications from outside).")
-        return format_html("<code>{}</code>", webhook_url(obj.provider, obj.organization))
+            return gettext("Shown once saved.")
+        provider = PROVIDER_CLASSES[obj.provider]
+        return format_html("<code>{}</code>", provider.webhook_url(obj.organization)) if provider.has_webhook_url else "—"
 
     def get_readonly_fields(self, request, obj=None):
         # Changing provider or organization would make stored credentials mean something else.
@@ -82,17 +80,6 @@ class IntegrationSettingsAdmin(TenantScopedAdmin):
 # What the attendee was told, under the names the status page uses; other keys are ours.
 INSTRUCTION_LABELS = {"method": _("Method"), "entity": _("Entity"), "reference": _("Reference"), "deadline": _("Pay by"),
                       "phone": _("Phone"), "order_id": _("Order ID")}
-
-
-def provider_link(payment: Payment) -> str | None:
-    """The payment's page at the provider, where the provider has one we can link to."""
-    reference = payment.provider_reference
-    if payment.provider != Provider.STRIPE or not reference:
-        return None
-    mode = "test/" if "_test_" in reference else ""
-    if reference.startswith("pi_"):
-        return f"https://dashboard.stripe.com/{mode}payments/{quote(reference)}"
-    return f"https://dashboard.stripe.com/{mode}search?{urlencode({'query': reference})}"
 
 
 def readable_instructions(payment: Payment) -> list[tuple[str, str]]:
@@ -139,7 +126,7 @@ class PaymentAdmin(ReadOnlyTenantAdmin):
 
     @admin.display(description=_("Provider reference"))
     def reference_shown(self, payment):
-        link = provider_link(payment)
+        link = PROVIDER_CLASSES[payment.provider].dashboard_link(payment.provider_reference)
         if link:
             return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', link, payment.provider_reference)
         return payment.provider_reference or "—"

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import hmac
 import json
-import time
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import requests
-import urllib3
 from django.utils.translation import gettext
 
 if TYPE_CHECKING:
@@ -136,8 +133,9 @@ class ProviderConfig:
 class PaymentProvider:
     """Base class. Subclasses declare their facts below and implement the four methods."""
 
-    name: ClassVar[str] = ""
-    label: ClassVar[str] = ""
+    name: ClassVar[str] = ""  # the code in our rows and in its webhook URL: "stripe"
+    label: ClassVar[str] = ""  # its name for organizers, the model fields' choices: "Stripe"
+    checkout_label: ClassVar[str] = ""  # the choice the attendee reads: "Card (Stripe)"
     methods: ClassVar[tuple[str, ...]] = ()
     # The credentials an organization enters in the admin, with the form's label for each.
     credential_fields: ClassVar[dict[str, str]] = {}
@@ -151,7 +149,10 @@ class PaymentProvider:
     webhook_secret_help: ClassVar[str] = ""
     # Appended to our webhook URL: what the organizer must add when registering it.
     webhook_url_suffix: ClassVar[str] = ""
-    # The setting with the address of the provider's JSON API (``call_api``'s providers).
+    # False when no server of the provider's sends its webhooks (the sandbox's are our own
+    # tests'): the admin then shows no URL to register and warns of no missing secret.
+    has_webhook_url: ClassVar[bool] = True
+    # The setting with the address of the provider's JSON API (``_url``; see ``provider_http``).
     api_base_setting: ClassVar[str] = ""
 
     def __init__(self, config: ProviderConfig):
@@ -186,6 +187,11 @@ class PaymentProvider:
 
         org = organization.public_id if organization else "_"
         return settings.PUBLIC_BASE_URL + reverse("inbound:provider_webhook", args=[cls.name, org]) + cls.webhook_url_suffix
+
+    @classmethod
+    def dashboard_link(cls, reference: str) -> str | None:
+        """The payment with this reference on the provider's dashboard, if we can link to it."""
+        return None
 
     def start(self, payment: Payment, session: CheckoutSession, *, return_url: str, cancel_url: str,
               method: str = "", phone: str = "") -> StartResult:
@@ -241,80 +247,6 @@ class PaymentProvider:
 
         base = self.config.credentials.get("api_base") or getattr(settings, self.api_base_setting)
         return base.rstrip("/") + path
-
-    def call_api(self, method: str, url: str, *, headers: dict | None = None, json_body: Any = None,
-                 params: dict | None = None, empty_ok: bool = False) -> Any:
-        """One JSON call to the provider's API, errors turned into our types.
-
-        5xx, 429, timeouts and connection errors are ``ProviderUnavailable`` (worth a retry);
-        any other non-2xx, or a body that is not JSON, is a plain ``ProviderError``. The
-        whole answer must arrive within ``PAYMENT_PROVIDER_TIMEOUT`` (checked between
-        chunks, so a trickling server cannot hold a webhook or a page for long) and within
-        ``PROVIDER_RESPONSE_MAX_BYTES``. ``empty_ok``: a 2xx with no body (``204 No
-        Content``) is an answer too, returned as ``None``.
-        """
-        from django.conf import settings
-
-        timeout = settings.PAYMENT_PROVIDER_TIMEOUT
-        deadline = time.monotonic() + timeout
-        try:
-            with requests.request(method, url, headers=headers, json=json_body, params=params, timeout=timeout,
-                                  allow_redirects=False, stream=True) as response:
-                content = _read_capped(response, deadline)
-        except requests.RequestException as exc:
-            raise ProviderUnavailable(f"{self.name}: {type(exc).__name__} calling {_path(url)}") from exc
-        except _TooSlow as exc:
-            raise ProviderUnavailable(f"{self.name}: {_path(url)} answered too slowly") from exc
-        except _TooLarge as exc:
-            raise ProviderError(f"{self.name}: {_path(url)} answered more than {PROVIDER_RESPONSE_MAX_BYTES} bytes") from exc
-        if response.status_code >= 500 or response.status_code == 429:
-            raise ProviderUnavailable(f"{self.name}: HTTP {response.status_code} from {_path(url)}")
-        if empty_ok and 200 <= response.status_code < 300 and not content.strip():
-            return None
-        try:
-            body = json.loads(content)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ProviderError(f"{self.name}: HTTP {response.status_code}, body is not JSON") from exc
-        if not 200 <= response.status_code < 300:
-            raise ProviderError(f"{self.name}: HTTP {response.status_code} from {_path(url)}: {str(body)[:200]}")
-        return body
-
-
-PROVIDER_RESPONSE_MAX_BYTES = 1024 * 1024
-
-
-class _TooSlow(Exception):
-    pass
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _read_capped(response: requests.Response, deadline: float) -> bytes:
-    """Read the body as it arrives (``read1``: whatever one ``recv`` brings, so a byte a
-    second is seen as such), checking the deadline and the cap after each piece."""
-    chunks, size = [], 0
-    raw = response.raw
-    raw.decode_content = True
-    while True:
-        try:
-            chunk = raw.read1(16 * 1024)
-        except (OSError, urllib3.exceptions.HTTPError) as exc:
-            raise requests.ConnectionError(str(exc)) from exc
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > PROVIDER_RESPONSE_MAX_BYTES:
-            raise _TooLarge
-        chunks.append(chunk)
-        if time.monotonic() > deadline:
-            raise _TooSlow
-
-
-def _path(url: str) -> str:
-    """The URL without its query string: API keys sometimes travel there and must not be logged."""
-    return url.split("?", 1)[0]
 
 
 # --- Shared helpers ----------------------------------------------------------------------

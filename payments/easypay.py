@@ -44,6 +44,7 @@ from .base import (
     to_major_units,
     to_minor_units,
 )
+from .provider_http import call_json
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,8 @@ STATUS_KINDS = {
 
 class EasypayProvider(PaymentProvider):
     name = "easypay"
-    label = gettext_lazy("Multibanco or MB WAY (Easypay)")
+    label = gettext_lazy("Easypay")
+    checkout_label = gettext_lazy("Multibanco or MB WAY (Easypay)")
     methods = ("multibanco", "mbway")
     credential_fields = {"account_id": gettext_lazy("Account ID"), "api_key": gettext_lazy("API key")}
     environment_credentials = {"account_id": "EASYPAY_ACCOUNT_ID", "api_key": "EASYPAY_API_KEY"}
@@ -73,6 +75,7 @@ class EasypayProvider(PaymentProvider):
     webhook_secret_help = gettext_lazy("A long random secret of your choosing (letters and digits); it is the password in the "
                            "notification URL you give Easypay. If Easypay refuses a URL with a password, end the URL "
                            "with ?secret=<your webhook secret> instead.")
+    api_base_setting = "EASYPAY_API_BASE"
 
     @classmethod
     def webhook_url(cls, organization) -> str:
@@ -80,7 +83,6 @@ class EasypayProvider(PaymentProvider):
         in no request line and so in no access log (``?secret=`` works too, masked in ours)."""
         parts = urlsplit(super().webhook_url(organization))
         return urlunsplit(parts._replace(netloc=f"easypay:<your webhook secret>@{parts.netloc}"))
-    api_base_setting = "EASYPAY_API_BASE"
 
     def test_mode(self) -> bool | None:
         return ".test." in self._url("/")  # Easypay's test API: api.test.easypay.pt
@@ -106,7 +108,7 @@ class EasypayProvider(PaymentProvider):
             body["customer"].update(phone=normalize_phone(phone), phone_indicative="+351")
         else:
             body["expiration_time"] = timezone.localtime(deadline).strftime("%Y-%m-%d %H:%M")
-        answer = self.call_api("POST", self._url("/single"), headers=self._headers(), json_body=body)
+        answer = call_json(self.name, "POST", self._url("/single"), headers=self._headers(), json_body=body)
         if answer.get("status") != "ok" or not answer.get("id"):
             raise ProviderError(f"easypay: payment not created: {str(answer.get('message'))[:200]}")
         instructions = {"method": method}
@@ -125,7 +127,7 @@ class EasypayProvider(PaymentProvider):
 
     def fetch_update(self, easypay_id: str, *, detail: str) -> PaymentUpdate | None:
         """What Easypay's API says about a payment: the only source we act on."""
-        single = self.call_api("GET", self._url(f"/single/{easypay_id}"), headers=self._headers())
+        single = call_json(self.name, "GET", self._url(f"/single/{easypay_id}"), headers=self._headers())
         if not isinstance(single, dict):
             raise ProviderError("easypay: payment details are not an object")
         kind = STATUS_KINDS.get(str(single.get("payment_status", "")))
@@ -214,8 +216,8 @@ class EasypayProvider(PaymentProvider):
     def cancel(self, payment):
         """Easypay's ``DELETE /single/{id}`` cancels a Multibanco reference and voids an MB WAY
         authorisation; it answers ``204 No Content``."""
-        self.call_api("DELETE", self._url(f"/single/{payment.provider_reference}"), headers=self._headers(),
-                      empty_ok=True)
+        call_json(self.name, "DELETE", self._url(f"/single/{payment.provider_reference}"), headers=self._headers(),
+                  empty_ok=True)
 
     # --- Refunds (``POST /refund/{capture id}``) -------------------------------------------
     def can_refund(self, payment):
@@ -226,14 +228,14 @@ class EasypayProvider(PaymentProvider):
         ``GET /single/{id}``, then ``POST /refund/{capture id}`` with ``{transaction_key,
         value}`` answers ``201 {status: "ok", id}``, the refund's id (its later notification
         carries that id, and our key as ``key``)."""
-        single = self.call_api("GET", self._url(f"/single/{payment.provider_reference}"), headers=self._headers())
+        single = call_json(self.name, "GET", self._url(f"/single/{payment.provider_reference}"), headers=self._headers())
         captures = [t for t in (single.get("transactions") or []) if isinstance(t, dict) and t.get("id")]
         if not captures:
             raise ProviderError("easypay: the payment has no capture to refund")
         capture_id = str(captures[-1]["id"])
         if not PAYMENT_ID.fullmatch(capture_id):
             raise ProviderError("easypay: the capture id is not an id")
-        answer = self.call_api("POST", self._url(f"/refund/{capture_id}"), headers=self._headers(), json_body={
+        answer = call_json(self.name, "POST", self._url(f"/refund/{capture_id}"), headers=self._headers(), json_body={
             "transaction_key": key, "value": float(to_major_units(amount)),
         })
         if answer.get("status") != "ok" or not answer.get("id"):

@@ -11,23 +11,17 @@ from django.utils.translation import gettext_lazy as _
 from ievents.crypto import mask
 
 from .base import ProviderConfig
-from .models import IntegrationSettings, Provider
+from .models import IntegrationSettings
 from .registry import PROVIDER_CLASSES
 
-# Which credentials each provider needs, and how the form labels them (the providers say).
-CREDENTIAL_FIELDS: dict[str, dict[str, str]] = {name: cls.credential_fields for name, cls in PROVIDER_CLASSES.items()}
-ALL_CREDENTIALS = {name: label for fields in CREDENTIAL_FIELDS.values() for name, label in fields.items()}
-
-
-def webhook_url(provider: str, organization) -> str:
-    """The exact URL to paste into the provider's dashboard."""
-    return PROVIDER_CLASSES[provider].webhook_url(organization)
+# Every credential any provider declares, with the form's label for it.
+ALL_CREDENTIALS = {name: label for cls in PROVIDER_CLASSES.values() for name, label in cls.credential_fields.items()}
 
 
 def missing_credentials(provider: str, credentials: dict) -> list[str]:
     """The labels of what ``provider`` still needs before it can take a payment."""
-    needed = CREDENTIAL_FIELDS.get(provider, {})
-    any_one = PROVIDER_CLASSES[provider].any_one_credential_of if provider in PROVIDER_CLASSES else ()
+    needed = PROVIDER_CLASSES[provider].credential_fields
+    any_one = PROVIDER_CLASSES[provider].any_one_credential_of
     if any_one:
         return [] if any(credentials.get(name) for name in any_one) else [gettext(" or ").join(str(needed[n]) for n in any_one)]
     return [str(label) for name, label in needed.items() if not credentials.get(name)]
@@ -74,14 +68,14 @@ class IntegrationSettingsForm(CredentialInputs, forms.ModelForm):
         cleaned = super().clean()
         provider = cleaned.get("provider") or self.instance.provider
         if provider:
-            allowed = set(CREDENTIAL_FIELDS.get(provider, {}))
+            allowed = PROVIDER_CLASSES[provider].credential_fields
             extra = [name for name in ALL_CREDENTIALS if cleaned.get(f"cred_{name}") and name not in allowed]
             for name in extra:
                 self.add_error(f"cred_{name}", gettext("%(provider)s does not use this.") % {
-                    "provider": Provider(provider).label})
+                    "provider": PROVIDER_CLASSES[provider].label})
             if cleaned.get("enabled") and not extra:
                 self._check_credentials(provider)
-            typed = [name for name in CREDENTIAL_FIELDS.get(provider, {}) if cleaned.get(f"cred_{name}")]
+            typed = [name for name in allowed if cleaned.get(f"cred_{name}")]
             if typed and not self.errors:
                 self._ask_provider(provider, typed)
         return cleaned
@@ -103,7 +97,7 @@ class IntegrationSettingsForm(CredentialInputs, forms.ModelForm):
         if missing:
             self.add_error("enabled", gettext("%(provider)s needs its %(missing)s before it can be enabled. Enter it, or "
                                               "untick Enabled to save it for later.") % {
-                "provider": Provider(provider).label, "missing": ", ".join(str(m) for m in missing)})
+                "provider": PROVIDER_CLASSES[provider].label, "missing": ", ".join(str(m) for m in missing)})
 
     def credentials_after_save(self) -> dict:
         credentials = dict(self.stored)

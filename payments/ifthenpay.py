@@ -35,6 +35,7 @@ from .base import (
     to_major_units,
     to_minor_units,
 )
+from .provider_http import call_json
 
 # MB WAY request status codes (Ifthenpay MB WAY API): anything else is still pending.
 MBWAY_STATUS_KINDS = {
@@ -49,7 +50,8 @@ CALLBACK_FIELDS = ("key", "orderId", "amount", "requestId", "entity", "reference
 
 class IfthenpayProvider(PaymentProvider):
     name = "ifthenpay"
-    label = gettext_lazy("Multibanco or MB WAY (Ifthenpay)")
+    label = gettext_lazy("Ifthenpay")
+    checkout_label = gettext_lazy("Multibanco or MB WAY (Ifthenpay)")
     methods = ("multibanco", "mbway")
     credential_fields = {"mb_key": gettext_lazy("Multibanco key (mbKey)"),
                          "mbway_key": gettext_lazy("MB WAY key (mbWayKey)"),
@@ -74,7 +76,7 @@ class IfthenpayProvider(PaymentProvider):
         amount = to_major_units(payment.amount)
         description = session.event.name[:50]
         if method == "mbway":
-            answer = self.call_api("POST", self._url("/spg/payment/mbway"), json_body={
+            answer = call_json(self.name, "POST", self._url("/spg/payment/mbway"), json_body={
                 "mbWayKey": self.credential("mbway_key"), "orderId": order_id, "amount": amount,
                 "mobileNumber": f"351#{normalize_phone(phone)}", "email": session.customer_email,
                 "description": description,
@@ -91,7 +93,7 @@ class IfthenpayProvider(PaymentProvider):
 
         days = max(1, settings.MULTIBANCO_DEADLINE_HOURS // 24)
         deadline = timezone.now() + timedelta(days=days)
-        answer = self.call_api("POST", self._url("/multibanco/reference/init"), json_body={
+        answer = call_json(self.name, "POST", self._url("/multibanco/reference/init"), json_body={
             "mbKey": self.credential("mb_key"), "orderId": order_id, "amount": amount,
             "description": description, "clientEmail": session.customer_email, "expiryDays": days,
         })
@@ -106,7 +108,7 @@ class IfthenpayProvider(PaymentProvider):
         """MB WAY can be asked; a Multibanco reference cannot (its callback is the news)."""
         if payment.method != "mbway" or not payment.provider_reference:
             return None
-        answer = self.call_api("GET", self._url("/spg/payment/mbway/status"), params={
+        answer = call_json(self.name, "GET", self._url("/spg/payment/mbway/status"), params={
             "mbWayKey": self.credential("mbway_key"), "requestId": payment.provider_reference,
         })
         kind = MBWAY_STATUS_KINDS.get(str(answer.get("Status")))
@@ -126,7 +128,7 @@ class IfthenpayProvider(PaymentProvider):
         id. Ifthenpay answers ``{"Code": 1}`` when the money went back; it has no refund id."""
         if not self.can_refund(payment):
             return super().refund(payment, amount, key=key)
-        answer = self.call_api("POST", self._url("/endpoint/payments/refund"), json_body={
+        answer = call_json(self.name, "POST", self._url("/endpoint/payments/refund"), json_body={
             "backofficekey": self.credential("backoffice_key"), "requestId": payment.provider_reference,
             "amount": to_major_units(amount),
         })

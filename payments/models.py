@@ -10,18 +10,19 @@ from ievents.crypto import EncryptedTextField, new_public_id
 from ievents.models import Organization
 
 
-class Provider(models.TextChoices):
-    SANDBOX = "sandbox", _("Sandbox (test payments)")
-    STRIPE = "stripe", _("Stripe")
-    EASYPAY = "easypay", _("Easypay")
-    IFTHENPAY = "ifthenpay", _("Ifthenpay")
+def provider_choices() -> list[tuple[str, str]]:
+    """Every provider's code and name, as its class declares them. The fields take this
+    function, not its list, so adding a provider to the registry changes no migration."""
+    from .registry import PROVIDER_CLASSES  # the registry reads these models
+
+    return [(code, cls.label) for code, cls in PROVIDER_CLASSES.items()]
 
 
 class IntegrationSettings(models.Model):
     """One organization's credentials for one provider, encrypted at rest."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="integrations")
-    provider = models.CharField(max_length=20, choices=Provider.choices)
+    provider = models.CharField(max_length=20, choices=provider_choices)
     enabled = models.BooleanField(default=True)
     credentials = EncryptedTextField(blank=True, default="", help_text=_("JSON of the provider's keys."))
     webhook_secret = EncryptedTextField(blank=True, default="")
@@ -48,7 +49,7 @@ class Payment(models.Model):
 
     session = models.ForeignKey("checkout.CheckoutSession", on_delete=models.CASCADE, related_name="payments")
     public_id = models.CharField(max_length=40, unique=True, default=partial(new_public_id, "pay"), editable=False)
-    provider = models.CharField(max_length=20, choices=Provider.choices)
+    provider = models.CharField(max_length=20, choices=provider_choices)
     provider_reference = models.CharField(max_length=200, blank=True, db_index=True)
     method = models.CharField(max_length=30, blank=True, help_text=_("card, multibanco, mbway, ..."))
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.STARTED)
@@ -87,7 +88,7 @@ class Refund(models.Model):
     public_id = models.CharField(max_length=40, unique=True, default=partial(new_public_id, "rf"), editable=False)
     amount = models.PositiveIntegerField(help_text=_("Minor units."))
     currency = models.CharField(max_length=3)
-    provider = models.CharField(max_length=20, choices=Provider.choices)
+    provider = models.CharField(max_length=20, choices=provider_choices)
     provider_reference = models.CharField(max_length=200, blank=True, db_index=True,
                                           help_text=_("The refund's id at the provider."))
     made_outside = models.BooleanField(default=False, help_text=_("Refunded outside the provider (bank transfer…)."))

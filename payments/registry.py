@@ -11,19 +11,16 @@ from ievents.models import Organization
 from .base import PaymentProvider, ProviderConfig, ProviderNotConfigured
 from .easypay import EasypayProvider
 from .ifthenpay import IfthenpayProvider
-from .models import IntegrationSettings, Provider
+from .models import IntegrationSettings
 from .sandbox import SandboxProvider
 from .stripe import StripeProvider
 
-# Every provider, by name. Each class declares its own credentials, environment fallback
-# and webhook URL; adding a provider is adding its class here.
+# Every provider, by code, in the order attendees and organizers see them. Each class
+# declares its code, names, credentials, environment fallback and webhook URL; adding a
+# provider is its file and its class here (docs/architecture.md, "Adding a provider").
 PROVIDER_CLASSES: dict[str, type[PaymentProvider]] = {
     cls.name: cls for cls in (SandboxProvider, StripeProvider, EasypayProvider, IfthenpayProvider)
 }
-
-
-def provider_classes() -> dict[str, type[PaymentProvider]]:
-    return PROVIDER_CLASSES
 
 
 def config_for(provider: str, organization: Organization | None) -> ProviderConfig:
@@ -52,7 +49,7 @@ def get_provider(provider: str, organization: Organization | None) -> PaymentPro
 def enabled_providers(organization: Organization, event=None) -> list[str]:
     """Providers the attendee may choose: enabled for the organization (and the event)."""
     rows = IntegrationSettings.objects.filter(organization=organization, enabled=True).values_list("provider", flat=True)
-    names = [p for p in Provider.values if p in set(rows) and p in PROVIDER_CLASSES]
+    names = [p for p in PROVIDER_CLASSES if p in set(rows)]
     if event is not None and event.payment_providers:
         names = [p for p in names if p in event.payment_providers]
     return names

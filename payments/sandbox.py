@@ -25,12 +25,14 @@ OUTCOME_KEY = "sandbox_outcome"
 
 class SandboxProvider(PaymentProvider):
     name = "sandbox"
-    label = gettext_lazy("Sandbox (test payment)")
+    label = gettext_lazy("Sandbox (test payments)")
+    checkout_label = gettext_lazy("Sandbox (test payment)")
     methods = ("card",)
+    webhook_secret_help = gettext_lazy("A Standard Webhooks secret (whsec_…) for simulated webhooks.")
+    has_webhook_url = False  # nothing outside sends its webhooks
 
     def test_mode(self) -> bool | None:
         return True  # it never takes real money
-    webhook_secret_help = gettext_lazy("A Standard Webhooks secret (whsec_…) for simulated webhooks.")
 
     def start(self, payment, session, *, return_url, cancel_url, method="", phone=""):
         return StartResult(

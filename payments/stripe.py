@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from urllib.parse import quote, urlencode
 
 import stripe
 from django.utils import timezone
@@ -61,12 +62,22 @@ INTENT_KINDS = {
 
 class StripeProvider(PaymentProvider):
     name = "stripe"
-    label = gettext_lazy("Card (Stripe)")
+    label = gettext_lazy("Stripe")
+    checkout_label = gettext_lazy("Card (Stripe)")
     methods = ("card",)
     credential_fields = {"secret_key": gettext_lazy("Secret key (sk_live_… or sk_test_…)")}
     environment_credentials = {"secret_key": "STRIPE_SECRET_KEY"}
     environment_webhook_secret = "STRIPE_WEBHOOK_SECRET"
     webhook_secret_help = gettext_lazy("The endpoint's signing secret (whsec_…) from Stripe's dashboard.")
+
+    @classmethod
+    def dashboard_link(cls, reference: str) -> str | None:
+        if not reference:
+            return None
+        mode = "test/" if "_test_" in reference else ""
+        if reference.startswith("pi_"):
+            return f"https://dashboard.stripe.com/{mode}payments/{quote(reference)}"
+        return f"https://dashboard.stripe.com/{mode}search?{urlencode({'query': reference})}"
 
     def _client(self) -> stripe.StripeClient:
         from django.conf import settings

@@ -3,14 +3,14 @@
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
-from .models import Payment, Provider
-from .sandbox import OUTCOME_KEY
+from .models import Payment
+from .sandbox import OUTCOME_KEY, SandboxProvider
 
 
 @require_http_methods(["GET", "POST"])
 def sandbox_page(request, payment_id):
     payment = get_object_or_404(Payment.objects.select_related("session__event"), public_id=payment_id,
-                                provider=Provider.SANDBOX)
+                                provider=SandboxProvider.name)
     if request.method == "POST":
         outcome = request.POST.get("outcome")
         if outcome in ("success", "failure") and OUTCOME_KEY not in payment.instructions:

@@ -249,7 +249,7 @@ def recent_calls(session, client_ip: str | None) -> RecentCalls:
     by_address = 0
     key = address_key(client_ip or "")
     if key:
-        by_address = (calls.filter(event_id=session.event_id, client_address=key)
+        by_address = (calls.filter(event_id=session.event_id, address_key=key)
                       [:settings.GATE_RATE_LIMIT_PER_IP].count())
     return RecentCalls(by_session=by_session, by_address=by_address)
 
@@ -269,7 +269,7 @@ def log_call(gate, session, answer: GateAnswer, *, allowed: bool, breaker_open: 
         event_id=gate.event_id, session=session, outcome=answer.outcome, decision="allow" if allowed else "deny",
         status_code=answer.status_code, latency_ms=answer.latency_ms, message=answer.message[:500],
         error=answer.error[:500], is_test=is_test, breaker_open=breaker_open, client_ip=client_ip,
-        client_address=address_key(client_ip or ""),
+        address_key=address_key(client_ip or ""),
     )
 
 
@@ -322,7 +322,7 @@ def failing_clients(gate: GateSettings, failures: int) -> int:
     organizer's gate fail are an attendee's to type: one client alone must not open the
     breaker for every attendee (``GATE_BREAKER_MIN_CLIENTS``)."""
     keys = list(GateCall.objects.filter(event_id=gate.event_id, is_test=False, breaker_open=False)
-                .order_by("-id").values_list("client_address", flat=True)[:failures])
+                .order_by("-id").values_list("address_key", flat=True)[:failures])
     return len({key for key in keys if key}) + sum(1 for key in keys if not key)
 
 

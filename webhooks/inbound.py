@@ -54,7 +54,7 @@ from payments.base import (
     ProviderUnavailable,
     SignatureError,
 )
-from payments.registry import get_provider, inbound_route, provider_classes
+from payments.registry import PROVIDER_CLASSES, get_provider, inbound_route
 
 from .models import InboundWebhook
 
@@ -89,7 +89,7 @@ class Received:
 # --- The service ----------------------------------------------------------------------
 def receive(provider_name: str, org: str, request: InboundRequest) -> Received:
     """Handle one delivery from a provider. Raises ``UnknownRoute`` for 404s."""
-    if provider_name not in provider_classes():
+    if provider_name not in PROVIDER_CLASSES:
         raise UnknownRoute(f"no provider {provider_name[:30]!r}")
     try:
         organization, provider = _verified(provider_name, org, request)
@@ -126,7 +126,7 @@ def _verified(provider_name: str, org: str, request: InboundRequest) -> tuple[Or
     while True:
         if route is None:
             raise UnknownRoute(f"no organization {org[:60]!r}")
-        provider = provider_classes()[provider_name](route.config)
+        provider = PROVIDER_CLASSES[provider_name](route.config)
         try:
             provider.verify_webhook(request)
         except SignatureError as exc:

@@ -78,7 +78,7 @@ class GateCall(models.Model):
     client_ip = models.GenericIPAddressField(null=True, blank=True, help_text=_("The attendee's address (rate limit)."))
     # What the rate limit and the breaker count by (``checkout.limits.address_key``): an IPv4
     # address or an IPv6 address's /64, so addresses rotated within one /64 count as one.
-    client_address = models.CharField(max_length=64, blank=True, default="", editable=False)
+    address_key = models.CharField(max_length=64, blank=True, default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -89,7 +89,7 @@ class GateCall(models.Model):
             # The rate limit counts a session's recent calls and an address's for an event:
             # each count reads only the rows it counts, however busy the event.
             models.Index(fields=["session", "created_at"], name="gatecall_session_recent"),
-            models.Index(fields=["event", "client_address", "created_at"], name="gatecall_client_recent"),
+            models.Index(fields=["event", "address_key", "created_at"], name="gatecall_client_recent"),
         ]
 
     def __str__(self):

@@ -1,5 +1,18 @@
 """Steps in the Django admin that several browser stories take."""
 
+from tests.conftest import ORGANIZER_PASSWORD
+
+
+def log_in(page, username="ana", password=ORGANIZER_PASSWORD, *, shot=None):
+    """The admin's sign-in form, in any language (the fields are found by name); ``shot``
+    photographs the filled form before it is sent."""
+    page.goto("/admin/")
+    page.locator("input[name=username]").fill(username)
+    page.locator("input[name=password]").fill(password)
+    if shot:
+        shot("login")
+    page.locator("input[type=submit]").click()
+
 
 def choose_organization(page, organization):
     """An organizer of several organizations picks one; of one, it is chosen for them (hidden)."""

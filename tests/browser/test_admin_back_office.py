@@ -13,8 +13,8 @@ from playwright.sync_api import expect
 from checkout.models import CheckoutSession, Status
 from ievents.models import Event, Membership
 from payments.models import IntegrationSettings
-from tests.browser.admin_pages import fill_new_event
-from tests.conftest import ORGANIZER_PASSWORD, make_event, make_organizer
+from tests.browser.admin_pages import fill_new_event, log_in
+from tests.conftest import make_event, make_organizer
 from tests.servers import LocalServer, Reply
 from webhooks.models import GateSettings, WebhookEndpoint
 
@@ -27,11 +27,8 @@ def organizer(organizer, organization):
     return organizer
 
 
-def log_in(page, username):
-    page.goto("/admin/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(ORGANIZER_PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+def log_in_to_overview(page, username):
+    log_in(page, username)
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
 
 
@@ -57,7 +54,7 @@ def buy_one(attendee, event):
 
 def test_an_organizer_prices_in_euros_sells_finds_the_order_by_a_ticket_code_and_exports_it(
         page, new_page, shot, organizer, organization):
-    log_in(page, "ana")
+    log_in_to_overview(page, "ana")
     page.goto("/admin/ievents/event/add/")
     fill_new_event(page, organization)
     page.locator("tr.form-row.dynamic-ticket_types input[name$=-price]").first.fill("18.50")
@@ -123,7 +120,7 @@ def test_an_organizer_prices_in_euros_sells_finds_the_order_by_a_ticket_code_and
 def test_a_viewer_reads_but_cannot_change(page, shot, organization):
     event = make_event(organization, name="Jazz Night")
     member(organization, "vera", "viewer")
-    log_in(page, "vera")
+    log_in_to_overview(page, "vera")
     expect(page.locator("article.overview-event", has_text="Jazz Night")).to_be_visible()
     page.goto(f"/admin/ievents/event/{event.pk}/change/")
     expect(page.get_by_role("button", name="Save", exact=True)).to_have_count(0)
@@ -141,7 +138,7 @@ def test_a_manager_never_sees_a_secret(page, shot, organization):
     event = make_event(organization, name="Jazz Night")
     gate = GateSettings.objects.create(event=event, url="https://gate.example.com/", enabled=True)
     member(organization, "mario", "manager")
-    log_in(page, "mario")
+    log_in_to_overview(page, "mario")
     nav = page.locator("#content-main")
     expect(nav.get_by_role("link", name="Payments", exact=True)).to_have_count(0)
     expect(nav.get_by_role("link", name="API keys")).to_have_count(0)
@@ -165,7 +162,7 @@ def test_a_manager_never_sees_a_secret(page, shot, organization):
 def test_an_owner_copies_a_new_secret_from_its_box_and_tests_the_gate_from_the_event(
         page, shot, organizer, organization):
     event = make_event(organization, name="Jazz Night")
-    log_in(page, "ana")
+    log_in_to_overview(page, "ana")
     # A new endpoint's secret: in a box with a copy button, shown this once.
     page.goto("/admin/webhooks/webhookendpoint/add/")
     page.get_by_label("URL:").fill("http://127.0.0.1:9/hook")

@@ -8,10 +8,8 @@ from playwright.sync_api import expect
 from checkout.models import CheckoutSession, Status
 from ievents.models import Event
 from payments.models import IntegrationSettings
-from tests.browser.admin_pages import fill_new_event
-from tests.conftest import ORGANIZER_PASSWORD, make_event
-
-PASSWORD = ORGANIZER_PASSWORD
+from tests.browser.admin_pages import fill_new_event, log_in
+from tests.conftest import make_event
 
 
 @pytest.fixture
@@ -21,18 +19,10 @@ def organizer(organizer, organization):
     return organizer
 
 
-def log_in(page, shot, username="ana", password=PASSWORD):
-    page.goto("/admin/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    shot("login")
-    page.get_by_role("button", name="Log in").click()
-
-
 def test_an_organizer_creates_an_event_in_admin_and_an_attendee_buys_a_ticket(page, shot, organizer, organization,
                                                                                other_organization, new_page):
     make_event(other_organization, name="Rival Gala")
-    log_in(page, shot)
+    log_in(page, shot=shot)
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
 
     page.goto("/admin/ievents/event/add/")
@@ -85,7 +75,7 @@ def test_an_organizer_creates_an_event_in_admin_and_an_attendee_buys_a_ticket(pa
 
 def test_another_organizations_event_is_not_found_in_admin(page, shot, organizer, other_organization):
     theirs = make_event(other_organization, name="Rival Gala")
-    log_in(page, shot)
+    log_in(page, shot=shot)
     page.goto(f"/admin/ievents/event/{theirs.pk}/change/")
     # Django's admin answers a hidden object with a redirect to the index and a message.
     expect(page.locator(".messagelist")).to_contain_text("doesn’t exist")
@@ -94,7 +84,7 @@ def test_another_organizations_event_is_not_found_in_admin(page, shot, organizer
 
 
 def test_a_wrong_password_keeps_the_organizer_out(page, shot, organizer):
-    log_in(page, shot, password="not-the-password")
+    log_in(page, password="not-the-password", shot=shot)
     expect(page.locator(".errornote")).to_contain_text("Please enter the correct username and password")
     page.goto("/admin/ievents/event/")
     assert "/admin/login/" in page.url

@@ -11,8 +11,8 @@ from checkout.models import CheckoutSession, Status
 from ievents.models import Event
 from payments.models import IntegrationSettings
 from tests.admin.test_admin_in_portuguese import catalog_sentences, english_of_ours
+from tests.browser.admin_pages import log_in
 from tests.browser.axe import serious_violations
-from tests.conftest import ORGANIZER_PASSWORD
 from tests.refunds.helpers import paid_order
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,10 +33,7 @@ def test_a_portuguese_organizer_prices_finds_and_refunds_an_order_in_portuguese(
     IntegrationSettings.objects.get_or_create(organization=organization, provider="sandbox", defaults={"enabled": True})
     sentences = catalog_sentences()
     page = new_page(width=1280, height=900, locale="pt-PT")  # the browser's Accept-Language
-    page.goto("/admin/")
-    page.locator("input[name=username]").fill("ana")
-    page.locator("input[name=password]").fill(ORGANIZER_PASSWORD)
-    page.locator("input[type=submit]").click()
+    log_in(page)
     expect(page.get_by_role("heading", name="Resumo")).to_be_visible()
     expect(page.locator("html")).to_have_attribute("lang", "pt-pt")
 

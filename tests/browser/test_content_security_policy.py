@@ -20,8 +20,9 @@ from playwright.sync_api import expect
 from checkout.models import CheckoutSession
 from ievents.models import Membership
 from tests.admin.orders import make_order
+from tests.browser.admin_pages import log_in
 from tests.browser.test_purchase import choose_tickets, fill_details, pay_with_sandbox
-from tests.conftest import ORGANIZER_PASSWORD, make_organizer
+from tests.conftest import make_organizer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -92,13 +93,6 @@ def test_every_attendee_page_loads_without_a_violation(page, site, settings, eve
     visit(page, "/boom/", status=500)
     visit(page, "/e/ev_doesnotexist/", status=404)
     assert violations == []
-
-
-def log_in(page, username="ana"):
-    visit(page, "/admin/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(ORGANIZER_PASSWORD)
-    page.get_by_role("button", name="Log in").click()
 
 
 def admin_links(page) -> list[str]:

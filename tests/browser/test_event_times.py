@@ -14,8 +14,7 @@ from playwright.sync_api import expect
 from checkout.models import CheckoutSession, Status
 from ievents.models import Event
 from payments.models import IntegrationSettings
-from tests.browser.admin_pages import choose_organization
-from tests.conftest import ORGANIZER_PASSWORD
+from tests.browser.admin_pages import choose_organization, log_in
 
 LISBON = zoneinfo.ZoneInfo("Europe/Lisbon")
 
@@ -28,10 +27,7 @@ def organizer(organizer, organization):
 
 def test_a_summer_evening_typed_in_the_admin_reads_the_same_everywhere(page, new_page, shot, site, organizer,
                                                                        organization):
-    page.goto("/admin/")
-    page.get_by_label("Username").fill("ana")
-    page.get_by_label("Password").fill(ORGANIZER_PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page)
 
     page.goto("/admin/ievents/event/add/")
     choose_organization(page, organization)

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 from checkout import attendee_emails
 from checkout.models import CheckoutSession, Status
 from payments.models import IntegrationSettings
-from tests.browser.test_admin_browser import log_in
+from tests.browser.admin_pages import log_in
 from tests.refunds.helpers import paid_order
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,7 +23,7 @@ def order(organization, event, organizer):
 
 
 def test_an_organizer_refunds_half_then_the_rest_and_resends_the_tickets(page, shot, order):
-    log_in(page, shot)
+    log_in(page, shot=shot)
     page.goto(f"/admin/checkout/checkoutsession/{order.pk}/change/")
     page.get_by_role("link", name="Refund", exact=True).click()
     expect(page.get_by_role("row", name="Left to refund €50.00")).to_be_visible()
@@ -49,7 +49,7 @@ def test_an_organizer_refunds_half_then_the_rest_and_resends_the_tickets(page, s
 
 
 def test_an_organizer_resends_the_tickets_to_a_corrected_address(page, shot, order):
-    log_in(page, shot)
+    log_in(page, shot=shot)
     page.goto(f"/admin/checkout/checkoutsession/{order.pk}/change/")
     page.get_by_role("link", name="Resend tickets").click()
     page.get_by_label("Send to").fill("ana.silva@example.org")

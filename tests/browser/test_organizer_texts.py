@@ -6,8 +6,7 @@ from playwright.sync_api import expect
 
 from ievents.models import Event
 from payments.models import IntegrationSettings
-from tests.browser.admin_pages import fill_new_event
-from tests.browser.test_admin_browser import log_in
+from tests.browser.admin_pages import fill_new_event, log_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,7 +18,7 @@ def fits(page) -> bool:
 def test_an_event_in_both_languages_from_the_admin_to_a_portuguese_attendee(page, new_page, shot, organizer,
                                                                             organization):
     IntegrationSettings.objects.get_or_create(organization=organization, provider="sandbox")
-    log_in(page, shot)
+    log_in(page, shot=shot)
     page.goto("/admin/ievents/event/add/")
     fill_new_event(page, organization, name="Porto Data Night", name_pt="Noite de Dados do Porto",
                    ticket_pt="Normal")

@@ -11,7 +11,7 @@ from django.core import mail
 from playwright.sync_api import expect
 
 from ievents.models import Membership, Role
-from tests.browser.test_admin_browser import log_in
+from tests.browser.admin_pages import log_in
 from tests.browser.test_attendee import check
 from tests.conftest import make_event
 
@@ -30,7 +30,7 @@ def test_an_owner_invites_a_manager_who_accepts_and_sees_only_their_organization
         page, new_page, shot, organizer, organization, other_organization):
     make_event(organization, name="Porto Summit")
     make_event(other_organization, name="Rival Gala")
-    log_in(page, shot)
+    log_in(page, shot=shot)
     page.goto("/admin/ievents/membership/")
     page.get_by_role("link", name="Invite someone").click()
     page.get_by_label("Email:", exact=True).fill("mario@example.com")

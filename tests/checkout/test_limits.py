@@ -65,7 +65,7 @@ def test_one_address_holds_at_most_the_cap_and_the_last_tickets_stay_for_others(
     response = take(client, event, ticket_type)  # was the third of three that held all 30
     assert_limit_page(response, "You already hold 20 tickets", "at most 20")
     assert reserved(ticket_type) == 20 and CheckoutSession.objects.count() == 2
-    assert set(CheckoutSession.objects.values_list("client_address", flat=True)) == {ATTENDEE}
+    assert set(CheckoutSession.objects.values_list("address_key", flat=True)) == {ATTENDEE}
     # Someone else still gets the rest.
     assert take(client, event, ticket_type, address=NEIGHBOUR).status_code == 302
     assert reserved(ticket_type) == 30
@@ -106,7 +106,7 @@ def test_starting_checkouts_is_rate_limited_per_address(settings, client, event,
     assert 1 <= int(response["Retry-After"]) <= 600
     assert take(client, event, ticket_type, quantity=1, address=NEIGHBOUR).status_code == 302
     # Once the window has passed, the address may start again.
-    CheckoutSession.objects.filter(client_address=ATTENDEE).update(created_at=timezone.now() - timedelta(minutes=11))
+    CheckoutSession.objects.filter(address_key=ATTENDEE).update(created_at=timezone.now() - timedelta(minutes=11))
     assert take(client, event, ticket_type, quantity=1).status_code == 302
 
 
@@ -139,7 +139,7 @@ def test_behind_a_trusted_proxy_the_address_it_saw_counts_and_what_the_client_wr
     assert_limit_page(take(client, event, ticket_type, address=proxy, HTTP_X_FORWARDED_FOR=f"192.0.2.9, {ATTENDEE}"),
                       "You already hold 20")
     assert take(client, event, ticket_type, address=proxy, HTTP_X_FORWARDED_FOR=NEIGHBOUR).status_code == 302
-    assert set(CheckoutSession.objects.values_list("client_address", flat=True)) == {ATTENDEE, NEIGHBOUR}
+    assert set(CheckoutSession.objects.values_list("address_key", flat=True)) == {ATTENDEE, NEIGHBOUR}
 
 
 def test_an_ipv6_subscriber_counts_as_its_64_network(client, event, ticket_type):

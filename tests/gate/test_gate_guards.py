@@ -213,7 +213,7 @@ def test_ipv6_addresses_rotated_within_one_64_share_the_gates_address_limit(clie
     response = submit_details(client, start_checkout(client, event, qty=1), remote_addr="2001:db8:1:2:ffff::d")
     assert alert_of(response) == html.escape(gate_module.RATE_LIMITED_MESSAGE, quote=True)
     assert len(server.requests) == 3
-    assert set(GateCall.objects.values_list("client_address", flat=True)) == {"2001:db8:1:2::/64"}
+    assert set(GateCall.objects.values_list("address_key", flat=True)) == {"2001:db8:1:2::/64"}
     # Another /64 is another client.
     other = submit_details(client, start_checkout(client, event, qty=1), remote_addr="2001:db8:1:3::a")
     assert alert_of(other) == "No."

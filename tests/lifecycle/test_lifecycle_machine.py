@@ -1,8 +1,8 @@
 """The order lifecycle's invariants, proved over random interleavings (tests/lifecycle/machine.py).
 
 Bounded for CI: ``LIFECYCLE_EXAMPLES`` examples (default 20) of up to ``LIFECYCLE_STEPS``
-steps (default 30) each, on the database the suite runs on — SQLite, and PostgreSQL with
-``DATABASE_URL`` (marked ``postgres`` there: real row locks). A longer hunt:
+steps (default 30) each, on the database the suite runs on: SQLite, or PostgreSQL with
+``DATABASE_URL`` (real row locks); CI runs it on both. A longer hunt:
 
     LIFECYCLE_EXAMPLES=500 LIFECYCLE_STEPS=60 .venv/bin/pytest tests/lifecycle/test_lifecycle_machine.py
 
@@ -11,8 +11,6 @@ Failing examples it found are kept as ordinary tests in tests/lifecycle/test_fou
 
 import os
 
-import pytest
-from django.conf import settings as django_settings
 from django.test import override_settings
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
@@ -21,7 +19,6 @@ from .machine import REACHED, Gate, LifecycleMachine, provider_apis
 
 EXAMPLES = int(os.environ.get("LIFECYCLE_EXAMPLES", "20"))
 STEPS = int(os.environ.get("LIFECYCLE_STEPS", "30"))
-ON_POSTGRES = django_settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
 
 def _run():
@@ -43,11 +40,7 @@ def _run():
         LifecycleMachine.world = None
 
 
-@pytest.mark.skipif(ON_POSTGRES, reason="the PostgreSQL run is test_the_lifecycle_keeps_its_invariants_on_postgres")
 def test_the_lifecycle_keeps_its_invariants(transactional_db):
-    _run()
-
-
-@pytest.mark.postgres
-def test_the_lifecycle_keeps_its_invariants_on_postgres(transactional_db):
+    """On the suite's database: PostgreSQL in CI (real row locks), SQLite in `make test` without
+    services; `.ci/run` runs this file on SQLite too, so both back ends are proved on every push."""
     _run()

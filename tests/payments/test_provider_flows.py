@@ -201,8 +201,11 @@ def test_the_review_page_offers_only_the_providers_the_organizer_enabled(client,
     session = _ready(event)
     page = client.get(f"/c/{session.public_id}/review/").content.decode()
     assert "Card (Stripe)" in page and "Easypay" not in page
+    assert 'name="phone"' not in page  # no provider enabled pays by MB WAY
     response = _pay(client, session, "easypay")
     assert response.status_code == 200 and not Payment.objects.exists()
+    configure(organization, "easypay", enabled=True)
+    assert 'name="phone"' in client.get(f"/c/{session.public_id}/review/").content.decode()
 
 
 # --- Issue 21: Pay again reuses the open reference; starts are bounded per order -------------
