@@ -184,7 +184,7 @@ BEFORE = {
     "unique event latency, p99": "137 ms (p50 79.5 ms)",
     "duplicate latency, p99": "32.0 ms",
     "mixed latency, p99": "142 ms",
-    "app CPU per unique event": "30.0 ms; 43 SQL statements per event, 6 now",
+    "app CPU per unique event": "30.0 ms; 43 SQL statements per event (now: \"completing webhook: statements\")",
     "app CPU per duplicate": "5.85 ms; 4 SQL statements per duplicate, 1 now",
     "PostgreSQL CPU per unique event": "8.27 ms",
 }
