@@ -191,21 +191,30 @@ def send_on_commit(session: CheckoutSession, source: str, payment=None) -> None:
     the admin, the API) the next sweep sends it, seconds later: a provider waiting on our
     answer should wait neither for a mail server nor for a broker.
     """
-    if session.customer_email and source in SENT_BY_THE_PAGE:
+    if sent_by_the_page(session, source):
         email = build(session, payment=payment)
-        transaction.on_commit(lambda: send_confirmation(session.pk, email), robust=True)
+        # Its lease was taken with the completion (``checkout.services._completion``): no sweep sends it meanwhile.
+        transaction.on_commit(lambda: send_confirmation(session.pk, email, leased=True), robust=True)
 
 
-def send_confirmation(session_id: int, email: TicketEmail | None = None, now=None) -> bool:
+def sent_by_the_page(session: CheckoutSession, source: str) -> bool:
+    """Whether the attendee's own request sends the ticket email (see ``send_on_commit``)."""
+    return bool(session.customer_email) and source in SENT_BY_THE_PAGE
+
+
+def send_confirmation(session_id: int, email: TicketEmail | None = None, now=None, *, leased: bool = False) -> bool:
     """Send the ticket email of a completed session unless it was sent or is being sent.
-    True if this call sent it. ``email``: already built by the caller, else read here."""
+    True if this call sent it. ``email``: already built by the caller, else read here.
+    ``leased``: the caller took the lease when it completed the session."""
     now = now or timezone.now()
-    unsent = CheckoutSession.objects.filter(pk=session_id, status=Status.COMPLETED, confirmation_sent_at__isnull=True)
-    claimed = unsent.filter(
-        Q(confirmation_lease_until__isnull=True) | Q(confirmation_lease_until__lt=now)
-    ).update(confirmation_lease_until=now + timedelta(seconds=settings.CONFIRMATION_LEASE_SECONDS))
-    if not claimed:
-        return False
+    if not leased:
+        unsent = CheckoutSession.objects.filter(pk=session_id, status=Status.COMPLETED,
+                                                confirmation_sent_at__isnull=True)
+        claimed = unsent.filter(
+            Q(confirmation_lease_until__isnull=True) | Q(confirmation_lease_until__lt=now)
+        ).update(confirmation_lease_until=now + timedelta(seconds=settings.CONFIRMATION_LEASE_SECONDS))
+        if not claimed:
+            return False
     if email is None:
         email = build(CheckoutSession.objects.select_related("event")
                                    .prefetch_related("tickets__ticket_type").get(pk=session_id))

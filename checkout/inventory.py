@@ -35,16 +35,35 @@ class SoldOut(Exception):
         self.wanted = wanted
 
 
-def reserve(quantities: dict[int, int]) -> dict[int, TicketType]:
-    """Hold ``{ticket_type_id: quantity}``; return the ticket types as held (read under
-    their locks). All or nothing: ``SoldOut`` undoes the types already held."""
-    with transaction.atomic():
+class PriceChanged(Exception):
+    """A ticket type's price is no longer the one the attendee was shown."""
+
+    def __init__(self, ticket_type: TicketType):
+        super().__init__(f"the price of {ticket_type.name!r} is now {ticket_type.price}")
+        self.ticket_type = ticket_type
+
+
+def reserve(quantities: dict[int, int], prices: dict[int, int] | None = None) -> None:
+    """Hold ``{ticket_type_id: quantity}``. All or nothing: ``SoldOut`` undoes the types
+    already held. ``prices``: ``{ticket_type_id: unit price}`` the attendee was shown; a type
+    whose price changed since is not held (``PriceChanged``). The price is part of the
+    conditional ``UPDATE``, so a hold reads nothing back; a type is read only to say why it
+    was refused.
+
+    Part of the caller's transaction (one is opened if there is none): a refusal propagates
+    and rolls the caller's work back with the types already held; a caller that carries on
+    after one takes its own savepoint (``services.record_payment_succeeded``).
+    """
+    with transaction.atomic(savepoint=False):
         for pk, wanted in sorted(quantities.items()):
-            held = TicketType.objects.filter(pk=pk, reserved__lte=F("quantity") - wanted).update(
-                reserved=F("reserved") + wanted)
-            if not held:
-                raise SoldOut(TicketType.objects.get(pk=pk), wanted)
-        return TicketType.objects.in_bulk(sorted(quantities))
+            rows = TicketType.objects.filter(pk=pk, reserved__lte=F("quantity") - wanted)
+            if prices is not None:
+                rows = rows.filter(price=prices[pk])
+            if not rows.update(reserved=F("reserved") + wanted):
+                current = TicketType.objects.get(pk=pk)
+                if prices is not None and current.price != prices[pk]:
+                    raise PriceChanged(current)
+                raise SoldOut(current, wanted)
 
 
 def release(quantities: dict[int, int]) -> None:

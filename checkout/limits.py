@@ -32,7 +32,6 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
@@ -128,18 +127,15 @@ def hold_tickets(event: Event, items: list[services.Item], *, address: str,
     """Open a checkout holding ``items`` for the client at ``address``, within its limits.
 
     Raises ``LimitReached``, or what ``services.create_session`` raises. The limits are
-    counted after the hold, in its transaction: the ticket types' row locks the hold takes
-    make two requests for the same tickets count one after the other, so sending many at
-    once does not get past the cap, and no other lock is taken. Over the limit, the whole
-    checkout is rolled back.
+    counted after the hold, in its transaction (``create_session`` calls ``check`` for the
+    address it is given: one transaction, no savepoint): the ticket types' row locks the
+    hold takes make two requests for the same tickets count one after the other, so sending
+    many at once does not get past the cap, and no other lock is taken. Over the limit, the
+    whole checkout is rolled back.
     """
     key = address_key(address)
-    if not key or is_exempt(address):
-        return services.create_session(event, items, promo_code=promo_code)
-    with transaction.atomic():
-        session = services.create_session(event, items, address_key=key, promo_code=promo_code)
-        check(event, key, sum(item.quantity for item in items), opened=session)
-        return session
+    limited = bool(key) and not is_exempt(address)
+    return services.create_session(event, items, address_key=key if limited else "", promo_code=promo_code)
 
 
 def check(event: Event, key: str, quantity: int, now: datetime | None = None, *,

@@ -33,16 +33,22 @@ def with_listed_rows(session):
     return session
 
 
-def session_as_api(session) -> dict:
+def session_as_api(session, *, line_items: list | None = None, answers: list | None = None) -> dict:
     """The session, with the organizer's texts (ticket type names, questions) in the language
-    the attendee bought in: the gate, notifications and the API read what the attendee saw."""
-    with_listed_rows(session)
+    the attendee bought in: the gate, notifications and the API read what the attendee saw.
+
+    ``line_items`` and ``answers``: all of the session's, when the caller holds them (a session
+    just created: its line items as inserted, with their ticket types, and no answers), so
+    they are not read; otherwise they are (``with_listed_rows``)."""
+    if line_items is None or answers is None:
+        with_listed_rows(session)
+        line_items, answers = list(session.line_items.all()), list(session.answers.all())
     with translation.override(session.language):
-        return _as_api(session)
+        return _as_api(session, line_items, answers)
 
 
-def _as_api(session) -> dict:
-    line_items = [
+def _as_api(session, line_items: list, answers: list) -> dict:
+    listed = [
         {
             "ticket_type": item.ticket_type.public_id,
             "name": item.ticket_type.name,
@@ -55,10 +61,10 @@ def _as_api(session) -> dict:
             "holders": [{"name": h.get("name", ""), "email": h.get("email", ""), "answers": h.get("answers", {})}
                         for h in item.holders],
         }
-        for item in session.line_items.all()
+        for item in line_items
     ]
-    type_ids = {item.ticket_type_id: item.ticket_type.public_id for item in session.line_items.all()}
-    answers = {a.question.text: a.value for a in session.answers.all()}
+    type_ids = {item.ticket_type_id: item.ticket_type.public_id for item in line_items}
+    answered = {a.question.text: a.value for a in answers}
     # A completion in this transaction holds the tickets it issued (``services._issue_tickets``):
     # they are all the session has, so they are not read back.
     issued = getattr(session, "issued_tickets", None)
@@ -79,8 +85,8 @@ def _as_api(session) -> dict:
         "url": hosted_url(session),
         "event": session.event.public_id,
         "customer": {"name": session.customer_name, "email": session.customer_email},
-        "answers": answers,
-        "line_items": line_items,
+        "answers": answered,
+        "line_items": listed,
         "promo_code": session.promo_code_text or None,
         "discount_total": session.discount_total,
         "amount_total": session.amount_total,

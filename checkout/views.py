@@ -139,7 +139,8 @@ def _saved_details(session) -> dict:
     initial = {"name": session.customer_name, "email": session.customer_email,
                "invoice_tax_id": session.invoice_tax_id, "invoice_name": session.invoice_name,
                "invoice_address": session.invoice_address}
-    for answer in session.answers.select_related("question"):
+    # Details never saved (``details_version`` 0) have no answers: nothing to read.
+    for answer in session.answers.select_related("question") if session.details_version else ():
         initial[f"q_{answer.question_id}"] = answer.value == "yes" if answer.question.kind == "checkbox" else answer.value
     return initial
 
@@ -226,7 +227,8 @@ def cancel(request, session_id):
 def status_page(request, session_id):
     """The order's state. With ``?live=1`` only the part that changes, for the page's polling."""
     session = _session(session_id)
-    payment = session.payments.first()
+    # Only a payment awaited is shown (its reference, or the MB WAY prompt): read then only.
+    payment = session.payments.first() if session.status in WAITING else None
     if payment is not None and payment.method == "mbway" and session.status == Status.PAYMENT_PENDING:
         # The attendee is waiting for the MB WAY push on their phone; each refresh of this
         # page asks the provider (the callback may be slower than the attendee).

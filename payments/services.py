@@ -58,9 +58,7 @@ def begin_payment(session: CheckoutSession, provider: str, *, method: str = "", 
         # ``provider`` is set by every start: without one, none was made and none is counted.
         if locked.provider and too_many_starts(locked):
             raise PaymentStartFailed(TOO_MANY_STARTS)
-        if locked.status != Status.PAYMENT_PENDING:
-            state.apply(locked, "start_payment", source, detail=provider)
-        checkout.record_provider(locked, provider)
+        checkout.record_payment_started(locked, provider, source)
         payment = Payment.objects.create(
             session=locked, provider=provider, method=method, amount=locked.amount_total, currency=locked.currency,
             approved_fingerprint=checkout.details_fingerprint(locked),
@@ -139,20 +137,25 @@ def start_payment(payment: Payment, *, method: str = "", phone: str = "") -> Pay
     return payment
 
 
-def find_session(update: PaymentUpdate, organization_id: int | None, provider: str, *,
-                 lock: bool = False) -> CheckoutSession | None:
-    """The session an update is about: one with a payment of ``provider`` (the one the
-    update names, when it names one), within the organization the news was verified for.
+def find_payment(update: PaymentUpdate, organization_id: int | None, provider: str) -> Payment | None:
+    """The payment an update is about, with its session read under the session's lock:
+    one of ``provider``'s payments (the one the update names, else the newest: the rule of
+    ``_payment_told_of``), of a session within the organization the news was verified for.
 
     An update verified with the environment's secret (``organization_id`` None, org ``_``)
     may only touch sessions of organizations that have no webhook secret of their own for
     that provider: whoever holds the platform's secret must not reach a tenant that chose
     its own. News of one provider never touches another provider's payments.
 
-    ``lock``: read it as ``checkout.state.lock`` does (its row locked until the caller's
-    transaction ends, with its event's gate and organization), so ``apply_update`` can be
-    handed it with ``locked=True`` instead of reading it again (issue 26).
+    One read: the session is locked as ``checkout.state.lock`` locks it (only its row, until
+    the caller's transaction ends, read with its event's gate and organization), so
+    ``apply_update`` is handed both with ``locked=True`` and reads neither again (issue 26:
+    finding the session, locking it and reading its payment took two). The payment's own row
+    is not locked: what ``apply_update`` reads of it either never changes (its fingerprint,
+    provider, reference) or is checked against the locked session (its status).
     """
+    if transaction.get_autocommit():
+        raise transaction.TransactionManagementError("find_payment() outside a transaction locks nothing")
     if "\x00" in update.session_public_id + update.provider_reference:
         return None  # no id of ours contains NUL, and PostgreSQL would refuse the query
     payments = Payment.objects.filter(provider=provider)
@@ -163,17 +166,14 @@ def find_session(update: PaymentUpdate, organization_id: int | None, provider: s
             pk__in=payments.filter(provider_reference=update.provider_reference).values("session_id"))
     else:
         return None
-    sessions = sessions.filter(pk__in=payments.values("session_id"))
     if organization_id is not None:
         sessions = sessions.filter(organization_id=organization_id)
     else:
         own_secret = IntegrationSettings.objects.filter(provider=provider).exclude(webhook_secret="")
         sessions = sessions.exclude(organization_id__in=own_secret.values("organization_id"))
-    if lock:
-        if transaction.get_autocommit():
-            raise transaction.TransactionManagementError("find_session(lock=True) outside a transaction locks nothing")
-        sessions = sessions.select_for_update(of=("self",)).select_related("event__gate", "organization")
-    return sessions.first()
+    return (_told_of_first(payments.filter(session__in=sessions), update)
+            .select_for_update(of=("session",)).select_related("session__event__gate", "session__organization")
+            .first())
 
 
 # What each kind of update asks of the state machine (money-in is special: see below).
@@ -190,14 +190,15 @@ TRIGGER_FOR_KIND = {
 
 
 def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str, provider: str,
-                 locked: bool = False) -> str:
+                 locked: bool = False, payment: Payment | None = None) -> str:
     """Apply one piece of ``provider``'s news to a session. Returns ``"applied"`` or ``"ignored"``.
 
     Runs in the caller's transaction (a webhook's) when there is one. Updates that would
     move the session backwards (``processing`` after ``paid``) have no row in the
     transition table: they are ignored, never applied. ``locked``: ``session`` was read
-    under its lock in the caller's transaction (``find_session(lock=True)``), so it is not
-    read again.
+    under its lock in the caller's transaction (``find_payment``), so it is not read again.
+    ``payment``: the payment the news is about, as the caller read it (``find_payment``; the
+    return page's, when the news names it), so it is not read again either.
     """
     # Part of a webhook's transaction: nothing here is retried on its own, so a savepoint
     # would only cost two statements.
@@ -205,7 +206,8 @@ def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str
         locked = session if locked else state.lock(session.pk)
         if locked is None:
             raise CheckoutSession.DoesNotExist(f"no checkout session {session.pk}")
-        payment = _payment_told_of(locked, update, provider)
+        if payment is None or payment.session_id != locked.pk or payment.provider != provider:
+            payment = _payment_told_of(locked, update, provider)
         if payment is None:
             return "ignored"  # none of this provider's payments: not its news to give
         if refunds.already_recorded(locked, update):  # a refund made from the admin: recorded then
@@ -317,13 +319,16 @@ def _payment_told_of(session: CheckoutSession, update: PaymentUpdate, provider: 
     """The session's payment the news is about: the one with the reference it names, else
     the newest of that provider's (a payment intent's news names the session, not the
     Checkout Session we stored)."""
-    payments = Payment.objects.filter(session=session, provider=provider)
+    return _told_of_first(Payment.objects.filter(session=session, provider=provider), update).first()
+
+
+def _told_of_first(payments, update: PaymentUpdate):
+    """``payments`` in the order news chooses among them: the one it names first, then the
+    newest (one read, not a second when none is named)."""
     if update.provider_reference:
-        # The named one first, else the newest: one read, not a second when none is named
-        # (issue 26).
         named_first = Case(When(provider_reference=update.provider_reference, then=Value(0)), default=Value(1))
-        return payments.order_by(named_first, "-id").first()
-    return payments.order_by("-id").first()
+        return payments.order_by(named_first, "-id")
+    return payments.order_by("-id")
 
 
 PAID_OR_REFUNDED = (Status.PAID, Status.COMPLETED, Status.PARTIALLY_REFUNDED, Status.REFUNDED)
@@ -384,4 +389,8 @@ def confirm_on_return(session: CheckoutSession, payment: Payment) -> str:
         return "ignored"  # the webhook is the safety net
     if update is None:
         return "ignored"
-    return apply_update(session, update, source=Source.RETURN_PAGE, provider=payment.provider)
+    # The payment asked about is the one the news is about when the news names it: not read
+    # again under the lock (what is read of it there never changes, or is checked against the
+    # locked session).
+    named = payment if update.provider_reference and update.provider_reference == payment.provider_reference else None
+    return apply_update(session, update, source=Source.RETURN_PAGE, provider=payment.provider, payment=named)

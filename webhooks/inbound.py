@@ -14,10 +14,11 @@ The order of things is the security model:
 3. only then is the body parsed (``MalformedWebhook`` → 400, recorded);
 4. a copy of a delivery already recorded is counted on the first copy's row (``duplicates``,
    one UPDATE through the unique ``dedupe_key`` index: the lookup and the record in one
-   statement) and answered 200 "duplicate"; otherwise a row with a unique ``dedupe_key`` is
-   inserted in the same transaction that applies the update, so of 50 copies arriving at once
-   exactly one gets past the insert; the others wait on the unique index, then fail it, are
-   counted the same way and answer 200 "duplicate";
+   statement) and answered 200 "duplicate"; otherwise the update is applied and a row with a
+   unique ``dedupe_key`` and the outcome is inserted at the end of the same transaction, so
+   of 50 copies arriving at once exactly one commits: the others wait (on the session's lock,
+   or on the unique index), fail the insert, are rolled back whole, counted the same way and
+   answer 200 "duplicate";
 5. a transient failure (the provider's API is down, our database hiccups) rolls all of
    that back and answers 503, so the provider sends the event again.
 
@@ -156,27 +157,28 @@ def process_verified(provider: PaymentProvider, organization: Organization | Non
     try:
         if reprocess_row is None and _counted_duplicate(dedupe_key):
             return _DUPLICATE  # the common retry: one indexed UPDATE, nothing else
-        inserted = False
+        applied = False
         try:
             with transaction.atomic():
                 if reprocess_row is not None:
                     row = InboundWebhook.objects.select_for_update().get(pk=reprocess_row.pk)
+                    row.outcome, row.session, row.error = _apply(parsed, organization, provider_name)
+                    row.save(update_fields=["outcome", "session", "error"])
                 else:
-                    # The first copy, inserted with its key as the transaction's first statement:
-                    # a racing copy's insert waits on the unique index for this transaction to
-                    # end, then fails it; with nothing else written yet, that failure rolls back
-                    # only the insert, so no savepoint is needed around it (issue 26: two
-                    # statements fewer per unique webhook).
-                    row = InboundWebhook.objects.create(**fields, dedupe_key=dedupe_key,
-                                                        outcome=InboundWebhook.Outcome.IGNORED)
-                    inserted = True
-                row.outcome, row.session, row.error = _apply(parsed, organization, provider_name)
-                row.save(update_fields=["outcome", "session", "error"])
+                    outcome, session, error = _apply(parsed, organization, provider_name)
+                    applied = True
+                    # The first copy's row, written once with its outcome as the transaction's
+                    # last statement (issue 26: one statement fewer than inserting it first and
+                    # updating it). A racing copy got this far too, having waited on the
+                    # session's lock and changed nothing; its insert then fails the unique
+                    # key, rolling back whatever it did, and it is counted as a duplicate.
+                    row = InboundWebhook.objects.create(**fields, dedupe_key=dedupe_key, outcome=outcome,
+                                                        session=session, error=error)
         except IntegrityError:
             # Our key taken by a racing copy that committed first (its row exists now): a
             # duplicate, counted on it. Any other unique key, or one met while applying, is a
             # failure like any database error (below).
-            if not inserted and reprocess_row is None and _counted_duplicate(dedupe_key):
+            if applied and _counted_duplicate(dedupe_key):
                 return _DUPLICATE
             raise
     except (ProviderUnavailable, DatabaseError) as exc:
@@ -207,15 +209,15 @@ def _apply(parsed: ParsedWebhook, organization: Organization | None, provider_na
     if not parsed.updates:
         notes.append(f"{parsed.type}: nothing to do")
     for update in parsed.updates:
-        # Found and locked in one read (we are in the webhook's transaction): apply_update
-        # then works on that row as it is, under its lock.
-        found = payments.find_session(update, organization.pk if organization else None, provider_name, lock=True)
-        if found is None:
+        # The payment and its session found, and the session locked, in one read (we are in
+        # the webhook's transaction): apply_update then works on those rows as they are.
+        payment = payments.find_payment(update, organization.pk if organization else None, provider_name)
+        if payment is None:
             notes.append(f"{update.kind}: no session of this organization matches")
             continue
-        session = found
-        result = payments.apply_update(found, update, source=Source.PROVIDER_WEBHOOK, provider=provider_name,
-                                       locked=True)
+        session = payment.session
+        result = payments.apply_update(session, update, source=Source.PROVIDER_WEBHOOK, provider=provider_name,
+                                       locked=True, payment=payment)
         notes.append(f"{update.kind}: {result}")
         if result == "applied":
             outcome = InboundWebhook.Outcome.PROCESSED

@@ -13,6 +13,7 @@ from checkout import services
 from checkout.models import Answer, CheckoutSession
 from checkout.representation import session_as_api
 from ievents.models import Question
+from webhooks.models import GateSettings
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +45,11 @@ def test_answers_become_exactly_the_ones_given_added_changed_and_removed(open_se
     assert row.updated_at >= row.created_at
 
 
-def test_the_session_comes_back_with_the_rows_as_saved_and_needs_no_further_read(open_session, questions):
+def test_with_a_gate_the_session_comes_back_with_the_rows_as_saved_and_needs_no_further_read(open_session,
+                                                                                            questions):
+    """The gate judges the rows read under the save's lock (webhooks.gate.run_gate)."""
+    GateSettings.objects.create(event=open_session.event, enabled=True, url="http://127.0.0.1:9/unused")
+    open_session = CheckoutSession.objects.select_related("event__gate").get(pk=open_session.pk)
     size, company = questions["T-shirt size"], questions["Company"]
     services.save_attendee_details(open_session, name="Ana", email="ana@example.com",
                                    answers={size.pk: "S", company.pk: "Old"})
@@ -59,6 +64,19 @@ def test_the_session_comes_back_with_the_rows_as_saved_and_needs_no_further_read
     assert kept == session_as_api(fresh) and kept_fingerprint == services.details_fingerprint(fresh)
     assert kept["answers"] == {"T-shirt size": "M", "Company": "<b>New</b>"}
     assert kept["customer"] == {"name": "Ana Silva", "email": "ana@example.com"}
+
+
+def test_without_a_gate_the_save_reads_nothing_back_and_a_first_save_reads_no_answers(open_session, questions):
+    """Nobody judges the rows in that request (issue 26): the lock, the session's update and
+    the answers written, and nothing read to find answers a first save cannot have."""
+    size = questions["T-shirt size"]
+    with CaptureQueriesContext(connection) as queries:
+        saved = services.save_attendee_details(open_session, name="Ana", email="ana@example.com",
+                                               answers={size.pk: "S"})
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert [sql.split()[0] for sql in statements if "checkout_answer" in sql] == ["INSERT"], statements
+    assert not any("checkout_lineitem" in sql for sql in statements), statements
+    assert session_as_api(saved)["answers"] == {"T-shirt size": "S"}  # read when wanted
 
 
 def test_a_refused_save_changes_nothing(open_session, questions):

@@ -46,6 +46,27 @@ def test_a_ticket_type_of_another_event_is_refused(organization, event):
 
 
 @pytest.mark.django_db
+def test_a_price_changed_while_choosing_is_refused_and_holds_nothing(event, ticket_type):
+    """The hold's conditional UPDATE carries the price the attendee was shown (issue 26: no
+    read of the types it held): a new price holds nothing and opens nothing."""
+    TicketType.objects.filter(pk=ticket_type.pk).update(price=ticket_type.price + 500)  # the page showed the old one
+    with pytest.raises(services.InvalidOrder) as refused:
+        services.create_session(event, [services.Item(ticket_type, 1)])
+    assert "price changed" in refused.value.message
+    ticket_type.refresh_from_db()
+    assert ticket_type.reserved == 0 and not CheckoutSession.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_sold_out_type_whose_price_is_unchanged_is_sold_out_not_repriced(organization):
+    event = make_event(organization, quantity=1)
+    tt = event.ticket_types.get()
+    services.create_session(event, [services.Item(tt, 1)])
+    with pytest.raises(SoldOut):
+        services.create_session(event, [services.Item(tt, 1)])
+
+
+@pytest.mark.django_db
 def test_tickets_outside_their_sales_window_are_refused(event, ticket_type):
     TicketType.objects.filter(pk=ticket_type.pk).update(sales_end=timezone.now() - timedelta(minutes=1))
     ticket_type.refresh_from_db()

@@ -24,15 +24,18 @@ CEILINGS = {
     # through the unique dedupe_key index, counting it (2 before issue 26: a SELECT, then an
     # INSERT of a row per duplicate)
     "duplicate": (1, 4),
-    # duplicate check; BEGIN; the first copy inserted (its transaction's first statement, so a
-    # racing copy failing the unique key needs no savepoint); the session found and locked with
-    # its event's gate in one read; the payment read and updated; line items and answers;
-    # tickets issued; one save of the session, transitions, events, endpoints (and
-    # deliveries) in bulk; the inbound row's outcome; COMMIT.
+    # duplicate check; BEGIN; the payment found with its session, the session locked (with
+    # its event's gate and organization), in one read; the payment updated; line items and
+    # answers; tickets issued; one save of the session, transitions, events, endpoints (and
+    # deliveries) in bulk; the first copy's row inserted with its outcome (the transaction's
+    # last statement: a racing copy fails the unique key and rolls back whole); COMMIT.
     # 20 → 15 (issue 26): tickets announced from bulk_create, not read back; no savepoint
     # (2); the session found under its lock, not found then locked; the named-or-newest
     # payment in one read.
-    "unique, completes the session": (15, 43),
+    # 15 → 13 (issue 26): the payment read in the lock's statement; the inbound row written
+    # once, with its outcome, instead of inserted then updated. (Issue 26 asked for 12: see
+    # docs/architecture.md, "What the hot paths cost", for why each of the 13 stays.)
+    "unique, completes the session": (13, 43),
 }
 
 
