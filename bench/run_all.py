@@ -156,12 +156,20 @@ def _rows(section_text: str) -> list[list[str]]:
 def goals_table(sections: dict[str, str]) -> str:
     """Every figure that has a checkable goal, from every section, in one place."""
     lines = ["| benchmark | figure | value | goal | floor | ratio | meets goal |", "|---|---|---:|---|---:|---:|---|"]
+    missed = []
     for name in sorted(sections):
         for row in _rows(sections[name]):
             figure, value, unit, goal, floor, ratio, verdict = row[:7]
             if verdict:
                 lines.append(f"| {name} | {figure} | {value} {unit} | {goal} | {floor} | {ratio} | {verdict} |")
-    return "\n".join(lines) if len(lines) > 2 else ""
+            if "no" in verdict:
+                note = row[7] if len(row) > 7 else ""
+                missed.append(f"- {name}, {figure}: {note or 'no note given'}")
+    if len(lines) == 2:
+        return ""
+    why = ("\n\nNot met in this run, each with the benchmark's own note (why, and what would meet it):\n\n"
+           + "\n".join(missed)) if missed else ""
+    return "\n".join(lines) + why
 
 
 def describe(module) -> str:
@@ -234,7 +242,7 @@ def write_report(sections: dict[str, str], info: dict[str, str], report: Path = 
     parts = [INTRO, f"\nLast run: {now}, on this machine:\n\n{machine_table(info)}\n"]
     goals = goals_table(kept)
     if goals:
-        parts.append("\n## Goals at a glance\n\nThe goals set in issues 2–5, each beside its floor where it has "
+        parts.append("\n## Goals at a glance\n\nThe goals set in issues 2–5, 17 and 26, each beside its floor where it has "
                      "one; the sections below say how each was measured.\n\n" + goals + "\n")
     parts += ["\n" + kept[name] for name in sorted(kept)]
     report.parent.mkdir(parents=True, exist_ok=True)

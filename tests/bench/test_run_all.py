@@ -133,6 +133,18 @@ def test_the_report_gathers_every_checkable_goal_at_the_top_with_its_floor(fake_
     assert "| added latency | 7.50 | ms | < 5 ms |  |  | **no** |" in report
 
 
+def test_a_missed_goal_is_listed_under_the_glance_with_its_reason(fake_modules):
+    sys.modules["bench.bench_good"].run = lambda: [
+        Figure("added latency", 7.5, "ms", goal="< 5 ms", note="the gate's TLS handshake; a kept-alive pool would meet it"),
+        Figure("rate", 90, "ops/s", goal="≥ 80% of the floor", floor=100, note="fine"),
+    ]
+    run_all.main(["good"])
+    report = fake_modules.read_text()
+    glance = report[report.index("## Goals at a glance"):report.index("<!-- bench:")]
+    assert "- bench_good, added latency: the gate's TLS handshake; a kept-alive pool would meet it" in glance
+    assert "fine" not in glance
+
+
 def test_a_failed_benchmark_is_one_line_beside_its_last_good_figures(fake_modules):
     sys.modules["bench.bench_bad"].run = lambda: [Figure("rate", 300, "ops/s", goal="≥ 200")]
     assert run_all.main(["bad"]) == 0
