@@ -14,7 +14,8 @@ settings (`DEBUG=0`, real secrets; Django's test client, so the figures are the 
 the database's, not a network's): a gated *Continue* (the gate a local server answering at
 once), a verified Stripe webhook completing an order, the delivery sweep, one delivery to a
 local receiver, the admin's order list as the organizer sees it, its search by an
-attendee's email and by a ticket code, the overview page and the CSV export of one event
+attendee's email, by a ticket code and by the reference the attendee was given, an order's
+page, the overview page and the CSV export of one event
 (where this tree has them: the paths are tried and a missing one is reported as such),
 and a retention pass over one day's worth of each kind of record past its time.
 
@@ -203,7 +204,8 @@ pages = {"admin order list": "/admin/checkout/checkoutsession/",
          "admin search by ticket code": f"/admin/checkout/checkoutsession/?q={code}",
          # The reference on the attendee's status page and email, as typed: lower case, no dash.
          "admin search by the attendee's reference":
-             f"/admin/checkout/checkoutsession/?q={order_reference(someone.public_id).lower().replace('-', '')}"}
+             f"/admin/checkout/checkoutsession/?q={order_reference(someone.public_id).lower().replace('-', '')}",
+         "admin order page": f"/admin/checkout/checkoutsession/{someone.pk}/change/"}
 absent = []
 for name, candidates in [("admin overview", %(overview)r), ("admin CSV export of one event", %(csv)r)]:
     found = next((path.format(event=event.pk) for path in candidates
