@@ -73,3 +73,15 @@ def test_a_key_used_again_after_a_minute_records_it(api, api_key, event):
     ApiKey.objects.update(last_used_at=used - timedelta(minutes=2))
     assert api.get("/v1/checkout/sessions").status_code == 200
     assert ApiKey.objects.get().last_used_at >= timezone.now() - timedelta(seconds=30)
+
+
+def test_a_keyed_sold_out_answer_reads_the_api_key_once(api, event, sold_out_type):
+    # The Idempotency-Key middleware authenticates the key before it claims the request; the
+    # view's authentication uses what it found instead of reading the key again.
+    body = {"event": event.public_id, "line_items": [{"ticket_type": sold_out_type.public_id, "quantity": 1}]}
+    api.post("/v1/checkout/sessions", body, format="json")  # the key's last use of this minute written
+    response, sql = _count(lambda: api.post("/v1/checkout/sessions", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1"))
+    assert response.status_code == 409 and response.json()["error"]["code"] == "sold_out"
+    assert len([q for q in sql if 'FROM "ievents_apikey"' in q]) == 1, "\n".join(sql)
+    again = api.post("/v1/checkout/sessions", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert again["Idempotent-Replayed"] == "true" and again.content == response.content
