@@ -202,9 +202,10 @@ code = (tickets.filter(session__public_id__startswith="cs_scale_").order_by("pk"
 pages = {"admin order list": "/admin/checkout/checkoutsession/",
          "admin search by email": f"/admin/checkout/checkoutsession/?q={someone.customer_email}",
          "admin search by ticket code": f"/admin/checkout/checkoutsession/?q={code}",
-         # The reference on the attendee's status page and email, as typed: lower case, no dash.
+         # The reference on the attendee's status page and email, as typed: lower case, no dash
+         # (of an order of this run: the year's generated ids have no reference's six symbols).
          "admin search by the attendee's reference":
-             f"/admin/checkout/checkoutsession/?q={order_reference(someone.public_id).lower().replace('-', '')}",
+             f"/admin/checkout/checkoutsession/?q={order_reference(paid[-1].public_id).lower().replace('-', '')}",
          "admin order page": f"/admin/checkout/checkoutsession/{someone.pk}/change/"}
 absent = []
 for name, candidates in [("admin overview", %(overview)r), ("admin CSV export of one event", %(csv)r)]:
