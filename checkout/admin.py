@@ -33,7 +33,7 @@ from payments.models import Provider
 from .admin_actions import OrderActionsMixin
 from .admin_export import csv_lines, dialect_for, export_questions, ticket_rows, xlsx_file
 from .formatting import order_reference
-from .models import PAID_STATUSES, TICKET_CODE_ALPHABET, CheckoutSession, Source, Transition, search_key
+from .models import PAID_STATUSES, TICKET_CODE_ALPHABET, CheckoutSession, Source, Status, Transition, search_key
 
 SOURCE_WORDS = {
     Source.ATTENDEE: _("by the attendee"), Source.PROVIDER_WEBHOOK: _("by the provider's notification"),
@@ -196,6 +196,9 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
     list_filter = [("event", EventFilter), "status", ProviderFilter, AttentionFilter, SoldFilter,
                    MoneyFilter, RefundedFilter, ("created_at", admin.DateFieldListFilter)]
     show_full_result_count = False
+    # A page is rendered row by row (a checkbox widget, money and a time on the organization's
+    # clock per row): fifty rows read at a glance and render in half the time of Django's 100.
+    list_per_page = 50
     # Anything not recognised as a whole code, email or reference is searched by part, in these
     # columns, with the term folded as ``search_name`` is (accents dropped, case folded). Ticket
     # codes are matched whole only (``get_search_results``): no join to the tickets here.
@@ -271,7 +274,8 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
 
     @admin.display(description=_("Status"), ordering="status")
     def status_shown(self, session):
-        return format_html('<span class="order-status {}">{}</span>', session.status, session.get_status_display())
+        # Status(...).label: the enum's own label, not get_status_display's dict of every choice per row.
+        return format_html('<span class="order-status {}">{}</span>', session.status, Status(session.status).label)
 
     @admin.display(description=_("Amount"), ordering="amount_total")
     def amount(self, session):
