@@ -12,8 +12,9 @@ same 48 clients on the same server just before: the rate and latency of a cheap 
 the same load. Issue 26: a sold-out answer must cost about a cheap page, its rate ≥ 60% of
 GET /'s (its p99 at most 2× GET /'s is bench_onsale's bound, for the pages). The rate is
 the sold-out answers' own: those answered after the last hold was taken (every one of them
-a sold-out answer) over that time, and so are their p50/p99. The whole rush's rate is shown beside it; it also pays for the 200 holds, each a
-session, its line items, its `checkout.session.created` event and their commit.
+a sold-out answer) over that time, and so are their p50/p99. The whole rush's rate is
+shown beside it; it also pays for the 200 holds, each a session, its line items, its
+`checkout.session.created` event and their commit.
 
 The same rush is run again for a second event with an `Idempotency-Key` on every request
 (a new one each, as a careful client sends): each is claimed in the cache table before it
