@@ -17,9 +17,9 @@ shown beside it; it also pays for the 200 holds, each a session, its line items,
 `checkout.session.created` event and their commit.
 
 The same rush is run again for a second event with an `Idempotency-Key` on every request
-(a new one each, as a careful client sends): each is claimed in the cache table before it
-runs and its answer kept there for replays (`ievents/idempotency.py`), two writes a request
-the plain rush does not pay.
+(a new one each, as a careful client sends): each is claimed before it runs (one insert)
+and its answer kept for replays (one update; `ievents/idempotency.py`), two writes a
+request the plain rush does not pay.
 
 Reported: holds taken (201 answers; the database's sessions and reserved count checked
 too), server errors and requests without an answer (0, over all three phases), sold-out
