@@ -29,21 +29,28 @@ newest first (the admin list), the retention pass's (attempts by time; orders st
 holding a person, by last change and by event), an attendee's orders by email in any case
 (erasure), and a trigram index for the search by ticket code.
 
-The admin's pages miss their goals on a year, and why is the admin's configuration
-(`checkout/admin.py`, not changed here), not a missing index. Its search is `icontains`
-over email, name and reference, ORed: no b-tree answers `LIKE '%…%'`, so each search reads
-all of the organization's orders (20,000 here) and filters them — and a results page runs
-it four times (the count, the page, the date hierarchy's bounds and its distinct dates).
-The list without a search pays the same aggregates (count, date hierarchy, distinct
-providers, the events of the filter) over all the organization's orders. Trigram indexes do
-not save it: a first full run (16:22 UTC) had them on email, name and reference, and the
-search by email took 567 ms p50 / 947 ms p95 (an email's trigrams are common: "example.com",
-every "@gmail.com"); this run, without them, 835 / 1,658 ms under a heavier load. What
-would: exact-match search fields for what is looked up whole (`=customer_email` uses the
-`UPPER(customer_email)` index added here; `=tickets__code` the ticket code's trigram index,
-which answers equality too), `show_full_result_count = False`, and no date hierarchy or
-provider filter computed over the orders on every page. At 1/100 of the year (`BENCH_SCALE=0.01`)
-the same pages met the goal (p95 under 200 ms).
+On 2026-12-04 the admin's pages missed their goals on a year, because of the admin's
+configuration, not a missing index: its search was `icontains` over email, name and
+reference, ORed (no b-tree answers `LIKE '%…%'`: each search read all the organization's
+20,000 orders, four times a page — the count, the page, the date hierarchy's bounds and
+its distinct dates), and the list without a search paid the same aggregates (count, date
+hierarchy, distinct events for the filter, the list's totals) over all the organization's
+orders on every page. Trigram indexes did not save it (an email's trigrams are common).
+
+**What changed (issues 22 and 26).** What people type whole is looked up whole through an
+index (`checkout/admin.py`, `get_search_results`): an email in any case (`UPPER(customer_email)`),
+a ticket code in any case with or without dashes (the code's index, through the tickets),
+the attendee's reference (`reference_key`, a generated column with its index) or the order's
+id; only a name (or part of an email) is searched by part, within the organization's orders.
+Nothing on a page is computed over all the orders: no date hierarchy (a time filter by
+period instead), the event filter read from the events table, no second "full" count of a
+narrowed list, the list's totals only once it is narrowed (every overview link is), 50 rows
+a page (what a page costs beyond its few reads is rendering its rows). The year's ticket
+codes are written in the codes' alphabet, so the search by code takes the path a real code
+takes, and the reference is searched on an order of this run (the year's generated ids have
+no reference's six symbols). `tests/retention/test_query_plans.py` EXPLAINs every path on a
+scaled year (no sequential scan of a large table; the searches for whole values never
+`LIKE`); `tests/admin/test_orders.py` checks the list's statements.
 
 Knobs (environment): `BENCH_SCALE` (fraction of the year, default 1; 0.01 for a quick
 run), `BENCH_SCALE_SAMPLES` (repetitions of each measurement, default 40).
