@@ -22,9 +22,11 @@ and its answer kept for replays (one update; `ievents/idempotency.py`), two writ
 request the plain rush does not pay.
 
 Reported: holds taken (201 answers; the database's sessions and reserved count checked
-too), server errors and requests without an answer (0, over all three phases), sold-out
+too), server errors and requests without an answer (0, over all the phases), sold-out
 answers, the rates, the p50/p99 of a sold-out answer beside GET /'s, and the app's and the
-database's CPU per request.
+database's CPU per request: over the rush, and per sold-out answer (500 more requests once
+sold out, every one refused), beside GET /'s (CPU per request hardly depends on what else
+the machine does; a rate does).
 
 Knobs (environment): `BENCH_API_RUSH_REQUESTS` (default 1000), `BENCH_API_RUSH_TICKETS`
 (default 200), `BENCH_API_RUSH_CLIENTS` (default 48), `BENCH_WORKERS` (gunicorn workers,
@@ -208,6 +210,9 @@ def run() -> list[Figure]:
             _closed_loop(min(CLIENTS * 2, REQUESTS), home)  # every worker connected and warm
             floor = _measured(meter, REQUESTS, home)
             rush = _measured(meter, REQUESTS, hold)
+            # Once sold out, every request is a refusal: their CPU apart from the holds', beside
+            # GET /'s (CPU per request hardly depends on what else the machine is doing).
+            refused = _measured(meter, REQUESTS // 2, hold)
             keyed_rush = _measured(meter, REQUESTS, keyed_hold)
         counted = _shell(COUNT % {"event": seed["event_pk"]}, env)
         keyed_counted = _shell(COUNT % {"event": seed["keyed_pk"]}, env)
@@ -216,7 +221,7 @@ def run() -> list[Figure]:
     sold_out = rush.latencies.get("sold_out", [])
     keyed_sold_out = keyed_rush.latencies.get("sold_out", [])
     home_ms = floor.latencies.get("200", [])
-    phases = (floor, rush, keyed_rush)
+    phases = (floor, rush, refused, keyed_rush)
     sold_out_rate, after, window = rush.sold_out_rate()
     steady = rush.after_sell_out()
 
@@ -235,7 +240,7 @@ def run() -> list[Figure]:
                note=f"in the database: {counted['sessions']} sessions, {counted['reserved']} reserved"),
         Figure("tickets reserved (database)", counted["reserved"], "tickets", goal=f"= {TICKETS}"),
         Figure("server errors", sum(phase.server_errors for phase in phases), "responses", goal="0",
-               note="5xx answers in the three phases"),
+               note="5xx answers in all the phases"),
         Figure("requests without an answer", sum(len(phase.no_answer) for phase in phases), "requests", goal="0",
                note="; ".join([text for phase in phases for text in phase.no_answer][:2])),
         Figure("sold-out answers (409)", len(sold_out), "answers", goal=f"= {REQUESTS - TICKETS}",
@@ -254,6 +259,10 @@ def run() -> list[Figure]:
                note=f"after the last hold was taken (before it, p99 {_ms(sold_out, 99):.0f} ms: queued behind the "
                     f"holds); floor = GET / p99 under the same {CLIENTS} clients. In a closed loop a latency is "
                     "the clients over the rate: the rate's goal is this one's (the 2× bound is bench_onsale's)"),
+        Figure("CPU per sold-out answer", cpu(refused), "ms", floor=cpu(floor),
+               note=f"{refused.answers} more POSTs once sold out ({len(refused.latencies.get('sold_out', []))} "
+                    f"sold-out answers, {refused.server_errors} errors), {cpu_split(refused)}; floor = GET /'s, "
+                    f"{cpu_split(floor)}"),
         Figure("taking a hold (201), p50", _ms(held, 50), "ms", goal="lower is better"),
         Figure("CPU per request", cpu(rush), "ms", floor=cpu(floor),
                note=f"rush: {cpu_split(rush)}; GET /: {cpu_split(floor)}"),
