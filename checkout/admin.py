@@ -99,6 +99,15 @@ class EventFilter(admin.RelatedFieldListFilter):
         return field.get_choices(include_blank=False, ordering=ordering, limit_choices_to={"organization__in": visible})
 
 
+class CreatedFilter(admin.DateFieldListFilter):
+    """When the order was made, by period (today, the past 7 days, this month, this year):
+    fixed choices, where a date hierarchy read the bounds and distinct dates of every order."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.title = _("Created")  # the list's column, in the reader's language (not the field's name)
+
+
 class AttentionFilter(admin.SimpleListFilter):
     title = _("needs attention")
     parameter_name = "attention"
@@ -194,7 +203,7 @@ class CheckoutSessionAdmin(OrderActionsMixin, ReadOnlyTenantAdmin):
     # aggregates over every order), and a narrowed list counts its own rows only, not all the
     # orders again (``show_full_result_count``). Measured: bench/bench_scale.py.
     list_filter = [("event", EventFilter), "status", ProviderFilter, AttentionFilter, SoldFilter,
-                   MoneyFilter, RefundedFilter, ("created_at", admin.DateFieldListFilter)]
+                   MoneyFilter, RefundedFilter, ("created_at", CreatedFilter)]
     show_full_result_count = False
     # A page is rendered row by row (a checkbox widget, money and a time on the organization's
     # clock per row): fifty rows read at a glance and render in half the time of Django's 100.
