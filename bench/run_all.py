@@ -45,6 +45,7 @@ SMOKE_SIZES = {
     "BENCH_GATE_SAMPLES": "40",
     "BENCH_ONSALE_ATTENDEES": "200", "BENCH_ONSALE_TICKETS": "40", "BENCH_ONSALE_ARRIVAL_SECONDS": "2",
     "BENCH_ONSALE_HOME_VISITORS": "20",
+    "BENCH_API_RUSH_REQUESTS": "200", "BENCH_API_RUSH_TICKETS": "40", "BENCH_API_RUSH_CLIENTS": "12",
 }
 SECTION = re.compile(r"<!-- bench:(?P<name>\w+) -->\n.*?<!-- /bench:(?P=name) -->\n", re.S)
 

@@ -44,6 +44,8 @@ STATUS_MIX = (["completed"] * 50 + ["expired"] * 30 + ["canceled"] * 5 + ["open"
               + ["rejected"] * 2 + ["unpaid"] * 1 + ["paid"] * 1 + ["refunded"] * 3 + ["partially_refunded"] * 1)
 COMPLETED_PER_HUNDRED = STATUS_MIX.count("completed")
 TICKETS_PER_COMPLETED_ORDER = 4  # 1,000,000 orders → 2,000,000 tickets
+# Sixteen symbols of checkout.models.TICKET_CODE_ALPHABET, one for each hexadecimal digit.
+HEX_AS_CODE_SYMBOLS = "ABCDEFGHJKLMNPQR"
 STATUSES_SQL = "ARRAY[" + ",".join(f"'{status}'" for status in STATUS_MIX) + "]"
 
 # Each statement gets the organizations' ids and the counts as %(name)s parameters;
@@ -83,13 +85,16 @@ INSERT INTO checkout_lineitem (quantity, unit_price, session_id, ticket_type_id)
 SELECT 4, 2500, s.id, tt.id FROM checkout_checkoutsession s JOIN ievents_tickettype tt ON tt.event_id = s.event_id
 WHERE s.public_id LIKE 'cs_scale_%%'"""),
     ("tickets", f"""
--- Six random symbols (as real codes are: their trigrams are rare) and six unique ones.
+-- Six random symbols (as real codes are: their trigrams are rare) and six unique ones, in
+-- the codes' alphabet (hexadecimal digits mapped one to one onto 16 of its symbols), so the
+-- admin's search recognises them as codes, as it does real ones.
 INSERT INTO checkout_ticket (code, created_at, session_id, ticket_type_id)
 SELECT substr(c.code, 1, 4) || '-' || substr(c.code, 5, 4) || '-' || substr(c.code, 9, 4), s.completed_at, s.id, tt.id
 FROM checkout_checkoutsession s JOIN ievents_tickettype tt ON tt.event_id = s.event_id,
      generate_series(1, {TICKETS_PER_COMPLETED_ORDER}) AS k,
-     LATERAL (SELECT upper(substr(md5(s.id || '-' || k), 1, 6))
-                     || lpad(upper(to_hex(s.id * {TICKETS_PER_COMPLETED_ORDER} + k)), 6, '0') AS code) AS c
+     LATERAL (SELECT translate(upper(substr(md5(s.id || '-' || k), 1, 6))
+                               || lpad(upper(to_hex(s.id * {TICKETS_PER_COMPLETED_ORDER} + k)), 6, '0'),
+                               '0123456789ABCDEF', '{HEX_AS_CODE_SYMBOLS}') AS code) AS c
 WHERE s.public_id LIKE 'cs_scale_%%' AND s.status = 'completed'"""),
     ("outbox events", """
 INSERT INTO webhooks_outboxevent (public_id, type, payload, created_at, organization_id, session_id)

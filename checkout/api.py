@@ -62,21 +62,65 @@ class SessionInput(serializers.Serializer):
         return value
 
 
+def _an_id(value) -> bool:
+    # As the serializer would take it (at most 40 characters), and without NUL, which
+    # PostgreSQL cannot compare with (a 500, not a 400).
+    return isinstance(value, str) and 0 < len(value) <= 40 and "\x00" not in value
+
+
+def _as_sent(data) -> tuple[str, dict[str, int]] | None:
+    """The event and ``{ticket type: quantity}`` of a body as sent, when they are plainly
+    well-formed (else None: the serializer says what is wrong), repeated types summed."""
+    if not isinstance(data, dict) or not _an_id(data.get("event")):
+        return None
+    lines = data.get("line_items")
+    if not isinstance(lines, list) or not lines:
+        return None
+    wanted: dict[str, int] = {}
+    for line in lines:
+        if not isinstance(line, dict):
+            return None
+        public_id, quantity = line.get("ticket_type"), line.get("quantity")
+        if not _an_id(public_id) or type(quantity) is not int or not 1 <= quantity <= 1000:
+            return None
+        wanted[public_id] = wanted.get(public_id, 0) + quantity
+    return data["event"], wanted
+
+
+def _ticket_types(organization, event_public_id: str) -> dict[str, TicketType]:
+    """The event's ticket types with their event (one read, not two: an on-sale's refused
+    callers pay for this and the key's read only), the event's organization the key's own."""
+    types = {tt.public_id: tt for tt in TicketType.objects.select_related("event").filter(
+        event__organization=organization, event__public_id=event_public_id)}
+    event = next(iter(types.values())).event if types else None
+    for tt in types.values():
+        tt.event = event  # one instance for all: create_session compares against it
+    if event is not None:
+        event.organization = organization
+    return types
+
+
 class SessionList(APIView):
     @extend_schema(request=SessionInput, responses={201: OpenApiTypes.OBJECT})
     def post(self, request):
+        # Most of an on-sale's requests are refused: once the ticket types read for the order
+        # show it cannot be had, the answer is sold_out at once, before the rest of the body is
+        # validated (as the event page answers before its limits; issue 26).
+        sent = _as_sent(request.data)
+        types = _ticket_types(request.organization, sent[0]) if sent is not None else None
+        if sent is not None and types and all(public_id in types for public_id in sent[1]):
+            try:
+                services.check_available([services.Item(types[public_id], n) for public_id, n in sent[1].items()])
+            except SoldOut as exc:
+                raise ApiError(str(exc), "sold_out", status.HTTP_409_CONFLICT) from exc
         data = SessionInput(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        # The event comes with its ticket types (one read, not two: an on-sale's refused callers
-        # pay for this and the key's read only); an event without types is read alone, for its 404.
-        types = {tt.public_id: tt for tt in TicketType.objects.select_related("event__organization").filter(
-            event__organization=request.organization, event__public_id=v["event"])}
+        if sent is None or v["event"] != sent[0]:
+            types = _ticket_types(request.organization, v["event"])
         if types:
             event = next(iter(types.values())).event
-            for tt in types.values():
-                tt.event = event  # one instance for all: create_session compares against it
-        else:
+        else:  # an event without types is read alone, for its 404
             event = get_object_or_404(Event, organization=request.organization, public_id=v["event"])
         # One ticket type on several lines is one order of their sum: max_per_order is
         # checked against that, not line by line.

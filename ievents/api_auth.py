@@ -16,10 +16,21 @@ SECRET_BEARING_ROUTES = frozenset({
 })
 
 
+# The request's API key once authenticated, on the request: read once, however many times asked.
+AUTHENTICATED_KEY = "authenticated_api_key"
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
+        # Once per request: the Idempotency-Key middleware authenticates a keyed POST before
+        # the view runs (ievents.idempotency), and the view's DRF request reads what it found
+        # (DRF's request falls back to the Django request's attributes).
+        found = getattr(request, AUTHENTICATED_KEY, None)
+        if found is not None:
+            request.organization = found.organization
+            return (None, found)
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
@@ -30,6 +41,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if api_key is None:
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
         request.organization = api_key.organization
+        setattr(request, AUTHENTICATED_KEY, api_key)
         return (None, api_key)
 
     def authenticate_header(self, request):

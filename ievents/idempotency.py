@@ -21,15 +21,17 @@ second checkout session or a second endpoint. The rules:
 
 - A stored answer may name a person (the ``customer`` of a new checkout session). It is
   kept sealed with a key made from the request itself (the API key's header, the
-  ``Idempotency-Key`` and the body), so the cache table holds nothing readable without the
+  ``Idempotency-Key`` and the body), so the table holds nothing readable without the
   original request, and the request's fingerprint is an HMAC under ``SECRET_KEY``. Once an
   order it names has been erased (``ievents.operations.erasure``), its replay is refused with 410
   ``idempotency_replay_erased``.
 
 It is a middleware (an entry point in docs/architecture.md's layers, so it may read
 checkout's orders) rather than a view mixin so that every ``POST`` under ``/v1/`` gets it,
-whoever wrote the view. Storage is the configured cache (the database cache by default,
-shared by every web process); ``cache.add`` is the atomic "first one wins".
+whoever wrote the view. Storage is a table of its own (``IdempotencyRecord``, shared by
+every web process): claiming a key is one insert, whose primary key makes the first one win;
+keeping the answer is one update. (It was the database cache, which keeps 300 rows and culls
+a third when full: past a few hundred keyed requests a day, a repeat could run again. Issue 26.)
 """
 
 from __future__ import annotations
@@ -39,17 +41,20 @@ import hashlib
 import hmac
 import json
 import re
+from datetime import timedelta
 
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
-from django.core.cache import cache
+from django.db import IntegrityError, transaction
 from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed
 
 from checkout.models import CheckoutSession
 
 from .api_auth import ApiKeyAuthentication
+from .models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
@@ -58,7 +63,7 @@ KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
 RUNNING_TTL_SECONDS = 120
 API_PREFIX = "/v1/"
 # Fields an answer shows once (the ``secret`` of a new endpoint or gate, of a rotation): the
-# replay record, kept a day in the cache table, holds the answer without them.
+# replay record, kept a day, holds the answer without them.
 SHOWN_ONCE_FIELDS = ("secret",)
 # A whole secret (a masked hint such as ``whsec_…abcd`` is not one).
 SECRET_PATTERN = re.compile(rb"whsec_[A-Za-z0-9+/=_-]{16,}")
@@ -87,59 +92,80 @@ class IdempotencyKeyMiddleware:
         if not _authenticates(request):
             return self.get_response(request)  # the view answers 401; nothing is replayed or kept
         scope = hashlib.sha256(authorization.encode("latin-1", "replace")).hexdigest()
-        cache_key = "idem:" + hashlib.sha256(f"{scope}:{key}".encode()).hexdigest()
+        record_key = hashlib.sha256(f"{scope}:{key}".encode()).hexdigest()
         fingerprint = hmac.new(
             settings.SECRET_KEY.encode(),
             request.method.encode() + b" " + request.get_full_path().encode() + b"\n" + request.body, hashlib.sha256,
         ).hexdigest()
         seal = _seal(authorization, key, request.body)
 
-        if not cache.add(cache_key, {"state": "running", "fingerprint": fingerprint}, RUNNING_TTL_SECONDS):
-            stored = cache.get(cache_key)
-            if stored is None:  # expired between add and get: treat as first
-                cache.add(cache_key, {"state": "running", "fingerprint": fingerprint}, RUNNING_TTL_SECONDS)
-            else:
-                return self._answer_repeat(stored, fingerprint, seal)
+        stored = _claim(record_key, fingerprint)
+        if stored is not None:
+            return self._answer_repeat(stored, fingerprint, seal)
 
         response = self.get_response(request)
+        records = IdempotencyRecord.objects.filter(key=record_key)
         if response.status_code >= 500 or response.status_code == 401 or getattr(response, "streaming", False):
-            cache.delete(cache_key)
+            records.delete()
             return response
         content = _without_secrets(bytes(response.content))
-        cache.set(cache_key, {
-            "state": "done" if content is not None else "withheld",
-            "fingerprint": fingerprint,
-            "status": response.status_code,
-            "content": seal.encrypt(content) if content else b"",
-            "sessions": sorted({found.decode() for found in SESSION_ID.findall(content or b"")}),
-            "content_type": response.get("Content-Type", "application/json"),
-        }, settings.IDEMPOTENCY_KEY_TTL_SECONDS)
+        records.update(
+            state="done" if content is not None else "withheld",
+            status=response.status_code,
+            content=seal.encrypt(content) if content else b"",
+            sessions=sorted({found.decode() for found in SESSION_ID.findall(content or b"")}),
+            content_type=response.get("Content-Type", "application/json"),
+            expires_at=timezone.now() + timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS),
+        )
         return response
 
     @staticmethod
-    def _answer_repeat(stored: dict, fingerprint: str, seal: Fernet) -> HttpResponse:
-        if stored["fingerprint"] != fingerprint:
+    def _answer_repeat(stored: IdempotencyRecord, fingerprint: str, seal: Fernet) -> HttpResponse:
+        if stored.fingerprint != fingerprint:
             return _error(422, "idempotency_key_reused",
                           f"This {HEADER} was used for a different request; use a new key for a new request.")
-        if stored["state"] == "withheld":
+        if stored.state == "withheld":
             return _error(409, "idempotency_replay_withheld",
                           f"The first response to this {HEADER} held a secret, which is shown only once and not "
                           "kept for replays; the request was not repeated.")
-        if stored["state"] != "done":
+        if stored.state != "done":
             return _error(409, "idempotency_key_in_use",
                           f"A request with this {HEADER} is still being processed; retry in a moment.")
-        if stored.get("sessions") and _any_erased(stored["sessions"]):
+        if stored.sessions and _any_erased(stored.sessions):
             return _error(410, "idempotency_replay_erased",
                           f"The first response to this {HEADER} named an attendee whose personal data has since been "
                           "erased on their request; it is not replayed.")
         try:
-            content = seal.decrypt(stored["content"]) if stored["content"] else b""
+            content = seal.decrypt(bytes(stored.content)) if stored.content else b""
         except InvalidToken:  # stored before answers were sealed, or under another SECRET_KEY
             return _error(409, "idempotency_replay_withheld",
                           f"The first response to this {HEADER} can no longer be replayed; the request was not repeated.")
-        replay = HttpResponse(content, status=stored["status"], content_type=stored["content_type"])
+        replay = HttpResponse(content, status=stored.status, content_type=stored.content_type)
         replay["Idempotent-Replayed"] = "true"
         return replay
+
+
+def _claim(record_key: str, fingerprint: str) -> IdempotencyRecord | None:
+    """Take the key for this request (None), or return the record that holds it: one insert
+    when the key is new. A record past its time (its replay window over, or a process killed
+    mid-request) is taken over by whoever updates it first."""
+    now = timezone.now()
+    running = {"fingerprint": fingerprint, "state": "running", "status": None, "content": b"", "content_type": "",
+               "sessions": [], "expires_at": now + timedelta(seconds=RUNNING_TTL_SECONDS)}
+    for _ in range(2):
+        try:
+            with transaction.atomic():
+                IdempotencyRecord.objects.create(key=record_key, **running)
+            return None
+        except IntegrityError:
+            pass
+        if IdempotencyRecord.objects.filter(key=record_key, expires_at__lte=now).update(**running):
+            return None
+        stored = IdempotencyRecord.objects.filter(key=record_key).first()
+        if stored is not None:
+            return stored
+        # Deleted in between (the first request failed): claim it again, once.
+    return IdempotencyRecord(key=record_key, fingerprint=fingerprint, state="running")
 
 
 def _seal(authorization: str, key: str, body: bytes) -> Fernet:

@@ -274,6 +274,29 @@ class ApiKey(models.Model):
         return row
 
 
+class IdempotencyRecord(models.Model):
+    """A POST's ``Idempotency-Key`` and the first answer to it (``ievents.idempotency``).
+
+    Its own table, not the cache: the database cache keeps at most ``MAX_ENTRIES`` (300)
+    rows and culls a third of them when full, so past a few hundred keyed requests a day a
+    repeat could run again; and it counts its table on every write. Here claiming a key is
+    one insert and keeping its answer one update; rows past ``expires_at`` are deleted by
+    the retention pass (``ievents.operations.retention``).
+    """
+
+    key = models.CharField(max_length=64, primary_key=True)  # a hash of the API key's header and the key
+    fingerprint = models.CharField(max_length=64)  # an HMAC of the request: the same key for another is refused
+    state = models.CharField(max_length=10)  # running, done, withheld
+    status = models.PositiveSmallIntegerField(null=True)
+    content = models.BinaryField(default=b"")  # sealed with a key made from the request itself
+    content_type = models.CharField(max_length=100, blank=True)
+    sessions = models.JSONField(default=list)  # the checkout sessions the answer names (erasure)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self):
+        return f"{self.key[:12]}… ({self.state})"
+
+
 class Invitation(models.Model):
     """An owner's invitation to join their organization's team with a role (``ievents.team``).
 

@@ -475,6 +475,8 @@ RETENTION_PROMO_CODE_FAILURE_DAYS = int(os.environ.get("RETENTION_PROMO_CODE_FAI
 RETENTION_INBOUND_WEBHOOK_DAYS = int(os.environ.get("RETENTION_INBOUND_WEBHOOK_DAYS", "90"))
 RETENTION_DELIVERY_ATTEMPT_DAYS = int(os.environ.get("RETENTION_DELIVERY_ATTEMPT_DAYS", "90"))
 RETENTION_OUTBOX_EVENT_DAYS = int(os.environ.get("RETENTION_OUTBOX_EVENT_DAYS", "90"))
+# Days an Idempotency-Key's record is kept after its replay window closed (then deleted).
+RETENTION_IDEMPOTENCY_RECORD_DAYS = int(os.environ.get("RETENTION_IDEMPOTENCY_RECORD_DAYS", "0"))
 # Rows deleted per statement, each in its own short transaction.
 RETENTION_BATCH_SIZE = int(os.environ.get("RETENTION_BATCH_SIZE", "1000"))
 RETENTION_INTERVAL_SECONDS = float(os.environ.get("RETENTION_INTERVAL_SECONDS", str(60 * 60)))

@@ -26,6 +26,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from checkout.models import CheckoutSession, PromoCodeFailure, Status
+from ievents.models import IdempotencyRecord
 from webhooks.models import Delivery, DeliveryAttempt, GateCall, InboundWebhook, OutboxEvent
 
 from . import erasure
@@ -89,6 +90,12 @@ def promo_code_failures_due(now: datetime) -> QuerySet:
     return PromoCodeFailure.objects.filter(at__lt=cutoff).order_by("at")
 
 
+def idempotency_records_due(now: datetime) -> QuerySet:
+    """Idempotency-Key answers whose replay window (IDEMPOTENCY_KEY_TTL_SECONDS) is over."""
+    cutoff = _older_than("RETENTION_IDEMPOTENCY_RECORD_DAYS", now)
+    return IdempotencyRecord.objects.filter(expires_at__lt=cutoff).order_by("expires_at")
+
+
 def abandoned_orders_due(now: datetime) -> QuerySet:
     cutoff = _older_than("PERSONAL_DATA_ABANDONED_DAYS", now)
     return (CheckoutSession.objects.filter(personal_data_erased_at__isnull=True, updated_at__lt=cutoff,
@@ -119,6 +126,8 @@ RULES = [
     Rule("delivered outbox events", "RETENTION_OUTBOX_EVENT_DAYS", outbox_events_due, _deleting(OutboxEvent)),
     Rule("promo codes that did not work", "RETENTION_PROMO_CODE_FAILURE_DAYS", promo_code_failures_due,
          _deleting(PromoCodeFailure)),
+    Rule("Idempotency-Key answers past their window", "RETENTION_IDEMPOTENCY_RECORD_DAYS", idempotency_records_due,
+         _deleting(IdempotencyRecord)),
     Rule("abandoned orders' personal data", "PERSONAL_DATA_ABANDONED_DAYS", abandoned_orders_due,
          _anonymise_abandoned),
     Rule("past events' orders' personal data", "PERSONAL_DATA_AFTER_EVENT_DAYS", orders_after_event_due,

@@ -168,3 +168,53 @@ def test_an_erased_attendee_is_not_found_by_name_any_more(admin_client, event, o
     erase_attendee(organization, "ines@example.com", source="admin")
     assert found(admin_client, "ines sa") == []
     assert CheckoutSession.objects.get(pk=inês.pk).search_name == ""
+
+
+# --- Issue 26: nothing on a page of the list is computed over every order of the year ------
+
+def _list_sql(client, query=None) -> list[str]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(ORDERS, query or {})
+    assert response.status_code == 200
+    return [q["sql"] for q in queries.captured_queries if 'FROM "checkout_checkoutsession"' in q["sql"]]
+
+
+def test_the_whole_list_counts_its_orders_once_and_adds_nothing_up(admin_client, order, event):
+    sql = _list_sql(admin_client)
+    # The page's count (an index-only scan) and the page's rows; no date hierarchy (its bounds
+    # and distinct dates), no distinct events for the filter, no sums of the whole list.
+    assert len([q for q in sql if "COUNT(" in q]) == 1, "\n".join(sql)
+    assert not [q for q in sql if "DISTINCT" in q or "MIN(" in q or "SUM(" in q], "\n".join(sql)
+    assert "order_totals" not in admin_client.get(ORDERS).context
+
+
+def test_a_narrowed_list_shows_its_totals_counting_its_own_rows_only(admin_client, order, event):
+    response = admin_client.get(ORDERS, {"event__id__exact": event.pk})
+    (totals,) = response.context["order_totals"]
+    assert totals.orders == response.context["cl"].result_count == 1
+    sql = _list_sql(admin_client, {"event__id__exact": event.pk})
+    assert len([q for q in sql if "COUNT(" in q and "GROUP BY" not in q]) == 1, "\n".join(sql)  # not the full count
+    assert order.public_id in [row.public_id for row in response.context["cl"].result_list]
+
+
+def test_the_event_filter_offers_the_organizations_events_only(admin_client, order, event, other_organization):
+    make_event(other_organization, name="Rival Gala")
+    quiet = make_event(event.organization, name="No Orders Yet")
+    html = admin_client.get(ORDERS).content.decode()
+    assert "Summit" in html and "No Orders Yet" in html and "Rival Gala" not in html
+    assert f"?event__id__exact={quiet.pk}" in html
+
+
+def test_orders_are_filtered_by_when_they_were_made(admin_client, order):
+    html = admin_client.get(ORDERS).content.decode()
+    assert "created_at__gte=" in html and "By Created" in html  # today, the past 7 days, this month, this year
+    assert found_with(admin_client, {"created_at__gte": "2000-01-01"}) == [order.public_id]
+
+
+def found_with(client, query) -> list[str]:
+    response = client.get(ORDERS, query)
+    assert response.status_code == 200
+    return [row.public_id for row in response.context["cl"].result_list]

@@ -92,6 +92,29 @@ def test_a_session_for_more_than_is_left_is_409_sold_out(api, organization):
     assert not CheckoutSession.objects.exists()
 
 
+def test_a_sold_out_order_is_answered_sold_out_before_the_rest_of_its_body_is_checked(api, organization):
+    # As the event page does: an on-sale's refused callers are answered from the rows read.
+    event = make_event(organization, quantity=1)
+    tt = event.ticket_types.get()
+    TicketType = type(tt)
+    TicketType.objects.filter(pk=tt.pk).update(reserved=1)
+    body = {"event": event.public_id, "line_items": [{"ticket_type": tt.public_id, "quantity": 1}],
+            "customer_email": "not an email"}
+    response = api.post("/v1/checkout/sessions", body, format="json")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "sold_out"
+    TicketType.objects.filter(pk=tt.pk).update(reserved=0)  # with tickets left, the body is checked
+    response = api.post("/v1/checkout/sessions", body, format="json")
+    assert response.status_code == 400 and "customer_email" in response.json()["error"]["fields"]
+    assert not CheckoutSession.objects.exists()
+
+
+@pytest.mark.parametrize("event_id", ["ev_\x00", "ev_" + "x" * 60, 7, None])
+def test_an_event_id_that_names_nothing_is_a_400_not_a_500(api, event, ticket_type, event_id):
+    body = {"event": event_id, "line_items": [{"ticket_type": ticket_type.public_id, "quantity": 1}]}
+    response = api.post("/v1/checkout/sessions", body, format="json")
+    assert response.status_code in (400, 404), response.content
+
+
 def test_one_ticket_type_on_several_lines_is_checked_against_max_per_order_as_their_sum(api, event, ticket_type):
     """Finding 6 of issue 13: ``[{tt, 10}] × 3`` with ``max_per_order`` 10 held 30."""
     line = {"ticket_type": ticket_type.public_id, "quantity": 10}

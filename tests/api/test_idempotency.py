@@ -123,15 +123,18 @@ WHOLE_SECRET = re.compile(rb"whsec_[A-Za-z0-9+/=_-]{16,}")
 
 
 def cache_rows() -> list[bytes]:
-    """Every value in the cache table as stored (the database cache keeps base64 of a
-    pickle), decoded from base64 so a secret in it would be readable bytes."""
+    """Every answer kept for replays as stored (``IdempotencyRecord.content``, raw), and every
+    value of the cache table (the database cache keeps base64 of a pickle, decoded here), so
+    a secret in either would be readable bytes."""
     import base64
 
     from django.db import connection
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT value FROM ievents_cache")  # read raw: what a database reader sees
-        return [base64.b64decode(value) for (value,) in cursor.fetchall()]
+    with connection.cursor() as cursor:  # read raw: what a database reader sees
+        cursor.execute("SELECT content FROM ievents_idempotencyrecord")
+        records = [bytes(content) for (content,) in cursor.fetchall()]
+        cursor.execute("SELECT value FROM ievents_cache")
+        return records + [base64.b64decode(value) for (value,) in cursor.fetchall()]
 
 
 def test_a_revoked_key_replaying_its_post_gets_401_not_the_stored_answer(api, api_key, organization):
@@ -176,3 +179,49 @@ def test_the_cache_table_never_holds_a_secret_after_secret_bearing_posts(api, ev
     assert rows, "the replays must have been stored"
     assert not [row for row in rows if WHOLE_SECRET.search(row)]  # masked hints (whsec_…abcd) are fine
     assert not [row for row in rows for secret in secrets if secret.encode() in row]
+
+
+# --- Issue 26: every key is kept for its whole window, however many a day brings ------------
+
+def test_a_day_of_hundreds_of_keys_keeps_every_answer(api):
+    # The database cache kept 300 rows and culled a third when full: past a few hundred keyed
+    # requests, a repeat could run again. Each key is now a row of its own until it expires.
+    bad = {"url": "not a url"}  # a 400 is an answer too, and the cheapest one to ask for
+    first = post(api, key="first")
+    for n in range(400):
+        assert post(api, bad, key=f"other-{n}").status_code == 400
+    again = post(api, key="first")
+    assert again["Idempotent-Replayed"] == "true" and again.json()["id"] == first.json()["id"]
+    assert WebhookEndpoint.objects.count() == 1
+    assert all(post(api, bad, key=f"other-{n}")["Idempotent-Replayed"] == "true" for n in (0, 150, 399))
+
+
+def test_a_key_past_its_window_runs_again_and_is_kept_anew(api, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ievents.models import IdempotencyRecord
+
+    first = post(api, key="old")
+    IdempotencyRecord.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    again = post(api, key="old")
+    assert again.status_code == 201 and not again.has_header("Idempotent-Replayed")
+    assert again.json()["id"] != first.json()["id"] and WebhookEndpoint.objects.count() == 2
+    assert post(api, key="old")["Idempotent-Replayed"] == "true"
+
+
+def test_the_retention_pass_deletes_records_past_their_window_only(api):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ievents.operations import retention
+    from ievents.models import IdempotencyRecord
+
+    post(api, key="kept")
+    post(api, key="over")
+    over = IdempotencyRecord.objects.order_by("expires_at").last()
+    IdempotencyRecord.objects.filter(pk=over.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    assert retention.prune()["Idempotency-Key answers past their window"] == 1
+    assert IdempotencyRecord.objects.count() == 1 and IdempotencyRecord.objects.get().expires_at > timezone.now()

@@ -2,7 +2,7 @@
 
 Every piece of state a rule depends on lives in PostgreSQL (holds and the per-address
 counts taken from them, the gate's breaker and the gate calls its rate limit counts, the
-idempotency cache table) or in the broker; no rule depends on one process's memory. This
+idempotency records' table) or in the broker; no rule depends on one process's memory. This
 runs the deployment docs/operations.md's capacity model describes — two gunicorn nodes,
 two Celery workers (one with beat) — with an attendee's requests alternating between the
 nodes, as a load balancer without sticky sessions sends them.

@@ -24,6 +24,10 @@ CEILINGS = {
     # the API key; the ticket types with their event (before: + the key's last_used_at
     # written on every request, and the event read alone)
     "api": (2, 4),
+    # + the Idempotency-Key claimed (BEGIN, INSERT, COMMIT) and its answer kept (UPDATE)
+    # (before: + the key read again, and two cache writes of COUNT, BEGIN, SELECT, INSERT or
+    # UPDATE, COMMIT each)
+    "api with an Idempotency-Key": (6, 14),
 }
 
 
@@ -73,3 +77,18 @@ def test_a_key_used_again_after_a_minute_records_it(api, api_key, event):
     ApiKey.objects.update(last_used_at=used - timedelta(minutes=2))
     assert api.get("/v1/checkout/sessions").status_code == 200
     assert ApiKey.objects.get().last_used_at >= timezone.now() - timedelta(seconds=30)
+
+
+def test_a_keyed_sold_out_answer_reads_the_api_key_once(api, event, sold_out_type):
+    # The Idempotency-Key middleware authenticates the key before it claims the request; the
+    # view's authentication uses what it found instead of reading the key again.
+    body = {"event": event.public_id, "line_items": [{"ticket_type": sold_out_type.public_id, "quantity": 1}]}
+    api.post("/v1/checkout/sessions", body, format="json")  # the key's last use of this minute written
+    response, sql = _count(lambda: api.post("/v1/checkout/sessions", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1"))
+    assert response.status_code == 409 and response.json()["error"]["code"] == "sold_out"
+    assert len([q for q in sql if 'FROM "ievents_apikey"' in q]) == 1, "\n".join(sql)
+    # The key, the types, the key claimed (one insert, in its own transaction) and the answer
+    # kept (one update): the database cache counted its table and read before each write.
+    assert len(sql) <= CEILINGS["api with an Idempotency-Key"][0], "\n".join(sql)
+    again = api.post("/v1/checkout/sessions", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert again["Idempotent-Replayed"] == "true" and again.content == response.content

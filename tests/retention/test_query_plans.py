@@ -7,7 +7,8 @@ SQL is captured: a gated *Continue*, a verified Stripe webhook, the delivery swe
 delivery, the admin's overview, order list, an order's page and the searches by email and by ticket code, a retention
 batch of every rule and one erasure. Every statement that reads (SELECT, UPDATE, DELETE) is
 then EXPLAINed, and a plan with a ``Seq Scan`` on one of the large tables fails the test,
-naming the path and the statement. The planner is left free (``enable_seqscan`` on): what
+naming the path and the statement; the admin's searches for what people type whole (an
+email, a ticket code, a reference) must not search by part (``LIKE``). The planner is left free (``enable_seqscan`` on): what
 is checked is the plan it chooses at this size, which at a year's size only gets clearer.
 """
 
@@ -131,6 +132,10 @@ def test_no_hot_path_scans_a_large_table(client, settings, organization, year):
     paths.run("erasure", lambda: erasure.erase_attendee(organization, someone.customer_email,
                                                         source=ErasureRecord.Source.API))
 
+    # What people type whole is looked up whole (an index's equality), never by part.
+    for name in ("admin search by email", "admin search by ticket code", "admin search by ticket code as typed",
+                 "admin search by the attendee's reference"):
+        assert not [sql for sql in paths.statements[name] if " LIKE " in sql], name
     assert sum(len(statements) for statements in paths.statements.values()) > 50  # the capture worked
     found = {name: bad for name, statements in paths.statements.items() if (bad := seq_scans_of(statements))}
     assert found == {}, "\n\n".join(f"{name}: {scans} in {sql}" for name, bad in found.items() for scans, sql in bad)
