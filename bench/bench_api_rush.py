@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from .common import CpuMeter, Figure, gunicorn_server, manage, percentile, production_env, throwaway_postgres
+from .common import CpuMeter, Figure, gunicorn_server, manage, percentile, production_env, shell_json, throwaway_postgres
 
 REQUESTS = int(os.environ.get("BENCH_API_RUSH_REQUESTS", "1000"))
 TICKETS = int(os.environ.get("BENCH_API_RUSH_TICKETS", "200"))
@@ -163,17 +163,6 @@ def _measured(meter: CpuMeter, count: int, ask) -> Phase:
     return phase
 
 
-def _shell(code: str, env: dict) -> dict:
-    import subprocess
-    import sys
-
-    from .common import ROOT
-
-    result = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env,
-                            capture_output=True, text=True, check=False)
-    if result.returncode:
-        raise RuntimeError(f"manage.py shell failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def _ms(values: list[float], pct: float) -> float:
@@ -190,7 +179,7 @@ def run() -> list[Figure]:
     with throwaway_postgres("api_rush", migrate_env=env) as database_url:
         env["DATABASE_URL"] = database_url
         manage("collectstatic", "--noinput", "-v0", env=env)  # DEBUG=0 serves the manifest's names
-        seed = _shell(SEED % {"tickets": TICKETS}, env)
+        seed = shell_json(SEED % {"tickets": TICKETS}, env)
         headers = {"Authorization": f"Bearer {seed['key']}", "Content-Type": "application/json",
                    "X-Forwarded-Proto": "https"}
         plain, keyed = _body(seed["event"], seed["ticket_type"]), _body(seed["keyed"], seed["keyed_ticket_type"])
@@ -214,8 +203,8 @@ def run() -> list[Figure]:
             # GET /'s (CPU per request hardly depends on what else the machine is doing).
             refused = _measured(meter, REQUESTS // 2, hold)
             keyed_rush = _measured(meter, REQUESTS, keyed_hold)
-        counted = _shell(COUNT % {"event": seed["event_pk"]}, env)
-        keyed_counted = _shell(COUNT % {"event": seed["keyed_pk"]}, env)
+        counted = shell_json(COUNT % {"event": seed["event_pk"]}, env)
+        keyed_counted = shell_json(COUNT % {"event": seed["keyed_pk"]}, env)
 
     held = rush.latencies.get("201", [])
     sold_out = rush.latencies.get("sold_out", [])

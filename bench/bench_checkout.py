@@ -47,18 +47,17 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import requests
 
 from .common import (
-    ROOT,
     CpuMeter,
     Figure,
     free_port,
     gunicorn_server,
     manage,
     production_env,
+    shell_json,
     summarize,
     throwaway_postgres,
 )
@@ -285,18 +284,9 @@ def checkouts(base: str, seed: dict):
 
 
 def database_counts(env: dict) -> dict:
-    return json.loads(_shell(COUNT, env))
+    return shell_json(COUNT, env)
 
 
-def _shell(code: str, env: dict, cwd: Path = ROOT) -> str:
-    import subprocess
-    import sys
-
-    result = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=cwd, env=env,
-                            capture_output=True, text=True, check=False)
-    if result.returncode:
-        raise RuntimeError(f"manage.py shell failed:\n{result.stderr}")
-    return result.stdout.strip().splitlines()[-1]
 
 
 def run() -> list[Figure]:
@@ -306,7 +296,7 @@ def run() -> list[Figure]:
     with throwaway_postgres("checkout", migrate_env=env) as database_url:
         env["DATABASE_URL"] = database_url
         manage("collectstatic", "--noinput", "-v0", env=env)  # WhiteNoise serves the manifest
-        seed = json.loads(_shell(SEED, env))
+        seed = shell_json(SEED, env)
         with gunicorn_server(env, workers=WORKERS, port=port) as base:
             hammer(WARMUP_SECONDS, CLIENTS, checkouts(base, seed))  # warm connections, caches, imports
             before = database_counts(env)
@@ -325,7 +315,7 @@ def run() -> list[Figure]:
             bought_cpu = cpu.since(mark)
             after = database_counts(env)
         test_client_env = {**env, "ALLOWED_HOSTS": env["ALLOWED_HOSTS"] + ",testserver"}
-        steps = json.loads(_shell(QUERIES % json.dumps(seed), test_client_env))
+        steps = shell_json(QUERIES % json.dumps(seed), test_client_env)
     statements = [(name, n) for name, n, _ in steps]
     transition = {name: n for name, _, n in steps}["GET return page"]
     per_checkout_statements = sum(n for name, n in statements if name != "GET /")

@@ -44,8 +44,8 @@ import requests
 
 from tests.servers import LocalServer, Reply
 
-from .bench_checkout import CSRF, SEED, Attendee, _shell
-from .common import Figure, free_port, gunicorn_server, manage, percentile, production_env, throwaway_postgres
+from .bench_checkout import CSRF, SEED, Attendee
+from .common import Figure, free_port, gunicorn_server, manage, percentile, production_env, shell_json, throwaway_postgres
 
 SAMPLES = int(os.environ.get("BENCH_GATE_SAMPLES", "150"))
 GATE_DELAY_MS = float(os.environ.get("BENCH_GATE_DELAY_MS", "20"))
@@ -123,8 +123,8 @@ def run() -> list[Figure]:
     with throwaway_postgres("gate", migrate_env=env) as database_url:
         env["DATABASE_URL"] = database_url
         manage("collectstatic", "--noinput", "-v0", env=env)
-        seed = json.loads(_shell(SEED, env))
-        _shell(GATE_SEED, env)
+        seed = shell_json(SEED, env)
+        shell_json(GATE_SEED, env)
         with gunicorn_server(env, workers=1, port=port) as base, \
                 LocalServer(Reply(200, {}, delay=GATE_DELAY_MS / 1000)) as answering, \
                 LocalServer(Reply(hang=True)) as hanging:

@@ -52,11 +52,11 @@ import requests
 import stripe
 
 from .common import (
-    ROOT,
     CpuMeter,
     Figure,
     gunicorn_server,
     production_env,
+    shell_json,
     summarize,
     throwaway_postgres,
 )
@@ -276,22 +276,13 @@ def _source(items):
     return take
 
 
-def _shell(code: str, env: dict) -> str:
-    import subprocess
-    import sys
-
-    result = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env,
-                            capture_output=True, text=True, check=False)
-    if result.returncode:
-        raise RuntimeError(f"manage.py shell failed:\n{result.stderr[-3000:]}")
-    return result.stdout.strip().splitlines()[-1]
 
 
 def run() -> list[Figure]:
     env = production_env("")
     with throwaway_postgres("inbound", migrate_env=env) as database_url:
         env["DATABASE_URL"] = database_url
-        seed = json.loads(_shell(SEED % {"secret": SECRET, "sessions": SESSIONS}, env))
+        seed = shell_json(SEED % {"secret": SECRET, "sessions": SESSIONS}, env)
         sessions = iter(enumerate(seed["sessions"]))
         fresh = _source(event_body(sid, n) for n, sid in sessions)
         with gunicorn_server(env, workers=WORKERS, app="bench.bench_inbound_webhooks:wsgi") as base:
@@ -316,9 +307,9 @@ def run() -> list[Figure]:
             flip = itertools.count()
             mixed_source = _source(fresh() if next(flip) % 2 == 0 else next(replay) for _ in itertools.count())
             mixed, mixed_s = hammer(SECONDS, mixed_source, hook)
-        counts = json.loads(_shell(COUNT, env))
+        counts = shell_json(COUNT, env)
         test_client_env = {**env, "ALLOWED_HOSTS": env.get("ALLOWED_HOSTS", "") + ",testserver"}
-        statements = json.loads(_shell(QUERIES % {"org": seed["org"], "secret": SECRET}, test_client_env))
+        statements = shell_json(QUERIES % {"org": seed["org"], "secret": SECRET}, test_client_env)
 
     errors = floor.errors + unique.errors + dups.errors + mixed.errors
     processed = sum(t.outcomes.get("processed", 0) for t in (warm, unique, dups, mixed))

@@ -57,7 +57,6 @@ workers, default 2 × cores + 1).
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -68,7 +67,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from .common import Figure, gunicorn_server, manage, percentile, production_env, throwaway_postgres
+from .common import Figure, gunicorn_server, manage, percentile, production_env, shell_json, throwaway_postgres
 
 ATTENDEES = int(os.environ.get("BENCH_ONSALE_ATTENDEES", "1000"))
 TICKETS = int(os.environ.get("BENCH_ONSALE_TICKETS", "200"))
@@ -229,21 +228,10 @@ class LockSampler:
         self.thread.join(5)
 
 
-def _shell(code: str, env: dict) -> dict:
-    import subprocess
-    import sys
-
-    from .common import ROOT
-
-    result = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env,
-                            capture_output=True, text=True, check=False)
-    if result.returncode:
-        raise RuntimeError(f"manage.py shell failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def rush(base: str, env: dict, database_url: str, types: int) -> dict:
-    seed = _shell(SEED % {"types": types, "each": TICKETS // types}, env)
+    seed = shell_json(SEED % {"types": types, "each": TICKETS // types}, env)
     random.seed(17)
     start = time.monotonic() + 1.0  # every thread started before the first arrival
     arrivals = sorted(start + random.uniform(0, ARRIVAL_SECONDS) for _ in range(ATTENDEES))
@@ -257,7 +245,7 @@ def rush(base: str, env: dict, database_url: str, types: int) -> dict:
             thread.start()
         for thread in threads:
             thread.join()
-    counted = _shell(COUNT % {"event": seed["event"]}, env)
+    counted = shell_json(COUNT % {"event": seed["event"]}, env)
     return {"rush": result, "db": counted, "sell_out": max(result.took_at, default=start) - arrivals[0],
             "waits": sampler.waits, "samples": sampler.samples}
 

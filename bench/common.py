@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import math
 import os
 import platform
@@ -187,6 +188,16 @@ def manage(*args: str, env: dict[str, str], quiet: bool = True, cwd: Path | None
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     if not quiet:
         print(result.stdout, end="")
+
+
+def shell_json(code: str, env: dict[str, str], cwd: Path | None = None):
+    """Run ``code`` in ``manage.py shell`` (a child process with exactly this environment) and
+    return the JSON its last line of output holds: how a benchmark seeds and counts."""
+    result = subprocess.run([PYTHON, "manage.py", "shell", "-c", code], cwd=cwd or ROOT, env=env,
+                            capture_output=True, text=True, check=False)
+    if result.returncode:
+        raise RuntimeError(f"manage.py shell failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def production_env(database_url: str, **extra: str) -> dict[str, str]:
