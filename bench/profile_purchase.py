@@ -26,6 +26,7 @@ import pstats
 import re
 import sys
 import time
+from urllib.parse import urlencode
 
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 HANDLER = None  # one WSGI handler for every client, as a gunicorn worker has: middleware loaded once
@@ -103,7 +104,10 @@ class Purchase:
         if data is not None:
             token = CSRF.search(page.content.decode())
             assert token, f"no CSRF token before {name}"
-            kwargs["data"] = {"csrfmiddlewaretoken": token.group(1), **data}
+            # Form-encoded, as a browser (and bench_checkout's client) posts these forms; the
+            # test client's default would be multipart.
+            kwargs["data"] = urlencode({"csrfmiddlewaretoken": token.group(1), **data})
+            kwargs["content_type"] = "application/x-www-form-urlencoded"
         call = getattr(self.client, method)
         profiler = cProfile.Profile() if self.profile else None
         if profiler:
