@@ -32,7 +32,7 @@ def event_page(request, event_id):
     sends it so) is tried first, within the limits on guessing: what it gives is shown
     before anything is bought (prices struck through, hidden types shown), and the tickets
     form carries it to the purchase."""
-    event = get_object_or_404(Event.objects.select_related("organization"), public_id=event_id, published=True)
+    event = get_object_or_404(Event, public_id=event_id, published=True)
     source = request.POST if request.method == "POST" else request.GET
     typed = source.get("code", "").strip()[:100]
     code, code_error, retry_after = None, "", None
