@@ -99,7 +99,7 @@ def create_session(
     discount_total = sum(discounts[pk] * qty for pk, qty in wanted.items())
     with transaction.atomic():
         session = CheckoutSession.objects.create(
-            organization=event.organization,
+            organization_id=event.organization_id,
             event=event,
             currency=event.currency,
             amount_total=sum(types[pk].price * qty for pk, qty in wanted.items()) - discount_total,

@@ -32,7 +32,7 @@ def event_page(request, event_id):
     sends it so) is tried first, within the limits on guessing: what it gives is shown
     before anything is bought (prices struck through, hidden types shown), and the tickets
     form carries it to the purchase."""
-    event = get_object_or_404(Event.objects.select_related("organization"), public_id=event_id, published=True)
+    event = get_object_or_404(Event, public_id=event_id, published=True)
     source = request.POST if request.method == "POST" else request.GET
     typed = source.get("code", "").strip()[:100]
     code, code_error, retry_after = None, "", None
@@ -200,9 +200,10 @@ def return_page(request, session_id):
     # The payment and its session in one read (the session's gate and organization come
     # along, as with ``_session``); only a link without a payment of this session reads the
     # session alone, for its 404.
-    payment = (Payment.objects.select_related("session__event__gate", "session__organization")
-               .filter(session__public_id=session_id, public_id=request.GET.get("payment", "")).first())
-    if payment is None:
+    try:
+        payment = (Payment.objects.select_related("session__event__gate", "session__organization")
+                   .get(session__public_id=session_id, public_id=request.GET.get("payment", "")))
+    except Payment.DoesNotExist:
         return redirect("checkout:status", _session(session_id).public_id)
     payments.confirm_on_return(payment.session, payment)
     return redirect("checkout:status", payment.session.public_id)

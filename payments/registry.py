@@ -28,8 +28,9 @@ def config_for(provider: str, organization: Organization | None) -> ProviderConf
     fallback = PROVIDER_CLASSES[provider].environment_config()
     if organization is None:
         return fallback
-    row = IntegrationSettings.objects.filter(organization=organization, provider=provider).first()
-    if row is None:
+    try:  # one per organization and provider (a unique constraint)
+        row = IntegrationSettings.objects.get(organization=organization, provider=provider)
+    except IntegrationSettings.DoesNotExist:
         return ProviderConfig(organization.pk, fallback.credentials, fallback.webhook_secret, True)
     credentials = json.loads(row.credentials) if row.credentials else {}
     return ProviderConfig(

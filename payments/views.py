@@ -10,7 +10,9 @@ from .sandbox import OUTCOME_KEY, SandboxProvider
 
 @require_http_methods(["GET", "POST"])
 def sandbox_page(request, payment_id):
-    payment = get_object_or_404(Payment.objects.select_related("session__event"), public_id=payment_id,
+    # The page shows the event; the button only needs the session's id for the way back.
+    related = "session" if request.method == "POST" else "session__event"
+    payment = get_object_or_404(Payment.objects.select_related(related), public_id=payment_id,
                                 provider=SandboxProvider.name)
     if request.method == "POST":
         outcome = request.POST.get("outcome")
