@@ -216,8 +216,8 @@ def test_the_retention_pass_deletes_records_past_their_window_only(api):
 
     from django.utils import timezone
 
-    from ievents.operations import retention
     from ievents.models import IdempotencyRecord
+    from ievents.operations import retention
 
     post(api, key="kept")
     post(api, key="over")
