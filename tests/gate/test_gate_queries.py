@@ -24,10 +24,12 @@ from .conftest import start_checkout, submit_details
 
 pytestmark = pytest.mark.django_db
 
-# The rate limit's counts (per session, per client address), the call log and the approval.
+# The rate limit's counts (per session, per client address), the call log and the approval;
+# and the line items and answers read back under the lock, which the gate's payload lists
+# (without a gate nothing needs them, so they are not read: issue 26).
 # The gate-off path records no approval, since an approval there would let the details through
 # a gate turned on later (tests/gate/test_gate_turned_on_later.py).
-ADDED_BY_THE_GATE = 4
+ADDED_BY_THE_GATE = 6
 
 
 def continue_statements(client, event) -> list[str]:
