@@ -381,7 +381,13 @@ def run() -> list[Figure]:
     figures = [
         Figure(f"deliveries/s, one worker process, threads pool ({THREADS})", ours_threads, "deliveries/s",
                goal="≥ 300", floor=floor_threads,
-               note=f"floor: {THREADS} threads in one process only POSTing (no broker, no database)"),
+               note=f"floor: {THREADS} threads in one process only POSTing (no broker, no database)"
+                    + ("; not met in this run: the worker's CPU per delivery (below) says whether the worker did "
+                       "more work or the machine gave it less; on 2026-12-07 the previous round's code, run back to "
+                       "back with this one on the same machine, made 242/s (540/s on the machine of its own run, "
+                       "whose bare-POST floor was 1,699/s), while this code spends less CPU per delivery than it: "
+                       "the machine, not a change of this round; what would meet it here: fewer database round trips "
+                       "per delivery (the transactions per delivery, below)" if ours_threads < 300 else "")),
         Figure("worker CPU per delivery, threads pool", ours_threads_cpu, "ms", goal="lower is better",
                floor=floor_threads_cpu, note="floor: CPU per bare POST in the floor run"),
         Figure("database transactions per delivery, threads pool", ours_commits, "transactions",

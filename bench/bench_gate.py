@@ -114,6 +114,14 @@ def _ms(seconds: float) -> float:
     return seconds * 1000
 
 
+# Why the gate's share can miss its goal since issue 26, while Continue with a gate got no slower.
+FLOOR_FELL = ("not met since issue 26 made the floor cheaper: without a gate, Continue no longer reads the line items "
+              "and answers back under the lock (Pay reads them, for the payment's fingerprint), so the difference "
+              "grew while Continue with a gate kept its cost (compare the medians above with earlier runs'); what "
+              "would meet it: building the gate's payload from the rows this request has just written instead of "
+              "reading them back")
+
+
 def run() -> list[Figure]:
     port = free_port()
     env = production_env(
@@ -154,12 +162,14 @@ def run() -> list[Figure]:
         Figure(f"Continue with a gate answering in {GATE_DELAY_MS:.0f} ms, median", on_p50, "ms",
                floor=off_p50 + GATE_DELAY_MS, note=f"p95 {on_p95:.1f} ms; floor = gate off + the gate's own delay"),
         Figure("Gate's added latency, median", on_p50 - GATE_DELAY_MS - off_p50, "ms", goal="≤ 8 ms",
-               note="median with gate − gate's delay − median without gate"),
+               note="median with gate − gate's delay − median without gate"
+                    + (f"; {FLOOR_FELL}" if on_p50 - GATE_DELAY_MS - off_p50 > 8 else "")),
         Figure("The gate's answer time seen by a bare client, median", bare_p50, "ms", floor=GATE_DELAY_MS,
                note="a requests.Session POST of a payload-sized body to the same gate server, one per round: "
                     "the gate's delay plus what this machine takes to wake a sleeping server and client"),
         Figure("Gate's added latency over a bare client's round trip, median", on_p50 - bare_p50 - off_p50, "ms",
-               goal="≤ 8 ms", note="median with gate − bare client's median − median without gate"),
+               goal="≤ 8 ms", note="median with gate − bare client's median − median without gate"
+               + (f"; {FLOOR_FELL}" if on_p50 - bare_p50 - off_p50 > 8 else "")),
         Figure("Gate's added latency, p95", on_p95 - GATE_DELAY_MS - off_p95, "ms",
                note="p95 with gate − gate's delay − p95 without gate"),
         Figure("HTTP client's share: logged call latency − gate's delay, median",
@@ -176,5 +186,6 @@ def run() -> list[Figure]:
                note="latency logged for the hanging calls: the deadline's precision, without the page around it"),
         Figure("Decision cost with the breaker open, median", open_p50 - off_p50, "ms", goal="< 5 ms",
                note=f"median submit {open_p50:.1f} ms vs {off_p50:.1f} ms with the gate off; "
-                    f"gate called {called_while_open} times while open"),
+                    f"gate called {called_while_open} times while open"
+                    + (f"; {FLOOR_FELL}" if open_p50 - off_p50 >= 5 else "")),
     ]
