@@ -211,7 +211,7 @@ def test_the_event_filter_offers_the_organizations_events_only(admin_client, ord
 def test_orders_are_filtered_by_when_they_were_made(admin_client, order):
     html = admin_client.get(ORDERS).content.decode()
     assert "created_at__gte=" in html and "By Created" in html  # today, the past 7 days, this month, this year
-    assert found_with(admin_client, {"created_at__gte": "2000-01-01"}) == [order.public_id]
+    assert found_with(admin_client, {"created_at__gte": "2000-01-01 00:00:00+00:00"}) == [order.public_id]
 
 
 def found_with(client, query) -> list[str]:
