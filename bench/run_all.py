@@ -40,7 +40,7 @@ SMOKE_REPORT = ROOT / "var" / "bench-smoke.md"
 # Each benchmark's size knobs (read by the modules when they are imported) for --smoke.
 SMOKE_SIZES = {
     "BENCH_SCALE": "0.01", "BENCH_SCALE_SAMPLES": "10",
-    "BENCH_SECONDS": "3", "BENCH_SESSIONS": "600",
+    "BENCH_SECONDS": "2", "BENCH_SESSIONS": "600",
     "BENCH_DELIVERIES": "300", "BENCH_LATENCY_SAMPLES": "40",
     "BENCH_GATE_SAMPLES": "40",
     "BENCH_ONSALE_ATTENDEES": "200", "BENCH_ONSALE_TICKETS": "40", "BENCH_ONSALE_ARRIVAL_SECONDS": "2",
