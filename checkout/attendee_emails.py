@@ -101,7 +101,7 @@ def send(key: str, now: datetime | None = None) -> bool:
     now = now or timezone.now()
     unsent = AttendeeEmail.objects.filter(key=key, sent_at__isnull=True)
     claimed = unsent.filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now)).update(
-        lease_until=now + timedelta(seconds=settings.CONFIRMATION_LEASE_SECONDS))
+        lease_until=emails.lease_until(now))
     if not claimed:
         return False
     row = AttendeeEmail.objects.select_related("organization", "session__event", "session__organization").get(key=key)

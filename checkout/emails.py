@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.mime.image import MIMEImage
 
 from django.conf import settings
@@ -197,6 +197,11 @@ def send_on_commit(session: CheckoutSession, source: str, payment=None) -> None:
         transaction.on_commit(lambda: send_confirmation(session.pk, email, leased=True), robust=True)
 
 
+def lease_until(now) -> datetime:
+    """When a sender's claim on an email runs out, if it took the claim ``now``."""
+    return now + timedelta(seconds=settings.CONFIRMATION_LEASE_SECONDS)
+
+
 def sent_by_the_page(session: CheckoutSession, source: str) -> bool:
     """Whether the attendee's own request sends the ticket email (see ``send_on_commit``)."""
     return bool(session.customer_email) and source in SENT_BY_THE_PAGE
@@ -212,7 +217,7 @@ def send_confirmation(session_id: int, email: TicketEmail | None = None, now=Non
                                                 confirmation_sent_at__isnull=True)
         claimed = unsent.filter(
             Q(confirmation_lease_until__isnull=True) | Q(confirmation_lease_until__lt=now)
-        ).update(confirmation_lease_until=now + timedelta(seconds=settings.CONFIRMATION_LEASE_SECONDS))
+        ).update(confirmation_lease_until=lease_until(now))
         if not claimed:
             return False
     if email is None:

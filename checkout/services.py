@@ -491,7 +491,7 @@ def _completion(source: str):
         _issue_tickets(session)
         if not emails.sent_by_the_page(session, source):
             return []
-        session.confirmation_lease_until = timezone.now() + timedelta(seconds=settings.CONFIRMATION_LEASE_SECONDS)
+        session.confirmation_lease_until = emails.lease_until(timezone.now())
         return ["confirmation_lease_until"]
     return effects
 
