@@ -206,7 +206,7 @@ def save_attendee_details(session: CheckoutSession, *, name: str, email: str, an
     (``checkout.holders``). ``invoice``: the invoice details asked (``checkout.invoice``).
     ``language``: the one the attendee is reading in; later emails are written in it."""
     with transaction.atomic():
-        locked = state.lock(session.pk)
+        locked = state.lock(session)
         if locked.status not in EDITABLE_STATUSES:
             raise SessionNotOpen(gettext("This checkout can no longer be changed."))
         if locked.expires_at <= timezone.now():

@@ -119,22 +119,30 @@ def can_apply(status: str, trigger: str) -> bool:
     return (status, trigger) in TRANSITIONS
 
 
-def lock(session_id: int) -> CheckoutSession | None:
+def lock(session: int | CheckoutSession) -> CheckoutSession | None:
     """The session, read under its row lock, with its event and organization; None if there
     is none. Must run inside the caller's ``transaction.atomic()``, which the lock lasts for:
     the instance may then be handed to ``apply`` and ``apply_steps``.
 
     Only the session's row is locked (``of``): locking the event too would make every
-    checkout of the event wait for this one.
+    checkout of the event wait for this one. Given a session its caller read (a page's,
+    with its event, the event's gate and the organization), only the session's own row is
+    read again: the event, gate and organization are the caller's, read moments before.
+    They are not locked either way, so reading them under the lock would be no surer, and
+    it would double the columns the statement builds and loads (issue 26).
     """
     if transaction.get_autocommit():
         raise transaction.TransactionManagementError("state.lock() outside a transaction locks nothing")
-    # The event's gate comes along: whether a gate is on decides what a payment may complete.
     # get(), not first(): a primary key names one row, and first()'s ORDER BY costs a third
     # more to build than the query itself (bench/profile_purchase.py).
     try:
+        if isinstance(session, CheckoutSession):
+            locked = CheckoutSession.objects.select_for_update().get(pk=session.pk)
+            locked.event, locked.organization = session.event, session.organization
+            return locked
+        # The event's gate comes along: whether a gate is on decides what a payment may complete.
         return (CheckoutSession.objects.select_for_update(of=("self",)).select_related("event__gate", "organization")
-                .get(pk=session_id))
+                .get(pk=session))
     except CheckoutSession.DoesNotExist:
         return None
 

@@ -74,12 +74,17 @@ def event_page(request, event_id):
     return response
 
 
-def _session(session_id) -> CheckoutSession:
-    # The event's gate settings come along (a LEFT JOIN): every page that may run or check
-    # the gate needs them, and a separate read costs each attendee a round trip.
-    return get_object_or_404(
-        CheckoutSession.objects.select_related("event__gate", "organization"), public_id=session_id
-    )
+# What a page that saves details or starts a payment reads with its session, in the same
+# read: the event's gate (run or checked there) and the organization (its payment
+# providers), which the session's lock then takes as read here (``state.lock``).
+FOR_THE_LOCK = ("event__gate", "organization")
+
+
+def _session(session_id, related: tuple[str, ...] = ()) -> CheckoutSession:
+    """The session a page's link names, with its event and the ``related`` rows the page
+    reads of it (a separate read costs each attendee a round trip; one it does not use
+    costs every page the columns it builds and loads)."""
+    return get_object_or_404(CheckoutSession.objects.select_related("event", *related), public_id=session_id)
 
 
 def _line_items(session):
@@ -99,7 +104,7 @@ def _page(session, **context) -> dict:
 @require_http_methods(["GET", "POST"])
 def attendee_form(request, session_id):
     """Name, email and the organizer's questions; Continue runs the pre-payment gate."""
-    session = _session(session_id)
+    session = _session(session_id, FOR_THE_LOCK if request.method == "POST" else ())
     if session.status not in EDITABLE_STATUSES:
         return redirect("checkout:status", session.public_id)
     questions = session.event.questions.all()
@@ -166,7 +171,7 @@ def start_again(request, session_id):
 @require_http_methods(["GET", "POST"])
 def review(request, session_id):
     """Order review and the choice of payment method; Pay starts the payment."""
-    session = _session(session_id)
+    session = _session(session_id, FOR_THE_LOCK)
     if session.status not in EDITABLE_STATUSES:
         return redirect("checkout:status", session.public_id)
     if not services.has_gate_approval(session):

@@ -44,7 +44,7 @@ def begin_payment(session: CheckoutSession, provider: str, *, method: str = "", 
     into tickets (``checkout.services.approval_lapsed``).
     """
     with transaction.atomic():
-        locked = state.lock(session.pk)
+        locked = state.lock(session)
         checkout.check_payable(locked)
         if locked.is_free:
             checkout.complete_free_order(locked, source)
@@ -128,7 +128,7 @@ def start_payment(payment: Payment, *, method: str = "", phone: str = "") -> Pay
     payment.method = result.method or payment.method
     payment.instructions = {**payment.instructions, **result.instructions}
     payment.status = Payment.Status.PENDING
-    payment.save()
+    payment.save(update_fields=["provider_reference", "redirect_url", "method", "instructions", "status", "updated_at"])
     deadline = result.instructions.get("deadline_at")
     if deadline and result.provider_reference and result.instructions.get("reference"):
         # A Multibanco reference is paid at an ATM, maybe tomorrow: keep the tickets until
@@ -203,7 +203,7 @@ def apply_update(session: CheckoutSession, update: PaymentUpdate, *, source: str
     # Part of a webhook's transaction: nothing here is retried on its own, so a savepoint
     # would only cost two statements.
     with transaction.atomic(savepoint=False):
-        locked = session if locked else state.lock(session.pk)
+        locked = session if locked else state.lock(session)
         if locked is None:
             raise CheckoutSession.DoesNotExist(f"no checkout session {session.pk}")
         if payment is None or payment.session_id != locked.pk or payment.provider != provider:
