@@ -59,20 +59,20 @@ p95. Not met then: the overview's p50 (4.7× the empty database's) and the expor
 
 **Issue 26: one event's orders grow with the event.** EXPLAIN ANALYZE on the year showed
 where: the overview's tickets sold per type joined each line item to its order by primary
-key (4,160 loops, 16,640 page reads for the organization's five upcoming events), and its order
-figures and promo codes each read every one of those orders' rows (4,086 page reads, one an
-order: an event's orders are spread over the year's table). The export of the measured
-event (the same orders on both databases, this run's) found them by ANDing the event's
-index with all the organization's 20,000 orders (the planner guesses an event's orders
-from the average, a thousand). Two indexes answer both: `session_event_figures` (event and
-status, the figures included: read without the table) and `session_org_event_recent`; the
-tickets sold join the types' line items to the paid orders of the first. The overview's
-statements went from ~25 ms to ~6 ms of the database's time, the export's lookup from 5 ms
-to under 1. Measured on the full year (2026-12-08 01:26 UTC, load average ~3), year /
-empty p50: the overview 31.7 / 34.9 ms, the export 11.4 / 17.4 (the empty database's
-figures that run were high; back to back on kept databases: 28 / 23 and 9.0 / 8.8). What
-is left of the overview's difference is rendering: the year shows the organization's five
-upcoming events, the empty database its one.
+key (4,160 loops, 16,640 page reads for the organization's five upcoming events), and its
+order figures and promo codes each read every one of those orders' rows (4,086 page reads,
+one an order: an event's orders are spread over the year's table). The export of the
+measured event (the same orders on both databases, this run's) found them by ANDing the
+event's index with all the organization's 20,000 orders (the planner guesses an event's
+orders from the average, a thousand). Two indexes answer both: `session_event_figures`
+(event and status, the figures included: read without the table) and
+`session_org_event_recent`; the tickets sold join the types' line items to the paid orders
+of the first. The overview's statements went from ~25 ms to ~6 ms of the database's time,
+the export's lookup from 5 ms to under 1. Measured on the full year (2026-12-08 01:26 UTC,
+load average ~3), year / empty p50: the overview 31.7 / 34.9 ms, the export 11.4 / 17.4
+(the empty database's figures that run were high; back to back on kept databases: 28 / 23
+and 9.0 / 8.8). What is left of the overview's difference is rendering: the year shows the
+organization's five upcoming events, the empty database its one.
 
 Knobs (environment): `BENCH_SCALE` (fraction of the year, default 1; 0.01 for a quick
 run), `BENCH_SCALE_SAMPLES` (repetitions of each measurement, default 40).
