@@ -38,7 +38,7 @@ from checkout import services as checkout
 from checkout import state
 from checkout.limits import address_key
 from checkout.models import Source
-from checkout.representation import session_as_api, with_listed_rows
+from checkout.representation import session_as_api
 from ievents.crypto import new_public_id
 
 from . import http
@@ -150,12 +150,12 @@ def remote_message(body: bytes) -> str:
     return text if len(text) <= cap else text[: cap - 1].rstrip() + "…"
 
 
-def validate_payload(session) -> dict:
+def validate_payload(session, *, line_items: list | None = None, answers: list | None = None) -> dict:
     return {
         "id": new_public_id("msg"),
         "type": EVENT_TYPE,
         "created": int(time.time()),
-        "data": {"object": session_as_api(session)},
+        "data": {"object": session_as_api(session, line_items=line_items, answers=answers)},
     }
 
 
@@ -191,12 +191,16 @@ def lets_through(gate: GateSettings, answer: GateAnswer) -> bool:
 
 
 # --- Deciding for a checkout ----------------------------------------------------------------
-def run_gate(session, *, client_ip: str = "") -> GateDecision:
+def run_gate(session, *, client_ip: str = "", line_items: list | None = None,
+             answers: list | None = None) -> GateDecision:
     """Ask the event's gate about the details ``session`` holds now, and record the outcome.
 
-    No transaction is held open while the gate thinks. An approval is recorded only if the
-    details were not saved again meanwhile (``checkout.record_gate_approval``); a refusal
-    revokes any earlier approval, and a denial is announced through the state machine.
+    ``line_items`` and ``answers``: all of the session's as its caller has just saved them
+    (``checkout.rows_as_saved``), so they are not read back; otherwise they are read. The
+    payload and the fingerprint are built from the same rows. No transaction is held open
+    while the gate thinks. An approval is recorded only if the details were not saved again
+    meanwhile (``checkout.record_gate_approval``); a refusal revokes any earlier approval,
+    and a denial is announced through the state machine.
     """
     if not checkout.gate_is_active(session):
         # No gate, nothing to approve: payment may start while it stays off. An approval
@@ -210,18 +214,17 @@ def run_gate(session, *, client_ip: str = "") -> GateDecision:
         checkout.revoke_gate_approval(session)
         log.warning("gate rate limit hit: session %s, ip %s", session.public_id, client_ip or "?")
         return GateDecision(False, RATE_LIMITED_MESSAGE, "rate_limited")
-    with_listed_rows(session)  # the fingerprint and the payload are built from the same rows
-    fingerprint = checkout.details_fingerprint(session)
     breaker_open = not breaker_admits(gate)
     if breaker_open:
         answer = GateAnswer(GateCall.Outcome.ERROR, error="Circuit breaker open: the gate was not called.")
     else:
-        answer = ask_gate(gate, validate_payload(session))
+        answer = ask_gate(gate, validate_payload(session, line_items=line_items, answers=answers))
     allowed = lets_through(gate, answer)
     call = log_call(gate, session, answer, allowed=allowed, breaker_open=breaker_open, client_ip=client_ip)
     if not breaker_open:
         record_breaker_result(gate, answer.outcome)  # after the log: the breaker reads who failed from it
     if allowed:
+        fingerprint = checkout.details_fingerprint(session, line_items=line_items, answers=answers)
         if not checkout.record_gate_approval(session, fingerprint):
             return GateDecision(False, DETAILS_CHANGED_MESSAGE, answer.outcome, call)
         return GateDecision(True, "", answer.outcome, call)
