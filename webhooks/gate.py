@@ -18,6 +18,7 @@ attendee probing a whitelist. A circuit breaker stops calling a gate that keeps 
 after ``GATE_BREAKER_FAILURES`` consecutive errors it opens for
 ``GATE_BREAKER_COOLDOWN_SECONDS``, during which the policy applies at once; after that one
 request (the probe) calls the gate again, and its answer closes or re-opens the breaker.
+While it is open the rate limit is not counted: with no gate asked there is nothing to probe.
 """
 
 from __future__ import annotations
@@ -210,11 +211,16 @@ def run_gate(session, *, client_ip: str = "", line_items: list | None = None,
         return GateDecision(True)
     gate = session.event.gate
     client_ip = client_ip or None
-    if rate_limited(recent_calls(session, client_ip), client_ip):
-        checkout.revoke_gate_approval(session)
-        log.warning("gate rate limit hit: session %s, ip %s", session.public_id, client_ip or "?")
-        return GateDecision(False, RATE_LIMITED_MESSAGE, "rate_limited")
-    breaker_open = not breaker_admits(gate)
+    if breaker_is_open(gate):
+        # The policy answers at once, alike for everyone: the gate is not asked, so there is
+        # nothing to probe and the rate limit is not counted (the decision is still logged).
+        breaker_open = True
+    else:
+        if rate_limited(recent_calls(session, client_ip), client_ip):
+            checkout.revoke_gate_approval(session)
+            log.warning("gate rate limit hit: session %s, ip %s", session.public_id, client_ip or "?")
+            return GateDecision(False, RATE_LIMITED_MESSAGE, "rate_limited")
+        breaker_open = not breaker_admits(gate)  # after its cool-down: one caller wins the probe
     if breaker_open:
         answer = GateAnswer(GateCall.Outcome.ERROR, error="Circuit breaker open: the gate was not called.")
     else:
@@ -301,6 +307,11 @@ def rate_limited(recent: RecentCalls, client_ip: str | None) -> bool:
 
 
 # --- Circuit breaker ----------------------------------------------------------------------------
+def breaker_is_open(gate: GateSettings) -> bool:
+    """Is the breaker open, its cool-down not over? Read with the gate in this request: no query."""
+    return gate.breaker_open_until is not None and gate.breaker_open_until > timezone.now()
+
+
 def breaker_admits(gate: GateSettings) -> bool:
     """May we call the gate now? No while the breaker is open; once its cool-down is over,
     exactly one caller wins the probe (a conditional update) and the rest keep getting the
@@ -308,12 +319,11 @@ def breaker_admits(gate: GateSettings) -> bool:
     open_until = gate.breaker_open_until  # read with the gate in this request
     if open_until is None:
         return True
-    now = timezone.now()
-    if open_until > now:
+    if breaker_is_open(gate):
         return False
     probe_window = timedelta(milliseconds=gate.timeout_ms + 1000)
     won = GateSettings.objects.filter(pk=gate.pk, breaker_open_until=open_until).update(
-        breaker_open_until=now + probe_window
+        breaker_open_until=timezone.now() + probe_window
     )
     return bool(won)
 

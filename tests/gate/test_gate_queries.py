@@ -2,8 +2,8 @@
 
 Speed is measured in bench/bench_gate.py, never asserted here; the number of statements
 is deterministic, so it can be. The same submit (a fresh attendee, the same details) is
-counted with the gate off and with a gate that allows; the difference is what the gate
-costs in round trips to the database. Counted with Django's
+counted with the gate off, with a gate that allows, and with the gate's breaker open; the
+differences are what the gate costs in round trips to the database. Counted with Django's
 test client on the test database, savepoints included, the same way tests/perf counts the
 checkout (whose "POST details" ceiling is Continue without a gate).
 
@@ -12,9 +12,12 @@ request has just saved them (``checkout.services.rows_as_saved``), not read back
 session that was never paid has no tickets to read.
 """
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from checkout import services
 from checkout.models import CheckoutSession
@@ -34,6 +37,10 @@ pytestmark = pytest.mark.django_db
 # approval, since an approval there would let the details through a gate turned on later
 # (tests/gate/test_gate_turned_on_later.py).
 ADDED_BY_THE_GATE = 4
+# The call log and the policy's decision on the session (the approval, or its revocation):
+# nothing is read. 6 → 2 (issue 26): no rows read back, and no rate limit counted while the
+# gate is not asked (nobody can probe it).
+ADDED_WITH_THE_BREAKER_OPEN = 2
 
 
 def continue_statements(client, event, **extra) -> list[str]:
@@ -75,6 +82,25 @@ def test_an_allowing_gate_adds_a_fixed_small_number_of_statements_to_continue(cl
     for table in ("checkout_lineitem", "checkout_answer"):
         reads = [sql for sql in on if sql.startswith("SELECT") and f"FROM {table}" in sql]
         assert len(reads) == sum(sql.startswith("SELECT") and f"FROM {table}" in sql for sql in off), listing(on)
+
+
+def test_with_the_breaker_open_continue_costs_the_call_log_and_the_decision_only(client, event, gate, gate_server):
+    """Policy allow, so this answer is a redirect like the gate-off one and only the decision
+    differs (blocked, the page renders the form again and keeps a draft: not comparable)."""
+    GateSettings.objects.filter(pk=gate.pk).update(enabled=False)
+    off = continue_statements(client, event)
+    server = gate_server(Reply(200, {}))
+    GateSettings.objects.filter(pk=gate.pk).update(enabled=True, on_error="allow",
+                                                   breaker_open_until=timezone.now() + timedelta(minutes=5))
+    opened = continue_statements(client, event)
+
+    assert not server.requests  # the gate was not asked
+    call = GateCall.objects.get()
+    assert call.breaker_open and call.decision == "allow"
+    assert services.has_gate_approval(CheckoutSession.objects.order_by("-id").first())
+    added = len(opened) - len(off)
+    assert added <= ADDED_WITH_THE_BREAKER_OPEN, f"an open breaker now adds {added} statements:\n{listing(opened)}"
+    assert not any(sql.startswith("SELECT") and "webhooks_gatecall" in sql for sql in opened), listing(opened)
 
 
 # --- What the gate is shown is what is saved ------------------------------------------------------
