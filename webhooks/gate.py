@@ -251,10 +251,16 @@ class RecentCalls:
 
 def recent_calls(session, client_ip: str | None) -> RecentCalls:
     """The calls the rate limit weighs. Each count walks its own index
-    (``gatecall_session_recent``, ``gatecall_address_recent``) and stops at its limit."""
+    (``gatecall_session_recent``, ``gatecall_client_recent``) and stops at its limit.
+
+    ``session`` as its details were just saved. Details saved once (``details_version`` 1:
+    an attendee's first Continue) are the only ones the session has had judged, and probing
+    takes other details, so its count is 0 without a read (issue 26)."""
     since = timezone.now() - timedelta(seconds=settings.GATE_RATE_LIMIT_WINDOW_SECONDS)
     calls = GateCall.objects.filter(created_at__gt=since, is_test=False)
-    by_session = calls.filter(session=session)[:settings.GATE_RATE_LIMIT_PER_SESSION].count()
+    by_session = 0
+    if session.details_version > 1:
+        by_session = calls.filter(session=session)[:settings.GATE_RATE_LIMIT_PER_SESSION].count()
     by_address = 0
     key = address_key(client_ip or "")
     if key:
@@ -297,7 +303,7 @@ def rate_limited(recent: RecentCalls, client_ip: str | None) -> bool:
 
     The call log is the counter (``recent_calls`` reads it): a sliding window over real
     rows, the same for every web process, no extra writes. Each count walks its own index
-    (``gatecall_session_recent``, ``gatecall_address_recent``) and stops at the limit, so
+    (``gatecall_session_recent``, ``gatecall_client_recent``) and stops at the limit, so
     its cost does not grow with the event's traffic or with an attacker's attempts.
     Attempts refused here are not logged, so they do not extend the wait; a refused
     attendee gets through again once old calls leave the window.

@@ -45,6 +45,19 @@ def test_the_rate_limit_also_stops_an_allowed_email_and_voids_its_approval(clien
     assert not Payment.objects.exists()
 
 
+@override_settings(GATE_RATE_LIMIT_PER_SESSION=1, GATE_RATE_LIMIT_PER_IP=100)
+def test_a_first_continue_reads_no_session_count_and_still_uses_up_the_sessions_share(client, event, gate,
+                                                                                       gate_server):
+    """Details saved once are the only ones the session has had judged: no count is read for
+    them (webhooks.gate.recent_calls), and their call is the one the next details meet."""
+    server = gate_server(Reply(403, {"message": "No."}))
+    session = start_checkout(client, event)
+    assert alert_of(submit_details(client, session, email="first@acme.test")) == "No."
+    response = submit_details(client, session, email="second@acme.test")
+    assert alert_of(response) == html.escape(gate_module.RATE_LIMITED_MESSAGE, quote=True)
+    assert len(server.requests) == 1
+
+
 @override_settings(GATE_RATE_LIMIT_PER_SESSION=100, GATE_RATE_LIMIT_PER_IP=3)
 def test_new_sessions_from_one_ip_cannot_get_around_the_limit(client, event, gate, gate_server):
     server = gate_server(Reply(403, {"message": "No."}))

@@ -31,25 +31,34 @@ from .conftest import start_checkout
 
 pytestmark = pytest.mark.django_db
 
-# The rate limit's counts (per session, per client address), the call log and the approval
-# (one conditional UPDATE on the session's ``details_version``). 6 → 4 (issue 26): the line
-# items and answers are no longer read back for the payload. The gate-off path records no
-# approval, since an approval there would let the details through a gate turned on later
+# An attendee's first Continue: the rate limit's count per client address, the call log and
+# the approval (one conditional UPDATE on the session's ``details_version``). 6 → 3 (issue
+# 26): the line items and answers are no longer read back for the payload, and details saved
+# once need no count per session (``webhooks.gate.recent_calls``). The gate-off path records
+# no approval, since an approval there would let the details through a gate turned on later
 # (tests/gate/test_gate_turned_on_later.py).
-ADDED_BY_THE_GATE = 4
+ADDED_BY_THE_GATE = 3
+# A later Continue of the same attendee, with other details: the session's count as well.
+ADDED_BY_THE_GATE_AGAIN = 4
 # The call log and the policy's decision on the session (the approval, or its revocation):
 # nothing is read. 6 → 2 (issue 26): no rows read back, and no rate limit counted while the
 # gate is not asked (nobody can probe it).
 ADDED_WITH_THE_BREAKER_OPEN = 2
 
 
-def continue_statements(client, event, **extra) -> list[str]:
-    """One fresh attendee's Continue (the POST alone); its statements."""
+def continue_statements(client, event, *, saved_before: bool = False) -> list[str]:
+    """One fresh attendee's Continue (the POST alone); its statements. ``saved_before``: the
+    attendee's details were saved once already (with the gate off: no approval to void), and
+    this Continue has another email."""
     session = start_checkout(client, event)
     client.get(f"/c/{session.public_id}/")
     questions = {q.text: q.pk for q in Question.objects.filter(event=event)}
     data = {"name": "Ana Silva", "email": "ana@acme.test", f"q_{questions['Company']}": "Acme",
-            f"q_{questions['T-shirt size']}": "M", **extra}
+            f"q_{questions['T-shirt size']}": "M"}
+    if saved_before:
+        services.save_attendee_details(session, name="Ana Silva", email=data["email"],
+                                       answers={questions["Company"]: "Acme", questions["T-shirt size"]: "M"})
+        data["email"] = "ana.silva@acme.test"
     with CaptureQueriesContext(connection) as queries:
         response = client.post(f"/c/{session.public_id}/", data)
     assert response.status_code == 302, response.status_code
@@ -82,6 +91,22 @@ def test_an_allowing_gate_adds_a_fixed_small_number_of_statements_to_continue(cl
     for table in ("checkout_lineitem", "checkout_answer"):
         reads = [sql for sql in on if sql.startswith("SELECT") and f"FROM {table}" in sql]
         assert len(reads) == sum(sql.startswith("SELECT") and f"FROM {table}" in sql for sql in off), listing(on)
+
+
+def test_a_later_continue_of_the_same_attendee_also_counts_its_sessions_calls(client, event, gate, gate_server):
+    """Saved before without an approval to void (the save re-reads the rows to compare them with
+    an approval it holds: its own check, made with or without a gate)."""
+    GateSettings.objects.filter(pk=gate.pk).update(enabled=False)
+    off = continue_statements(client, event, saved_before=True)
+    server = gate_server(Reply(200, {}))
+    GateSettings.objects.filter(pk=gate.pk).update(enabled=True)
+    on = continue_statements(client, event, saved_before=True)
+
+    assert len(server.verified) == 1
+    added = len(on) - len(off)
+    assert added <= ADDED_BY_THE_GATE_AGAIN, f"the gate now adds {added} statements:\n{listing(on)}"
+    counts = [sql for sql in on if sql.startswith("SELECT COUNT(*)") and "webhooks_gatecall" in sql]
+    assert len(counts) == 2 and any("session_id" in sql for sql in counts), listing(on)
 
 
 def test_with_the_breaker_open_continue_costs_the_call_log_and_the_decision_only(client, event, gate, gate_server):
