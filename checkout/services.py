@@ -199,8 +199,8 @@ def save_attendee_details(session: CheckoutSession, *, name: str, email: str, an
                           holders: dict[int, list[dict]] | None = None, invoice: dict[str, str] | None = None,
                           language: str = "") -> CheckoutSession:
     """Store what the attendee typed, under the session's lock. Any change voids an earlier
-    gate approval. Returns the session as saved, with its line items and answers read under
-    the lock, for the gate to judge.
+    gate approval. Returns the session as saved; the gate judges the rows the caller just
+    gave, as saved (``rows_as_saved``), not read back.
 
     ``holders``: for ticket types named per ticket, ``{line item id: [{"name", "email"}, …]}``
     (``checkout.holders``). ``invoice``: the invoice details asked (``checkout.invoice``).
@@ -231,8 +231,6 @@ def save_attendee_details(session: CheckoutSession, *, name: str, email: str, an
             for item in items:
                 item.holders = holders[item.pk][:item.quantity]
             LineItem.objects.bulk_update(items, ["holders"])
-        if gate_is_active(locked):
-            with_listed_rows(locked)  # as saved, read under the lock: what the gate will judge
         if locked.gate_approved_fingerprint and locked.gate_approved_fingerprint != details_fingerprint(locked):
             if locked.status == Status.PAYMENT_PENDING and gate_is_active(locked):
                 # The payment under way was approved for the old details and can still be
@@ -273,29 +271,40 @@ def _save_answers(locked: CheckoutSession, answers: dict[int, str], *, first_sav
         Answer.objects.filter(pk__in=gone).delete()
 
 
-def record_language(session: CheckoutSession, language: str) -> None:
-    """The attendee went on in ``language`` (they switched it after choosing their tickets):
-    what is built for them from now on uses it."""
-    language = languages.supported(language)
-    if session.language != language:
-        CheckoutSession.objects.filter(pk=session.pk).update(language=language)
-        session.language = language
+def rows_as_saved(line_items: list[LineItem], questions, answers: dict[int, str],
+                  holders: dict[int, list[dict]] | None = None) -> tuple[list[LineItem], list[Answer]]:
+    """The session's line items and answers as ``save_attendee_details`` has just written
+    them, from what its caller holds: ``line_items``, all of the session's (with their ticket
+    types), and ``questions`` (the event's), as read for the form; ``answers`` and ``holders``
+    as given to the save. The gate's payload and fingerprint are built from these instead of
+    reading the rows back (issue 26). Should they differ from the database (a second tab
+    saving at once), the approval, bound to this fingerprint, does not match at payment.
+    The line items take their holders as saved."""
+    for item in line_items:
+        if holders and item.pk in holders:
+            item.holders = holders[item.pk][:item.quantity]  # as the save cuts them
+    by_id = {question.pk: question for question in questions}
+    return line_items, [Answer(question=by_id[question_id], value=value) for question_id, value in answers.items()]
 
 
-def details_fingerprint(session: CheckoutSession) -> str:
+def details_fingerprint(session: CheckoutSession, *, line_items: list | None = None,
+                        answers: list | None = None) -> str:
     """A digest of everything the gate is asked to judge: who, what, how much.
 
-    Built from the session's line items and answers as prefetched with it (read now if they
-    are not), so the gate's approval is bound to exactly the rows its payload was built from.
+    ``line_items`` and ``answers``: all of the session's, when the caller holds them
+    (``rows_as_saved``); otherwise those prefetched with the session (read now if they are
+    not). The gate's approval is bound to exactly the rows its payload was built from.
     """
-    with_listed_rows(session)
-    answers = sorted((a.question_id, a.value) for a in session.answers.all())
-    items = sorted((i.ticket_type_id, i.quantity, i.unit_price) for i in session.line_items.all())
+    if line_items is None or answers is None:
+        with_listed_rows(session)
+        line_items, answers = list(session.line_items.all()), list(session.answers.all())
+    answers = sorted((a.question_id, a.value) for a in answers)
+    items = sorted((i.ticket_type_id, i.quantity, i.unit_price) for i in line_items)
     material = [session.customer_name, session.customer_email.lower(), answers, items, session.amount_total,
                 session.currency]
     # Named tickets and invoice details are judged too; left out while absent, so approvals
     # given before they existed still stand.
-    holders = [(i.pk, i.holders) for i in session.line_items.all() if i.holders]
+    holders = [(i.pk, i.holders) for i in line_items if i.holders]
     invoice = [session.invoice_tax_id, session.invoice_name, session.invoice_address]
     if holders or any(invoice):
         material += [holders, invoice]
@@ -312,7 +321,7 @@ def record_gate_approval(session: CheckoutSession, fingerprint: str) -> bool:
     """Remember that the gate approved exactly the details submitted now.
 
     ``session`` is the row as ``save_attendee_details`` left it and ``fingerprint`` that of
-    the details the gate was shown, read after that save. If they were saved again since (a
+    the details the gate was shown, as that save wrote them. If they were saved again since (a
     second tab), ``details_version`` moved on and nothing is recorded: False is returned.
     One conditional ``UPDATE``: the database takes the row's lock for it. Starting a
     payment re-reads the details under the lock before money moves.

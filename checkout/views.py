@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import get_language, gettext
 from django.views.decorators.http import require_http_methods
 
@@ -128,8 +128,9 @@ def attendee_form(request, session_id):
             # An expired hold is said once, by the hold's own box (with its Start again).
             alert = "" if _hold_seconds_left(session) == 0 else str(exc.message)
         else:
-            services.record_language(session, translation.get_language())  # the gate reads what they read
-            decision = run_gate(session, client_ip=limits.client_address(request))
+            # The gate judges the rows just saved, built from what this request holds (not read back).
+            items, answers = services.rows_as_saved(line_items, questions, form.answers(), form.holders())
+            decision = run_gate(session, client_ip=limits.client_address(request), line_items=items, answers=answers)
             if decision.allowed:
                 return redirect("checkout:review", session.public_id)
             alert = str(decision.message)

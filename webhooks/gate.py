@@ -18,6 +18,7 @@ attendee probing a whitelist. A circuit breaker stops calling a gate that keeps 
 after ``GATE_BREAKER_FAILURES`` consecutive errors it opens for
 ``GATE_BREAKER_COOLDOWN_SECONDS``, during which the policy applies at once; after that one
 request (the probe) calls the gate again, and its answer closes or re-opens the breaker.
+While it is open the rate limit is not counted: with no gate asked there is nothing to probe.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from checkout import services as checkout
 from checkout import state
 from checkout.limits import address_key
 from checkout.models import Source
-from checkout.representation import session_as_api, with_listed_rows
+from checkout.representation import session_as_api
 from ievents.crypto import new_public_id
 
 from . import http
@@ -150,12 +151,12 @@ def remote_message(body: bytes) -> str:
     return text if len(text) <= cap else text[: cap - 1].rstrip() + "…"
 
 
-def validate_payload(session) -> dict:
+def validate_payload(session, *, line_items: list | None = None, answers: list | None = None) -> dict:
     return {
         "id": new_public_id("msg"),
         "type": EVENT_TYPE,
         "created": int(time.time()),
-        "data": {"object": session_as_api(session)},
+        "data": {"object": session_as_api(session, line_items=line_items, answers=answers)},
     }
 
 
@@ -191,12 +192,16 @@ def lets_through(gate: GateSettings, answer: GateAnswer) -> bool:
 
 
 # --- Deciding for a checkout ----------------------------------------------------------------
-def run_gate(session, *, client_ip: str = "") -> GateDecision:
+def run_gate(session, *, client_ip: str = "", line_items: list | None = None,
+             answers: list | None = None) -> GateDecision:
     """Ask the event's gate about the details ``session`` holds now, and record the outcome.
 
-    No transaction is held open while the gate thinks. An approval is recorded only if the
-    details were not saved again meanwhile (``checkout.record_gate_approval``); a refusal
-    revokes any earlier approval, and a denial is announced through the state machine.
+    ``line_items`` and ``answers``: all of the session's as its caller has just saved them
+    (``checkout.rows_as_saved``), so they are not read back; otherwise they are read. The
+    payload and the fingerprint are built from the same rows. No transaction is held open
+    while the gate thinks. An approval is recorded only if the details were not saved again
+    meanwhile (``checkout.record_gate_approval``); a refusal revokes any earlier approval,
+    and a denial is announced through the state machine.
     """
     if not checkout.gate_is_active(session):
         # No gate, nothing to approve: payment may start while it stays off. An approval
@@ -206,22 +211,26 @@ def run_gate(session, *, client_ip: str = "") -> GateDecision:
         return GateDecision(True)
     gate = session.event.gate
     client_ip = client_ip or None
-    if rate_limited(recent_calls(session, client_ip), client_ip):
-        checkout.revoke_gate_approval(session)
-        log.warning("gate rate limit hit: session %s, ip %s", session.public_id, client_ip or "?")
-        return GateDecision(False, RATE_LIMITED_MESSAGE, "rate_limited")
-    with_listed_rows(session)  # the fingerprint and the payload are built from the same rows
-    fingerprint = checkout.details_fingerprint(session)
-    breaker_open = not breaker_admits(gate)
+    if breaker_is_open(gate):
+        # The policy answers at once, alike for everyone: the gate is not asked, so there is
+        # nothing to probe and the rate limit is not counted (the decision is still logged).
+        breaker_open = True
+    else:
+        if rate_limited(recent_calls(session, client_ip), client_ip):
+            checkout.revoke_gate_approval(session)
+            log.warning("gate rate limit hit: session %s, ip %s", session.public_id, client_ip or "?")
+            return GateDecision(False, RATE_LIMITED_MESSAGE, "rate_limited")
+        breaker_open = not breaker_admits(gate)  # after its cool-down: one caller wins the probe
     if breaker_open:
         answer = GateAnswer(GateCall.Outcome.ERROR, error="Circuit breaker open: the gate was not called.")
     else:
-        answer = ask_gate(gate, validate_payload(session))
+        answer = ask_gate(gate, validate_payload(session, line_items=line_items, answers=answers))
     allowed = lets_through(gate, answer)
     call = log_call(gate, session, answer, allowed=allowed, breaker_open=breaker_open, client_ip=client_ip)
     if not breaker_open:
         record_breaker_result(gate, answer.outcome)  # after the log: the breaker reads who failed from it
     if allowed:
+        fingerprint = checkout.details_fingerprint(session, line_items=line_items, answers=answers)
         if not checkout.record_gate_approval(session, fingerprint):
             return GateDecision(False, DETAILS_CHANGED_MESSAGE, answer.outcome, call)
         return GateDecision(True, "", answer.outcome, call)
@@ -242,10 +251,16 @@ class RecentCalls:
 
 def recent_calls(session, client_ip: str | None) -> RecentCalls:
     """The calls the rate limit weighs. Each count walks its own index
-    (``gatecall_session_recent``, ``gatecall_address_recent``) and stops at its limit."""
+    (``gatecall_session_recent``, ``gatecall_client_recent``) and stops at its limit.
+
+    ``session`` as its details were just saved. Details saved once (``details_version`` 1:
+    an attendee's first Continue) are the only ones the session has had judged, and probing
+    takes other details, so its count is 0 without a read (issue 26)."""
     since = timezone.now() - timedelta(seconds=settings.GATE_RATE_LIMIT_WINDOW_SECONDS)
     calls = GateCall.objects.filter(created_at__gt=since, is_test=False)
-    by_session = calls.filter(session=session)[:settings.GATE_RATE_LIMIT_PER_SESSION].count()
+    by_session = 0
+    if session.details_version > 1:
+        by_session = calls.filter(session=session)[:settings.GATE_RATE_LIMIT_PER_SESSION].count()
     by_address = 0
     key = address_key(client_ip or "")
     if key:
@@ -288,7 +303,7 @@ def rate_limited(recent: RecentCalls, client_ip: str | None) -> bool:
 
     The call log is the counter (``recent_calls`` reads it): a sliding window over real
     rows, the same for every web process, no extra writes. Each count walks its own index
-    (``gatecall_session_recent``, ``gatecall_address_recent``) and stops at the limit, so
+    (``gatecall_session_recent``, ``gatecall_client_recent``) and stops at the limit, so
     its cost does not grow with the event's traffic or with an attacker's attempts.
     Attempts refused here are not logged, so they do not extend the wait; a refused
     attendee gets through again once old calls leave the window.
@@ -298,6 +313,11 @@ def rate_limited(recent: RecentCalls, client_ip: str | None) -> bool:
 
 
 # --- Circuit breaker ----------------------------------------------------------------------------
+def breaker_is_open(gate: GateSettings) -> bool:
+    """Is the breaker open, its cool-down not over? Read with the gate in this request: no query."""
+    return gate.breaker_open_until is not None and gate.breaker_open_until > timezone.now()
+
+
 def breaker_admits(gate: GateSettings) -> bool:
     """May we call the gate now? No while the breaker is open; once its cool-down is over,
     exactly one caller wins the probe (a conditional update) and the rest keep getting the
@@ -305,12 +325,11 @@ def breaker_admits(gate: GateSettings) -> bool:
     open_until = gate.breaker_open_until  # read with the gate in this request
     if open_until is None:
         return True
-    now = timezone.now()
-    if open_until > now:
+    if breaker_is_open(gate):
         return False
     probe_window = timedelta(milliseconds=gate.timeout_ms + 1000)
     won = GateSettings.objects.filter(pk=gate.pk, breaker_open_until=open_until).update(
-        breaker_open_until=now + probe_window
+        breaker_open_until=timezone.now() + probe_window
     )
     return bool(won)
 

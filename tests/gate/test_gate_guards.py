@@ -45,6 +45,19 @@ def test_the_rate_limit_also_stops_an_allowed_email_and_voids_its_approval(clien
     assert not Payment.objects.exists()
 
 
+@override_settings(GATE_RATE_LIMIT_PER_SESSION=1, GATE_RATE_LIMIT_PER_IP=100)
+def test_a_first_continue_reads_no_session_count_and_still_uses_up_the_sessions_share(client, event, gate,
+                                                                                       gate_server):
+    """Details saved once are the only ones the session has had judged: no count is read for
+    them (webhooks.gate.recent_calls), and their call is the one the next details meet."""
+    server = gate_server(Reply(403, {"message": "No."}))
+    session = start_checkout(client, event)
+    assert alert_of(submit_details(client, session, email="first@acme.test")) == "No."
+    response = submit_details(client, session, email="second@acme.test")
+    assert alert_of(response) == html.escape(gate_module.RATE_LIMITED_MESSAGE, quote=True)
+    assert len(server.requests) == 1
+
+
 @override_settings(GATE_RATE_LIMIT_PER_SESSION=100, GATE_RATE_LIMIT_PER_IP=3)
 def test_new_sessions_from_one_ip_cannot_get_around_the_limit(client, event, gate, gate_server):
     server = gate_server(Reply(403, {"message": "No."}))
@@ -130,6 +143,26 @@ def test_the_breaker_opens_after_consecutive_failures_and_applies_the_policy_wit
     GateSettings.objects.filter(pk=gate.pk).update(on_error="allow")
     assert submit_details(client, session).status_code == 302
     assert len(server.requests) == 3
+
+
+@override_settings(GATE_RATE_LIMIT_PER_SESSION=2, GATE_RATE_LIMIT_PER_IP=100)
+def test_with_the_breaker_open_the_policy_answers_uncounted_and_its_decisions_count_once_it_closes(
+        client, event, gate, gate_server):
+    """Nothing to probe while the gate is not asked: the policy answers every attendee alike,
+    without the rate limit's counts. Its decisions are logged, and weigh once the gate is asked."""
+    server = gate_server(Reply(200, {}))
+    GateSettings.objects.filter(pk=gate.pk).update(on_error="allow",
+                                                   breaker_open_until=timezone.now() + timedelta(minutes=5))
+    session = start_checkout(client, event)
+    for n in range(3):  # one more than the session's limit
+        assert submit_details(client, session, email=f"g{n}@acme.test").status_code == 302
+    assert not server.requests and GateCall.objects.filter(session=session, breaker_open=True).count() == 3
+
+    GateSettings.objects.filter(pk=gate.pk).update(breaker_open_until=None)  # closed: the gate is asked again
+    response = submit_details(client, session, email="g3@acme.test")
+    assert alert_of(response) == html.escape(gate_module.RATE_LIMITED_MESSAGE, quote=True)
+    assert not server.requests
+    assert pay(client, session)["Location"] == f"/c/{session.public_id}/"  # its approval went with the refusal
 
 
 @override_settings(GATE_BREAKER_FAILURES=3, GATE_BREAKER_COOLDOWN_SECONDS=30)

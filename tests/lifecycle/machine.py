@@ -225,10 +225,14 @@ class World:
         return total
 
     def submit_details(self, pk: int, name: str, email: str, gate_answers: str):
-        """The details form's "Continue": save, then ask the gate (``checkout.views.attendee_form``)."""
-        session = services.save_attendee_details(self.session(pk), name=name, email=email, answers={})
+        """The details form's "Continue": save, then ask the gate about the rows as saved, from
+        the line items read for the form (``checkout.views.attendee_form``)."""
+        session = self.session(pk)
+        line_items = list(session.line_items.select_related("ticket_type"))
+        session = services.save_attendee_details(session, name=name, email=email, answers={})
         self.gate.mode = gate_answers
-        decision = run_gate(session, client_ip="203.0.113.7")
+        items, answers = services.rows_as_saved(line_items, [], {})
+        decision = run_gate(session, client_ip="203.0.113.7", line_items=items, answers=answers)
         if decision.allowed:
             self.approved[pk].add(services.details_fingerprint(self.session(pk)))
         return decision

@@ -36,7 +36,7 @@ CEILINGS = {
     "GET attendee form": (3, 4),
     # the session, its line items, the questions; under the lock: the session, its update,
     # the answers inserted. 11 → 8 (issue 26): a first save reads no answers; the rows are
-    # read back under the lock only when a gate will judge them.
+    # not read back for a gate either (tests/gate/test_gate_queries.py counts what it adds).
     "POST details": (8, 28),
     "GET review": (4, 5),
     # 13 → 12 (issue 26): the provider saved with the start_payment transition (one UPDATE).
