@@ -153,7 +153,10 @@ class _Watchdog:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="webhook-deadlines", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            # Woken only when this deadline comes first: most requests share one timeout, so
+            # their deadlines arrive in order and the thread's wait already ends in time.
+            if self._heap[0][2] is deadline:
+                self._cond.notify()
 
     def _run(self) -> None:
         with self._cond:

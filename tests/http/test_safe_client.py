@@ -87,6 +87,21 @@ def test_a_body_trickled_a_byte_at_a_time_is_cut_off_at_the_total_deadline():
     assert result.elapsed_ms < trickle_seconds * 1000 / 10
 
 
+def test_a_shorter_deadline_than_those_already_watched_is_still_kept():
+    # The watchdog sleeps until the earliest deadline it knows: a request with a shorter
+    # timeout, started while a longer one waits, must wake it.
+    long_timeout = 4
+    with LocalServer(Reply(hang=True)) as hanging, LocalServer(Reply(200, "x" * 100, trickle=0.2)) as trickling:
+        waiting = threading.Thread(target=post, args=(hanging.url, b"{}", {}), kwargs={"timeout": long_timeout})
+        waiting.start()
+        while not hanging.requests:
+            waiting.join(0.01)
+        result = post(trickling.url, b"{}", {}, timeout=0.5)
+        waiting.join()
+    assert result.error_kind == "timeout" and result.status_code == 200
+    assert result.elapsed_ms < long_timeout * 1000 / 2
+
+
 def test_after_a_timeout_the_next_call_to_the_same_host_gets_a_fresh_connection():
     replies = iter([Reply(200, "x" * 50, trickle=0.2), Reply(200, {"ok": True})])
     with LocalServer(lambda req: next(replies)) as server:
