@@ -46,6 +46,13 @@ def test_connections_are_kept_alive_per_host():
     assert len({req.peer_port for req in server.requests}) == 1
 
 
+def test_a_cookie_a_receiver_sets_is_never_sent_back():
+    with LocalServer(Reply(200, b"ok", headers={"Set-Cookie": "session=abc; Path=/"})) as server:
+        assert post(server.url, b"{}", {}, timeout=2).ok
+        assert post(server.url, b"{}", {}, timeout=2).ok
+    assert [r.headers.get("cookie") for r in server.requests] == [None, None]
+
+
 def test_a_redirect_is_returned_not_followed():
     with LocalServer(Reply(200, {"ok": True})) as elsewhere:
         with LocalServer(Reply(302, b"", headers={"Location": elsewhere.url})) as server:
