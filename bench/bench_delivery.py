@@ -382,12 +382,15 @@ def run() -> list[Figure]:
         Figure(f"deliveries/s, one worker process, threads pool ({THREADS})", ours_threads, "deliveries/s",
                goal="≥ 300", floor=floor_threads,
                note=f"floor: {THREADS} threads in one process only POSTing (no broker, no database)"
-                    + ("; not met in this run: the worker's CPU per delivery (below) says whether the worker did "
-                       "more work or the machine gave it less; on 2026-12-07 the previous round's code, run back to "
-                       "back with this one on the same machine, made 242/s (540/s on the machine of its own run, "
-                       "whose bare-POST floor was 1,699/s), while this code spends less CPU per delivery than it: "
-                       "the machine, not a change of this round; what would meet it here: fewer database round trips "
-                       "per delivery (the transactions per delivery, below)" if ours_threads < 300 else "")),
+                    + ("; not met in this run: the rate follows the machine's load more than the code (on "
+                       "2026-12-08 this code made 281–371/s in four runs at load averages 0.7–4.4, the previous "
+                       "round's, run back to back, 274–374/s); the worker's CPU per delivery (below) is what a "
+                       "change moves: about 0.4–0.5 ms is Celery receiving the delivery's own message (one per "
+                       "delivery, as N commits enqueue), about 0.4 ms the POST (the floor's CPU per POST), about "
+                       "0.3 ms the claim and the record (three transactions per batch of about 14: the claim, the "
+                       "record and the CONN_HEALTH_CHECKS ping); what would meet it on a loaded machine: fewer "
+                       "Python steps per message and per POST (the broker client, the HTTP library), no longer "
+                       "fewer database round trips" if ours_threads < 300 else "")),
         Figure("worker CPU per delivery, threads pool", ours_threads_cpu, "ms", goal="lower is better",
                floor=floor_threads_cpu, note="floor: CPU per bare POST in the floor run"),
         Figure("database transactions per delivery, threads pool", ours_commits, "transactions",

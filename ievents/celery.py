@@ -19,9 +19,11 @@ def drop_broken_database_connections(**_):
 
     Celery's Django fixup keeps connections across tasks (``CELERY_DB_REUSE_MAX``) without
     Django's per-request checks, so after a database restart every later task in this
-    thread failed on the dead connection. Django's own end-of-request check does it: only a
-    connection that saw an error is pinged, so the happy path costs nothing (one older than
-    ``CONN_MAX_AGE`` is reopened, as a web request would).
+    thread failed on the dead connection. Django's own end-of-request check does it: a
+    connection that saw an error is pinged now, one older than ``CONN_MAX_AGE`` is reopened,
+    and (``CONN_HEALTH_CHECKS``) the next task that queries pings first, as a web request
+    would: one ``SELECT 1`` per such task (a delivery batch's third transaction, beside its
+    claim and its record), so a connection that died while idle never fails a task.
     """
     close_old_connections()
 

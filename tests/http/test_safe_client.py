@@ -46,6 +46,13 @@ def test_connections_are_kept_alive_per_host():
     assert len({req.peer_port for req in server.requests}) == 1
 
 
+def test_a_cookie_a_receiver_sets_is_never_sent_back():
+    with LocalServer(Reply(200, b"ok", headers={"Set-Cookie": "session=abc; Path=/"})) as server:
+        assert post(server.url, b"{}", {}, timeout=2).ok
+        assert post(server.url, b"{}", {}, timeout=2).ok
+    assert [r.headers.get("cookie") for r in server.requests] == [None, None]
+
+
 def test_a_redirect_is_returned_not_followed():
     with LocalServer(Reply(200, {"ok": True})) as elsewhere:
         with LocalServer(Reply(302, b"", headers={"Location": elsewhere.url})) as server:
@@ -85,6 +92,21 @@ def test_a_body_trickled_a_byte_at_a_time_is_cut_off_at_the_total_deadline():
     assert result.error_kind == "timeout" and not result.ok
     assert result.status_code == 200  # the status line did arrive; the body did not
     assert result.elapsed_ms < trickle_seconds * 1000 / 10
+
+
+def test_a_shorter_deadline_than_those_already_watched_is_still_kept():
+    # The watchdog sleeps until the earliest deadline it knows: a request with a shorter
+    # timeout, started while a longer one waits, must wake it.
+    long_timeout = 4
+    with LocalServer(Reply(hang=True)) as hanging, LocalServer(Reply(200, "x" * 100, trickle=0.2)) as trickling:
+        waiting = threading.Thread(target=post, args=(hanging.url, b"{}", {}), kwargs={"timeout": long_timeout})
+        waiting.start()
+        while not hanging.requests:
+            waiting.join(0.01)
+        result = post(trickling.url, b"{}", {}, timeout=0.5)
+        waiting.join()
+    assert result.error_kind == "timeout" and result.status_code == 200
+    assert result.elapsed_ms < long_timeout * 1000 / 2
 
 
 def test_after_a_timeout_the_next_call_to_the_same_host_gets_a_fresh_connection():

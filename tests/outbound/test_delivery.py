@@ -52,6 +52,24 @@ def test_a_delivery_is_signed_so_standardwebhooks_verifies_it(receiver, endpoint
     assert request.headers["content-type"] == "application/json"
 
 
+def test_the_body_is_the_events_payload_and_the_same_bytes_on_every_attempt(settings, endpoint_for, new_session,
+                                                                            ticket_type):
+    settings.WEBHOOK_RETRY_SCHEDULE = [0]
+    ticket_type.name = "Zoë Ångström"  # not ASCII: the receiver reads back what was written
+    ticket_type.save()
+    with LocalServer(sequence(Reply(500), Reply(200))) as server:
+        endpoint_for(server.url)
+        new_session()
+        pk = only_delivery().pk
+        service.deliver(pk)
+        assert service.deliver(pk).status == "succeeded"
+    first, second = (r.body for r in server.requests)
+    assert first == second
+    payload = json.loads(first)
+    assert payload == OutboxEvent.objects.get().payload
+    assert payload["data"]["object"]["line_items"][0]["name"] == "Zoë Ångström"
+
+
 def test_a_signature_with_another_secret_does_not_verify(receiver, endpoint_for, new_session):
     from ievents.models import new_signing_secret
 
