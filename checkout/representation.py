@@ -33,6 +33,16 @@ def with_listed_rows(session):
     return session
 
 
+def listed_rows(session, line_items: list | None = None, answers: list | None = None) -> tuple[list, list]:
+    """All of the session's line items and answers: ``line_items`` and ``answers`` when the
+    caller holds them (rows it has just written), else as prefetched with the session (read
+    now if they are not: ``with_listed_rows``)."""
+    if line_items is None or answers is None:
+        with_listed_rows(session)
+        return list(session.line_items.all()), list(session.answers.all())
+    return line_items, answers
+
+
 def session_as_api(session, *, line_items: list | None = None, answers: list | None = None) -> dict:
     """The session, with the organizer's texts (ticket type names, questions) in the language
     the attendee bought in: the gate, notifications and the API read what the attendee saw.
@@ -40,9 +50,7 @@ def session_as_api(session, *, line_items: list | None = None, answers: list | N
     ``line_items`` and ``answers``: all of the session's, when the caller holds them (a session
     just created: its line items as inserted, with their ticket types, and no answers), so
     they are not read; otherwise they are (``with_listed_rows``)."""
-    if line_items is None or answers is None:
-        with_listed_rows(session)
-        line_items, answers = list(session.line_items.all()), list(session.answers.all())
+    line_items, answers = listed_rows(session, line_items, answers)
     with translation.override(session.language):
         return _as_api(session, line_items, answers)
 

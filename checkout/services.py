@@ -26,7 +26,7 @@ from webhooks.outbox import record_events  # the one import against the layers (
 from . import attendee_emails, emails, inventory, promo, state
 from .holders import for_ticket as holder_of
 from .models import EDITABLE_STATUSES, Answer, CheckoutSession, LineItem, PromoCode, Source, Status, Ticket
-from .representation import session_as_api, with_listed_rows
+from .representation import listed_rows, session_as_api
 
 log = logging.getLogger(__name__)
 
@@ -295,9 +295,7 @@ def details_fingerprint(session: CheckoutSession, *, line_items: list | None = N
     (``rows_as_saved``); otherwise those prefetched with the session (read now if they are
     not). The gate's approval is bound to exactly the rows its payload was built from.
     """
-    if line_items is None or answers is None:
-        with_listed_rows(session)
-        line_items, answers = list(session.line_items.all()), list(session.answers.all())
+    line_items, answers = listed_rows(session, line_items, answers)
     answers = sorted((a.question_id, a.value) for a in answers)
     items = sorted((i.ticket_type_id, i.quantity, i.unit_price) for i in line_items)
     material = [session.customer_name, session.customer_email.lower(), answers, items, session.amount_total,
