@@ -63,18 +63,11 @@ def _deleting(model) -> Callable[[list[int]], int]:
     return delete
 
 
-def gate_calls_due(now: datetime) -> QuerySet:
-    return GateCall.objects.filter(created_at__lt=_older_than("RETENTION_GATE_CALL_DAYS", now)).order_by("created_at")
-
-
-def inbound_webhooks_due(now: datetime) -> QuerySet:
-    cutoff = _older_than("RETENTION_INBOUND_WEBHOOK_DAYS", now)
-    return InboundWebhook.objects.filter(received_at__lt=cutoff).order_by("received_at")
-
-
-def delivery_attempts_due(now: datetime) -> QuerySet:
-    cutoff = _older_than("RETENTION_DELIVERY_ATTEMPT_DAYS", now)
-    return DeliveryAttempt.objects.filter(started_at__lt=cutoff).order_by("started_at")
+def _deleted_when_old(name: str, days_setting: str, model, field: str) -> Rule:
+    """A log whose rows are deleted once their ``field`` is ``days_setting`` days old."""
+    def due(now: datetime) -> QuerySet:
+        return model.objects.filter(**{f"{field}__lt": _older_than(days_setting, now)}).order_by(field)
+    return Rule(name, days_setting, due, _deleting(model))
 
 
 def outbox_events_due(now: datetime) -> QuerySet:
@@ -83,17 +76,6 @@ def outbox_events_due(now: datetime) -> QuerySet:
     pending = Delivery.objects.filter(event=OuterRef("pk"), status=Delivery.Status.PENDING)
     cutoff = _older_than("RETENTION_OUTBOX_EVENT_DAYS", now)
     return OutboxEvent.objects.filter(created_at__lt=cutoff).filter(~Exists(pending)).order_by("created_at")
-
-
-def promo_code_failures_due(now: datetime) -> QuerySet:
-    cutoff = _older_than("RETENTION_PROMO_CODE_FAILURE_DAYS", now)
-    return PromoCodeFailure.objects.filter(at__lt=cutoff).order_by("at")
-
-
-def idempotency_records_due(now: datetime) -> QuerySet:
-    """Idempotency-Key answers whose replay window (IDEMPOTENCY_KEY_TTL_SECONDS) is over."""
-    cutoff = _older_than("RETENTION_IDEMPOTENCY_RECORD_DAYS", now)
-    return IdempotencyRecord.objects.filter(expires_at__lt=cutoff).order_by("expires_at")
 
 
 def abandoned_orders_due(now: datetime) -> QuerySet:
@@ -119,15 +101,14 @@ def _anonymise_after_event(ids: list[int]) -> int:
 
 # In this order: attempts before the events that own them, so deleting an event finds few.
 RULES = [
-    Rule("gate calls", "RETENTION_GATE_CALL_DAYS", gate_calls_due, _deleting(GateCall)),
-    Rule("inbound provider messages", "RETENTION_INBOUND_WEBHOOK_DAYS", inbound_webhooks_due,
-         _deleting(InboundWebhook)),
-    Rule("delivery attempts", "RETENTION_DELIVERY_ATTEMPT_DAYS", delivery_attempts_due, _deleting(DeliveryAttempt)),
+    _deleted_when_old("gate calls", "RETENTION_GATE_CALL_DAYS", GateCall, "created_at"),
+    _deleted_when_old("inbound provider messages", "RETENTION_INBOUND_WEBHOOK_DAYS", InboundWebhook, "received_at"),
+    _deleted_when_old("delivery attempts", "RETENTION_DELIVERY_ATTEMPT_DAYS", DeliveryAttempt, "started_at"),
     Rule("delivered outbox events", "RETENTION_OUTBOX_EVENT_DAYS", outbox_events_due, _deleting(OutboxEvent)),
-    Rule("promo codes that did not work", "RETENTION_PROMO_CODE_FAILURE_DAYS", promo_code_failures_due,
-         _deleting(PromoCodeFailure)),
-    Rule("Idempotency-Key answers past their window", "RETENTION_IDEMPOTENCY_RECORD_DAYS", idempotency_records_due,
-         _deleting(IdempotencyRecord)),
+    _deleted_when_old("promo codes that did not work", "RETENTION_PROMO_CODE_FAILURE_DAYS", PromoCodeFailure, "at"),
+    # Idempotency-Key answers: counted from the end of their replay window (IDEMPOTENCY_KEY_TTL_SECONDS).
+    _deleted_when_old("Idempotency-Key answers past their window", "RETENTION_IDEMPOTENCY_RECORD_DAYS",
+                      IdempotencyRecord, "expires_at"),
     Rule("abandoned orders' personal data", "PERSONAL_DATA_ABANDONED_DAYS", abandoned_orders_due,
          _anonymise_abandoned),
     Rule("past events' orders' personal data", "PERSONAL_DATA_AFTER_EVENT_DAYS", orders_after_event_due,
